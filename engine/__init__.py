@@ -1,0 +1,73 @@
+"""treeflow: a workflow engine that runs task trees.
+
+Import everything from here::
+
+    from engine import Engine, TreeError, TokenNotFound
+"""
+
+from engine.engine import Engine
+from engine.errors import (
+    AuthError,
+    BadAction,
+    BadRequest,
+    BadResults,
+    ExpressionError,
+    HandlerContractError,
+    IllegalTransition,
+    Problem,
+    RunNotFound,
+    TokenNotFound,
+    TreeError,
+    TreeflowError,
+    TreeNotFound,
+    TriggerNotFound,
+    VersionConflict,
+)
+from engine.handlers import Handler, HandlerContext, Parameter, SourceInfo
+from engine.hookspecs import hookimpl
+from engine.records import Run, RunError, Task, Trigger
+from engine.statuses import (
+    ConnectorType,
+    ErrorType,
+    RunStatus,
+    TaskStatus,
+    TriggerAction,
+    TriggerStatus,
+)
+from engine.tree import Tree, TreeKey
+
+__all__ = [
+    "AuthError",
+    "BadAction",
+    "BadRequest",
+    "BadResults",
+    "ConnectorType",
+    "Engine",
+    "ErrorType",
+    "ExpressionError",
+    "Handler",
+    "HandlerContext",
+    "HandlerContractError",
+    "IllegalTransition",
+    "Parameter",
+    "Problem",
+    "Run",
+    "RunError",
+    "RunNotFound",
+    "RunStatus",
+    "SourceInfo",
+    "Task",
+    "TaskStatus",
+    "TokenNotFound",
+    "Tree",
+    "TreeError",
+    "TreeKey",
+    "TreeNotFound",
+    "TreeflowError",
+    "Trigger",
+    "TriggerAction",
+    "TriggerNotFound",
+    "TriggerStatus",
+    "VersionConflict",
+    "hookimpl",
+]

@@ -1,0 +1,248 @@
+"""The ``treeflow`` command: validate trees, run them in an embedded engine, resume, inspect.
+
+Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
+``--database`` / ``TREEFLOW_DATABASE_URL`` (default ``sqlite:///treeflow.db``) and ``--trees`` /
+``TREEFLOW_TREES`` (default ``trees/``). Errors the engine raises are printed as one line
+(the error's own message) with exit status 1; tables are tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from engine.engine import Engine
+from engine.errors import TreeError, TreeflowError
+from engine.expressions import Expressions
+from engine.handlers import HandlerRegistry
+from engine.records import Run
+from engine.statuses import TaskStatus
+from engine.tree import Tree
+from engine.tree_loader import load_tree_files, tree_files
+
+DEFAULT_DATABASE = "sqlite:///treeflow.db"
+DEFAULT_TREES = "trees/"
+STATUS_STYLE = {
+    "Closed": "green",
+    "Completed": "green",
+    "Deferred": "yellow",
+    "Started": "yellow",
+    "Staged": "cyan",
+    "New": "cyan",
+    "Failed": "red",
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+def engine_options(function: F) -> F:
+    function = click.option(
+        "--trees",
+        envvar="TREEFLOW_TREES",
+        default=DEFAULT_TREES,
+        show_default=True,
+        help="Directory or file of YAML trees to load.",
+    )(function)
+    return click.option(
+        "--database",
+        envvar="TREEFLOW_DATABASE_URL",
+        default=DEFAULT_DATABASE,
+        show_default=True,
+        help="SQLAlchemy URL of the engine's database.",
+    )(function)
+
+
+@contextmanager
+def open_engine(database: str, trees: str | None) -> Iterator[Engine]:
+    try:
+        with Engine(database, trees=trees if trees and Path(trees).exists() else None) as engine:
+            yield engine
+    except TreeflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _results_argument(value: str | None) -> str | None:
+    """``@file`` reads the results XML from a file (``@-``: standard input)."""
+    if value is None or not value.startswith("@"):
+        return value
+    name = value[1:]
+    return sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+
+
+def _compact(results: Any) -> str:
+    if not results:
+        return ""
+    return json.dumps(results, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _styled(status: str) -> str:
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def print_run(run: Run) -> None:
+    console.print(
+        f"Run [bold]{run.id}[/bold] of [bold]{run.tree_name}[/bold] (version {run.tree_version}, "
+        f"source id {run.source_id!r}): {_styled(run.status.value)}"
+    )
+    table = Table(show_header=True, header_style="bold")
+    for column in ("Node", "Status", "Results", "Deferral token"):
+        table.add_column(column, overflow="fold")
+    for task in run.tasks:
+        token = task.token if task.status is TaskStatus.DEFERRED else ""
+        table.add_row(task.name, _styled(task.status.value), _compact(task.results), token or "")
+    console.print(table)
+    for error in run.errors:
+        console.print(f"[red]{error.type}[/red] at {error.node!r} ({error.status}): {error.summary}")
+    for name, token in run.open_tokens.items():
+        console.print(
+            f"Waiting at {name!r}. Resume with: treeflow deferred {token} --action Complete "
+            "--results '<results><result name=\"Status\">Approved</result></results>'"
+        )
+
+
+def _find_tree(engine: Engine, name: str, source: str | None, group: str | None) -> Tree:
+    matches = [
+        tree
+        for tree in engine.trees
+        if tree.key.name == name
+        and (source is None or tree.key.source_name == source)
+        and (group is None or tree.key.source_group == group)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(sorted(repr(t.key.name) for t in engine.trees)) or "none"
+        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known})")
+    raise click.ClickException(
+        f"{len(matches)} trees are named {name!r}: give --source and --group to choose"
+    )
+
+
+@click.group()
+@click.version_option(package_name="treeflow")
+def main() -> None:
+    """treeflow: run task trees with durable triggers."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def validate(paths: tuple[str, ...]) -> None:
+    """Validate tree files (or directories of them); list every problem found."""
+    files = tree_files(paths)
+    try:
+        trees = load_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
+    except TreeError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+        err_console.print(f"{len(exc.problems)} problem(s) in {len(files)} file(s)")
+        sys.exit(1)
+    for tree in trees:
+        console.print(f"[green]ok[/green] {tree.file}: {tree.key} ({len(tree.nodes)} nodes)", highlight=False)
+
+
+@main.command("run")
+@click.argument("tree_name")
+@click.option("--source", help="Source name, when several trees share TREE_NAME.")
+@click.option("--group", help="Source group, when several trees share TREE_NAME.")
+@click.option("--source-id", default="", help="The record the run is for.")
+@click.option("--results", help="Results XML for the start node (or @FILE, @- for stdin).")
+@click.option("--message", help="A message stored with the trigger.")
+@engine_options
+def run_tree(
+    tree_name: str,
+    source: str | None,
+    group: str | None,
+    source_id: str,
+    results: str | None,
+    message: str | None,
+    database: str,
+    trees: str,
+) -> None:
+    """Start TREE_NAME in an embedded engine, process it until it waits or ends, show the run."""
+    with open_engine(database, trees) as engine:
+        tree = _find_tree(engine, tree_name, source, group)
+        try:
+            trigger = engine.create_start(
+                source_name=tree.key.source_name,
+                source_group=tree.key.source_group,
+                tree_name=tree.key.name,
+                source_id=source_id,
+                results=_results_argument(results),
+                message=message,
+            )
+        except TreeflowError as exc:
+            raise click.ClickException(str(exc)) from exc
+        engine.run_until_idle()
+        print_run(engine.get_run(trigger.run_id))
+
+
+@main.command()
+@click.argument("token")
+@click.option("--action", type=click.Choice(["Complete", "Update"]), default="Complete", show_default=True)
+@click.option("--results", help="Results XML for the task (or @FILE, @- for stdin).")
+@click.option("--message", help="A message stored with the trigger.")
+@engine_options
+def deferred(token: str, action: str, results: str | None, message: str | None, database: str, trees: str) -> None:
+    """Complete or update the deferred task TOKEN names, process it, show the run."""
+    with open_engine(database, trees) as engine:
+        try:
+            trigger = engine.create_deferred(
+                token=token, action=action, results=_results_argument(results), message=message
+            )
+        except TreeflowError as exc:
+            raise click.ClickException(str(exc)) from exc
+        engine.run_until_idle()
+        print_run(engine.get_run(trigger.run_id))
+
+
+@main.group()
+def runs() -> None:
+    """List and show runs."""
+
+
+@runs.command("list")
+@click.option("--status", help="Only runs in this status (Staged, Started, Completed, Failed).")
+@click.option("--tree", "tree_name", help="Only runs of this tree name.")
+@click.option("--source-id", help="Only runs for this source id.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@engine_options
+def runs_list(
+    status: str | None, tree_name: str | None, source_id: str | None, limit: int, offset: int, database: str, trees: str
+) -> None:
+    """List runs, newest first."""
+    with open_engine(database, None) as engine:
+        found = engine.list_runs(status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset)
+    table = Table(show_header=True, header_style="bold")
+    for column in ("Run", "Tree", "Version", "Source id", "Status"):
+        table.add_column(column)
+    for run in found:
+        table.add_row(str(run.id), run.tree_name, str(run.tree_version), run.source_id, _styled(run.status.value))
+    console.print(table)
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@engine_options
+def runs_show(run_id: int, database: str, trees: str) -> None:
+    """Show one run: each node, its status, its results, open deferral tokens."""
+    with open_engine(database, None) as engine:
+        try:
+            run = engine.get_run(run_id)
+        except TreeflowError as exc:
+            raise click.ClickException(str(exc)) from exc
+        print_run(run)
+
+
+__all__ = ["main"]

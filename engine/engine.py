@@ -1,0 +1,382 @@
+"""The embedding API: one :class:`Engine` per process, shared by the host's threads.
+
+``create_start`` and ``create_deferred`` check everything they can at once (the tree exists and
+is active, the results XML is safe, the token names a task still deferred) and write nothing
+when a check fails; what they accept is a trigger row, durable once they return. Triggers are
+processed by ``run_until_idle`` on the caller's thread (tests, scripts) or by worker threads
+after ``start()``; both go through the same :class:`~engine.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import ids
+from engine.errors import BadAction, BadRequest, TokenNotFound, TreeNotFound
+from engine.expressions import Expressions
+from engine.handlers import HandlerRegistry, TriggerReceipt
+from engine.records import Run, Trigger
+from engine.results_xml import MAX_RESULTS_BYTES, parse_results
+from engine.runner import Runner
+from engine.statuses import RunStatus, TriggerAction, TriggerStatus
+from engine.store import queue
+from engine.store import runs as run_store
+from engine.store import trees as tree_store
+from engine.store.database import Database
+from engine.tree import Tree, TreeKey
+from engine.tree_loader import load_tree_data, load_tree_files, load_tree_text
+from engine.workers import WorkerPool
+
+MAX_TEXT = 4096  # names, ids, tokens and idempotency keys
+MAX_MESSAGE = 65_536
+DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
+
+
+def _text(field: str, value: object, *, required: bool = True, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(field=field, reason=f"expected a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise BadRequest(field=field, reason="must not be empty")
+    if len(value) > limit:
+        raise BadRequest(field=field, reason=f"longer than {limit} characters")
+    return value
+
+
+def _optional(field: str, value: object, limit: int) -> str | None:
+    return None if value is None else _text(field, value, required=False, limit=limit)
+
+
+class _Gateway:
+    """What handlers may ask of the engine: only to create Complete / Update triggers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create_deferred(
+        self,
+        *,
+        token: str,
+        action: str,
+        results: str | None,
+        message: str | None,
+        idempotency_key: str | None,
+    ) -> TriggerReceipt:
+        trigger = self._engine.create_deferred(
+            token=token, action=action, results=results, message=message, idempotency_key=idempotency_key
+        )
+        return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
+
+
+class Engine:
+    """A treeflow engine over one database.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///treeflow.db``, ``postgresql+psycopg://...``);
+    without one the engine uses a private in-memory SQLite database. ``trees`` is a directory
+    or file of YAML trees loaded (and versioned) at construction. ``plugins`` are extra pluggy
+    plugins besides the ``treeflow.nodes`` entry points. ``clock`` returns UNIX seconds and is
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        trees: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
+        plugins: Iterable[object] = (),
+        load_entry_points: bool = True,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+        batch_size: int = 16,
+        max_results_bytes: int = MAX_RESULTS_BYTES,
+        pool_size: int = 10,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.logger = logger or logging.getLogger("treeflow")
+        self.clock = clock
+        self.name = ids.worker_name()
+        self.max_results_bytes = max_results_bytes
+        self.batch_size = batch_size
+        self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
+        self.expressions = Expressions()
+        self.database = Database(url, pool_size=pool_size)
+        self.database.create_schema()
+        self._lock = threading.Lock()
+        self._current: dict[TreeKey, tuple[Tree, tree_store.StoredVersion]] = {}
+        self._by_version: dict[int, Tree] = {}
+        self.runner = Runner(
+            self.database,
+            resolve_tree=self._tree_for_version,
+            gateway=_Gateway(self),
+            clock=clock,
+            lease_seconds=lease_seconds,
+            engine_name=self.name,
+            logger=self.logger,
+        )
+        self.workers = WorkerPool(self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger)
+        if trees is not None:
+            paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
+            for tree in load_tree_files(paths, registry=self.registry, expressions=self.expressions):
+                self._register(tree)
+
+    # -- trees -----------------------------------------------------------------------------------
+
+    def load_tree(self, source: str | Mapping[str, Any] | os.PathLike[str]) -> Tree:
+        """Register a tree from YAML text, a dict, or a file path; a changed one is a new version."""
+        if isinstance(source, os.PathLike):
+            path = Path(source)
+            tree = load_tree_text(
+                path.read_text(encoding="utf-8"), file=str(path), registry=self.registry, expressions=self.expressions
+            )
+        elif isinstance(source, str):
+            tree = load_tree_text(source, registry=self.registry, expressions=self.expressions)
+        else:
+            tree = load_tree_data(source, registry=self.registry, expressions=self.expressions)
+        return self._register(tree)
+
+    def _register(self, tree: Tree) -> Tree:
+        with self.database.write() as connection:
+            stored = tree_store.save_version(connection, tree, now=self.clock())
+        with self._lock:
+            self._current[tree.key] = (tree, stored)
+            self._by_version[stored.id] = tree
+        return tree
+
+    @property
+    def trees(self) -> list[Tree]:
+        with self._lock:
+            return [tree for tree, _ in self._current.values()]
+
+    def tree_version(self, key: TreeKey) -> int | None:
+        """The version number new runs of ``key`` start on, if the tree is known here."""
+        with self._lock:
+            known = self._current.get(key)
+        return None if known is None else known[1].version
+
+    def _tree_for_version(self, version_id: int) -> Tree:
+        with self._lock:
+            tree = self._by_version.get(version_id)
+        if tree is not None:
+            return tree
+        with self.database.read() as connection:
+            definition = tree_store.version_definition(connection, version_id)
+        if definition is None:
+            raise LookupError(f"tree version {version_id} is not stored")
+        tree = load_tree_data(
+            definition, file=f"<tree version {version_id}>", registry=self.registry, expressions=self.expressions
+        )
+        with self._lock:
+            self._by_version[version_id] = tree
+        return tree
+
+    def _startable(self, key: TreeKey) -> tree_store.StoredVersion:
+        with self._lock:
+            known = self._current.get(key)
+        if known is not None:
+            stored = known[1]
+        else:
+            with self.database.read() as connection:
+                found = tree_store.latest_version(connection, key)
+            if found is None:
+                raise TreeNotFound(source_name=key.source_name, source_group=key.source_group, tree_name=key.name)
+            stored = found
+        if stored.status != "Active":
+            raise TreeNotFound(
+                source_name=key.source_name,
+                source_group=key.source_group,
+                tree_name=key.name,
+                reason=f"the tree is {stored.status}",
+            )
+        return stored
+
+    # -- the trigger API -------------------------------------------------------------------------
+
+    def create_start(
+        self,
+        *,
+        source_name: str,
+        source_group: str,
+        tree_name: str,
+        source_id: str = "",
+        results: str | bytes | None = None,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+        source_data: Mapping[str, Any] | None = None,
+    ) -> Trigger:
+        """Accept a run of a tree: durable when this returns; nothing written if it raises."""
+        key = TreeKey(
+            _text("source_name", source_name), _text("source_group", source_group), _text("tree_name", tree_name)
+        )
+        source_id = _text("source_id", source_id, required=False)
+        message = _optional("message", message, MAX_MESSAGE)
+        idempotency_key = _optional("idempotency_key", idempotency_key, MAX_TEXT)
+        inputs = parse_results(results, max_bytes=self.max_results_bytes)
+        raw_results = results.decode() if isinstance(results, bytes) else results
+        stored = self._startable(key)
+        now = self.clock()
+        for _attempt in range(2):
+            try:
+                with self.database.write() as connection:
+                    if idempotency_key is not None:
+                        existing = queue.find_by_idempotency_key(connection, idempotency_key)
+                        if existing is not None:
+                            return run_store.read_trigger(connection, existing[0])
+                    run_id = run_store.insert_run(
+                        connection,
+                        {
+                            "tree_version_id": stored.id,
+                            "source_name": key.source_name,
+                            "source_group": key.source_group,
+                            "tree_name": key.name,
+                            "source_id": source_id,
+                            "status": RunStatus.STAGED.value,
+                            "inputs": inputs,
+                            "values": {},
+                            "source_data": dict(source_data or {}),
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    )
+                    values = {
+                        "action": TriggerAction.ROOT.value,
+                        "status": TriggerStatus.NEW.value,
+                        "run_id": run_id,
+                        "results": raw_results,
+                        "message": message,
+                        "idempotency_key": idempotency_key,
+                        "due_at": now,
+                        "created_at": now,
+                    }
+                    trigger_id = run_store.insert_trigger(connection, values)
+            except sa.exc.IntegrityError:
+                if idempotency_key is None:
+                    raise
+                continue  # a concurrent call with the same key won: return its trigger
+            self.workers.wake()
+            return run_store.trigger_record({**values, "id": trigger_id, **_UNSET})
+        raise RuntimeError("unreachable: idempotency key conflict did not resolve")
+
+    def create_deferred(
+        self,
+        *,
+        token: str,
+        action: str = "Complete",
+        results: str | bytes | None = None,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Trigger:
+        """Complete or update the deferred task ``token`` names (seed semantics)."""
+        if action not in DEFERRED_ACTIONS:
+            raise BadAction(action=action, allowed=DEFERRED_ACTIONS)
+        token = _text("token", token, limit=128)
+        message = _optional("message", message, MAX_MESSAGE)
+        idempotency_key = _optional("idempotency_key", idempotency_key, MAX_TEXT)
+        parse_results(results, max_bytes=self.max_results_bytes)
+        raw_results = results.decode() if isinstance(results, bytes) else results
+        now = self.clock()
+        with self.database.write() as connection:
+            if idempotency_key is not None:
+                existing = queue.find_by_idempotency_key(connection, idempotency_key)
+                if existing is not None:
+                    return run_store.read_trigger(connection, existing[0])
+            reserved = queue.reserve_token(connection, token=token, complete=action == "Complete")
+            if reserved is None:
+                raise TokenNotFound(token=token)
+            task_id, run_id = reserved
+            values = {
+                "action": action,
+                "status": TriggerStatus.NEW.value,
+                "run_id": run_id,
+                "task_id": task_id,
+                "token": token,
+                "results": raw_results,
+                "message": message,
+                "idempotency_key": idempotency_key,
+                "due_at": now,
+                "created_at": now,
+            }
+            trigger_id = run_store.insert_trigger(connection, values)
+        self.workers.wake()
+        return run_store.trigger_record({**_UNSET, **values, "id": trigger_id})
+
+    # -- processing ------------------------------------------------------------------------------
+
+    def run_until_idle(self, *, max_triggers: int | None = None) -> int:
+        """Process due triggers on this thread until none is left; returns how many closed."""
+        done = 0
+        while max_triggers is None or done < max_triggers:
+            limit = self.batch_size if max_triggers is None else min(self.batch_size, max_triggers - done)
+            claim = self.runner.claim(limit)
+            if not claim.triggers:
+                break
+            done += self.runner.process(claim)
+        return done
+
+    def start(self, workers: int = 4) -> None:
+        """Process triggers on ``workers`` background threads until :meth:`stop`."""
+        self.workers.start(workers)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop claiming; finish the trigger in hand, hand the rest of each claim back."""
+        self.workers.stop(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self.database.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> Run:
+        with self.database.read() as connection:
+            return run_store.read_run(connection, run_id)
+
+    def get_trigger(self, trigger_id: int) -> Trigger:
+        with self.database.read() as connection:
+            return run_store.read_trigger(connection, trigger_id)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        tree_name: str | None = None,
+        source_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        with self.database.read() as connection:
+            return run_store.list_runs(
+                connection, status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
+            )
+
+    def tree_of_run(self, run: Run) -> Tree:
+        """The definition a run runs on (its own version, not necessarily the current one)."""
+        with self.database.read() as connection:
+            version_id = connection.execute(
+                sa.select(run_store.runs.c.tree_version_id).where(run_store.runs.c.id == run.id)
+            ).scalar_one()
+        return self._tree_for_version(version_id)
+
+
+_UNSET: dict[str, Any] = {
+    "task_id": None,
+    "token": None,
+    "closed_at": None,
+    "engine": None,
+    "error": None,
+}
+
+__all__ = ["Engine"]

@@ -1,0 +1,183 @@
+"""The one hierarchy of errors treeflow raises to its callers.
+
+Every class derives from :class:`TreeflowError` and, where one fits, from the matching builtin
+(``TreeNotFound`` is also a ``LookupError``), so callers can catch either. Fields are
+keyword-only and kept as attributes; the message is composed from them with ``!r`` on the
+offending input, so an error always names what was wrong and where. The HTTP adapter maps these
+classes to status codes in one table; nothing else in the engine knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class TreeflowError(Exception):
+    """Root of every error treeflow raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found while loading a tree: where it is and what is wrong."""
+
+    file: str
+    message: str
+    node: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line is not None else "")
+        node = f" node {self.node!r}:" if self.node is not None else ""
+        return f"{where}:{node} {self.message}"
+
+
+class TreeError(TreeflowError, ValueError):
+    """A tree definition is invalid; ``problems`` lists every problem found, not only the first."""
+
+    def __init__(self, *, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in tree definition"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class TreeNotFound(TreeflowError, LookupError):
+    """No active tree has that source name, source group and tree name."""
+
+    def __init__(self, *, source_name: str, source_group: str, tree_name: str, reason: str = "") -> None:
+        self.source_name = source_name
+        self.source_group = source_group
+        self.tree_name = tree_name
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"Unable to locate the tree {tree_name!r} for source {source_name!r}, "
+            f"group {source_group!r}{detail}"
+        )
+
+
+class RunNotFound(TreeflowError, LookupError):
+    """No run has that id."""
+
+    def __init__(self, *, run_id: object) -> None:
+        self.run_id = run_id
+        super().__init__(f"Unable to locate a run with the id {run_id!r}")
+
+
+class TriggerNotFound(TreeflowError, LookupError):
+    """No trigger has that id."""
+
+    def __init__(self, *, trigger_id: object) -> None:
+        self.trigger_id = trigger_id
+        super().__init__(f"Unable to locate a trigger with the id {trigger_id!r}")
+
+
+class TokenNotFound(TreeflowError, LookupError):
+    """The deferral token names no task that is still deferred (unknown, or already completed).
+
+    The message is the seed API's text, word for word, because clients match on it.
+    """
+
+    def __init__(self, *, token: str) -> None:
+        self.token = token
+        super().__init__(
+            f"Unable to locate a task instance with the specified deferral token ({token})"
+        )
+
+
+class BadAction(TreeflowError, ValueError):
+    """A createDeferred action other than Complete or Update."""
+
+    def __init__(self, *, action: object, allowed: Sequence[str]) -> None:
+        self.action = action
+        self.allowed = tuple(allowed)
+        super().__init__(f"Invalid action {action!r}: expected one of {', '.join(self.allowed)}")
+
+
+class BadResults(TreeflowError, ValueError):
+    """A results XML document was refused: malformed, hostile, too large or of the wrong shape."""
+
+    def __init__(self, *, reason: str, line: int | None = None, column: int | None = None) -> None:
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = "" if line is None else f" at line {line}"
+        where += "" if line is None or column is None else f", column {column}"
+        super().__init__(f"Invalid results XML{where}: {reason}")
+
+
+class BadRequest(TreeflowError, ValueError):
+    """A call's argument is missing or malformed (named by ``field``)."""
+
+    def __init__(self, *, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"Invalid {field}: {reason}")
+
+
+class VersionConflict(TreeflowError):
+    """A write was based on a version that is no longer current."""
+
+    def __init__(self, *, subject: str, expected: int, actual: int) -> None:
+        self.subject = subject
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{subject} is at version {actual}, but the change was based on version {expected}"
+        )
+
+
+class IllegalTransition(TreeflowError):
+    """A status change that the state machine does not allow (a bug, never user input)."""
+
+    def __init__(self, *, kind: str, current: str, new: str) -> None:
+        self.kind = kind
+        self.current = current
+        self.new = new
+        super().__init__(f"A {kind} cannot go from {current!r} to {new!r}")
+
+
+class HandlerContractError(TreeflowError, TypeError):
+    """A plugin registered a handler that does not satisfy the handler contract."""
+
+    def __init__(self, *, handler: str, reason: str) -> None:
+        self.handler = handler
+        self.reason = reason
+        super().__init__(f"Handler {handler!r} cannot be registered: {reason}")
+
+
+class ExpressionError(TreeflowError, ValueError):
+    """A template or condition failed to compile or to evaluate."""
+
+    def __init__(self, *, source: str, reason: str, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{reason} in {source!r}")
+
+
+class AuthError(TreeflowError, PermissionError):
+    """The caller is not authenticated, or not allowed to do this."""
+
+    def __init__(self, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+__all__ = [
+    "AuthError",
+    "BadAction",
+    "BadRequest",
+    "BadResults",
+    "ExpressionError",
+    "HandlerContractError",
+    "IllegalTransition",
+    "Problem",
+    "RunNotFound",
+    "TokenNotFound",
+    "TreeError",
+    "TreeNotFound",
+    "TreeflowError",
+    "TriggerNotFound",
+    "VersionConflict",
+]

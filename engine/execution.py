@@ -1,0 +1,237 @@
+"""Node semantics: what one trigger does to a run, in memory, depth first.
+
+Executing a node renders its parameters, calls its handler and stores its results. A node that
+completes follows its Complete connectors whose conditions hold; a deferring node gets a token,
+follows its Create connectors and stops its branch; a failure records an error of the right
+type and stops only that branch. Plain nodes run inline, so a linear tree is one trigger.
+
+A node runs once for every connector that fires into it (Kinetic's rule, so two branches
+meeting at a plain node run it twice); a join instead fires once per run and loop index when
+its direct incoming connectors satisfy its type. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from engine import ids
+from engine.errors import ExpressionError
+from engine.handlers import Behaviour, HandlerContext, TriggerGateway
+from engine.run_state import RunState, TaskState
+from engine.statuses import ErrorStatus, ErrorType, RunStatus, TaskStatus
+from engine.tree import Connector, Node
+
+ROOT_LOOP = "/"
+
+
+class Execution:
+    """The work of one trigger on one run."""
+
+    def __init__(
+        self,
+        state: RunState,
+        *,
+        trigger_id: int,
+        action: str,
+        message: str | None,
+        now: float,
+        gateway: TriggerGateway,
+        logger: logging.Logger,
+    ) -> None:
+        self.state = state
+        self.trigger_id = trigger_id
+        self.now = now
+        self.gateway = gateway
+        self.logger = logger
+        self.base_scope: dict[str, Any] = {
+            "results": state.results,
+            "inputs": state.inputs,
+            "values": state.values,
+            "source": {
+                "name": state.source.name,
+                "group": state.source.group,
+                "id": state.source.id,
+                "data": state.source.data,
+            },
+            "run": {"id": state.id, "tree": state.tree.key.name},
+            "trigger": {"id": trigger_id, "action": action, "message": message or ""},
+        }
+        self._stack: list[tuple[str, str]] = []
+
+    # -- entry points, one per trigger action ------------------------------------------------
+
+    def root(self) -> None:
+        self.state.status = RunStatus.STARTED
+        self._stack.append((self.state.tree.start, ""))
+        self._drain()
+
+    def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
+        self.state.set_results(task, {**task.results, **results})
+        task.move(TaskStatus.CLOSED, self.now)
+        self._follow(self.state.tree.nodes[task.node], task, "complete")
+        self._drain()
+
+    def update(self, task: TaskState, results: Mapping[str, str]) -> None:
+        if results:
+            self.state.set_results(task, {**task.results, **results})
+        self._follow(self.state.tree.nodes[task.node], task, "update")
+        self._drain()
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while self._stack:
+            name, came_from = self._stack.pop()
+            node = self.state.tree.nodes[name]
+            if node.handler.behaviour is Behaviour.JOIN:
+                self._arrive_at_join(node, came_from)
+            else:
+                self._execute(node)
+
+    def _new_task(self, node: Node, status: TaskStatus, token: str | None = None) -> TaskState:
+        task = TaskState(
+            id=ids.row_id(),
+            node=node.name,
+            handler_id=node.handler_id,
+            loop_index=ROOT_LOOP,
+            status=status,
+            results={},
+            token=token,
+            arrived=[],
+            created_at=self.now,
+            updated_at=self.now,
+            is_new=True,
+        )
+        self.state.remember(task)
+        return task
+
+    def _scope(self, task: TaskState) -> dict[str, Any]:
+        scope = dict(self.base_scope)
+        scope["task"] = {
+            "id": task.id,
+            "name": task.node,
+            "deferral_token": task.token or "",
+            "loop_index": task.loop_index,
+        }
+        return scope
+
+    def _render(self, node: Node, task: TaskState) -> dict[str, str] | None:
+        scope = self._scope(task)
+        try:
+            return {name: template.render(scope) for name, template in node.parameters.items()}
+        except ExpressionError as exc:
+            self._fail(task, ErrorType.NODE_PARAMETER, f"Parameter of node {node.name!r}: {exc}", "")
+            return None
+
+    def _execute(self, node: Node) -> None:
+        token = ids.deferral_token() if node.defers else None
+        task = self._new_task(node, TaskStatus.NEW, token)
+        parameters = self._render(node, task)
+        if parameters is None:
+            return
+        context = HandlerContext(
+            parameters=parameters,
+            node_name=node.name,
+            task_id=task.id,
+            deferral_token=token,
+            run_id=self.state.id,
+            loop_index=task.loop_index,
+            source=self.state.source,
+            inputs=self.state.inputs,
+            logger=self.logger.getChild(node.handler_id),
+            triggers=self.gateway,
+        )
+        try:
+            returned = node.handler.execute(context)
+        except Exception as exc:
+            summary = f"{node.handler_id} raised {type(exc).__name__}: {exc}"
+            self._fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
+            return
+        results = {str(k): v if isinstance(v, str) else str(v) for k, v in (returned or {}).items()}
+        self.state.set_results(task, results)
+        if node.defers:
+            task.move(TaskStatus.DEFERRED, self.now)
+            self._follow(node, task, "create")
+        else:
+            task.move(TaskStatus.CLOSED, self.now)
+            self._follow(node, task, "complete")
+
+    def _arrive_at_join(self, node: Node, came_from: str) -> None:
+        task = self.state.latest.get((node.name, ROOT_LOOP))
+        if task is None:
+            task = self._new_task(node, TaskStatus.NEW)
+        elif task.status is not TaskStatus.NEW:
+            return  # a join fires once per run and loop index
+        if came_from not in task.arrived:
+            task.arrived = [*task.arrived, came_from]
+            task.dirty = True
+        parameters = self._render(node, task)
+        if parameters is None:
+            return
+        kind = parameters.get("type") or "All"
+        if kind == "Any":
+            fired = True
+        elif kind == "Some":
+            number = parameters.get("number", "")
+            if not number.isdigit():
+                self._fail(task, ErrorType.NODE_PARAMETER, f"Join {node.name!r}: number {number!r} is not a whole number", "")
+                return
+            fired = len(task.arrived) >= int(number)
+        elif kind == "All":
+            fired = set(node.incoming) <= set(task.arrived)
+        else:
+            self._fail(task, ErrorType.NODE_PARAMETER, f"Join {node.name!r}: type {kind!r} is not All, Any or Some", "")
+            return
+        if fired:
+            task.move(TaskStatus.CLOSED, self.now)
+            self._follow(node, task, "complete")
+
+    def _follow(self, node: Node, task: TaskState, kind: str) -> None:
+        connectors: tuple[Connector, ...] = getattr(node, f"{kind}_connectors")
+        if not connectors:
+            return
+        scope = self._scope(task)
+        targets = []
+        for connector in connectors:
+            if connector.condition is not None:
+                try:
+                    if not connector.condition.evaluate(scope):
+                        continue
+                except ExpressionError as exc:
+                    summary = f"Connector {node.name!r} -> {connector.target!r}: {exc}"
+                    self._record_error(task, ErrorType.CONNECTOR, summary, "", connector.target)
+                    continue
+            targets.append((connector.target, node.name))
+        self._stack.extend(reversed(targets))  # the first connector's branch runs first
+
+    def _fail(self, task: TaskState, kind: ErrorType, summary: str, text: str) -> None:
+        task.move(TaskStatus.FAILED, self.now)
+        self._record_error(task, kind, summary, text, None)
+
+    def _record_error(
+        self, task: TaskState, kind: ErrorType, summary: str, text: str, connector_to: str | None
+    ) -> None:
+        self.logger.warning("run %s: %s", self.state.id, summary)
+        self.state.active_errors += 1
+        self.state.new_errors.append(
+            {
+                "id": ids.row_id(),
+                "run_id": self.state.id,
+                "task_id": task.id,
+                "trigger_id": self.trigger_id,
+                "node": task.node,
+                "loop_index": task.loop_index,
+                "type": kind.value,
+                "status": ErrorStatus.ACTIVE.value,
+                "summary": summary,
+                "text": text or summary,
+                "connector_to": connector_to,
+                "created_at": self.now,
+            }
+        )
+
+
+__all__ = ["Execution"]

@@ -1,0 +1,96 @@
+"""What the engine hands back to callers: plain, frozen snapshots of rows.
+
+They are read models, not live objects: reading a run twice gives two snapshots, and nothing a
+caller does to one changes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.statuses import RunStatus, TaskStatus, TriggerAction, TriggerStatus
+
+
+@dataclass(frozen=True)
+class Task:
+    """One node executed in a run (per loop index)."""
+
+    id: str
+    name: str
+    handler_id: str
+    status: TaskStatus
+    results: Mapping[str, Any]
+    token: str | None
+    loop_index: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class RunError:
+    """An error recorded on a run: what failed, where, and whether it is still active."""
+
+    id: str
+    type: str
+    status: str
+    node: str
+    loop_index: str
+    summary: str
+    text: str
+    task_id: str | None
+    trigger_id: int | None
+    connector_to: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    status: RunStatus
+    source_name: str
+    source_group: str
+    tree_name: str
+    tree_version: int
+    source_id: str
+    inputs: Mapping[str, Any]
+    values: Mapping[str, Any]
+    created_at: float
+    updated_at: float
+    tasks: tuple[Task, ...] = ()
+    errors: tuple[RunError, ...] = ()
+
+    def task(self, name: str, loop_index: str = "/") -> Task:
+        """The latest task of node ``name`` (raises KeyError naming it if it never ran)."""
+        for task in reversed(self.tasks):
+            if task.name == name and task.loop_index == loop_index:
+                return task
+        raise KeyError(f"node {name!r} has no task in run {self.id}")
+
+    @property
+    def open_tokens(self) -> dict[str, str]:
+        """Node name -> deferral token, for every task still deferred."""
+        return {t.name: t.token for t in self.tasks if t.status is TaskStatus.DEFERRED and t.token}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A durable unit of engine work; ``id`` is what createStart and createDeferred return."""
+
+    id: int
+    action: TriggerAction
+    status: TriggerStatus
+    run_id: int
+    task_id: str | None = None
+    token: str | None = None
+    message: str | None = None
+    idempotency_key: str | None = None
+    created_at: float = 0.0
+    closed_at: float | None = None
+    engine: str | None = None
+    error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["Run", "RunError", "Task", "Trigger"]

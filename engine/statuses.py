@@ -1,0 +1,111 @@
+"""Statuses of runs, tasks, triggers and errors, and the one function that moves between them.
+
+Values are Kinetic Task's spelling (``TaskStatus.DEFERRED == "Deferred"``) because they travel
+over the wire unchanged. Handlers never set a status: the runner decides from what the handler
+returned, and every change goes through :func:`transition`, which refuses an illegal move.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from engine.errors import IllegalTransition
+
+
+class RunStatus(StrEnum):
+    STAGED = "Staged"  # accepted, its Root trigger not yet processed
+    STARTED = "Started"
+    COMPLETED = "Completed"  # nothing pending, no active error
+    FAILED = "Failed"  # nothing pending, an active error remains
+
+
+class TaskStatus(StrEnum):
+    NEW = "New"  # created, waiting (a join that has not fired yet)
+    DEFERRED = "Deferred"
+    CLOSED = "Closed"
+    FAILED = "Failed"
+
+
+class TriggerStatus(StrEnum):
+    NEW = "New"
+    WORK_IN_PROGRESS = "Work In Progress"
+    CLOSED = "Closed"
+    FAILED = "Failed"
+
+
+class TriggerAction(StrEnum):
+    ROOT = "Root"
+    COMPLETE = "Complete"
+    UPDATE = "Update"
+
+
+class ConnectorType(StrEnum):
+    COMPLETE = "Complete"
+    CREATE = "Create"
+    UPDATE = "Update"
+
+
+class ErrorType(StrEnum):
+    HANDLER = "Handler Error"
+    NODE_PARAMETER = "Node Parameter Error"
+    CONNECTOR = "Connector Error"
+    MISSING_HANDLER = "Missing Handler Error"
+    TRIGGER = "Trigger Error"
+
+
+class ErrorStatus(StrEnum):
+    ACTIVE = "Active"
+    HANDLED = "Handled"
+
+
+_S = TypeVar("_S", RunStatus, TaskStatus, TriggerStatus)
+
+_ALLOWED: dict[type, dict[object, frozenset[object]]] = {
+    RunStatus: {
+        RunStatus.STAGED: frozenset({RunStatus.STARTED}),
+        RunStatus.STARTED: frozenset({RunStatus.STARTED, RunStatus.COMPLETED, RunStatus.FAILED}),
+        # A completed run has nothing pending, so nothing moves it; a failed run re-opens
+        # when its error is resolved.
+        RunStatus.COMPLETED: frozenset({RunStatus.COMPLETED}),
+        RunStatus.FAILED: frozenset({RunStatus.FAILED, RunStatus.STARTED, RunStatus.COMPLETED}),
+    },
+    TaskStatus: {
+        TaskStatus.NEW: frozenset(
+            {TaskStatus.NEW, TaskStatus.DEFERRED, TaskStatus.CLOSED, TaskStatus.FAILED}
+        ),
+        TaskStatus.DEFERRED: frozenset({TaskStatus.DEFERRED, TaskStatus.CLOSED}),
+        TaskStatus.CLOSED: frozenset(),
+        TaskStatus.FAILED: frozenset({TaskStatus.NEW}),
+    },
+    TriggerStatus: {
+        TriggerStatus.NEW: frozenset({TriggerStatus.WORK_IN_PROGRESS}),
+        TriggerStatus.WORK_IN_PROGRESS: frozenset(
+            {TriggerStatus.NEW, TriggerStatus.CLOSED, TriggerStatus.FAILED}
+        ),
+        TriggerStatus.CLOSED: frozenset(),
+        TriggerStatus.FAILED: frozenset({TriggerStatus.NEW}),
+    },
+}
+
+_KIND = {RunStatus: "run", TaskStatus: "task", TriggerStatus: "trigger"}
+
+
+def transition(current: _S, new: _S) -> _S:
+    """Return ``new`` if a ``current`` record may move to it; raise :class:`IllegalTransition`."""
+    kind = type(current)
+    if new not in _ALLOWED[kind][current]:
+        raise IllegalTransition(kind=_KIND[kind], current=current.value, new=new.value)
+    return new
+
+
+__all__ = [
+    "ConnectorType",
+    "ErrorStatus",
+    "ErrorType",
+    "RunStatus",
+    "TaskStatus",
+    "TriggerAction",
+    "TriggerStatus",
+    "transition",
+]

@@ -1,0 +1,116 @@
+"""Connections and transactions, per dialect.
+
+SQLite (the embedded default) says "database is locked" under load unless writers are
+disciplined: every connection runs in WAL mode with a busy timeout, write transactions start
+with ``BEGIN IMMEDIATE`` so they take the write lock before reading, and within one process a
+lock lets one writer at a time through, so threads queue in Python instead of spinning on the
+busy handler. ``synchronous=NORMAL`` survives any crash of the process (WAL); pass
+``?synchronous=FULL`` in the URL to survive power loss too.
+
+An in-memory SQLite database (``Engine()`` with no URL) lives in one connection, shared by all
+threads under the same lock.
+
+PostgreSQL needs none of this: row locks and ``SKIP LOCKED`` do the work (see ``queue.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
+
+from engine.store import tables as _tables  # noqa: F401  (registers the tables)
+
+MEMORY_URL = "sqlite://"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """One SQLAlchemy engine plus the locking discipline its dialect needs."""
+
+    def __init__(self, url: str | None = None, *, pool_size: int = 10) -> None:
+        self.url = make_url(url or MEMORY_URL)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine()
+        elif self.dialect == "postgresql":
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._read_lock = self._write_lock if self.memory else None
+
+    @property
+    def memory(self) -> bool:
+        return self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _sqlite_engine(self) -> sa.Engine:
+        query = dict(self.url.query)
+        synchronous = str(query.pop("synchronous", "NORMAL")).upper()
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unsupported synchronous={synchronous!r}")
+        url = self.url.set(query=query)
+        if self.memory:
+            engine = sa.create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            if not self.memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            write = connection.get_execution_options().get("treeflow_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def create_schema(self) -> None:
+        """Create missing tables and indexes (the schema is not yet released: no migrations)."""
+        with self.write() as connection:
+            if self.is_postgresql:  # engine processes starting together create it once
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7263541)"))
+            SQLModel.metadata.create_all(connection)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with self._write_lock or nullcontext(), self.engine.connect() as connection:
+            connection = connection.execution_options(treeflow_write=True)
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction with one consistent snapshot."""
+        with self._read_lock or nullcontext(), self.engine.connect() as connection:
+            with connection.begin():
+                yield connection
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["MEMORY_URL", "Database"]

@@ -1,0 +1,210 @@
+"""The trigger queue: accepting work, claiming it with leases, and closing it exactly once.
+
+Claiming takes a batch of due triggers whose run is not leased, marks them Work In Progress
+under a lease named by a fresh claim id, and leases their runs in the same transaction, so two
+triggers of one run are never processed at once. On PostgreSQL the candidates are locked
+``FOR UPDATE ... SKIP LOCKED`` (any number of engine processes share the queue); on SQLite a
+single ``UPDATE ... RETURNING`` under ``BEGIN IMMEDIATE`` is already atomic.
+
+Recovery is part of every claim rather than a start-up step: a trigger still Work In Progress
+whose lease has run out is a candidate again, so any live worker picks up what a dead one left.
+Closing is fenced: the close succeeds only while the trigger and its run are still held by the
+same claim, so a worker that lost its lease cannot commit over the one that took over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.statuses import TriggerStatus
+from engine.store.tables import runs, tasks, triggers
+
+NEW = TriggerStatus.NEW.value
+WIP = TriggerStatus.WORK_IN_PROGRESS.value
+
+
+@dataclass(frozen=True)
+class ClaimedTrigger:
+    id: int
+    action: str
+    run_id: int
+    task_id: str | None
+    token: str | None
+    results: str | None
+    message: str | None
+    attempts: int
+
+
+def _candidates(now: float) -> sa.Select[tuple[int]]:
+    t, r = triggers.alias("t"), runs.alias("r")
+    return (
+        sa.select(t.c.id)
+        .join(r, r.c.id == t.c.run_id)
+        .where(
+            t.c.status.in_((NEW, WIP)),
+            t.c.due_at <= now,
+            sa.or_(t.c.status == NEW, t.c.lease_until < now),
+            sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
+        )
+        .order_by(t.c.id)
+    )
+
+
+def claim(
+    connection: Connection, *, claim_id: str, now: float, lease_seconds: float, limit: int
+) -> list[ClaimedTrigger]:
+    """Claim up to ``limit`` due triggers (oldest first) and lease their runs."""
+    until = now + lease_seconds
+    candidates = _candidates(now).limit(limit)
+    if connection.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        triggers.update()
+        .where(triggers.c.id.in_(candidates))
+        .values(
+            status=WIP,
+            lease_owner=claim_id,
+            lease_until=until,
+            attempts=triggers.c.attempts + 1,
+        )
+        .returning(
+            triggers.c.id,
+            triggers.c.action,
+            triggers.c.run_id,
+            triggers.c.task_id,
+            triggers.c.token,
+            triggers.c.results,
+            triggers.c.message,
+            triggers.c.attempts,
+        )
+    )
+    claimed = [ClaimedTrigger(*row) for row in connection.execute(statement)]
+    if claimed:
+        run_ids = sorted({c.run_id for c in claimed})
+        connection.execute(
+            runs.update()
+            .where(runs.c.id.in_(run_ids))
+            .values(lease_owner=claim_id, lease_until=until)
+        )
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+def renew(connection: Connection, *, claim_ids: Sequence[str], until: float) -> None:
+    """Extend the leases of claims still being worked on (a long handler is running)."""
+    if not claim_ids:
+        return
+    connection.execute(
+        triggers.update()
+        .where(triggers.c.lease_owner.in_(claim_ids), triggers.c.status == WIP)
+        .values(lease_until=until)
+    )
+    connection.execute(
+        runs.update().where(runs.c.lease_owner.in_(claim_ids)).values(lease_until=until)
+    )
+
+
+def release(connection: Connection, *, claim_id: str, trigger_ids: Sequence[int]) -> None:
+    """Hand unprocessed triggers of a claim back to the queue (graceful shutdown)."""
+    if trigger_ids:
+        connection.execute(
+            triggers.update()
+            .where(
+                triggers.c.id.in_(trigger_ids),
+                triggers.c.lease_owner == claim_id,
+                triggers.c.status == WIP,
+            )
+            .values(status=NEW, lease_owner=None, lease_until=None)
+        )
+    release_runs(connection, claim_id=claim_id)
+
+
+def release_runs(connection: Connection, *, claim_id: str) -> None:
+    connection.execute(
+        runs.update()
+        .where(runs.c.lease_owner == claim_id)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def close(
+    connection: Connection,
+    *,
+    trigger_id: int,
+    claim_id: str,
+    now: float,
+    engine: str,
+    status: TriggerStatus = TriggerStatus.CLOSED,
+    error: str | None = None,
+) -> bool:
+    """Close a claimed trigger; False if the claim lost it (the caller must roll back)."""
+    result = connection.execute(
+        triggers.update()
+        .where(
+            triggers.c.id == trigger_id,
+            triggers.c.lease_owner == claim_id,
+            triggers.c.status == WIP,
+        )
+        .values(
+            status=status.value,
+            lease_owner=None,
+            lease_until=None,
+            closed_at=now,
+            engine=engine,
+            error=error,
+        )
+    )
+    return result.rowcount == 1
+
+
+def has_other_open_triggers(connection: Connection, *, run_id: int, trigger_id: int) -> bool:
+    row = connection.execute(
+        sa.select(triggers.c.id)
+        .where(
+            triggers.c.run_id == run_id,
+            triggers.c.status.in_((NEW, WIP)),
+            triggers.c.id != trigger_id,
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def reserve_token(connection: Connection, *, token: str, complete: bool) -> tuple[str, int] | None:
+    """Lock the deferred task a token names; for a Complete, mark it as being completed.
+
+    Returns (task id, run id), or None when the token names no task that can still be resumed.
+    The conditional UPDATE takes the task's row lock, so concurrent Completes and Updates on one
+    token are serialized: exactly one Complete wins, and no Update is accepted after it.
+    """
+    statement = (
+        tasks.update()
+        .where(tasks.c.token == token, tasks.c.status == "Deferred", tasks.c.completing.is_(False))
+        .returning(tasks.c.id, tasks.c.run_id)
+    )
+    statement = statement.values(completing=complete)
+    row = connection.execute(statement).first()
+    return None if row is None else (row[0], row[1])
+
+
+def find_by_idempotency_key(connection: Connection, key: str) -> sa.Row[tuple[int, int]] | None:
+    return connection.execute(
+        sa.select(triggers.c.id, triggers.c.run_id).where(triggers.c.idempotency_key == key)
+    ).first()
+
+
+__all__ = [
+    "ClaimedTrigger",
+    "claim",
+    "close",
+    "find_by_idempotency_key",
+    "has_other_open_triggers",
+    "release",
+    "release_runs",
+    "renew",
+    "reserve_token",
+]

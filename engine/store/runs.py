@@ -1,0 +1,229 @@
+"""Reading and writing runs, tasks and errors.
+
+Writes are batched: one executemany per table per step. Reads for a claimed batch load every
+run of the batch, and the tasks of the runs that have any, in one query each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.errors import RunNotFound, TriggerNotFound
+from engine.records import Run, RunError, Task, Trigger
+from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
+from engine.store.tables import errors, runs, tasks, tree_versions, triggers
+
+_TASK_UPDATE = (
+    tasks.update()
+    .where(tasks.c.id == sa.bindparam("_id"))
+    .values(
+        status=sa.bindparam("status"),
+        results=sa.bindparam("results"),
+        arrived=sa.bindparam("arrived"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
+
+
+def insert_run(connection: Connection, values: Mapping[str, Any]) -> int:
+    return int(connection.execute(runs.insert().values(**values).returning(runs.c.id)).scalar_one())
+
+
+def insert_trigger(connection: Connection, values: Mapping[str, Any]) -> int:
+    statement = triggers.insert().values(**values).returning(triggers.c.id)
+    return int(connection.execute(statement).scalar_one())
+
+
+def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+    rows = connection.execute(sa.select(runs).where(runs.c.id.in_(run_ids))).mappings()
+    return {row["id"]: row for row in rows}
+
+
+def load_tasks(connection: Connection, run_ids: Sequence[int]) -> dict[int, list[Mapping[str, Any]]]:
+    by_run: dict[int, list[Mapping[str, Any]]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        statement = sa.select(tasks).where(tasks.c.run_id.in_(run_ids)).order_by(tasks.c.id)
+        for row in connection.execute(statement).mappings():
+            by_run[row["run_id"]].append(row)
+    return by_run
+
+
+def active_error_counts(connection: Connection, run_ids: Sequence[int]) -> dict[int, int]:
+    if not run_ids:
+        return {}
+    statement = (
+        sa.select(errors.c.run_id, sa.func.count())
+        .where(errors.c.run_id.in_(run_ids), errors.c.status == ErrorStatus.ACTIVE.value)
+        .group_by(errors.c.run_id)
+    )
+    return {run_id: count for run_id, count in connection.execute(statement)}
+
+
+def write_step(
+    connection: Connection,
+    *,
+    task_inserts: Sequence[Mapping[str, Any]],
+    task_updates: Sequence[Mapping[str, Any]],
+    error_inserts: Sequence[Mapping[str, Any]],
+) -> None:
+    if task_inserts:
+        connection.execute(tasks.insert(), list(task_inserts))
+    if task_updates:
+        connection.execute(_TASK_UPDATE, list(task_updates))
+    if error_inserts:
+        connection.execute(errors.insert(), list(error_inserts))
+
+
+def update_run(
+    connection: Connection,
+    *,
+    run_id: int,
+    claim_id: str,
+    status: RunStatus,
+    now: float,
+    release: bool,
+) -> bool:
+    """Write the run's status; False if this claim no longer holds the run (roll back)."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": now}
+    if release:
+        values.update(lease_owner=None, lease_until=None)
+    result = connection.execute(
+        runs.update().where(runs.c.id == run_id, runs.c.lease_owner == claim_id).values(**values)
+    )
+    return result.rowcount == 1
+
+
+def _task(row: Mapping[str, Any]) -> Task:
+    return Task(
+        id=row["id"],
+        name=row["node"],
+        handler_id=row["handler_id"],
+        status=TaskStatus(row["status"]),
+        results=row["results"],
+        token=row["token"],
+        loop_index=row["loop_index"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _error(row: Mapping[str, Any]) -> RunError:
+    return RunError(
+        id=row["id"],
+        type=row["type"],
+        status=row["status"],
+        node=row["node"],
+        loop_index=row["loop_index"],
+        summary=row["summary"],
+        text=row["text"],
+        task_id=row["task_id"],
+        trigger_id=row["trigger_id"],
+        connector_to=row["connector_to"],
+        created_at=row["created_at"],
+    )
+
+
+def _run(row: Mapping[str, Any], version: int, task_rows: Iterable[Mapping[str, Any]],
+         error_rows: Iterable[Mapping[str, Any]]) -> Run:
+    return Run(
+        id=row["id"],
+        status=RunStatus(row["status"]),
+        source_name=row["source_name"],
+        source_group=row["source_group"],
+        tree_name=row["tree_name"],
+        tree_version=version,
+        source_id=row["source_id"],
+        inputs=row["inputs"],
+        values=row["values"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        tasks=tuple(_task(t) for t in task_rows),
+        errors=tuple(_error(e) for e in error_rows),
+    )
+
+
+def read_run(connection: Connection, run_id: int) -> Run:
+    statement = (
+        sa.select(runs, tree_versions.c.version.label("tree_version"))
+        .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
+        .where(runs.c.id == run_id)
+    )
+    row = connection.execute(statement).mappings().first()
+    if row is None:
+        raise RunNotFound(run_id=run_id)
+    task_rows = connection.execute(
+        sa.select(tasks).where(tasks.c.run_id == run_id).order_by(tasks.c.id)
+    ).mappings()
+    error_rows = connection.execute(
+        sa.select(errors).where(errors.c.run_id == run_id).order_by(errors.c.id)
+    ).mappings()
+    return _run(row, row["tree_version"], task_rows, error_rows)
+
+
+def list_runs(
+    connection: Connection,
+    *,
+    status: str | None = None,
+    tree_name: str | None = None,
+    source_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Run]:
+    """Runs newest first, without their tasks (read one run for those)."""
+    statement = (
+        sa.select(runs, tree_versions.c.version.label("tree_version"))
+        .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
+        .order_by(runs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if status is not None:
+        statement = statement.where(runs.c.status == status)
+    if tree_name is not None:
+        statement = statement.where(runs.c.tree_name == tree_name)
+    if source_id is not None:
+        statement = statement.where(runs.c.source_id == source_id)
+    return [_run(row, row["tree_version"], (), ()) for row in connection.execute(statement).mappings()]
+
+
+def read_trigger(connection: Connection, trigger_id: int) -> Trigger:
+    row = connection.execute(sa.select(triggers).where(triggers.c.id == trigger_id)).mappings().first()
+    if row is None:
+        raise TriggerNotFound(trigger_id=trigger_id)
+    return trigger_record(row)
+
+
+def trigger_record(row: Mapping[str, Any]) -> Trigger:
+    return Trigger(
+        id=row["id"],
+        action=TriggerAction(row["action"]),
+        status=TriggerStatus(row["status"]),
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        token=row["token"],
+        message=row["message"],
+        idempotency_key=row["idempotency_key"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
+        engine=row["engine"],
+        error=row["error"],
+    )
+
+
+__all__ = [
+    "active_error_counts",
+    "insert_run",
+    "insert_trigger",
+    "list_runs",
+    "load_runs",
+    "load_tasks",
+    "read_run",
+    "read_trigger",
+    "trigger_record",
+    "update_run",
+    "write_step",
+]

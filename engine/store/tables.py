@@ -1,0 +1,139 @@
+"""The SQL tables, as SQLModel classes.
+
+Node executions are rows of ``tasks``: a step writes the rows it changed and never rewrites a
+whole run. Timestamps are UNIX seconds as floats: the claim query compares them on every poll,
+and floats compare the same way on SQLite and PostgreSQL without parsing. JSON columns are
+JSONB on PostgreSQL. The partial index ``ix_triggers_open`` covers exactly the predicate the
+claim query uses, so closed triggers (the vast majority after a while) stay out of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+OPEN_TRIGGER_STATUSES = ("New", "Work In Progress")
+_OPEN = sa.text("status IN ('New', 'Work In Progress')")
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(sa_column=sa.Column(JSONType, nullable=False, **kwargs))
+
+
+class TreeVersionRow(SQLModel, table=True):
+    __tablename__ = "tree_versions"
+    __table_args__ = (sa.UniqueConstraint("source_name", "source_group", "name", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_name: str
+    source_group: str
+    name: str
+    version: int
+    digest: str = Field(max_length=64)
+    status: str = "Active"
+    definition: dict[str, Any] = _json()
+    created_at: float
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (sa.Index("ix_runs_tree", "source_name", "source_group", "tree_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_version_id: int = Field(foreign_key="tree_versions.id")
+    source_name: str
+    source_group: str
+    tree_name: str
+    source_id: str
+    status: str = Field(index=True)
+    inputs: dict[str, Any] = _json()
+    values: dict[str, Any] = _json()
+    source_data: dict[str, Any] = _json()
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    created_at: float
+    updated_at: float
+
+
+class TaskRow(SQLModel, table=True):
+    __tablename__ = "tasks"
+
+    id: str = Field(primary_key=True, max_length=32)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    node: str
+    handler_id: str
+    loop_index: str = "/"
+    status: str
+    results: dict[str, Any] = _json()
+    token: str | None = Field(default=None, unique=True, max_length=40)
+    arrived: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+    completing: bool = False  # a Complete for its token was accepted: refuse further resumes
+    created_at: float
+    updated_at: float
+
+
+class TriggerRow(SQLModel, table=True):
+    __tablename__ = "triggers"
+    __table_args__ = (
+        sa.Index("ix_triggers_open", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    action: str
+    status: str
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    task_id: str | None = Field(default=None, max_length=32)
+    token: str | None = None
+    results: str | None = None
+    message: str | None = None
+    idempotency_key: str | None = Field(default=None, unique=True)
+    due_at: float
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    attempts: int = 0
+    engine: str | None = None  # which engine process closed it
+    error: str | None = None
+    created_at: float
+    closed_at: float | None = None
+
+
+class ErrorRow(SQLModel, table=True):
+    __tablename__ = "errors"
+
+    id: str = Field(primary_key=True, max_length=32)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    task_id: str | None = Field(default=None, max_length=32)
+    trigger_id: int | None = None
+    node: str
+    loop_index: str = "/"
+    type: str
+    status: str
+    summary: str
+    text: str
+    connector_to: str | None = None
+    created_at: float
+
+
+runs = RunRow.__table__
+tasks = TaskRow.__table__
+triggers = TriggerRow.__table__
+errors = ErrorRow.__table__
+tree_versions = TreeVersionRow.__table__
+
+__all__ = [
+    "OPEN_TRIGGER_STATUSES",
+    "ErrorRow",
+    "RunRow",
+    "TaskRow",
+    "TreeVersionRow",
+    "TriggerRow",
+    "errors",
+    "runs",
+    "tasks",
+    "tree_versions",
+    "triggers",
+]

@@ -1,0 +1,86 @@
+"""The compiled form of a tree: frozen nodes and connectors built once, at load.
+
+A :class:`Tree` is a definition, never a run: the runner reads it and writes rows. Templates and
+conditions inside it are already compiled, the graph is a ``networkx.DiGraph`` for validation
+and drawing, and the lookups the runner needs on every step (a node's connectors by type, a
+join's incoming nodes) are precomputed tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from engine.expressions import Condition, Template
+from engine.handlers import Handler
+from engine.statuses import ConnectorType
+
+TREE_STATUSES = ("Active", "Inactive", "Paused")
+
+
+@dataclass(frozen=True)
+class TreeKey:
+    """What names a tree: source name, source group and tree name."""
+
+    source_name: str
+    source_group: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.source_name} :: {self.source_group} :: {self.name}"
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A directed edge; ``condition`` is None when the connector always fires."""
+
+    source: str
+    target: str
+    type: ConnectorType
+    label: str | None = None
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    handler: Handler
+    parameters: Mapping[str, Template]
+    defers: bool = False
+    connectors: tuple[Connector, ...] = ()
+    # Precomputed at build so the runner never filters connectors per step.
+    complete_connectors: tuple[Connector, ...] = ()
+    create_connectors: tuple[Connector, ...] = ()
+    update_connectors: tuple[Connector, ...] = ()
+    incoming: tuple[str, ...] = ()  # names of nodes with a connector into this one
+    line: int | None = None
+
+    @property
+    def handler_id(self) -> str:
+        return self.handler.definition_id
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A validated, compiled tree definition (one version of it)."""
+
+    key: TreeKey
+    nodes: Mapping[str, Node]
+    start: str
+    graph: nx.DiGraph
+    definition: Mapping[str, Any]  # the plain data it was built from; stored with the version
+    digest: str  # sha256 of the canonical definition: a changed digest is a new version
+    status: str = "Active"
+    file: str = "<string>"
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
+
+
+__all__ = ["TREE_STATUSES", "Connector", "Node", "Tree", "TreeKey"]
