@@ -70,7 +70,11 @@ class _Gateway:
         idempotency_key: str | None,
     ) -> TriggerReceipt:
         trigger = self._engine.create_deferred(
-            token=token, action=action, results=results, message=message, idempotency_key=idempotency_key
+            token=token,
+            action=action,
+            results=results,
+            message=message,
+            idempotency_key=idempotency_key,
         )
         return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
 
@@ -121,20 +125,27 @@ class Engine:
             engine_name=self.name,
             logger=self.logger,
         )
-        self.workers = WorkerPool(self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger)
+        self.workers = WorkerPool(
+            self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
+        )
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
-            for tree in load_tree_files(paths, registry=self.registry, expressions=self.expressions):
+            for tree in load_tree_files(
+                paths, registry=self.registry, expressions=self.expressions
+            ):
                 self._register(tree)
 
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: str | Mapping[str, Any] | os.PathLike[str]) -> Tree:
-        """Register a tree from YAML text, a dict, or a file path; a changed one is a new version."""
+        """Register a tree from YAML text, a dict or a file path; a changed tree is a new version."""
         if isinstance(source, os.PathLike):
             path = Path(source)
             tree = load_tree_text(
-                path.read_text(encoding="utf-8"), file=str(path), registry=self.registry, expressions=self.expressions
+                path.read_text(encoding="utf-8"),
+                file=str(path),
+                registry=self.registry,
+                expressions=self.expressions,
             )
         elif isinstance(source, str):
             tree = load_tree_text(source, registry=self.registry, expressions=self.expressions)
@@ -171,7 +182,10 @@ class Engine:
         if definition is None:
             raise LookupError(f"tree version {version_id} is not stored")
         tree = load_tree_data(
-            definition, file=f"<tree version {version_id}>", registry=self.registry, expressions=self.expressions
+            definition,
+            file=f"<tree version {version_id}>",
+            registry=self.registry,
+            expressions=self.expressions,
         )
         with self._lock:
             self._by_version[version_id] = tree
@@ -186,7 +200,9 @@ class Engine:
             with self.database.read() as connection:
                 found = tree_store.latest_version(connection, key)
             if found is None:
-                raise TreeNotFound(source_name=key.source_name, source_group=key.source_group, tree_name=key.name)
+                raise TreeNotFound(
+                    source_name=key.source_name, source_group=key.source_group, tree_name=key.name
+                )
             stored = found
         if stored.status != "Active":
             raise TreeNotFound(
@@ -213,7 +229,9 @@ class Engine:
     ) -> Trigger:
         """Accept a run of a tree: durable when this returns; nothing written if it raises."""
         key = TreeKey(
-            _text("source_name", source_name), _text("source_group", source_group), _text("tree_name", tree_name)
+            _text("source_name", source_name),
+            _text("source_group", source_group),
+            _text("tree_name", tree_name),
         )
         source_id = _text("source_id", source_id, required=False)
         message = _optional("message", message, MAX_MESSAGE)
@@ -313,7 +331,11 @@ class Engine:
         """Process due triggers on this thread until none is left; returns how many closed."""
         done = 0
         while max_triggers is None or done < max_triggers:
-            limit = self.batch_size if max_triggers is None else min(self.batch_size, max_triggers - done)
+            limit = (
+                self.batch_size
+                if max_triggers is None
+                else min(self.batch_size, max_triggers - done)
+            )
             claim = self.runner.claim(limit)
             if not claim.triggers:
                 break
@@ -359,7 +381,12 @@ class Engine:
     ) -> list[Run]:
         with self.database.read() as connection:
             return run_store.list_runs(
-                connection, status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
+                connection,
+                status=status,
+                tree_name=tree_name,
+                source_id=source_id,
+                limit=limit,
+                offset=offset,
             )
 
     def tree_of_run(self, run: Run) -> Tree:

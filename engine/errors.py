@@ -45,7 +45,9 @@ class TreeError(TreeflowError, ValueError):
 class TreeNotFound(TreeflowError, LookupError):
     """No active tree has that source name, source group and tree name."""
 
-    def __init__(self, *, source_name: str, source_group: str, tree_name: str, reason: str = "") -> None:
+    def __init__(
+        self, *, source_name: str, source_group: str, tree_name: str, reason: str = ""
+    ) -> None:
         self.source_name = source_name
         self.source_group = source_group
         self.tree_name = tree_name

@@ -123,7 +123,9 @@ class Execution:
         try:
             return {name: template.render(scope) for name, template in node.parameters.items()}
         except ExpressionError as exc:
-            self._fail(task, ErrorType.NODE_PARAMETER, f"Parameter of node {node.name!r}: {exc}", "")
+            self._fail(
+                task, ErrorType.NODE_PARAMETER, f"Parameter of node {node.name!r}: {exc}", ""
+            )
             return None
 
     def _execute(self, node: Node) -> None:
@@ -177,13 +179,23 @@ class Execution:
         elif kind == "Some":
             number = parameters.get("number", "")
             if not number.isdigit():
-                self._fail(task, ErrorType.NODE_PARAMETER, f"Join {node.name!r}: number {number!r} is not a whole number", "")
+                self._fail(
+                    task,
+                    ErrorType.NODE_PARAMETER,
+                    f"Join {node.name!r}: number {number!r} is not a whole number",
+                    "",
+                )
                 return
             fired = len(task.arrived) >= int(number)
         elif kind == "All":
             fired = set(node.incoming) <= set(task.arrived)
         else:
-            self._fail(task, ErrorType.NODE_PARAMETER, f"Join {node.name!r}: type {kind!r} is not All, Any or Some", "")
+            self._fail(
+                task,
+                ErrorType.NODE_PARAMETER,
+                f"Join {node.name!r}: type {kind!r} is not All, Any or Some",
+                "",
+            )
             return
         if fired:
             task.move(TaskStatus.CLOSED, self.now)

@@ -141,7 +141,11 @@ def check_contract(handler: object, *, plugin: str) -> Handler:
             handler=handler.definition_id, reason=f"parameters declared twice: {duplicates}"
         )
     for parameter in handler.parameters:
-        if parameter.menu and parameter.default is not None and parameter.default not in parameter.menu:
+        if (
+            parameter.menu
+            and parameter.default is not None
+            and parameter.default not in parameter.menu
+        ):
             raise HandlerContractError(
                 handler=handler.definition_id,
                 reason=f"default {parameter.default!r} of {parameter.name!r} is not in its menu",

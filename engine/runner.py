@@ -26,7 +26,14 @@ from engine.execution import Execution
 from engine.handlers import TriggerGateway
 from engine.results_xml import parse_results
 from engine.run_state import RunState
-from engine.statuses import ErrorStatus, ErrorType, RunStatus, TaskStatus, TriggerAction, TriggerStatus
+from engine.statuses import (
+    ErrorStatus,
+    ErrorType,
+    RunStatus,
+    TaskStatus,
+    TriggerAction,
+    TriggerStatus,
+)
 from engine.store import queue
 from engine.store import runs as run_store
 from engine.store.database import Database
@@ -122,7 +129,9 @@ class Runner:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
         return done
 
-    def _step(self, claim_id: str, state: RunState, trigger: ClaimedTrigger, *, release: bool) -> None:
+    def _step(
+        self, claim_id: str, state: RunState, trigger: ClaimedTrigger, *, release: bool
+    ) -> None:
         now = self.clock()
         execution = Execution(
             state,
@@ -141,7 +150,9 @@ class Runner:
             if state.status is RunStatus.STAGED:
                 execution.root()
             else:  # only a bug could do this; closing it keeps the run's state as it is
-                self.logger.error("Root trigger %s found run %s already started", trigger.id, state.id)
+                self.logger.error(
+                    "Root trigger %s found run %s already started", trigger.id, state.id
+                )
         else:
             task = state.task_by_id(trigger.task_id)
             if task is None or task.status is not TaskStatus.DEFERRED:
@@ -164,7 +175,11 @@ class Runner:
         root = trigger.action == TriggerAction.ROOT
         with self.database.write() as connection:
             if not queue.close(
-                connection, trigger_id=trigger.id, claim_id=claim_id, now=now, engine=self.engine_name
+                connection,
+                trigger_id=trigger.id,
+                claim_id=claim_id,
+                now=now,
+                engine=self.engine_name,
             ):
                 raise LostClaim
             run_store.write_step(
@@ -178,7 +193,12 @@ class Runner:
             )
             state.status = state.final_status(other_open_triggers=others)
             if not run_store.update_run(
-                connection, run_id=state.id, claim_id=claim_id, status=state.status, now=now, release=release
+                connection,
+                run_id=state.id,
+                claim_id=claim_id,
+                status=state.status,
+                now=now,
+                release=release,
             ):
                 connection.rollback()
                 raise LostClaim
@@ -213,7 +233,9 @@ class Runner:
                 error=reason,
             ):
                 raise LostClaim
-            run_store.write_step(connection, task_inserts=(), task_updates=(), error_inserts=[error])
+            run_store.write_step(
+                connection, task_inserts=(), task_updates=(), error_inserts=[error]
+            )
             if release:
                 queue.release_runs(connection, claim_id=claim_id)
 

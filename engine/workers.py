@@ -23,7 +23,9 @@ MAX_BACKOFF = 10.0
 
 
 class WorkerPool:
-    def __init__(self, runner: Runner, *, batch_size: int, poll_interval: float, logger: logging.Logger) -> None:
+    def __init__(
+        self, runner: Runner, *, batch_size: int, poll_interval: float, logger: logging.Logger
+    ) -> None:
         self.runner = runner
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -45,9 +47,13 @@ class WorkerPool:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self._stopping.clear()
         for number in range(workers):
-            thread = threading.Thread(target=self._work, name=f"treeflow-worker-{number}", daemon=True)
+            thread = threading.Thread(
+                target=self._work, name=f"treeflow-worker-{number}", daemon=True
+            )
             self._threads.append(thread)
-        self._threads.append(threading.Thread(target=self._heartbeat, name="treeflow-heartbeat", daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._heartbeat, name="treeflow-heartbeat", daemon=True)
+        )
         for thread in self._threads:
             thread.start()
 
@@ -87,7 +93,9 @@ class WorkerPool:
             try:
                 self.runner.process(claim, should_stop=self._stopping.is_set)
             except Exception:
-                self.logger.exception("processing claim %s failed; its leases will run out", claim.id)
+                self.logger.exception(
+                    "processing claim %s failed; its leases will run out", claim.id
+                )
                 self._stopping.wait(0.1)
             finally:
                 with self._active_lock:
@@ -102,7 +110,11 @@ class WorkerPool:
                 continue
             try:
                 with self.runner.database.write() as connection:
-                    queue.renew(connection, claim_ids=active, until=self.runner.clock() + self.runner.lease_seconds)
+                    queue.renew(
+                        connection,
+                        claim_ids=active,
+                        until=self.runner.clock() + self.runner.lease_seconds,
+                    )
             except Exception:
                 self.logger.exception("renewing leases failed")
 

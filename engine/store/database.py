@@ -105,9 +105,12 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction with one consistent snapshot."""
-        with self._read_lock or nullcontext(), self.engine.connect() as connection:
-            with connection.begin():
-                yield connection
+        with (
+            self._read_lock or nullcontext(),
+            self.engine.connect() as connection,
+            connection.begin(),
+        ):
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -43,7 +43,9 @@ def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mappi
     return {row["id"]: row for row in rows}
 
 
-def load_tasks(connection: Connection, run_ids: Sequence[int]) -> dict[int, list[Mapping[str, Any]]]:
+def load_tasks(
+    connection: Connection, run_ids: Sequence[int]
+) -> dict[int, list[Mapping[str, Any]]]:
     by_run: dict[int, list[Mapping[str, Any]]] = {run_id: [] for run_id in run_ids}
     if run_ids:
         statement = sa.select(tasks).where(tasks.c.run_id.in_(run_ids)).order_by(tasks.c.id)
@@ -127,8 +129,12 @@ def _error(row: Mapping[str, Any]) -> RunError:
     )
 
 
-def _run(row: Mapping[str, Any], version: int, task_rows: Iterable[Mapping[str, Any]],
-         error_rows: Iterable[Mapping[str, Any]]) -> Run:
+def _run(
+    row: Mapping[str, Any],
+    version: int,
+    task_rows: Iterable[Mapping[str, Any]],
+    error_rows: Iterable[Mapping[str, Any]],
+) -> Run:
     return Run(
         id=row["id"],
         status=RunStatus(row["status"]),
@@ -187,11 +193,17 @@ def list_runs(
         statement = statement.where(runs.c.tree_name == tree_name)
     if source_id is not None:
         statement = statement.where(runs.c.source_id == source_id)
-    return [_run(row, row["tree_version"], (), ()) for row in connection.execute(statement).mappings()]
+    return [
+        _run(row, row["tree_version"], (), ()) for row in connection.execute(statement).mappings()
+    ]
 
 
 def read_trigger(connection: Connection, trigger_id: int) -> Trigger:
-    row = connection.execute(sa.select(triggers).where(triggers.c.id == trigger_id)).mappings().first()
+    row = (
+        connection.execute(sa.select(triggers).where(triggers.c.id == trigger_id))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise TriggerNotFound(trigger_id=trigger_id)
     return trigger_record(row)

@@ -32,7 +32,10 @@ def _key_filter(key: TreeKey) -> tuple[sa.ColumnElement[bool], ...]:
 def latest_version(connection: Connection, key: TreeKey) -> StoredVersion | None:
     row = connection.execute(
         sa.select(
-            tree_versions.c.id, tree_versions.c.version, tree_versions.c.status, tree_versions.c.digest
+            tree_versions.c.id,
+            tree_versions.c.version,
+            tree_versions.c.status,
+            tree_versions.c.digest,
         )
         .where(*_key_filter(key))
         .order_by(tree_versions.c.version.desc())
