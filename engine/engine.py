@@ -138,7 +138,7 @@ class Engine:
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: str | Mapping[str, Any] | os.PathLike[str]) -> Tree:
-        """Register a tree from YAML text, a dict or a file path; a changed tree is a new version."""
+        """Register a tree from YAML text, a dict or a file; a changed tree is a new version."""
         if isinstance(source, os.PathLike):
             path = Path(source)
             tree = load_tree_text(

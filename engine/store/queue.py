@@ -39,9 +39,10 @@ class ClaimedTrigger:
     attempts: int
 
 
-def _candidates(now: float) -> sa.Select[tuple[int]]:
+def _claim_statement(dialect: str) -> sa.Update:
     t, r = triggers.alias("t"), runs.alias("r")
-    return (
+    now = sa.bindparam("now", type_=sa.Float)
+    candidates = (
         sa.select(t.c.id)
         .join(r, r.c.id == t.c.run_id)
         .where(
@@ -51,24 +52,17 @@ def _candidates(now: float) -> sa.Select[tuple[int]]:
             sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
         )
         .order_by(t.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
     )
-
-
-def claim(
-    connection: Connection, *, claim_id: str, now: float, lease_seconds: float, limit: int
-) -> list[ClaimedTrigger]:
-    """Claim up to ``limit`` due triggers (oldest first) and lease their runs."""
-    until = now + lease_seconds
-    candidates = _candidates(now).limit(limit)
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
+    return (
         triggers.update()
         .where(triggers.c.id.in_(candidates))
         .values(
             status=WIP,
-            lease_owner=claim_id,
-            lease_until=until,
+            lease_owner=sa.bindparam("claim_id"),
+            lease_until=sa.bindparam("until"),
             attempts=triggers.c.attempts + 1,
         )
         .returning(
@@ -82,15 +76,66 @@ def claim(
             triggers.c.attempts,
         )
     )
-    claimed = [ClaimedTrigger(*row) for row in connection.execute(statement)]
+
+
+# Built once: hot statements are executed with parameters, never rebuilt per call.
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("sqlite", "postgresql")}
+_LEASE_RUNS = (
+    runs.update()
+    .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
+    .values(lease_owner=sa.bindparam("claim_id"), lease_until=sa.bindparam("until"))
+)
+_CLOSE = (
+    triggers.update()
+    .where(
+        triggers.c.id == sa.bindparam("trigger_id"),
+        triggers.c.lease_owner == sa.bindparam("claim_id"),
+        triggers.c.status == WIP,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        lease_owner=None,
+        lease_until=None,
+        closed_at=sa.bindparam("b_now"),
+        engine=sa.bindparam("b_engine"),
+        error=sa.bindparam("b_error"),
+    )
+)
+_OTHER_OPEN = (
+    sa.select(triggers.c.id)
+    .where(
+        triggers.c.run_id == sa.bindparam("run_id"),
+        triggers.c.status.in_((NEW, WIP)),
+        triggers.c.id != sa.bindparam("trigger_id"),
+    )
+    .limit(1)
+)
+_RESERVE = (
+    tasks.update()
+    .where(
+        tasks.c.token == sa.bindparam("b_token"),
+        tasks.c.status == "Deferred",
+        tasks.c.completing.is_(False),
+    )
+    .values(completing=sa.bindparam("b_complete"))
+    .returning(tasks.c.id, tasks.c.run_id)
+)
+_BY_KEY = sa.select(triggers.c.id, triggers.c.run_id).where(
+    triggers.c.idempotency_key == sa.bindparam("key")
+)
+
+
+def claim(
+    connection: Connection, *, claim_id: str, now: float, lease_seconds: float, limit: int
+) -> list[ClaimedTrigger]:
+    """Claim up to ``limit`` due triggers (oldest first) and lease their runs."""
+    until = now + lease_seconds
+    parameters = {"now": now, "limit": limit, "claim_id": claim_id, "until": until}
+    rows = connection.execute(_CLAIM[connection.dialect.name], parameters)
+    claimed = sorted((ClaimedTrigger(*row) for row in rows), key=lambda c: c.id)
     if claimed:
         run_ids = sorted({c.run_id for c in claimed})
-        connection.execute(
-            runs.update()
-            .where(runs.c.id.in_(run_ids))
-            .values(lease_owner=claim_id, lease_until=until)
-        )
-    claimed.sort(key=lambda c: c.id)
+        connection.execute(_LEASE_RUNS, {"run_ids": run_ids, "claim_id": claim_id, "until": until})
     return claimed
 
 
@@ -142,35 +187,20 @@ def close(
     error: str | None = None,
 ) -> bool:
     """Close a claimed trigger; False if the claim lost it (the caller must roll back)."""
-    result = connection.execute(
-        triggers.update()
-        .where(
-            triggers.c.id == trigger_id,
-            triggers.c.lease_owner == claim_id,
-            triggers.c.status == WIP,
-        )
-        .values(
-            status=status.value,
-            lease_owner=None,
-            lease_until=None,
-            closed_at=now,
-            engine=engine,
-            error=error,
-        )
-    )
+    parameters = {
+        "trigger_id": trigger_id,
+        "claim_id": claim_id,
+        "b_status": status.value,
+        "b_now": now,
+        "b_engine": engine,
+        "b_error": error,
+    }
+    result = connection.execute(_CLOSE, parameters)
     return result.rowcount == 1
 
 
 def has_other_open_triggers(connection: Connection, *, run_id: int, trigger_id: int) -> bool:
-    row = connection.execute(
-        sa.select(triggers.c.id)
-        .where(
-            triggers.c.run_id == run_id,
-            triggers.c.status.in_((NEW, WIP)),
-            triggers.c.id != trigger_id,
-        )
-        .limit(1)
-    ).first()
+    row = connection.execute(_OTHER_OPEN, {"run_id": run_id, "trigger_id": trigger_id}).first()
     return row is not None
 
 
@@ -181,20 +211,12 @@ def reserve_token(connection: Connection, *, token: str, complete: bool) -> tupl
     The conditional UPDATE takes the task's row lock, so concurrent Completes and Updates on one
     token are serialized: exactly one Complete wins, and no Update is accepted after it.
     """
-    statement = (
-        tasks.update()
-        .where(tasks.c.token == token, tasks.c.status == "Deferred", tasks.c.completing.is_(False))
-        .returning(tasks.c.id, tasks.c.run_id)
-    )
-    statement = statement.values(completing=complete)
-    row = connection.execute(statement).first()
+    row = connection.execute(_RESERVE, {"b_token": token, "b_complete": complete}).first()
     return None if row is None else (row[0], row[1])
 
 
 def find_by_idempotency_key(connection: Connection, key: str) -> sa.Row[tuple[int, int]] | None:
-    return connection.execute(
-        sa.select(triggers.c.id, triggers.c.run_id).where(triggers.c.idempotency_key == key)
-    ).first()
+    return connection.execute(_BY_KEY, {"key": key}).first()
 
 
 __all__ = [

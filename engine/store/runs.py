@@ -29,17 +29,28 @@ _TASK_UPDATE = (
 )
 
 
+_INSERT_RUN = runs.insert().returning(runs.c.id)
+_INSERT_TRIGGER = triggers.insert().returning(triggers.c.id)
+_UPDATE_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("run_id"), runs.c.lease_owner == sa.bindparam("claim_id"))
+    .values(status=sa.bindparam("b_status"), updated_at=sa.bindparam("b_now"))
+)
+_UPDATE_RUN_AND_RELEASE = _UPDATE_RUN.values(lease_owner=None, lease_until=None)
+_RUNS_BY_ID = sa.select(runs).where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
+
+
 def insert_run(connection: Connection, values: Mapping[str, Any]) -> int:
-    return int(connection.execute(runs.insert().values(**values).returning(runs.c.id)).scalar_one())
+    return int(connection.execute(_INSERT_RUN, values).scalar_one())
 
 
 def insert_trigger(connection: Connection, values: Mapping[str, Any]) -> int:
-    statement = triggers.insert().values(**values).returning(triggers.c.id)
-    return int(connection.execute(statement).scalar_one())
+    """Insert a trigger; ``values`` must name every column the insert sets (one shape, cached)."""
+    return int(connection.execute(_INSERT_TRIGGER, values).scalar_one())
 
 
 def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
-    rows = connection.execute(sa.select(runs).where(runs.c.id.in_(run_ids))).mappings()
+    rows = connection.execute(_RUNS_BY_ID, {"run_ids": list(run_ids)}).mappings()
     return {row["id"]: row for row in rows}
 
 
@@ -90,12 +101,9 @@ def update_run(
     release: bool,
 ) -> bool:
     """Write the run's status; False if this claim no longer holds the run (roll back)."""
-    values: dict[str, Any] = {"status": status.value, "updated_at": now}
-    if release:
-        values.update(lease_owner=None, lease_until=None)
-    result = connection.execute(
-        runs.update().where(runs.c.id == run_id, runs.c.lease_owner == claim_id).values(**values)
-    )
+    statement = _UPDATE_RUN_AND_RELEASE if release else _UPDATE_RUN
+    parameters = {"run_id": run_id, "claim_id": claim_id, "b_status": status.value, "b_now": now}
+    result = connection.execute(statement, parameters)
     return result.rowcount == 1
 
 

@@ -1,0 +1,1 @@
+"""Throughput benchmarks. Not tests: nothing here asserts a timing."""
