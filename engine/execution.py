@@ -12,6 +12,7 @@ its direct incoming connectors satisfy its type. Nothing here touches the databa
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Mapping
@@ -25,6 +26,11 @@ from engine.statuses import ErrorStatus, ErrorType, RunStatus, TaskStatus
 from engine.tree import Connector, Node
 
 ROOT_LOOP = "/"
+
+
+@functools.lru_cache(maxsize=1024)
+def _handler_logger(parent: logging.Logger, handler_id: str) -> logging.Logger:
+    return parent.getChild(handler_id)
 
 
 class Execution:
@@ -143,7 +149,7 @@ class Execution:
             loop_index=task.loop_index,
             source=self.state.source,
             inputs=self.state.inputs,
-            logger=self.logger.getChild(node.handler_id),
+            logger=_handler_logger(self.logger, node.handler_id),
             triggers=self.gateway,
         )
         try:
