@@ -9,6 +9,7 @@ Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,15 +17,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from engine.engine import Engine
 from engine.errors import TreeError, TreeflowError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.records import Run
-from engine.statuses import TaskStatus
 from engine.tree import Tree
 from engine.tree_loader import load_tree_files, tree_files
 
@@ -62,13 +65,40 @@ def engine_options(function: F) -> F:
     )(function)
 
 
+RESUME_RESULTS = '<results><result name="Status">Approved</result></results>'
+
+
+def _trees_path(trees: str | None) -> str | None:
+    """The trees to load: a missing default folder loads none; a missing path given is an error."""
+    if not trees or Path(trees).exists():
+        return trees or None
+    context = click.get_current_context(silent=True)
+    source = context.get_parameter_source("trees") if context else None
+    if source in (None, click.core.ParameterSource.DEFAULT):
+        return None
+    raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
+
+
 @contextmanager
 def open_engine(database: str, trees: str | None) -> Iterator[Engine]:
+    """An engine on ``database``; the engine's own errors become one-line CLI errors."""
     try:
-        with Engine(database, trees=trees if trees and Path(trees).exists() else None) as engine:
-            yield engine
+        engine = Engine(database, trees=_trees_path(trees))
     except TreeflowError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ModuleNotFoundError as exc:  # e.g. psycopg, for a postgresql+psycopg:// URL
+        raise click.ClickException(
+            f"{exc} (PostgreSQL needs: pip install 'treeflow[postgres]')"
+        ) from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # the URL itself is wrong
+        raise click.ClickException(f"--database / TREEFLOW_DATABASE_URL: {exc}") from exc
+    except sa.exc.OperationalError as exc:
+        raise click.ClickException(f"cannot open the database: {exc.orig}") from exc
+    with engine:
+        try:
+            yield engine
+        except TreeflowError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 def _results_argument(value: str | None) -> str | None:
@@ -76,38 +106,64 @@ def _results_argument(value: str | None) -> str | None:
     if value is None or not value.startswith("@"):
         return value
     name = value[1:]
-    return sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read the results file {name!r}: {exc}") from exc
 
 
-def _compact(results: Any) -> str:
+def _results_cell(results: Any) -> Text:
+    """One ``name: value`` line per result; values are data, never rich markup."""
     if not results:
-        return ""
-    return json.dumps(results, ensure_ascii=False, separators=(", ", ": "))
+        return Text("")
+    if not isinstance(results, dict):
+        return Text(json.dumps(results, ensure_ascii=False))
+    return Text("\n".join(f"{name}: {value}" for name, value in results.items()))
 
 
-def _styled(status: str) -> str:
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/{style}]" if style else status
+def _styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def print_run(run: Run) -> None:
-    console.print(
-        f"Run [bold]{run.id}[/bold] of [bold]{run.tree_name}[/bold] (version {run.tree_version}, "
-        f"source id {run.source_id!r}): {_styled(run.status.value)}"
+    """The run's header, a table of its tasks, its errors, and how to resume what waits."""
+    header = Text.assemble(
+        "Run ",
+        (str(run.id), "bold"),
+        " of ",
+        (run.tree_name, "bold"),
+        f" (version {run.tree_version}, source id {run.source_id!r}): ",
+        _styled(run.status.value),
     )
+    console.print(header, highlight=False)
     table = Table(show_header=True, header_style="bold")
-    for column in ("Node", "Status", "Results", "Deferral token"):
-        table.add_column(column, overflow="fold")
+    table.add_column("Node")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Results", overflow="fold")
     for task in run.tasks:
-        token = task.token if task.status is TaskStatus.DEFERRED else ""
-        table.add_row(task.name, _styled(task.status.value), _compact(task.results), token or "")
+        table.add_row(Text(task.name), _styled(task.status.value), _results_cell(task.results))
     console.print(table)
     for error in run.errors:
-        console.print(f"[red]{error.type}[/red] at {error.node!r} ({error.status}): {error.summary}")
-    for name, token in run.open_tokens.items():
         console.print(
-            f"Waiting at {name!r}. Resume with: treeflow deferred {token} --action Complete "
-            "--results '<results><result name=\"Status\">Approved</result></results>'"
+            f"[red]{escape(error.type)}[/red] at {escape(repr(error.node))} "
+            f"({escape(error.status)}): {escape(error.summary)}",
+            highlight=False,
+        )
+    for name, token in run.open_tokens.items():
+        # Printed unwrapped, so the token and the command can be copied whatever the width.
+        console.print(
+            f"{name} is deferred; its token is {token}. Complete it with:",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"  treeflow deferred {token} --action Complete --results '{RESUME_RESULTS}'",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
         )
 
 
@@ -133,6 +189,7 @@ def _find_tree(engine: Engine, name: str, source: str | None, group: str | None)
 @click.version_option(package_name="treeflow")
 def main() -> None:
     """treeflow: run task trees with durable triggers."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -144,11 +201,13 @@ def validate(paths: tuple[str, ...]) -> None:
         trees = load_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
     except TreeError as exc:
         for problem in exc.problems:
-            err_console.print(f"[red]error[/red] {problem}", highlight=False)
+            line = f"[red]error[/red] {escape(str(problem))}"
+            err_console.print(line, highlight=False, soft_wrap=True)
         err_console.print(f"{len(exc.problems)} problem(s) in {len(files)} file(s)")
         sys.exit(1)
     for tree in trees:
-        console.print(f"[green]ok[/green] {tree.file}: {tree.key} ({len(tree.nodes)} nodes)", highlight=False)
+        what = escape(f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)")
+        console.print(f"[green]ok[/green] {what}", highlight=False, soft_wrap=True)
 
 
 @main.command("run")
@@ -172,36 +231,34 @@ def run_tree(
     """Start TREE_NAME in an embedded engine, process it until it waits or ends, show the run."""
     with open_engine(database, trees) as engine:
         tree = _find_tree(engine, tree_name, source, group)
-        try:
-            trigger = engine.create_start(
-                source_name=tree.key.source_name,
-                source_group=tree.key.source_group,
-                tree_name=tree.key.name,
-                source_id=source_id,
-                results=_results_argument(results),
-                message=message,
-            )
-        except TreeflowError as exc:
-            raise click.ClickException(str(exc)) from exc
+        trigger = engine.create_start(
+            source_name=tree.key.source_name,
+            source_group=tree.key.source_group,
+            tree_name=tree.key.name,
+            source_id=source_id,
+            results=_results_argument(results),
+            message=message,
+        )
         engine.run_until_idle()
         print_run(engine.get_run(trigger.run_id))
 
 
 @main.command()
 @click.argument("token")
-@click.option("--action", type=click.Choice(["Complete", "Update"]), default="Complete", show_default=True)
+@click.option(
+    "--action", type=click.Choice(["Complete", "Update"]), default="Complete", show_default=True
+)
 @click.option("--results", help="Results XML for the task (or @FILE, @- for stdin).")
 @click.option("--message", help="A message stored with the trigger.")
 @engine_options
-def deferred(token: str, action: str, results: str | None, message: str | None, database: str, trees: str) -> None:
+def deferred(
+    token: str, action: str, results: str | None, message: str | None, database: str, trees: str
+) -> None:
     """Complete or update the deferred task TOKEN names, process it, show the run."""
     with open_engine(database, trees) as engine:
-        try:
-            trigger = engine.create_deferred(
-                token=token, action=action, results=_results_argument(results), message=message
-            )
-        except TreeflowError as exc:
-            raise click.ClickException(str(exc)) from exc
+        trigger = engine.create_deferred(
+            token=token, action=action, results=_results_argument(results), message=message
+        )
         engine.run_until_idle()
         print_run(engine.get_run(trigger.run_id))
 
@@ -219,16 +276,30 @@ def runs() -> None:
 @click.option("--offset", default=0, type=click.IntRange(0))
 @engine_options
 def runs_list(
-    status: str | None, tree_name: str | None, source_id: str | None, limit: int, offset: int, database: str, trees: str
+    status: str | None,
+    tree_name: str | None,
+    source_id: str | None,
+    limit: int,
+    offset: int,
+    database: str,
+    trees: str,
 ) -> None:
     """List runs, newest first."""
     with open_engine(database, None) as engine:
-        found = engine.list_runs(status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset)
+        found = engine.list_runs(
+            status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
+        )
     table = Table(show_header=True, header_style="bold")
     for column in ("Run", "Tree", "Version", "Source id", "Status"):
         table.add_column(column)
     for run in found:
-        table.add_row(str(run.id), run.tree_name, str(run.tree_version), run.source_id, _styled(run.status.value))
+        table.add_row(
+            str(run.id),
+            Text(run.tree_name),
+            str(run.tree_version),
+            Text(run.source_id),
+            _styled(run.status.value),
+        )
     console.print(table)
 
 
@@ -238,11 +309,7 @@ def runs_list(
 def runs_show(run_id: int, database: str, trees: str) -> None:
     """Show one run: each node, its status, its results, open deferral tokens."""
     with open_engine(database, None) as engine:
-        try:
-            run = engine.get_run(run_id)
-        except TreeflowError as exc:
-            raise click.ClickException(str(exc)) from exc
-        print_run(run)
+        print_run(engine.get_run(run_id))
 
 
 __all__ = ["main"]
