@@ -6,15 +6,21 @@ user fixes a tree in one pass. What it checks is SPEC section 2: exactly one sta
 handlers, connectors to known nodes, parameters declared by the handler and required ones
 present, templates and conditions that compile, reachability from the start, no cycles,
 ``defers`` only on deferrable handlers, and join settings.
+
+A problem is reported once, where it is: a node with an unknown handler still keeps its
+connectors in the graph, so the nodes after it are not also reported as unreachable, and a
+parameter that does not compile is not also reported as missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -23,12 +29,13 @@ from engine.expressions import Condition, Expressions, Template
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
-from engine.tree_yaml import ParsedYaml, parse_yaml
+from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset({"source", "group", "name", "status", "description", "nodes"})
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
-JOIN_TYPES = ("All", "Any", "Some")
+START_HANDLER = "system_start_v1"
+Compiled = TypeVar("Compiled", Template, Condition)
 
 
 def definition_digest(definition: Mapping[str, Any]) -> str:
@@ -37,8 +44,13 @@ def definition_digest(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _constant(template: Template) -> str | None:
+    """The text of a template without any Jinja markup (a constant); None otherwise."""
+    return None if "{" in template.source else template.source
+
+
 class _Builder:
-    """One pass over a definition, gathering problems as it builds nodes."""
+    """One pass over a definition, gathering problems as it builds nodes and the graph."""
 
     def __init__(
         self, parsed: ParsedYaml, *, file: str, registry: HandlerRegistry, expressions: Expressions
@@ -48,6 +60,9 @@ class _Builder:
         self.registry = registry
         self.expressions = expressions
         self.problems: list[Problem] = list(parsed.problems)
+        self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
+        self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
+        self.opaque: set[str] = set()  # nodes whose connectors could not be read
 
     def problem(self, message: str, *path: str | int, node: str | None = None) -> None:
         line = None
@@ -59,39 +74,34 @@ class _Builder:
 
     def build(self) -> Tree:
         data = self.parsed.data
-        if self.problems and data is None:
-            raise TreeError(problems=self.problems)
         if not isinstance(data, dict):
-            self.problem(f"a tree is a mapping, not {type(data).__name__}")
+            if data is not None or not self.problems:  # None after a YAML error: said already
+                self.problem(f"a tree is a mapping, not {yaml_kind(data)}")
             raise TreeError(problems=self.problems)
-        unknown = sorted(set(data) - TREE_KEYS)
-        if unknown:
-            self.problem(f"unknown keys {unknown}; known keys are {sorted(TREE_KEYS)}")
-        key = TreeKey(
-            source_name=self._text(data, "source"),
-            source_group=self._text(data, "group"),
-            name=self._text(data, "name"),
-        )
+        self._unknown_keys(data, TREE_KEYS)
+        key = TreeKey(*(self._text(data, field) for field in ("source", "group", "name")))
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
-            self.problem(f"status {status!r} is not one of {list(TREE_STATUSES)}", "status")
+            self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
-            self.problem("'nodes' must be a mapping of node names to nodes", "nodes")
+            what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
+            self.problem(f"'nodes' must map node names to nodes; it {what}", "nodes")
             raise TreeError(problems=self.problems)
-        drafts = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
-        nodes = {name: draft for name, draft in drafts.items() if draft is not None}
-        graph = self._graph(nodes)
-        start = self._check_graph(graph, nodes)
+        self.graph.add_nodes_from(raw_nodes)
+        built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
+        nodes = {name: node for name, node in built.items() if node is not None}
+        start = self._check_graph(nodes)
         if self.problems:
             raise TreeError(problems=self.problems)
-        incoming = {name: tuple(graph.predecessors(name)) for name in nodes}
-        final = {name: _with_incoming(node, incoming[name]) for name, node in nodes.items()}
         return Tree(
             key=key,
-            nodes=final,
+            nodes={
+                name: replace(node, incoming=tuple(self.graph.predecessors(name)))
+                for name, node in nodes.items()
+            },
             start=start,
-            graph=graph,
+            graph=self.graph,
             definition=data,
             digest=definition_digest(data),
             status=str(status),
@@ -102,236 +112,211 @@ class _Builder:
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
-            self.problem(f"{key!r} is required and must be a non-empty string", key)
+            self.problem(f"{key!r} is required and must be a non-empty text", key)
             return ""
         return value
+
+    def _unknown_keys(self, raw: dict[str, Any], known: frozenset[str], *path: str | int) -> None:
+        node = str(path[1]) if len(path) > 1 else None
+        for key in raw:
+            if key not in known:
+                message = f"unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                self.problem(message, *path, key, node=node)
 
     def _node(self, name: str, raw: Any) -> Node | None:
         path = ("nodes", name)
         if not isinstance(raw, dict):
-            self.problem("a node is a mapping with at least 'handler'", *path, node=name)
+            message = f"a node is a mapping with a 'handler', not {yaml_kind(raw)}"
+            self.problem(message, *path, node=name)
+            self.opaque.add(name)
             return None
-        unknown = sorted(set(raw) - NODE_KEYS)
-        if unknown:
-            self.problem(f"unknown keys {unknown}; known keys are {sorted(NODE_KEYS)}", *path, node=name)
-        handler_id = raw.get("handler")
-        handler = self.registry.get(handler_id) if isinstance(handler_id, str) else None
-        if handler is None:
-            self.problem(
-                f"unknown handler {handler_id!r}; known handlers: {', '.join(self.registry.ids)}",
-                *path,
-                "handler",
-                node=name,
-            )
+        self._unknown_keys(raw, NODE_KEYS, *path)
+        handler = self._handler(name, raw.get("handler"))
         defers = raw.get("defers", False)
         if not isinstance(defers, bool):
-            self.problem(f"'defers' must be true or false, not {defers!r}", *path, "defers", node=name)
-            defers = False
-        if defers and handler is not None and not handler.deferrable:
-            self.problem(
-                f"'defers: true' but handler {handler.definition_id!r} is not deferrable",
-                *path,
-                "defers",
-                node=name,
-            )
-        parameters = self._parameters(name, raw.get("parameters", {}), handler)
-        connectors = self._connectors(name, raw.get("connectors", []), defers)
+            message = f"'defers' must be true or false, not {defers!r}"
+            self.problem(message, *path, "defers", node=name)
+            defers = None  # unknown: Create and Update connectors are not judged by it
+        elif defers and handler is not None and not handler.deferrable:
+            message = f"'defers: true' but handler {handler.definition_id!r} is not deferrable"
+            self.problem(message, *path, "defers", node=name)
+        parameters = self._parameters(name, raw.get("parameters"), handler)
+        connectors = self._connectors(name, raw.get("connectors"), defers)
         if handler is None:
             return None
+        self.graph.add_node(name, handler=handler.definition_id, defers=defers is True)
+        by_type = {kind: tuple(c for c in connectors if c.type is kind) for kind in ConnectorType}
         return Node(
             name=name,
             handler=handler,
             parameters=parameters,
-            defers=defers,
+            defers=defers is True,
             connectors=connectors,
-            complete_connectors=_of_type(connectors, ConnectorType.COMPLETE),
-            create_connectors=_of_type(connectors, ConnectorType.CREATE),
-            update_connectors=_of_type(connectors, ConnectorType.UPDATE),
+            complete_connectors=by_type[ConnectorType.COMPLETE],
+            create_connectors=by_type[ConnectorType.CREATE],
+            update_connectors=by_type[ConnectorType.UPDATE],
             line=self.parsed.line(*path),
         )
 
+    def _handler(self, node: str, handler_id: Any) -> Handler | None:
+        handler = self.registry.get(handler_id) if isinstance(handler_id, str) else None
+        if handler is None:
+            what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
+            message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
+            self.problem(message, "nodes", node, "handler", node=node)
+        return handler
+
     def _parameters(self, node: str, raw: Any, handler: Handler | None) -> dict[str, Template]:
         path = ("nodes", node, "parameters")
-        if raw is None:
-            raw = {}
+        raw = {} if raw is None else raw
         if not isinstance(raw, dict):
-            self.problem("'parameters' must be a mapping of names to templates", *path, node=node)
+            message = f"'parameters' must be a mapping of names to templates, not {yaml_kind(raw)}"
+            self.problem(message, *path, node=node)
             return {}
         compiled: dict[str, Template] = {}
         for name, value in raw.items():
-            if isinstance(value, bool | int | float):
-                value = str(value).lower() if isinstance(value, bool) else str(value)
-            if not isinstance(value, str):
-                self.problem(
-                    f"parameter {name!r} must be a string template, not {type(value).__name__}",
-                    *path,
-                    name,
-                    node=node,
-                )
-                continue
-            if handler is not None and handler.parameter(name) is None:
-                declared = [p.name for p in handler.parameters]
-                self.problem(
-                    f"parameter {name!r} is not declared by handler {handler.definition_id!r} "
-                    f"(declared: {declared})",
-                    *path,
-                    name,
-                    node=node,
-                )
-                continue
-            template = self._compile(self.expressions.template, value, node, *path, name)
-            if template is not None:
-                compiled[name] = template
-        if handler is not None:
-            for parameter in handler.parameters:
-                if parameter.name in compiled:
-                    self._check_menu(node, parameter.name, parameter.menu, compiled[parameter.name])
-                elif parameter.default is not None:
-                    compiled[parameter.name] = self.expressions.template(parameter.default)
-                elif parameter.required:
-                    self.problem(
-                        f"required parameter {parameter.name!r} of {handler.definition_id!r} is missing",
-                        *path,
-                        node=node,
-                    )
-        if handler is not None and handler.behaviour is Behaviour.JOIN:
-            self._check_join(node, compiled)
+            text = scalar_text(value)
+            if text is None:
+                message = f"parameter {name!r} must be a template (a text), not {yaml_kind(value)}"
+                self.problem(message, *path, name, node=node)
+            elif handler is not None and handler.parameter(name) is None:
+                declared = ", ".join(p.name for p in handler.parameters) or "none"
+                message = f"parameter {name!r} is not declared by {handler.definition_id!r}"
+                self.problem(f"{message} (declared: {declared})", *path, name, node=node)
+            else:
+                what = f"parameter {name!r}"
+                template = self._compile(self.expressions.template, text, what, node, (*path, name))
+                if template is not None:
+                    compiled[name] = template
+        if handler is None:
+            return compiled
+        for parameter in handler.parameters:
+            if parameter.name in compiled:
+                value = _constant(compiled[parameter.name])
+                if parameter.menu and value is not None and value not in parameter.menu:
+                    message = f"parameter {parameter.name!r} is {value!r}; it must be one of "
+                    menu = ", ".join(parameter.menu)
+                    self.problem(message + menu, *path, parameter.name, node=node)
+            elif parameter.name in raw:
+                continue  # given, but wrong: reported above
+            elif parameter.default is not None:
+                compiled[parameter.name] = self.expressions.template(parameter.default)
+            elif parameter.required:
+                message = f"required parameter {parameter.name!r} of {handler.definition_id!r}"
+                self.problem(f"{message} is missing", *path, node=node)
         return compiled
 
-    def _check_menu(self, node: str, name: str, menu: tuple[str, ...], template: Template) -> None:
-        if menu and not template.names and template.source not in menu:
-            self.problem(
-                f"parameter {name!r} is {template.source!r}; it must be one of {list(menu)}",
-                "nodes",
-                node,
-                "parameters",
-                name,
-                node=node,
-            )
-
-    def _check_join(self, node: str, parameters: Mapping[str, Template]) -> None:
-        kind = parameters.get("type")
-        number = parameters.get("number")
-        if kind is not None and kind.source == "Some":
-            text = number.source if number is not None else ""
-            if not text.isdigit() or int(text) < 1:
-                self.problem(
-                    f"a Some join needs 'number' as a whole number of at least 1, not {text!r}",
-                    "nodes",
-                    node,
-                    "parameters",
-                    node=node,
-                )
-
-    def _connectors(self, node: str, raw: Any, defers: bool) -> tuple[Connector, ...]:
+    def _connectors(self, node: str, raw: Any, defers: bool | None) -> tuple[Connector, ...]:
         path = ("nodes", node, "connectors")
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            self.problem("'connectors' must be a list", *path, node=node)
+            self.problem(f"'connectors' must be a list, not {yaml_kind(raw)}", *path, node=node)
+            self.opaque.add(node)
             return ()
-        connectors = []
-        for index, item in enumerate(raw):
-            here = (*path, index)
-            if not isinstance(item, dict) or not isinstance(item.get("to"), str):
-                self.problem("a connector is a mapping with 'to: NODE NAME'", *here, node=node)
-                continue
-            unknown = sorted(set(item) - CONNECTOR_KEYS)
-            if unknown:
-                self.problem(f"unknown connector keys {unknown}", *here, node=node)
-            try:
-                kind = ConnectorType(item.get("type", "Complete"))
-            except ValueError:
-                self.problem(
-                    f"connector type {item.get('type')!r} is not one of "
-                    f"{[t.value for t in ConnectorType]}",
-                    *here,
-                    "type",
-                    node=node,
-                )
-                continue
-            if kind is not ConnectorType.COMPLETE and not defers:
-                self.problem(
-                    f"a {kind.value} connector to {item['to']!r} never fires: "
-                    "the node does not defer",
-                    *here,
-                    node=node,
-                )
-            condition: Condition | None = None
-            text = item.get("condition")
-            if text is not None:
-                if not isinstance(text, str) or not text.strip():
-                    self.problem("a condition must be a non-empty expression", *here, "condition", node=node)
-                    continue
-                condition = self._compile(self.expressions.condition, text, node, *here, "condition")
-                if condition is None:
-                    continue
-            label = item.get("label")
-            connectors.append(
-                Connector(
-                    source=node,
-                    target=item["to"],
-                    type=kind,
-                    label=None if label is None else str(label),
-                    condition=condition,
-                )
-            )
-        return tuple(connectors)
+        built = [self._connector(node, item, (*path, i), defers) for i, item in enumerate(raw)]
+        return tuple(connector for connector in built if connector is not None)
 
-    def _compile(self, compile: Any, source: str, node: str, *path: str | int) -> Any:
+    def _connector(self, node: str, item: Any, path: Path, defers: bool | None) -> Connector | None:
+        if not isinstance(item, dict) or not isinstance(item.get("to"), str):
+            self.problem("a connector is a mapping with 'to: NODE NAME'", *path, node=node)
+            self.opaque.add(node)
+            return None
+        self._unknown_keys(item, CONNECTOR_KEYS, *path)
+        target, label, valid = item["to"], scalar_text(item.get("label")), True
+        kind = next((t for t in ConnectorType if t.value == item.get("type", "Complete")), None)
+        if kind is None:
+            choices = ", ".join(t.value for t in ConnectorType)
+            message = f"connector type {item.get('type')!r} is not one of {choices}"
+            self.problem(message, *path, "type", node=node)
+            valid = False
+        elif kind is not ConnectorType.COMPLETE and defers is False:
+            message = f"a {kind.value} connector to {target!r} never fires: the node does not defer"
+            self.problem(message, *path, "type", node=node)
+        if target in self.graph:
+            self.graph.add_edge(node, target, type=kind and kind.value, label=label)
+            self.edge_paths.setdefault((node, target), path)
+        else:
+            self.problem(f"connector to unknown node {target!r}", *path, "to", node=node)
+            valid = False
+        condition: Condition | None = None
+        if "condition" in item:
+            text = scalar_text(item["condition"])
+            if text is None:
+                message = f"a condition is an expression, not {yaml_kind(item['condition'])}"
+                self.problem(message, *path, "condition", node=node)
+            else:
+                compile_ = self.expressions.condition
+                condition = self._compile(compile_, text, "condition", node, (*path, "condition"))
+            valid = valid and condition is not None
+        if not valid or kind is None:
+            return None
+        return Connector(source=node, target=target, type=kind, label=label, condition=condition)
+
+    def _compile(
+        self, compile_: Callable[[str], Compiled], source: str, what: str, node: str, path: Path
+    ) -> Compiled | None:
         try:
-            return compile(source)
+            return compile_(source)
         except ExpressionError as exc:
-            line = self.parsed.line(*path)
-            if line is not None and exc.line is not None and exc.line > 1:
-                line += exc.line - 1
-            self.problems.append(Problem(file=self.file, message=str(exc), node=node, line=line))
+            # The key's line; in a literal block (key: |) the very line of the template.
+            start, line = self.parsed.literal_lines.get(path), self.parsed.line(*path)
+            if start is not None and exc.line is not None:
+                line = start + exc.line - 1
+            message = f"{what} does not compile: {exc}"
+            self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
             return None
 
-    def _graph(self, nodes: Mapping[str, Node]) -> nx.DiGraph:
-        graph = nx.DiGraph()
-        for name, node in nodes.items():
-            graph.add_node(name, handler=node.handler_id, defers=node.defers)
-        for name, node in nodes.items():
-            for index, connector in enumerate(node.connectors):
-                if connector.target not in self.parsed.data["nodes"]:
-                    self.problem(
-                        f"connector to unknown node {connector.target!r}",
-                        "nodes",
-                        name,
-                        "connectors",
-                        index,
-                        node=name,
-                    )
-                elif connector.target in nodes:
-                    graph.add_edge(name, connector.target, type=connector.type.value, label=connector.label)
-        return graph
-
-    def _check_graph(self, graph: nx.DiGraph, nodes: Mapping[str, Node]) -> str:
+    def _check_graph(self, nodes: Mapping[str, Node]) -> str:
         starts = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.START]
-        if len(starts) != 1:
-            self.problem(f"a tree needs exactly one system_start_v1 node, found {len(starts)}: {starts}")
-            return starts[0] if starts else ""
-        start = starts[0]
-        for source in graph.predecessors(start):
-            self.problem(f"connector into the start node {start!r}", "nodes", source, node=source)
-        reachable = nx.descendants(graph, start) | {start}
-        for name in nodes:
-            if name not in reachable:
-                self.problem("node is not reachable from the start node", "nodes", name, node=name)
-        for cycle in nx.simple_cycles(graph):
-            self.problem(f"connectors form a cycle: {' -> '.join([*cycle, cycle[0]])}", "nodes", cycle[0], node=cycle[0])
-        return start
+        if not starts:
+            message = f"a tree needs one node with handler {START_HANDLER}; it has none"
+            self.problem(message, "nodes")
+        for extra in starts[1:]:
+            message = f"a second start node: {starts[0]!r} already uses {START_HANDLER}"
+            self.problem(message, "nodes", extra, "handler", node=extra)
+        into_start = list(self.graph.in_edges(starts))
+        for source, start in into_start:
+            path = self.edge_paths[(source, start)]
+            self.problem(f"connector into the start node {start!r}", *path, node=source)
+        self._check_cycles(self.graph.edge_subgraph(set(self.graph.edges) - set(into_start)))
+        self._check_joins(nodes)
+        if starts and not self.opaque:  # with connectors unread, what is reachable is unknown
+            reachable = set(starts).union(*(nx.descendants(self.graph, s) for s in starts))
+            for name in self.graph:
+                if name in reachable:
+                    continue
+                message = f"node is not reachable from the start node {starts[0]!r}"
+                self.problem(message, "nodes", name, node=name)
+        return starts[0] if starts else ""
 
+    def _check_cycles(self, graph: nx.DiGraph) -> None:
+        """Report each cycle once, at the connector that closes it (found from its first node)."""
+        order = {name: index for index, name in enumerate(self.graph)}
+        components = nx.strongly_connected_components(graph)
+        for component in sorted(components, key=lambda c: min(order[n] for n in c)):
+            first = min(component, key=order.__getitem__)
+            if len(component) == 1 and not graph.has_edge(first, first):
+                continue
+            edges = nx.find_cycle(graph.subgraph(component), source=first)
+            source, target = edges[-1][:2]
+            cycle = " -> ".join([*(edge[0] for edge in edges), target])
+            message = f"connector to {target!r} closes a cycle: {cycle}"
+            self.problem(message, *self.edge_paths[(source, target)], node=source)
 
-def _of_type(connectors: Iterable[Connector], kind: ConnectorType) -> tuple[Connector, ...]:
-    return tuple(c for c in connectors if c.type is kind)
-
-
-def _with_incoming(node: Node, incoming: tuple[str, ...]) -> Node:
-    from dataclasses import replace
-
-    return replace(node, incoming=incoming)
+    def _check_joins(self, nodes: Mapping[str, Node]) -> None:
+        """A Some join waits for at least 1 and at most all of its incoming connectors."""
+        for name, node in nodes.items():
+            kind, number = node.parameters.get("type"), node.parameters.get("number")
+            if node.handler.behaviour is not Behaviour.JOIN or kind is None or number is None:
+                continue
+            text, incoming = _constant(number), self.graph.in_degree(name)
+            if _constant(kind) != "Some" or text is None:
+                continue
+            if not text.isdigit() or not 1 <= int(text) <= incoming:
+                message = f"a Some join needs 'number' from 1 to {incoming} (its incoming "
+                message += f"connectors), not {text!r}"
+                self.problem(message, "nodes", name, "parameters", "number", node=name)
 
 
 def build_tree(
@@ -344,29 +329,39 @@ def build_tree(
 def load_tree_text(
     text: str, *, file: str = "<string>", registry: HandlerRegistry, expressions: Expressions
 ) -> Tree:
-    return build_tree(parse_yaml(text, file=file), file=file, registry=registry, expressions=expressions)
+    """Build from YAML text; ``file`` names it in problems, which carry the lines."""
+    parsed = parse_yaml(text, file=file)
+    return build_tree(parsed, file=file, registry=registry, expressions=expressions)
 
 
 def load_tree_data(
-    data: Mapping[str, Any], *, file: str = "<dict>", registry: HandlerRegistry, expressions: Expressions
+    data: Mapping[str, Any],
+    *,
+    file: str = "<dict>",
+    registry: HandlerRegistry,
+    expressions: Expressions,
 ) -> Tree:
     """Build from plain data (a dict, or a stored definition): no lines to point at."""
-    return build_tree(ParsedYaml(data=dict(data)), file=file, registry=registry, expressions=expressions)
+    parsed = ParsedYaml(data=dict(data))
+    return build_tree(parsed, file=file, registry=registry, expressions=expressions)
 
 
-def tree_files(paths: Iterable[str | FsPath]) -> list[FsPath]:
-    """Expand files and directories into the YAML files they hold, sorted."""
+def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
+    """Expand files and directories into the YAML files they hold, sorted, each once."""
     files: list[FsPath] = []
     for path in map(FsPath, paths):
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
         else:
             files.append(path)
-    return files
+    unique: dict[FsPath, FsPath] = {}  # a file named twice (or inside a directory named) once
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values())
 
 
 def load_tree_files(
-    paths: Iterable[str | FsPath], *, registry: HandlerRegistry, expressions: Expressions
+    paths: Iterable[str | os.PathLike[str]], *, registry: HandlerRegistry, expressions: Expressions
 ) -> list[Tree]:
     """Load every tree under ``paths``; one TreeError lists the problems of all files."""
     trees: list[Tree] = []
@@ -384,9 +379,8 @@ def load_tree_files(
             problems.extend(exc.problems)
             continue
         if tree.key in seen:
-            problems.append(
-                Problem(file=str(file), message=f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}")
-            )
+            message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
+            problems.append(Problem(file=str(file), message=message))
             continue
         seen[tree.key] = str(file)
         trees.append(tree)
