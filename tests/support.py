@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -73,3 +77,33 @@ def race(threads: int, call: Callable[[], object]) -> list[object]:
     for worker in workers:
         worker.join()
     return outcomes
+
+
+TREEFLOW = Path(sys.executable).parent / "treeflow"
+
+
+def _environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TREEFLOW_") and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")
+    }
+    env["COLUMNS"] = "80"  # what a pipe gets; the token lines must survive it unwrapped
+    env.update(extra)
+    return env
+
+
+def run_treeflow(
+    *args: str, cwd: Path, env: Mapping[str, str] = {}, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TREEFLOW), *args],
+        cwd=cwd,
+        env=_environment(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )

@@ -7,18 +7,17 @@ rows it left in the database.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine import Engine, Run, RunStatus, TaskStatus
 
-TREEFLOW = Path(sys.executable).parent / "treeflow"
+from .support import run_treeflow
+
 TREES = Path(__file__).resolve().parents[1] / "trees"
 APPROVED = '<results><result name="Status">Approved</result></results>'
 TOKEN_LINE = re.compile(
@@ -27,29 +26,6 @@ TOKEN_LINE = re.compile(
 RUN_HEADER = re.compile(r"^Run (\d+) of (.+) \(version (\d+), source id '(.*)'\): (\w+)$", re.M)
 
 Treeflow = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def _environment(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TREEFLOW_")}
-    env["COLUMNS"] = "80"  # what a pipe gets; the token lines must survive it unwrapped
-    env.update(extra)
-    return env
-
-
-def run_treeflow(
-    *args: str, cwd: Path, env: Mapping[str, str] = {}, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TREEFLOW), *args],
-        cwd=cwd,
-        env=_environment(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -6,17 +6,16 @@ one line, ``file:line: node 'name': message``, so that it can be read, grepped a
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.handlers import HandlerRegistry
 
+from .support import TREEFLOW, run_treeflow
+
 REPO = Path(__file__).resolve().parents[1]
-TREEFLOW = Path(sys.executable).parent / "treeflow"
 
 UNKNOWN_NODE_AND_HANDLER = """\
 source: Kinetic Request
@@ -46,19 +45,8 @@ nodes:
 
 
 def treeflow(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")
-    }
-    environment.update(COLUMNS="40", NO_COLOR="1")
-    return subprocess.run(
-        [str(TREEFLOW), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    """Narrow and colourless, so a problem that wraps or carries markup shows up."""
+    return run_treeflow(*args, cwd=REPO, env={"COLUMNS": "40", "NO_COLOR": "1"})
 
 
 @pytest.fixture
