@@ -32,6 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from engine.errors import ExpressionError
+from engine.substitution import Part, substitute, substitution_parts
 
 MAX_SOURCE = 64 * 1024
 _MAX_INT_BITS = 4096  # 10**1000 is data; 2**10**6 is only work
@@ -362,12 +363,21 @@ class _Compiled:
 
 
 class Template(_Compiled):
-    """A compiled parameter template."""
+    """A compiled parameter template; plain substitutions skip Jinja (``engine.substitution``)."""
 
-    __slots__ = ()
+    __slots__ = ("_parts",)
+
+    def __init__(self, source: str, names: frozenset[str], compiled: JinjaTemplate | None,
+                 env: _Sandbox, parts: tuple[Part, ...] | None = None) -> None:  # fmt: skip
+        super().__init__(source, names, compiled, env)
+        self._parts = parts
 
     def render(self, scope: Mapping[str, Any]) -> str:
         """Render with ``scope``; raises ExpressionError naming a missing key or the limit hit."""
+        if self._parts is not None:
+            text = substitute(self._parts, scope, self._env.max_output)
+            if text is not None:
+                return text
         return cast(str, self._run(scope))
 
 
@@ -408,7 +418,8 @@ class Expressions:
                         node.iter, "_counted", [], [], None, None, lineno=node.lineno
                     )
                     node.iter = counted.set_environment(self._env)
-            return Template(source, names, self._env.from_string(tree), self._env)
+            parts = substitution_parts(tree)
+            return Template(source, names, self._env.from_string(tree), self._env, parts)
 
     def condition(self, source: str) -> Condition:
         """Compile a connector condition, e.g. ``results['Review']['Status'] == 'Approved'``.

@@ -12,13 +12,24 @@ import time
 _sequence_lock = threading.Lock()
 _last_ms = 0
 _sequence = itertools.count()
+_process_part = secrets.token_hex(7)
+
+
+def _new_process_part() -> None:
+    global _process_part
+    _process_part = secrets.token_hex(7)
+
+
+os.register_at_fork(after_in_child=_new_process_part)  # a forked child is another process
 
 
 def row_id() -> str:
     """A 32-hex id that sorts by creation: 48-bit milliseconds, a 24-bit sequence, 56 random bits.
 
     The sequence makes ids made by one process within one millisecond sort in the order they
-    were made (a run's tasks list in execution order); the random part keeps processes apart.
+    were made (a run's tasks list in execution order); the random part, drawn once per process,
+    keeps processes apart. Row ids are not secrets (deferral tokens are), so they need no fresh
+    randomness each.
     Time-ordered keys keep PostgreSQL's B-tree inserts at the right edge, and ids made in
     Python let a step insert its task rows in one batch without a round trip for each.
     """
@@ -28,7 +39,7 @@ def row_id() -> str:
         if now > _last_ms:
             _last_ms, _sequence = now, itertools.count()
         now, number = _last_ms, next(_sequence)
-    return f"{now:012x}{number & 0xFFFFFF:06x}{secrets.token_hex(7)}"
+    return f"{now:012x}{number & 0xFFFFFF:06x}{_process_part}"
 
 
 def deferral_token() -> str:

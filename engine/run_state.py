@@ -143,11 +143,11 @@ class RunState:
             elif task.dirty:
                 updates.append(
                     {
-                        "_id": task.id,
-                        "status": task.status.value,
-                        "results": task.results,
-                        "arrived": task.arrived,
-                        "updated_at": task.updated_at,
+                        "b_id": task.id,
+                        "b_status": task.status.value,
+                        "b_results": task.results,
+                        "b_arrived": task.arrived,
+                        "b_updated_at": task.updated_at,
                     }
                 )
             task.is_new = task.dirty = False

@@ -1,15 +1,23 @@
-"""Processing claimed triggers: load once, execute in memory, commit with the close.
+"""Processing claimed triggers: load once, execute in memory, commit the batch with the closes.
 
 A claimed batch is grouped by run. The runs of the batch (and the tasks of runs that have
 any) are read in one transaction; then each trigger of a run is executed in memory, with no
-transaction open while handlers run, and committed in one transaction that first closes the
-trigger (fenced on the claim), then writes the changed task rows, the new error rows and the
-run's status. The run's lease is released with its last trigger of the batch.
+transaction open while handlers run. What the batch changed is committed in one transaction
+that closes every trigger (fenced on the claim) together with the task rows, error rows and
+run statuses they produced, so a trigger's changes are never visible without its close, nor its
+close without its changes (group commit: see ``engine.store.steps``). If the batch cannot be
+committed as a whole, each run's part is committed on its own, so one lost lease or one bad row
+costs only that run's triggers.
 
 A trigger that cannot be processed at all (its tree version no longer builds, its task is not
 deferred any more) is closed as Failed with the reason, and the run gets a Trigger Error, so
-nothing is retried forever and nothing fails silently. A database failure mid-step leaves the
-trigger claimed; its lease runs out and any worker takes it up again.
+nothing is retried forever and nothing fails silently. A trigger whose execution raises
+unexpectedly, or a database failure, leaves the run's triggers claimed; their lease runs out
+and any worker takes them up again, until ``max_attempts`` closes them as Failed.
+
+A token issued by a batch can be resumed once the batch commits: a handler that passes a fresh
+token to a system answering within the same milliseconds may get "Unable to locate" and should
+retry (the trigger API is idempotent with ``idempotency_key``).
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
 
 from engine import ids
 from engine.errors import TreeError
@@ -34,10 +45,11 @@ from engine.statuses import (
     TriggerAction,
     TriggerStatus,
 )
-from engine.store import queue
+from engine.store import queue, steps
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.queue import ClaimedTrigger
+from engine.store.steps import LostClaim, RunWrite, TriggerClose
 from engine.tree import Tree
 
 TreeResolver = Callable[[int], Tree]
@@ -49,8 +61,13 @@ class Claim:
     triggers: Sequence[ClaimedTrigger]
 
 
-class LostClaim(Exception):
-    """The claim's lease ran out and another worker took the trigger over."""
+@dataclass(frozen=True)
+class _Loaded:
+    """The rows a batch needs, read in one transaction."""
+
+    runs: Mapping[int, Mapping[str, Any]]
+    tasks: Mapping[int, Sequence[Mapping[str, Any]]]
+    active_errors: Mapping[int, int]
 
 
 class Runner:
@@ -90,62 +107,89 @@ class Runner:
         return Claim(id=claim_id, triggers=claimed)
 
     def process(self, claim: Claim, *, should_stop: Callable[[], bool] = lambda: False) -> int:
-        """Process a claim's triggers in order; returns how many were closed."""
+        """Process a claim's triggers in order and commit them; returns how many were closed."""
         by_run: dict[int, list[ClaimedTrigger]] = defaultdict(list)
         for trigger in claim.triggers:
             by_run[trigger.run_id].append(trigger)
-        with self.database.read() as connection:
-            run_rows = run_store.load_runs(connection, list(by_run))
-            started = [rid for rid, row in run_rows.items() if row["status"] != RunStatus.STAGED]
-            task_rows = run_store.load_tasks(connection, started)
-            error_counts = run_store.active_error_counts(connection, started)
-        done = 0
+        loaded = self._load(list(by_run))
+        writes: list[RunWrite] = []
         unprocessed: list[int] = []
         for run_id, group in by_run.items():
             if should_stop():
                 unprocessed.extend(t.id for t in group)
                 continue
-            state: RunState | None = None
-            for position, trigger in enumerate(group):
-                last = position == len(group) - 1
-                try:
-                    if state is None:
-                        state = RunState.from_rows(
-                            run_rows[run_id],
-                            self.resolve_tree(run_rows[run_id]["tree_version_id"]),
-                            task_rows.get(run_id, ()),
-                            error_counts.get(run_id, 0),
-                        )
-                    self._step(claim.id, state, trigger, release=last)
-                    done += 1
-                except TreeError as exc:
-                    self._fail_trigger(claim.id, trigger, ErrorType.MISSING_HANDLER, str(exc), last)
-                    done += 1
-                except LostClaim:
-                    self.logger.warning("trigger %s: claim %s lost its lease", trigger.id, claim.id)
-                    break
+            write = self._execute_run(run_id, group, loaded)
+            if write is not None:
+                writes.append(write)
+        done = self._commit(claim.id, writes)
         if unprocessed:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
         return done
 
-    def _step(
-        self, claim_id: str, state: RunState, trigger: ClaimedTrigger, *, release: bool
-    ) -> None:
-        now = self.clock()
+    def _load(self, run_ids: list[int]) -> _Loaded:
+        with self.database.read() as connection:
+            run_rows = run_store.load_runs(connection, run_ids)
+            started = [rid for rid, row in run_rows.items() if row["status"] != RunStatus.STAGED]
+            return _Loaded(
+                runs=run_rows,
+                tasks=run_store.load_tasks(connection, started),
+                active_errors=run_store.active_error_counts(connection, started),
+            )
+
+    def _execute_run(
+        self, run_id: int, group: Sequence[ClaimedTrigger], loaded: _Loaded
+    ) -> RunWrite | None:
+        """Execute a run's triggers of this batch in order; None if the run must be retried."""
+        write = RunWrite(run_id)
+        state: RunState | None = None
+        executed = False
+        for trigger in group:
+            if trigger.attempts > self.max_attempts:
+                reason = f"gave up after {trigger.attempts - 1} attempts that did not finish"
+                self._fail(write, trigger, ErrorType.TRIGGER, reason)
+                continue
+            try:
+                if state is None:
+                    row = loaded.runs[run_id]
+                    state = RunState.from_rows(
+                        row,
+                        self.resolve_tree(row["tree_version_id"]),
+                        loaded.tasks.get(run_id, ()),
+                        loaded.active_errors.get(run_id, 0),
+                    )
+                refused = self._execute(state, trigger)
+            except TreeError as exc:
+                self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
+                continue
+            except Exception:
+                self.logger.exception(
+                    "trigger %s of run %s failed unexpectedly; retried later", trigger.id, run_id
+                )
+                return None
+            if refused is not None:
+                self._fail(write, trigger, ErrorType.TRIGGER, refused)
+                continue
+            write.closes.append(TriggerClose(trigger.id))
+            executed = True
+        if state is not None and executed:
+            write.task_inserts, write.task_updates = state.take_changes(run_id)
+            write.error_inserts.extend(state.new_errors)
+            state.new_errors = []
+            write.status = state.final_status(other_open_triggers=False)
+        return write
+
+    def _execute(self, state: RunState, trigger: ClaimedTrigger) -> str | None:
+        """Apply one trigger to the run in memory; returns why it was refused, if it was."""
         execution = Execution(
             state,
             trigger_id=trigger.id,
             action=trigger.action,
             message=trigger.message,
-            now=now,
+            now=self.clock(),
             gateway=self.gateway,
             logger=self.logger,
         )
-        if trigger.attempts > self.max_attempts:
-            reason = f"gave up after {trigger.attempts - 1} attempts that did not finish"
-            self._fail_trigger(claim_id, trigger, ErrorType.TRIGGER, reason, release)
-            return
         if trigger.action == TriggerAction.ROOT:
             if state.status is RunStatus.STAGED:
                 execution.root()
@@ -153,91 +197,74 @@ class Runner:
                 self.logger.error(
                     "Root trigger %s found run %s already started", trigger.id, state.id
                 )
+            return None
+        task = state.task_by_id(trigger.task_id)
+        if task is None or task.status is not TaskStatus.DEFERRED:
+            found = "no task" if task is None else f"task status {task.status.value}"
+            return f"{trigger.action} trigger found {found}"
+        results = parse_results(trigger.results)
+        if trigger.action == TriggerAction.COMPLETE:
+            execution.complete(task, results)
         else:
-            task = state.task_by_id(trigger.task_id)
-            if task is None or task.status is not TaskStatus.DEFERRED:
-                found = "no task" if task is None else f"task status {task.status.value}"
-                reason = f"{trigger.action} trigger found {found}"
-                self._fail_trigger(claim_id, trigger, ErrorType.TRIGGER, reason, release)
-                return
-            results = parse_results(trigger.results)
-            if trigger.action == TriggerAction.COMPLETE:
-                execution.complete(task, results)
-            else:
-                execution.update(task, results)
-        self._commit(claim_id, state, trigger, release=release, now=now)
+            execution.update(task, results)
+        return None
 
-    def _commit(
-        self, claim_id: str, state: RunState, trigger: ClaimedTrigger, *, release: bool, now: float
-    ) -> None:
-        task_inserts, task_updates = state.take_changes(state.id)
-        error_inserts, state.new_errors = state.new_errors, []
-        root = trigger.action == TriggerAction.ROOT
-        with self.database.write() as connection:
-            if not queue.close(
-                connection,
-                trigger_id=trigger.id,
-                claim_id=claim_id,
-                now=now,
-                engine=self.engine_name,
-            ):
-                raise LostClaim
-            run_store.write_step(
-                connection,
-                task_inserts=task_inserts,
-                task_updates=task_updates,
-                error_inserts=error_inserts,
-            )
-            others = not root and queue.has_other_open_triggers(
-                connection, run_id=state.id, trigger_id=trigger.id
-            )
-            state.status = state.final_status(other_open_triggers=others)
-            if not run_store.update_run(
-                connection,
-                run_id=state.id,
-                claim_id=claim_id,
-                status=state.status,
-                now=now,
-                release=release,
-            ):
-                connection.rollback()
-                raise LostClaim
-
-    def _fail_trigger(
-        self, claim_id: str, trigger: ClaimedTrigger, kind: ErrorType, reason: str, release: bool
-    ) -> None:
-        now = self.clock()
+    def _fail(self, write: RunWrite, trigger: ClaimedTrigger, kind: ErrorType, reason: str) -> None:
         self.logger.error("trigger %s failed: %s", trigger.id, reason)
-        error = {
-            "id": ids.row_id(),
-            "run_id": trigger.run_id,
-            "task_id": trigger.task_id,
-            "trigger_id": trigger.id,
-            "node": "",
-            "loop_index": "/",
-            "type": kind.value,
-            "status": ErrorStatus.ACTIVE.value,
-            "summary": reason.splitlines()[0],
-            "text": reason + "\n" + traceback.format_exc(),
-            "connector_to": None,
-            "created_at": now,
-        }
+        trace = traceback.format_exc()
+        write.closes.append(TriggerClose(trigger.id, TriggerStatus.FAILED, reason))
+        write.error_inserts.append(
+            {
+                "id": ids.row_id(),
+                "run_id": trigger.run_id,
+                "task_id": trigger.task_id,
+                "trigger_id": trigger.id,
+                "node": "",
+                "loop_index": "/",
+                "type": kind.value,
+                "status": ErrorStatus.ACTIVE.value,
+                "summary": reason.splitlines()[0],
+                "text": reason if trace.startswith("NoneType: None") else f"{reason}\n{trace}",
+                "connector_to": None,
+                "created_at": self.clock(),
+            }
+        )
+
+    def _commit(self, claim_id: str, writes: Sequence[RunWrite]) -> int:
+        """Commit the batch in one transaction; if that fails, each run's part on its own."""
+        if not writes:
+            return 0
+        try:
+            self._commit_together(claim_id, writes)
+            return sum(len(w.closes) for w in writes)
+        except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
+            if len(writes) == 1:
+                self._log_lost(claim_id, writes[0])
+                return 0
+        done = 0
+        for write in writes:
+            try:
+                self._commit_together(claim_id, [write])
+                done += len(write.closes)
+            except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
+                self._log_lost(claim_id, write)
+        return done
+
+    def _commit_together(self, claim_id: str, writes: Sequence[RunWrite]) -> None:
         with self.database.write() as connection:
-            if not queue.close(
-                connection,
-                trigger_id=trigger.id,
-                claim_id=claim_id,
-                now=now,
-                engine=self.engine_name,
-                status=TriggerStatus.FAILED,
-                error=reason,
-            ):
-                raise LostClaim
-            run_store.write_step(
-                connection, task_inserts=(), task_updates=(), error_inserts=[error]
+            steps.commit(
+                connection, writes, claim_id=claim_id, now=self.clock(), engine=self.engine_name
             )
-            if release:
-                queue.release_runs(connection, claim_id=claim_id)
+
+    def _log_lost(self, claim_id: str, write: RunWrite) -> None:
+        self.logger.warning(
+            "run %s: claim %s could not commit triggers %s (lease lost or rows refused);"
+            " they will be taken up again",
+            write.run_id,
+            claim_id,
+            [close.trigger_id for close in write.closes],
+            exc_info=True,
+        )
 
 
 __all__ = ["Claim", "LostClaim", "Runner"]

@@ -20,14 +20,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from engine.store import tables as _tables  # noqa: F401  (registers the tables)
+from engine.store.bulk import dumps
 
 MEMORY_URL = "sqlite://"
+# The same codec as the driver-level writes (engine.store.bulk), for every JSON column read.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": dumps, "json_deserializer": orjson.loads}
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -41,12 +45,17 @@ class Database:
             self.engine = self._sqlite_engine()
         elif self.dialect == "postgresql":
             self.engine = sa.create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                **_JSON_CODEC,
             )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._read_lock = self._write_lock if self.memory else None
+        self._writer: Connection | None = None  # SQLite: the one writer, kept open
 
     @property
     def memory(self) -> bool:
@@ -64,10 +73,13 @@ class Database:
         url = self.url.set(query=query)
         if self.memory:
             engine = sa.create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                url,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                **_JSON_CODEC,
             )
         else:
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **_JSON_CODEC)
 
         @sa.event.listens_for(engine, "connect")
         def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -83,7 +95,8 @@ class Database:
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
             write = connection.get_execution_options().get("treeflow_write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            driver = connection.connection.driver_connection
+            driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
 
@@ -96,11 +109,28 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self._write_lock or nullcontext(), self.engine.connect() as connection:
-            connection = connection.execution_options(treeflow_write=True)
-            with connection.begin():
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        On SQLite only one transaction writes at a time anyway, so the process keeps a single
+        writer connection open under the write lock instead of checking one out per
+        transaction; a connection that failed is discarded and the next write opens a new one.
+        """
+        if self._write_lock is None:
+            with self.engine.connect() as connection, connection.begin():
                 yield connection
+            return
+        with self._write_lock:
+            if self._writer is None or self._writer.invalidated or self._writer.closed:
+                self._writer = self.engine.connect().execution_options(treeflow_write=True)
+            writer = self._writer
+            try:
+                with writer.begin():
+                    yield writer
+            except BaseException:
+                if writer.invalidated:
+                    writer.close()
+                    self._writer = None
+                raise
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -113,6 +143,11 @@ class Database:
             yield connection
 
     def dispose(self) -> None:
+        if self._write_lock is not None:
+            with self._write_lock:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
         self.engine.dispose()
 
 

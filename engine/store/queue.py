@@ -85,31 +85,6 @@ _LEASE_RUNS = (
     .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
     .values(lease_owner=sa.bindparam("claim_id"), lease_until=sa.bindparam("until"))
 )
-_CLOSE = (
-    triggers.update()
-    .where(
-        triggers.c.id == sa.bindparam("trigger_id"),
-        triggers.c.lease_owner == sa.bindparam("claim_id"),
-        triggers.c.status == WIP,
-    )
-    .values(
-        status=sa.bindparam("b_status"),
-        lease_owner=None,
-        lease_until=None,
-        closed_at=sa.bindparam("b_now"),
-        engine=sa.bindparam("b_engine"),
-        error=sa.bindparam("b_error"),
-    )
-)
-_OTHER_OPEN = (
-    sa.select(triggers.c.id)
-    .where(
-        triggers.c.run_id == sa.bindparam("run_id"),
-        triggers.c.status.in_((NEW, WIP)),
-        triggers.c.id != sa.bindparam("trigger_id"),
-    )
-    .limit(1)
-)
 _RESERVE = (
     tasks.update()
     .where(
@@ -176,34 +151,6 @@ def release_runs(connection: Connection, *, claim_id: str) -> None:
     )
 
 
-def close(
-    connection: Connection,
-    *,
-    trigger_id: int,
-    claim_id: str,
-    now: float,
-    engine: str,
-    status: TriggerStatus = TriggerStatus.CLOSED,
-    error: str | None = None,
-) -> bool:
-    """Close a claimed trigger; False if the claim lost it (the caller must roll back)."""
-    parameters = {
-        "trigger_id": trigger_id,
-        "claim_id": claim_id,
-        "b_status": status.value,
-        "b_now": now,
-        "b_engine": engine,
-        "b_error": error,
-    }
-    result = connection.execute(_CLOSE, parameters)
-    return result.rowcount == 1
-
-
-def has_other_open_triggers(connection: Connection, *, run_id: int, trigger_id: int) -> bool:
-    row = connection.execute(_OTHER_OPEN, {"run_id": run_id, "trigger_id": trigger_id}).first()
-    return row is not None
-
-
 def reserve_token(connection: Connection, *, token: str, complete: bool) -> tuple[str, int] | None:
     """Lock the deferred task a token names; for a Complete, mark it as being completed.
 
@@ -222,9 +169,7 @@ def find_by_idempotency_key(connection: Connection, key: str) -> sa.Row[tuple[in
 __all__ = [
     "ClaimedTrigger",
     "claim",
-    "close",
     "find_by_idempotency_key",
-    "has_other_open_triggers",
     "release",
     "release_runs",
     "renew",

@@ -15,38 +15,36 @@ from sqlalchemy.engine import Connection
 from engine.errors import RunNotFound, TriggerNotFound
 from engine.records import Run, RunError, Task, Trigger
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
+from engine.store.bulk import insert_all
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
 
-_TASK_UPDATE = (
-    tasks.update()
-    .where(tasks.c.id == sa.bindparam("_id"))
-    .values(
-        status=sa.bindparam("status"),
-        results=sa.bindparam("results"),
-        arrived=sa.bindparam("arrived"),
-        updated_at=sa.bindparam("updated_at"),
-    )
-)
-
-
-_INSERT_RUN = runs.insert().returning(runs.c.id)
-_INSERT_TRIGGER = triggers.insert().returning(triggers.c.id)
-_UPDATE_RUN = (
-    runs.update()
-    .where(runs.c.id == sa.bindparam("run_id"), runs.c.lease_owner == sa.bindparam("claim_id"))
-    .values(status=sa.bindparam("b_status"), updated_at=sa.bindparam("b_now"))
-)
-_UPDATE_RUN_AND_RELEASE = _UPDATE_RUN.values(lease_owner=None, lease_until=None)
+_INSERT_RUN = insert_all(runs, returning_id=True)
+_INSERT_TRIGGER = insert_all(triggers, returning_id=True)
+_RUN_DEFAULTS = {"lease_owner": None, "lease_until": None}
+_TRIGGER_DEFAULTS = {
+    "task_id": None,
+    "token": None,
+    "results": None,
+    "message": None,
+    "idempotency_key": None,
+    "lease_owner": None,
+    "lease_until": None,
+    "attempts": 0,
+    "engine": None,
+    "error": None,
+    "closed_at": None,
+}
 _RUNS_BY_ID = sa.select(runs).where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
 
 
 def insert_run(connection: Connection, values: Mapping[str, Any]) -> int:
-    return int(connection.execute(_INSERT_RUN, values).scalar_one())
+    """Insert a run (unleased); the driver-level insert keeps createStart's cost at its commit."""
+    return int(_INSERT_RUN.scalar(connection, {**_RUN_DEFAULTS, **values}))
 
 
 def insert_trigger(connection: Connection, values: Mapping[str, Any]) -> int:
-    """Insert a trigger; ``values`` must name every column the insert sets (one shape, cached)."""
-    return int(connection.execute(_INSERT_TRIGGER, values).scalar_one())
+    """Insert a New trigger; columns ``values`` leaves out take their defaults."""
+    return int(_INSERT_TRIGGER.scalar(connection, {**_TRIGGER_DEFAULTS, **values}))
 
 
 def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
@@ -74,37 +72,6 @@ def active_error_counts(connection: Connection, run_ids: Sequence[int]) -> dict[
         .group_by(errors.c.run_id)
     )
     return {run_id: count for run_id, count in connection.execute(statement)}
-
-
-def write_step(
-    connection: Connection,
-    *,
-    task_inserts: Sequence[Mapping[str, Any]],
-    task_updates: Sequence[Mapping[str, Any]],
-    error_inserts: Sequence[Mapping[str, Any]],
-) -> None:
-    if task_inserts:
-        connection.execute(tasks.insert(), list(task_inserts))
-    if task_updates:
-        connection.execute(_TASK_UPDATE, list(task_updates))
-    if error_inserts:
-        connection.execute(errors.insert(), list(error_inserts))
-
-
-def update_run(
-    connection: Connection,
-    *,
-    run_id: int,
-    claim_id: str,
-    status: RunStatus,
-    now: float,
-    release: bool,
-) -> bool:
-    """Write the run's status; False if this claim no longer holds the run (roll back)."""
-    statement = _UPDATE_RUN_AND_RELEASE if release else _UPDATE_RUN
-    parameters = {"run_id": run_id, "claim_id": claim_id, "b_status": status.value, "b_now": now}
-    result = connection.execute(statement, parameters)
-    return result.rowcount == 1
 
 
 def _task(row: Mapping[str, Any]) -> Task:
@@ -244,6 +211,4 @@ __all__ = [
     "read_run",
     "read_trigger",
     "trigger_record",
-    "update_run",
-    "write_step",
 ]

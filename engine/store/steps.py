@@ -1,0 +1,162 @@
+"""Committing what processing a claim changed: closes, task and error rows, run statuses.
+
+Each run of a claim contributes one :class:`RunWrite`: the closes of its triggers and the rows
+their execution changed. Several runs' writes are committed in one transaction (group commit):
+every trigger's changes still commit atomically with its close, and a batch pays for one
+transaction and one statement per table instead of five statements and a commit per trigger.
+
+Every write is fenced on the claim. A trigger closes only while this claim still holds it, and a
+run's status is written only while this claim holds the run; when any fence fails, the batch
+raises :class:`LostClaim` and the caller rolls back (and retries run by run, so one lost lease
+does not discard the others' work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.statuses import RunStatus, TriggerStatus
+from engine.store.bulk import BulkStatement, insert_all
+from engine.store.tables import OPEN_TRIGGER_STATUSES, errors, runs, tasks, triggers
+
+_WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
+
+_CLOSE = BulkStatement(
+    triggers.update()
+    .where(
+        triggers.c.id == sa.bindparam("b_id"),
+        triggers.c.lease_owner == sa.bindparam("b_claim"),
+        triggers.c.status == _WIP,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        lease_owner=sa.null(),
+        lease_until=sa.null(),
+        closed_at=sa.bindparam("b_now"),
+        engine=sa.bindparam("b_engine"),
+        error=sa.bindparam("b_error"),
+    )
+)
+_INSERT_TASKS = insert_all(tasks)
+_UPDATE_TASKS = BulkStatement(
+    tasks.update()
+    .where(tasks.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        results=sa.bindparam("b_results"),
+        arrived=sa.bindparam("b_arrived"),
+        updated_at=sa.bindparam("b_updated_at"),
+    ),
+    ("b_results", "b_arrived"),
+)
+_INSERT_ERRORS = insert_all(errors)
+_UPDATE_RUNS = BulkStatement(
+    runs.update()
+    .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_owner == sa.bindparam("b_claim"))
+    .values(
+        status=sa.bindparam("b_status"),
+        updated_at=sa.bindparam("b_now"),
+        lease_owner=sa.null(),
+        lease_until=sa.null(),
+    )
+)
+_OPEN_RUNS = (
+    sa.select(triggers.c.run_id)
+    .where(
+        triggers.c.run_id.in_(sa.bindparam("run_ids", expanding=True)),
+        triggers.c.status.in_(OPEN_TRIGGER_STATUSES),
+    )
+    .distinct()
+)
+_RELEASE_RUNS = (
+    runs.update()
+    .where(
+        runs.c.id.in_(sa.bindparam("run_ids", expanding=True)),
+        runs.c.lease_owner == sa.bindparam("claim_id"),
+    )
+    .values(lease_owner=None, lease_until=None)
+)
+
+
+class LostClaim(Exception):
+    """The claim's lease ran out and another worker took a trigger or run over."""
+
+
+@dataclass(frozen=True)
+class TriggerClose:
+    trigger_id: int
+    status: TriggerStatus = TriggerStatus.CLOSED
+    error: str | None = None
+
+
+@dataclass
+class RunWrite:
+    """One run's part of a batch.
+
+    ``status`` is what the run becomes if nothing else is pending for it; an open trigger of
+    the run outside this batch keeps it Started. ``None`` leaves the status as it is (no trigger
+    of the run could be executed) and only releases the run.
+    """
+
+    run_id: int
+    status: RunStatus | None = None
+    closes: list[TriggerClose] = field(default_factory=list)
+    task_inserts: list[Mapping[str, Any]] = field(default_factory=list)
+    task_updates: list[Mapping[str, Any]] = field(default_factory=list)
+    error_inserts: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def commit(
+    connection: Connection,
+    writes: Sequence[RunWrite],
+    *,
+    claim_id: str,
+    now: float,
+    engine: str,
+) -> None:
+    """Write a batch inside the caller's transaction; raises LostClaim if a fence fails."""
+    closes = [
+        {
+            "b_id": close.trigger_id,
+            "b_claim": claim_id,
+            "b_status": close.status.value,
+            "b_now": now,
+            "b_engine": engine,
+            "b_error": close.error,
+        }
+        for write in writes
+        for close in write.closes
+    ]
+    if _CLOSE.execute(connection, closes) != len(closes):
+        raise LostClaim
+    _INSERT_TASKS.execute(connection, [row for w in writes for row in w.task_inserts])
+    _UPDATE_TASKS.execute(connection, [row for w in writes for row in w.task_updates])
+    _INSERT_ERRORS.execute(connection, [row for w in writes for row in w.error_inserts])
+    settled = [w for w in writes if w.status is not None and w.status is not RunStatus.STARTED]
+    still_open: set[int] = set()
+    if settled:
+        run_ids = [w.run_id for w in settled]
+        still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
+    updates = [
+        {
+            "b_id": w.run_id,
+            "b_claim": claim_id,
+            "b_status": (RunStatus.STARTED if w.run_id in still_open else w.status).value,
+            "b_now": now,
+        }
+        for w in writes
+        if w.status is not None
+    ]
+    if _UPDATE_RUNS.execute(connection, updates) != len(updates):
+        raise LostClaim
+    untouched = [w.run_id for w in writes if w.status is None]
+    if untouched:
+        connection.execute(_RELEASE_RUNS, {"run_ids": untouched, "claim_id": claim_id})
+
+
+__all__ = ["LostClaim", "RunWrite", "TriggerClose", "commit"]
