@@ -77,13 +77,15 @@ class Execution:
     def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
         self.state.set_results(task, {**task.results, **results})
         task.move(TaskStatus.CLOSED, self.now)
-        self._follow(self.state.tree.nodes[task.node], task, "complete")
+        node = self.state.tree.nodes[task.node]
+        self._follow(node, task, node.complete_connectors)
         self._drain()
 
     def update(self, task: TaskState, results: Mapping[str, str]) -> None:
         if results:
             self.state.set_results(task, {**task.results, **results})
-        self._follow(self.state.tree.nodes[task.node], task, "update")
+        node = self.state.tree.nodes[task.node]
+        self._follow(node, task, node.update_connectors)
         self._drain()
 
     # -- the walk ----------------------------------------------------------------------------
@@ -124,8 +126,7 @@ class Execution:
         }
         return scope
 
-    def _render(self, node: Node, task: TaskState) -> dict[str, str] | None:
-        scope = self._scope(task)
+    def _render(self, node: Node, task: TaskState, scope: dict[str, Any]) -> dict[str, str] | None:
         try:
             return {name: template.render(scope) for name, template in node.parameters.items()}
         except ExpressionError as exc:
@@ -137,7 +138,8 @@ class Execution:
     def _execute(self, node: Node) -> None:
         token = ids.deferral_token() if node.defers else None
         task = self._new_task(node, TaskStatus.NEW, token)
-        parameters = self._render(node, task)
+        scope = self._scope(task)
+        parameters = self._render(node, task, scope)
         if parameters is None:
             return
         context = HandlerContext(
@@ -162,10 +164,10 @@ class Execution:
         self.state.set_results(task, results)
         if node.defers:
             task.move(TaskStatus.DEFERRED, self.now)
-            self._follow(node, task, "create")
+            self._follow(node, task, node.create_connectors, scope)
         else:
             task.move(TaskStatus.CLOSED, self.now)
-            self._follow(node, task, "complete")
+            self._follow(node, task, node.complete_connectors, scope)
 
     def _arrive_at_join(self, node: Node, came_from: str) -> None:
         task = self.state.latest.get((node.name, ROOT_LOOP))
@@ -176,7 +178,7 @@ class Execution:
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
             task.dirty = True
-        parameters = self._render(node, task)
+        parameters = self._render(node, task, self._scope(task))
         if parameters is None:
             return
         kind = parameters.get("type") or "All"
@@ -205,13 +207,19 @@ class Execution:
             return
         if fired:
             task.move(TaskStatus.CLOSED, self.now)
-            self._follow(node, task, "complete")
+            self._follow(node, task, node.complete_connectors)
 
-    def _follow(self, node: Node, task: TaskState, kind: str) -> None:
-        connectors: tuple[Connector, ...] = getattr(node, f"{kind}_connectors")
+    def _follow(
+        self,
+        node: Node,
+        task: TaskState,
+        connectors: tuple[Connector, ...],
+        scope: dict[str, Any] | None = None,
+    ) -> None:
         if not connectors:
             return
-        scope = self._scope(task)
+        if scope is None:
+            scope = self._scope(task)
         targets = []
         for connector in connectors:
             if connector.condition is not None:

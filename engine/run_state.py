@@ -16,7 +16,7 @@ from engine.statuses import RunStatus, TaskStatus, transition
 from engine.tree import Tree
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskState:
     id: str
     node: str

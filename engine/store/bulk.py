@@ -11,19 +11,42 @@ Python ``str`` as an untyped literal, so the JSON text is stored as JSONB by the
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-_Converter = Callable[[Any], Any] | None
-
 
 def dumps(value: Any) -> str:
     """JSON text for a column; orjson is an order of magnitude faster than json here."""
     return orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement's SQL for one dialect and how to turn a row into the driver's parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    take: Callable[[Mapping[str, Any]], Any]  # the values in parameter order, in C
+    json_at: tuple[int, ...]
+    positional: bool  # SQLite's "?" takes a tuple; psycopg's "%(name)s" a dict
+
+    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        values = self.take(row)
+        if len(self.names) == 1:
+            values = (values,)
+        if self.json_at:
+            values = list(values)
+            for index in self.json_at:
+                values[index] = dumps(values[index])
+        if self.positional:
+            return tuple(values)
+        return dict(zip(self.names, values, strict=True))
 
 
 class BulkStatement:
@@ -36,50 +59,32 @@ class BulkStatement:
     def __init__(self, statement: sa.Insert | sa.Update, json_names: Sequence[str] = ()) -> None:
         self._statement = statement
         self._json_names = frozenset(json_names)
-        self._compiled: dict[str, tuple[str, tuple[tuple[str, _Converter], ...], bool]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _compile(self, dialect: Dialect) -> tuple[str, tuple[tuple[str, _Converter], ...], bool]:
+    def _compile(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self._statement.compile(dialect=dialect)
             positional = bool(compiled.positional)
-            names = compiled.positiontup if positional else list(compiled.binds)
-            order = tuple(
-                (name, dumps if name in self._json_names else None) for name in names or ()
-            )
-            found = (compiled.string, order, positional)
+            names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+            json_at = tuple(i for i, name in enumerate(names) if name in self._json_names)
+            take = operator.itemgetter(*names)
+            found = _Compiled(compiled.string, names, take, json_at, positional)
             self._compiled[dialect.name] = found
         return found
 
-    def _parameters(self, order: tuple[tuple[str, _Converter], ...], positional: bool,
-                    row: Mapping[str, Any]) -> Any:  # fmt: skip
-        if positional:
-            return tuple(row[n] if convert is None else convert(row[n]) for n, convert in order)
-        return {n: row[n] if convert is None else convert(row[n]) for n, convert in order}
-
     def scalar(self, connection: Connection, row: Mapping[str, Any]) -> Any:
         """Execute for one row and return the first column of the row it returns (RETURNING)."""
-        sql, order, positional = self._compile(connection.dialect)
-        return connection.exec_driver_sql(sql, self._parameters(order, positional, row)).scalar()
+        compiled = self._compile(connection.dialect)
+        return connection.exec_driver_sql(compiled.sql, compiled.parameters(row)).scalar()
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row in one driver call; returns the rows affected in total."""
         if not rows:
             return 0
-        sql, order, positional = self._compile(connection.dialect)
-        parameters: list[Any]
-        if positional:
-            parameters = [
-                tuple(row[n] if convert is None else convert(row[n]) for n, convert in order)
-                for row in rows
-            ]
-        else:
-            parameters = [
-                {n: row[n] if convert is None else convert(row[n]) for n, convert in order}
-                for row in rows
-            ]
-        result = connection.exec_driver_sql(sql, parameters)
-        return int(result.rowcount)
+        compiled = self._compile(connection.dialect)
+        parameters = [compiled.parameters(row) for row in rows]
+        return int(connection.exec_driver_sql(compiled.sql, parameters).rowcount)
 
 
 def insert_all(table: sa.Table, *, returning_id: bool = False) -> BulkStatement:
