@@ -46,6 +46,17 @@ def test_eight_threads_racing_to_complete_one_token_exactly_one_wins(engine: Eng
     assert run.status is RunStatus.COMPLETED
 
 
+def test_eight_threads_starting_with_one_idempotency_key_start_one_run(engine: Engine) -> None:
+    outcomes = race(
+        8, lambda: engine.create_start(**REGISTRATION, source_id="K", idempotency_key="order-9")
+    )
+    assert not [o for o in outcomes if isinstance(o, Exception)]
+    assert len({o.id for o in outcomes}) == 1  # type: ignore[attr-defined]
+    with engine.database.read() as connection:
+        runs = connection.execute(sa.text("SELECT count(*) FROM runs")).scalar_one()
+    assert runs == 1
+
+
 def test_background_workers_process_starts_from_many_threads(engine: Engine) -> None:
     engine.start(workers=4)
     try:
