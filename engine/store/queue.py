@@ -25,6 +25,10 @@ from engine.store.tables import runs, tasks, triggers
 
 NEW = TriggerStatus.NEW.value
 WIP = TriggerStatus.WORK_IN_PROGRESS.value
+# Statuses as SQL literals, not bound parameters: a planner can use the partial index on open
+# triggers only when it sees the index's own predicate (SQLite never matches a parameter).
+_NEW_SQL = sa.literal_column(f"'{NEW}'")
+_WIP_SQL = sa.literal_column(f"'{WIP}'")
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,9 @@ def _claim_statement(dialect: str) -> sa.Update:
         sa.select(t.c.id)
         .join(r, r.c.id == t.c.run_id)
         .where(
-            t.c.status.in_((NEW, WIP)),
+            t.c.status.in_((_NEW_SQL, _WIP_SQL)),
             t.c.due_at <= now,
-            sa.or_(t.c.status == NEW, t.c.lease_until < now),
+            sa.or_(t.c.status == _NEW_SQL, t.c.lease_until < now),
             sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
         )
         .order_by(t.c.id)
@@ -120,7 +124,11 @@ def renew(connection: Connection, *, claim_ids: Sequence[str], until: float) -> 
         return
     connection.execute(
         triggers.update()
-        .where(triggers.c.lease_owner.in_(claim_ids), triggers.c.status == WIP)
+        .where(
+            triggers.c.lease_owner.in_(claim_ids),
+            triggers.c.status.in_((_NEW_SQL, _WIP_SQL)),  # the partial index's own predicate
+            triggers.c.status == _WIP_SQL,
+        )
         .values(lease_until=until)
     )
     connection.execute(
@@ -136,7 +144,7 @@ def release(connection: Connection, *, claim_id: str, trigger_ids: Sequence[int]
             .where(
                 triggers.c.id.in_(trigger_ids),
                 triggers.c.lease_owner == claim_id,
-                triggers.c.status == WIP,
+                triggers.c.status == _WIP_SQL,
             )
             .values(status=NEW, lease_owner=None, lease_until=None)
         )

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 OPEN_TRIGGER_STATUSES = ("New", "Work In Progress")
 _OPEN = sa.text("status IN ('New', 'Work In Progress')")
+_LEASED = sa.text("lease_owner IS NOT NULL")
 
 
 def _json(**kwargs: Any) -> Any:
@@ -41,7 +42,11 @@ class TreeVersionRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_tree", "source_name", "source_group", "tree_name"),)
+    __table_args__ = (
+        sa.Index("ix_runs_tree", "source_name", "source_group", "tree_name"),
+        # Only leased runs are indexed: renewing and releasing leases never scans finished runs.
+        sa.Index("ix_runs_leased", "lease_owner", sqlite_where=_LEASED, postgresql_where=_LEASED),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tree_version_id: int = Field(foreign_key="tree_versions.id")
