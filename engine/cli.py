@@ -1,4 +1,5 @@
-"""The ``treeflow`` command: validate trees, run them in an embedded engine, resume, inspect.
+"""The ``treeflow`` command: validate trees, run them in an embedded engine, resume, inspect,
+and ``bench``, which hands its arguments to the benchmark harness (``benchmarks.cli``).
 
 Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
 ``--database`` / ``TREEFLOW_DATABASE_URL`` (default ``sqlite:///treeflow.db``) and ``--trees`` /
@@ -301,6 +302,23 @@ def runs_list(
             _styled(run.status.value),
         )
     console.print(table)
+
+
+@main.command(
+    short_help="Run the benchmark harness (treeflow bench --help for its options).",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],  # --help goes to the benchmark's own parser
+    },
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def bench(arguments: tuple[str, ...]) -> None:
+    """Run the benchmarks, as python -m benchmarks does, with the same options."""
+    # Imported here: the harness pulls in the peer engine and is not needed by any other command.
+    from benchmarks.cli import main as bench_main
+
+    sys.exit(bench_main(list(arguments), prog="treeflow bench"))
 
 
 @runs.command("show")

@@ -228,7 +228,9 @@ def test_deferred_refuses_an_action_other_than_complete_or_update(treeflow: Tree
 
 def test_runs_list_shows_each_run_with_its_tree_source_id_and_status(treeflow: Treeflow) -> None:
     first, _ = started(treeflow("run", "Process Registration", "--source-id", "REG-1"))
-    assert treeflow("run", "Linear 10", "--source-id", "L-1").returncode == 0
+    attendee = '<results><result name="Attendee">Ada</result></results>'
+    completed = treeflow("run", "Parallel Checks", "--source-id", "PC-1", "--results", attendee)
+    assert completed.returncode == 0, completed.stderr
 
     result = treeflow("runs", "list")
 
@@ -236,7 +238,7 @@ def test_runs_list_shows_each_run_with_its_tree_source_id_and_status(treeflow: T
     lines = [line for line in result.stdout.splitlines() if re.match(r"\W*\d+\W", line)]
     cells = [re.split(r"\s*[│|]\s*", line.strip("│| ")) for line in lines]
     assert cells == [
-        ["2", "Linear 10", "1", "L-1", "Completed"],
+        ["2", "Parallel Checks", "1", "PC-1", "Completed"],
         [str(first), "Process Registration", "1", "REG-1", "Started"],
     ]
 

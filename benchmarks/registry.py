@@ -1,0 +1,194 @@
+"""The named workloads, and what each one's table shows.
+
+A workload is a name, a measuring function (one database at a time, see ``suite``) and the
+rows of its Markdown table. A row names figures by path in the per-database result
+(``treeflow.phased.runs_per_s``, ``peer.runs_per_s``, ``floor.runs_per_s``); a row with a
+peer figure gets a ratio, a row marked ``of_floor`` a percentage of the floor. Both are
+computed here, once, into the JSON result, and the report only reads them.
+
+``http`` is registered but not available: the HTTP server it would measure does not exist
+yet. When it does, its measuring function goes here like the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.databases import Target
+from benchmarks.suite import (
+    Context,
+    Figures,
+    measure_defer_resume,
+    measure_fanout_join,
+    measure_linear10,
+    measure_scaling,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a workload's table: a treeflow figure, and a peer figure to divide it by."""
+
+    label: str
+    treeflow: str
+    peer: str | None = None
+    unit: str = "/s"  # "/s", "ms" or "%"
+    of_floor: bool = False  # also shown as a percentage of ``floor.runs_per_s``
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named workload: how to measure it on one database, and what its table shows."""
+
+    name: str
+    summary: str
+    measure: Callable[[Context, Target], Figures] | None
+    rows: tuple[Row, ...] = ()
+    table: str = "comparison"  # or "scaling": one row per stored size
+    unavailable: str | None = None
+
+
+def figure(figures: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of a per-database result, or None if it is absent."""
+    value: Any = figures
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or value.get(part) is None:
+            return None
+        value = value[part]
+    return value
+
+
+def derive(workload: Workload, figures: Figures) -> Figures:
+    """Add ``ratios`` (treeflow / peer) and ``percent_of_floor`` to a per-database result."""
+    ratios, of_floor = [], []
+    floor = figure(figures, "floor.runs_per_s")
+    for row in workload.rows:
+        mine = figure(figures, row.treeflow)
+        theirs = figure(figures, row.peer) if row.peer else None
+        if mine is not None and theirs:
+            ratios.append({"treeflow": row.treeflow, "peer": row.peer, "value": mine / theirs})
+        if row.of_floor and mine is not None and floor:
+            of_floor.append({"treeflow": row.treeflow, "value": 100 * mine / floor})
+    if ratios:
+        figures["ratios"] = ratios
+    if of_floor:
+        figures["percent_of_floor"] = of_floor
+    return figures
+
+
+_LATENCY = (
+    Row(
+        "latency p50, accepted to closed (pipelined)",
+        "treeflow.pipelined.latency_p50_ms",
+        unit="ms",
+    ),
+    Row(
+        "latency p99, accepted to closed (pipelined)",
+        "treeflow.pipelined.latency_p99_ms",
+        unit="ms",
+    ),
+)
+
+LINEAR10 = Workload(
+    name="linear10",
+    summary="start, 10 echo nodes, end (12 nodes a run)",
+    measure=measure_linear10,
+    rows=(
+        Row("createStart accepted/s (phased)", "treeflow.phased.create_start_per_s"),
+        Row(
+            "runs/s, phased processing",
+            "treeflow.phased.runs_per_s",
+            "peer.runs_per_s",
+            of_floor=True,
+        ),
+        Row(
+            "node executions/s, phased processing",
+            "treeflow.phased.node_executions_per_s",
+            "peer.node_executions_per_s",
+        ),
+        Row(
+            "runs/s, pipelined end to end (1 worker)",
+            "treeflow.pipelined.end_to_end_runs_per_s",
+            "peer.runs_per_s",
+            of_floor=True,
+        ),
+        Row("createStart accepted/s while a worker runs", "treeflow.pipelined.create_start_per_s"),
+        *_LATENCY,
+        Row("floor: raw driver loop, runs/s (1 commit a run)", "floor.runs_per_s"),
+    ),
+)
+
+DEFER_RESUME = Workload(
+    name="defer-resume",
+    summary="start, node, deferred node, node, end; N starts, then N completes by token",
+    measure=measure_defer_resume,
+    rows=(
+        Row(
+            "starts/s, phased (accept + process)",
+            "treeflow.phased.starts_per_s",
+            "peer.starts_per_s",
+        ),
+        Row(
+            "completes/s, phased (accept + process)",
+            "treeflow.phased.completes_per_s",
+            "peer.completes_per_s",
+        ),
+        Row("end to end/s, phased", "treeflow.phased.end_to_end_per_s", "peer.end_to_end_per_s"),
+        Row(
+            "starts/s, pipelined (1 worker)", "treeflow.pipelined.starts_per_s", "peer.starts_per_s"
+        ),
+        Row(
+            "completes/s, pipelined (1 worker)",
+            "treeflow.pipelined.completes_per_s",
+            "peer.completes_per_s",
+        ),
+        Row(
+            "end to end/s, pipelined (1 worker)",
+            "treeflow.pipelined.end_to_end_per_s",
+            "peer.end_to_end_per_s",
+        ),
+        Row("createStart accepted/s (phased)", "treeflow.phased.create_start_per_s"),
+        Row("createDeferred accepted/s (phased)", "treeflow.phased.create_deferred_per_s"),
+        *_LATENCY,
+    ),
+)
+
+FANOUT_JOIN = Workload(
+    name="fanout-join",
+    summary="start, 8 parallel echo nodes, Join All, end (11 nodes a run)",
+    measure=measure_fanout_join,
+    rows=(
+        Row("createStart accepted/s (phased)", "treeflow.phased.create_start_per_s"),
+        Row("runs/s, phased processing", "treeflow.phased.runs_per_s", "peer.runs_per_s"),
+        Row("node executions/s, phased processing", "treeflow.phased.node_executions_per_s"),
+        Row(
+            "runs/s, pipelined end to end (1 worker)",
+            "treeflow.pipelined.end_to_end_runs_per_s",
+            "peer.runs_per_s",
+        ),
+        *_LATENCY,
+    ),
+)
+
+SCALING = Workload(
+    name="scaling",
+    summary="linear10 with 10^2 .. 10^5 runs already stored: throughput and peak RSS",
+    measure=measure_scaling,
+    table="scaling",
+)
+
+HTTP = Workload(
+    name="http",
+    summary="createStart / createDeferred over HTTP",
+    measure=None,
+    unavailable="the HTTP server (treeflow serve) does not exist yet",
+)
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w for w in (LINEAR10, DEFER_RESUME, FANOUT_JOIN, SCALING, HTTP)
+}
+DEFAULT = ("linear10", "defer-resume", "fanout-join", "scaling")
+
+__all__ = ["DEFAULT", "WORKLOADS", "Row", "Workload", "derive", "figure"]

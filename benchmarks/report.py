@@ -1,0 +1,264 @@
+"""The Markdown report: one table per workload, the targets, and what every figure means.
+
+It reads only the JSON result (``cli`` builds it), so a saved result can be rendered again and
+the Markdown can never show a figure the JSON does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.registry import WORKLOADS, Row, Workload, figure
+
+NOTES = (
+    "**Durability.** treeflow's figures count only triggers whose state is committed: a "
+    "measurement ends when no trigger is New or Work In Progress as seen from another "
+    "connection, and every run's rows are then counted (runs in the expected status, task "
+    "rows, closed triggers, no errors) before a figure is reported. The peer commits each run "
+    "(and each defer-resume start and completion) before counting it. SQLite runs in WAL mode "
+    "with synchronous=NORMAL and foreign keys on, for treeflow, the peer and the floor alike; "
+    "PostgreSQL with synchronous_commit as the server has it.",
+    "**Same work.** linear10 is 12 node executions a run (start, 10 echo nodes, end), "
+    "defer-resume 5, fanout-join 11, on both engines; every echo renders a template from the "
+    "source id or the previous node's result, and the peer's scripts build the same strings.",
+    "**Fresh databases.** Every mode of every workload starts on an empty database: a new "
+    "SQLite file, or a new PostgreSQL schema dropped afterwards.",
+    "**phased** (one thread): accept N with createStart (timed), then `run_until_idle()` "
+    "(timed). *accepted/s* = N / acceptance time; *runs/s, phased processing* = N / "
+    "processing time, the trigger-processing throughput of committed runs; node executions/s "
+    "= that times the nodes per run.",
+    "**pipelined**: one worker thread (`engine.start(workers=1)`) processes while the main "
+    "thread submits N as fast as it can, then polls the open-trigger count every 20 ms. "
+    "*end to end* = N / (first submit to all closed); *latency* = p50 / p99 of "
+    "`closed_at - created_at` of that mode's triggers.",
+    "**defer-resume**: N starts processed until every run waits at the deferred node "
+    "(*starts/s* = N / (accept + process)); the N tokens are read (untimed); N createDeferred "
+    "Complete processed until every run is Completed (*completes/s* = N / (accept + "
+    "process)); *end to end/s* = N / both phases. Pipelined latency is over all 2N triggers. "
+    "The peer's start runs the workflow to its user task and saves it; its completion loads, "
+    "resumes, runs to the end and saves.",
+    "**ratio** = treeflow / peer, both measured in this invocation; a pipelined figure is "
+    "divided by the peer's only (single-threaded) figure of the same kind.",
+    "**floor**: a raw `sqlite3` (psycopg on PostgreSQL) loop on treeflow's schema writing the "
+    "rows treeflow writes for a linear10 run (INSERT the run and its Root trigger, 12 INSERT "
+    "tasks, UPDATE the trigger to Closed and the run to Completed), one commit a run. "
+    "*% of floor* is treeflow's runs/s divided by it. treeflow's worker commits a claim's "
+    "triggers (up to the batch size) in one transaction, each trigger's rows with its close, so "
+    "its phased processing, which excludes createStart's own commit per run, can pass 100%; "
+    "the pipelined figure includes every commit.",
+    "**scaling**: for each size a fresh subprocess on a fresh database has that many completed "
+    "linear10 runs stored (untimed, by a process of its own), then measures phased linear10 "
+    "processing of N new runs; *peak RSS* is the measuring process's high-water mark at its "
+    "end (`VmHWM`; `ru_maxrss` on Linux includes the parent's size and is only recorded in the "
+    "JSON). *% of smallest* compares with the first size (10^2, or 10 in quick mode).",
+    "**Targets** are the issue's, defined on SQLite and evaluated on the phased figures; they "
+    "are reported, not enforced: benchmarks are not tests, nothing asserts a timing.",
+)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:,.1f} ms"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+FORMATS: dict[str, Callable[[float], str]] = {"/s": _rate, "ms": _ms, "%": _percent}
+
+
+def _lookup(entries: Sequence[Mapping[str, Any]] | None, row: Row) -> float | None:
+    for entry in entries or ():
+        if entry["treeflow"] == row.treeflow and entry.get("peer", row.peer) == row.peer:
+            return float(entry["value"])
+    return None
+
+
+def _cell(value: Any, unit: str) -> str:
+    return "—" if value is None else FORMATS[unit](float(value))
+
+
+def _comparison(
+    workload: Workload, by_database: Mapping[str, Any], labels: Mapping[str, str]
+) -> list[str]:
+    names = [name for name in labels if name in by_database]
+    header = ["Metric"]
+    for name in names:
+        header += [f"{labels[name]} treeflow", f"{labels[name]} peer", "ratio"]
+    lines = [_line(header), _line(["---"] + ["--:"] * (len(header) - 1))]
+    for row in workload.rows:
+        cells = [row.label]
+        floor_cells = [f"{row.label}, % of floor"]
+        for name in names:
+            figures = by_database[name]
+            ratio = _lookup(figures.get("ratios"), row)
+            cells += [
+                _cell(figure(figures, row.treeflow), row.unit),
+                _cell(figure(figures, row.peer), row.unit) if row.peer else "—",
+                _ratio(ratio) if ratio is not None else "—",
+            ]
+            share = _lookup(figures.get("percent_of_floor"), Row("", row.treeflow))
+            floor_cells += [_cell(share, "%"), "—", "—"]
+        lines.append(_line(cells))
+        if row.of_floor:
+            lines.append(_line(floor_cells))
+    return lines
+
+
+def _scaling(by_database: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    names = [name for name in labels if name in by_database]
+    sizes = by_database[names[0]]["treeflow"]["sizes"] if names else []
+    header = ["Stored runs"]
+    for name in names:
+        header += [f"{labels[name]} runs/s", "% of smallest", "peak RSS MiB"]
+    lines = [_line(header), _line(["--:"] * len(header))]
+    for index, size in enumerate(sizes):
+        cells = [f"{size['stored']:,}"]
+        for name in names:
+            row = by_database[name]["treeflow"]["sizes"][index]
+            cells += [
+                _rate(row["runs_per_s"]),
+                _percent(row["percent_of_smallest"]),
+                f"{row['peak_rss_kib'] / 1024:.1f}",
+            ]
+        lines.append(_line(cells))
+    return lines
+
+
+def _line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target from the issue, evaluated on one database's figures."""
+
+    label: str
+    workload: str
+    evaluate: Callable[[Mapping[str, Any]], tuple[str, bool] | None]
+
+
+def _ratio_goal(treeflow: str, peer: str, at_least: float) -> Callable[..., Any]:
+    def evaluate(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
+        value = _lookup(figures.get("ratios"), Row("", treeflow, peer))
+        return None if value is None else (_ratio(value), value >= at_least)
+
+    return evaluate
+
+
+def _floor_goal(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
+    value = _lookup(figures.get("percent_of_floor"), Row("", "treeflow.phased.runs_per_s"))
+    return None if value is None else (_percent(value), value >= 25)
+
+
+def _scaling_throughput(figures: Mapping[str, Any]) -> tuple[str, bool]:
+    largest = figures["treeflow"]["sizes"][-1]
+    value = largest["percent_of_smallest"]
+    return f"{_percent(value)} at {largest['stored']:,}", value >= 90
+
+
+def _scaling_memory(figures: Mapping[str, Any]) -> tuple[str, bool]:
+    sizes = figures["treeflow"]["sizes"]
+    first, last = sizes[0]["peak_rss_kib"], sizes[-1]["peak_rss_kib"]
+    text = f"{first / 1024:.1f} → {last / 1024:.1f} MiB"
+    return text, last <= first * 1.10
+
+
+GOALS = (
+    Goal(
+        "linear10 runs/s (phased) ≥ 5x peer",
+        "linear10",
+        _ratio_goal("treeflow.phased.runs_per_s", "peer.runs_per_s", 5),
+    ),
+    Goal("linear10 runs/s (phased) ≥ 25% of the floor", "linear10", _floor_goal),
+    Goal(
+        "defer-resume starts/s (phased) ≥ 5x peer",
+        "defer-resume",
+        _ratio_goal("treeflow.phased.starts_per_s", "peer.starts_per_s", 5),
+    ),
+    Goal(
+        "defer-resume completes/s (phased) ≥ 5x peer",
+        "defer-resume",
+        _ratio_goal("treeflow.phased.completes_per_s", "peer.completes_per_s", 5),
+    ),
+    Goal(
+        "fanout-join runs/s (phased) ≥ 5x peer",
+        "fanout-join",
+        _ratio_goal("treeflow.phased.runs_per_s", "peer.runs_per_s", 5),
+    ),
+    Goal(
+        "scaling: runs/s at the largest size ≥ 90% of the smallest", "scaling", _scaling_throughput
+    ),
+    Goal("scaling: peak RSS does not grow (≤ +10%)", "scaling", _scaling_memory),
+)
+
+
+def _goals(result: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    names = list(labels)
+    header = ["Target (defined on SQLite)"] + [f"{labels[name]}" for name in names]
+    lines = [_line(header), _line(["---"] + [":-:"] * len(names))]
+    for goal in GOALS:
+        by_database = result["workloads"].get(goal.workload)
+        if not by_database:
+            continue
+        cells = [goal.label]
+        for name in names:
+            outcome = goal.evaluate(by_database[name]) if name in by_database else None
+            cells.append(
+                "—" if outcome is None else f"{outcome[0]} {'met' if outcome[1] else 'NOT met'}"
+            )
+        lines.append(_line(cells))
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def _setup(result: Mapping[str, Any]) -> list[str]:
+    machine, settings = result["machine"], result["settings"]
+    postgres = machine.get("postgresql_server") or "not measured"
+    if machine.get("postgresql_synchronous_commit"):
+        postgres += f" (synchronous_commit={machine['postgresql_synchronous_commit']})"
+    return [
+        f"{machine['platform']}, {machine['cpu_count']} CPUs, Python {machine['python']}, "
+        f"SQLite {machine['sqlite']}, PostgreSQL {postgres}, treeflow {machine['treeflow']}, "
+        f"SpiffWorkflow {machine['spiffworkflow']}.",
+        "",
+        f"N = {settings['runs']:,} runs a workload (scaling: {settings['scaling_runs']:,} "
+        f"measured runs at {', '.join(f'{s:,}' for s in settings['scaling_sizes'])} stored); "
+        f"batch size {settings['batch_size']}; run in {_duration(result['seconds'])} "
+        f"with `{machine['command']}`.",
+    ]
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """The whole report for a JSON result."""
+    labels = {entry["name"]: entry["label"] for entry in result["databases"]}
+    lines = [f"# treeflow benchmarks, {result['started_at']}", "", *_setup(result)]
+    for note in result.get("remarks", ()):
+        lines += ["", f"*{note}*"]
+    for name, by_database in result["workloads"].items():
+        workload = WORKLOADS[name]
+        lines += ["", f"## {name}: {workload.summary}", ""]
+        if workload.table == "scaling":
+            lines += _scaling(by_database, labels)
+        else:
+            lines += _comparison(workload, by_database, labels)
+    lines += ["", "## Targets", "", *_goals(result, labels), "", "## Notes", ""]
+    lines += [f"- {note}" for note in NOTES]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["GOALS", "NOTES", "markdown"]

@@ -1,0 +1,147 @@
+"""One workload on one database: treeflow's two modes, the peer, and (for linear10) the floor.
+
+Every measurement gets a fresh database from the target, in this order: treeflow phased,
+treeflow pipelined, the peer (SpiffWorkflow, through ``benchmarks.peers.spiff``), the floor.
+The figures are plain numbers keyed as the JSON result stores them; ratios are computed from
+them afterwards (``registry.derive``), so a ratio is always treeflow / peer of this invocation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import defer_resume, floor, scaling, workloads
+from benchmarks.databases import Target, sqlite_file
+from benchmarks.measure import FANOUT_JOIN, LINEAR10, Progress, Shape
+from benchmarks.progress import Board
+
+Figures = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the command line decided, shared by every workload."""
+
+    runs: int
+    scaling_runs: int
+    scaling_sizes: tuple[int, ...]
+    peer: bool
+    board: Board
+
+
+def _peer_database(url: str) -> str:
+    """The peer adapter takes a SQLite file path or a PostgreSQL URL."""
+    return sqlite_file(url) if url.startswith("sqlite") else url
+
+
+def _step(
+    context: Context,
+    target: Target,
+    what: str,
+    total: int,
+    measure: Callable[[str, Progress], Figures],
+) -> Figures:
+    """Run one measurement on a fresh database, with a progress bar of its own."""
+    progress = context.board.track(f"{target.label}: {what}", total)
+    with target.fresh(re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")) as url:
+        return measure(url, progress)
+
+
+def _peer(context: Context, target: Target, name: str, total: int) -> Figures | None:
+    """The peer adapter's ``name`` workload; imported here so --no-peer needs no SpiffWorkflow."""
+    if not context.peer:
+        return None
+    from benchmarks.peers import spiff
+
+    run: Callable[[str, int, Progress], Figures] = getattr(spiff, name)
+    return _step(
+        context,
+        target,
+        f"{name.replace('_', '-')} peer (SpiffWorkflow)",
+        total,
+        lambda url, progress: run(_peer_database(url), context.runs, progress),
+    )
+
+
+def _straight(context: Context, target: Target, shape: Shape, name: str) -> Figures:
+    n = context.runs
+    return {
+        "phased": _step(
+            context,
+            target,
+            f"{name} treeflow phased",
+            2 * n,
+            lambda url, progress: workloads.phased(url, shape, n, progress),
+        ),
+        "pipelined": _step(
+            context,
+            target,
+            f"{name} treeflow pipelined",
+            2 * n,
+            lambda url, progress: workloads.pipelined(url, shape, n, progress),
+        ),
+    }
+
+
+def measure_linear10(context: Context, target: Target) -> Figures:
+    return {
+        "treeflow": _straight(context, target, LINEAR10, "linear10"),
+        "peer": _peer(context, target, "linear10", context.runs),
+        "floor": _step(
+            context,
+            target,
+            "linear10 floor (raw driver loop)",
+            context.runs,
+            lambda url, progress: floor.measure(url, context.runs, progress),
+        ),
+    }
+
+
+def measure_fanout_join(context: Context, target: Target) -> Figures:
+    return {
+        "treeflow": _straight(context, target, FANOUT_JOIN, "fanout-join"),
+        "peer": _peer(context, target, "fanout_join", context.runs),
+    }
+
+
+def measure_defer_resume(context: Context, target: Target) -> Figures:
+    n = context.runs
+    treeflow = {
+        "phased": _step(
+            context,
+            target,
+            "defer-resume treeflow phased",
+            4 * n,
+            lambda url, progress: defer_resume.phased(url, n, progress),
+        ),
+        "pipelined": _step(
+            context,
+            target,
+            "defer-resume treeflow pipelined",
+            4 * n,
+            lambda url, progress: defer_resume.pipelined(url, n, progress),
+        ),
+    }
+    peer = _peer(context, target, "defer_resume", 2 * n)
+    return {"treeflow": treeflow, "peer": peer}
+
+
+def measure_scaling(context: Context, target: Target) -> Figures:
+    sizes, n = context.scaling_sizes, context.scaling_runs
+    progress = context.board.track(
+        f"{target.label}: scaling treeflow ({', '.join(map(str, sizes))} stored)",
+        scaling.progress_total(sizes, n),
+    )
+    return {"treeflow": scaling.measure(target, sizes, n, progress)}
+
+
+__all__ = [
+    "Context",
+    "measure_defer_resume",
+    "measure_fanout_join",
+    "measure_linear10",
+    "measure_scaling",
+]

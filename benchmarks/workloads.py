@@ -1,0 +1,94 @@
+"""treeflow's side of the straight-through workloads (linear10, fanout-join), in two modes.
+
+- **phased** (one thread): accept N runs with createStart (timed), then ``run_until_idle()``
+  (timed). ``create_start_per_s`` is N / acceptance time; ``runs_per_s`` is N / processing
+  time, the trigger-processing throughput of committed runs; ``node_executions_per_s`` is
+  ``runs_per_s`` times the tree's nodes per run.
+- **pipelined**: ``engine.start(workers=1)``; this thread submits N runs as fast as it can while
+  the worker processes them, then polls the queue every 20 ms until it is drained.
+  ``end_to_end_runs_per_s`` is N / (first submit to all closed); ``latency_p50_ms`` and
+  ``latency_p99_ms`` are percentiles of ``closed_at - created_at`` over the run's triggers.
+
+Each mode is given a fresh database and checks its rows before it reports (see ``measure``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.measure import (
+    Progress,
+    Shape,
+    Ticker,
+    latency_ms,
+    open_engine,
+    process,
+    verify,
+    wait_until_drained,
+)
+from engine import Engine
+
+
+def _submit(engine: Engine, shape: Shape, runs: int, tick: Ticker) -> int:
+    """createStart ``runs`` times; returns the first run's id."""
+    first_run_id = 0
+    for number in range(runs):
+        trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
+        first_run_id = first_run_id or trigger.run_id
+        tick(number + 1)
+    return first_run_id
+
+
+def _verify_completed(engine: Engine, shape: Shape, first_run_id: int, runs: int) -> None:
+    verify(
+        engine,
+        first_run_id=first_run_id,
+        run_count=runs,
+        status="Completed",
+        tasks_per_run=shape.nodes_per_run,
+        triggers_per_run=1,
+    )
+
+
+def phased(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, float]:
+    """Accept ``runs`` runs, then process them all on this thread; ``progress`` counts to 2N."""
+    with open_engine(url, shape) as engine:
+        began = time.perf_counter()
+        first_run_id = _submit(engine, shape, runs, Ticker(progress, runs))
+        accepted = time.perf_counter()
+        process(engine, lambda closed: progress(runs + closed))
+        processed = time.perf_counter()
+        _verify_completed(engine, shape, first_run_id, runs)
+    return {
+        "runs": runs,
+        "create_start_per_s": runs / (accepted - began),
+        "runs_per_s": runs / (processed - accepted),
+        "node_executions_per_s": runs * shape.nodes_per_run / (processed - accepted),
+    }
+
+
+def pipelined(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, float]:
+    """Submit ``runs`` runs while one worker thread processes them; ``progress`` counts to 2N."""
+    with open_engine(url, shape) as engine:
+        engine.start(workers=1)
+        try:
+            began = time.perf_counter()
+            first_run_id = _submit(engine, shape, runs, Ticker(progress, runs))
+            submitted = time.perf_counter()
+            wait_until_drained(
+                engine, submitted=runs, progress=lambda closed: progress(runs + closed)
+            )
+            finished = time.perf_counter()
+        finally:
+            engine.stop()
+        _verify_completed(engine, shape, first_run_id, runs)
+        latency = latency_ms(engine, first_run_id)
+    return {
+        "runs": runs,
+        "create_start_per_s": runs / (submitted - began),
+        "end_to_end_runs_per_s": runs / (finished - began),
+        **latency,
+    }
+
+
+__all__ = ["phased", "pipelined"]

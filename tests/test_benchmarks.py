@@ -1,0 +1,174 @@
+"""The benchmark harness works: a ``--quick`` run on each database writes complete results.
+
+These tests prove that the harness runs and that its results are consistent (every figure a
+positive number, every ratio treeflow / peer of the same run); they never look at how fast
+anything was. Benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import run_treeflow
+
+WORKLOADS = ("linear10", "defer-resume", "fanout-join", "scaling")
+COMPARED = ("linear10", "defer-resume", "fanout-join")
+PEER_METRICS = {
+    "linear10": {"runs_per_s", "node_executions_per_s"},
+    "defer-resume": {"starts_per_s", "completes_per_s", "end_to_end_per_s"},
+    "fanout-join": {"runs_per_s"},
+}
+LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield from leaves(inner, f"{path}.{key}" if path else key)
+    else:
+        yield path, value
+
+
+def at(figures: Mapping[str, Any], path: str) -> float:
+    value: Any = figures
+    for part in path.split("."):
+        value = value[part]
+    return float(value)
+
+
+Quick = tuple[str, dict[str, Any], str, str]
+
+
+def _postgres_flags() -> list[str]:
+    """As conftest does: skip without TREEFLOW_TEST_POSTGRES_URL, except in CI, where fail."""
+    url = os.environ.get("TREEFLOW_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("TREEFLOW_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("TREEFLOW_TEST_POSTGRES_URL is not set")
+    # The harness makes (and drops) a schema of its own for every measurement.
+    return ["--postgres", url, "--postgres-only"]
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def quick(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Quick:
+    """One ``python -m benchmarks --quick`` per database: (database, JSON, Markdown, stdout)."""
+    database = request.param
+    flags = ["--sqlite-only"] if database == "sqlite" else _postgres_flags()
+    folder = tmp_path_factory.mktemp(f"bench-{database}")
+    out = folder / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), *flags],
+        cwd=folder,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TREEFLOW_")},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [json_file] = out.glob("bench-*.json")
+    [markdown_file] = out.glob("bench-*.md")
+    return (
+        database,
+        json.loads(json_file.read_text(encoding="utf-8")),
+        markdown_file.read_text(encoding="utf-8"),
+        result.stdout,
+    )
+
+
+def test_quick_run_measures_every_default_workload_on_its_database(quick: Quick) -> None:
+    database, result, _, _ = quick
+    assert list(result["workloads"]) == list(WORKLOADS)
+    assert [entry["name"] for entry in result["databases"]] == [database]
+    assert result["settings"]["runs"] == 20
+    assert result["settings"]["scaling_sizes"] == [10, 100]
+
+
+def test_every_figure_is_a_positive_number(quick: Quick) -> None:
+    database, result, _, _ = quick
+    for name in COMPARED:
+        figures = result["workloads"][name][database]
+        measured = {k: v for k, v in figures.items() if k in ("treeflow", "peer", "floor")}
+        for path, value in leaves(measured):
+            assert isinstance(value, int | float) and value > 0, (name, path, value)
+
+
+def test_peer_figures_are_present_for_every_compared_workload(quick: Quick) -> None:
+    database, result, _, _ = quick
+    for name, metrics in PEER_METRICS.items():
+        assert set(result["workloads"][name][database]["peer"]) == metrics
+
+
+def test_ratios_are_treeflow_divided_by_peer(quick: Quick) -> None:
+    database, result, _, _ = quick
+    for name in COMPARED:
+        figures = result["workloads"][name][database]
+        assert figures["ratios"], name
+        for ratio in figures["ratios"]:
+            expected = at(figures, ratio["treeflow"]) / at(figures, ratio["peer"])
+            assert ratio["value"] == pytest.approx(expected), (name, ratio)
+    paths = {r["treeflow"] for r in result["workloads"]["linear10"][database]["ratios"]}
+    assert {"treeflow.phased.runs_per_s", "treeflow.pipelined.end_to_end_runs_per_s"} <= paths
+
+
+def test_linear10_has_the_floor_and_treeflow_as_a_percentage_of_it(quick: Quick) -> None:
+    database, result, _, _ = quick
+    figures = result["workloads"]["linear10"][database]
+    floor = figures["floor"]["runs_per_s"]
+    assert floor > 0
+    shares = {entry["treeflow"]: entry["value"] for entry in figures["percent_of_floor"]}
+    assert set(shares) == {
+        "treeflow.phased.runs_per_s",
+        "treeflow.pipelined.end_to_end_runs_per_s",
+    }
+    for path, share in shares.items():
+        assert share == pytest.approx(100 * at(figures, path) / floor)
+
+
+def test_scaling_reports_both_quick_sizes_with_their_peak_rss(quick: Quick) -> None:
+    database, result, _, _ = quick
+    sizes = result["workloads"]["scaling"][database]["treeflow"]["sizes"]
+    assert [size["stored"] for size in sizes] == [10, 100]
+    for size in sizes:
+        assert size["runs"] == 20
+        assert size["runs_per_s"] > 0
+        assert size["peak_rss_kib"] > 0
+
+
+def test_markdown_has_a_table_per_workload_and_is_printed(quick: Quick) -> None:
+    database, _, markdown, stdout = quick
+    label = LABELS[database]
+    for name in WORKLOADS:
+        assert f"\n## {name}: " in markdown
+    assert markdown.count(f"| Metric | {label} treeflow | {label} peer | ratio |") == 3
+    assert f"| Stored runs | {label} runs/s | % of smallest | peak RSS MiB |" in markdown
+    assert "## Targets" in markdown
+    assert "## Notes" in markdown
+    assert stdout == markdown
+
+
+def test_treeflow_bench_forwards_its_arguments_to_the_harness(tmp_path: Path) -> None:
+    result = run_treeflow("bench", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: treeflow bench ")
+    assert "--workload NAME" in result.stdout
+
+
+def test_the_http_workload_is_registered_but_refused_until_the_server_exists(
+    tmp_path: Path,
+) -> None:
+    result = run_treeflow("bench", "--workload", "http", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "workload 'http' is not available: the HTTP server" in result.stderr
