@@ -9,10 +9,13 @@ two timed phases around an untimed read of the N deferral tokens:
   process until every run is Completed; ``completes_per_s`` = N / (accept + process).
 
 ``end_to_end_per_s`` = N / (both phases). In **phased** mode acceptance and processing follow
-each other on one thread (``create_start_per_s`` / ``create_deferred_per_s`` are the
-acceptance rates); in **pipelined** mode one worker thread processes while this thread
-submits, and the latency percentiles are over all 2N triggers. The peer's figures are defined
-the same way: its start runs the workflow to the user task and persists it.
+each other on one thread, so they are also reported apart: ``create_start_per_s`` /
+``create_deferred_per_s`` are the acceptance rates and ``start_processing_per_s`` /
+``complete_processing_per_s`` the trigger-processing throughputs (N / processing time), the
+figures comparable with linear10's ``runs_per_s``. In **pipelined** mode one worker thread
+processes while this thread submits, and the latency percentiles are over all 2N triggers. The
+peer's start runs the workflow to the user task and persists it; its complete loads, resumes,
+runs to the end and persists: it has no separate acceptance.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ def _measure(url: str, runs: int, progress: Progress, *, worker: bool) -> dict[s
         "create_deferred_per_s": runs / (submitted - resumed),
         "starts_per_s": runs / starts,
         "completes_per_s": runs / completes,
+        "start_processing_per_s": runs / (started - accepted),
+        "complete_processing_per_s": runs / (finished - submitted),
         "end_to_end_per_s": runs / (starts + completes),
         **latency,
     }

@@ -109,6 +109,12 @@ LINEAR10 = Workload(
             "peer.node_executions_per_s",
         ),
         Row(
+            "runs/s, phased accept + process",
+            "treeflow.phased.end_to_end_runs_per_s",
+            "peer.runs_per_s",
+            of_floor=True,
+        ),
+        Row(
             "runs/s, pipelined end to end (1 worker)",
             "treeflow.pipelined.end_to_end_runs_per_s",
             "peer.runs_per_s",
@@ -125,6 +131,16 @@ DEFER_RESUME = Workload(
     summary="start, node, deferred node, node, end; N starts, then N completes by token",
     measure=measure_defer_resume,
     rows=(
+        Row(
+            "starts/s, phased processing",
+            "treeflow.phased.start_processing_per_s",
+            "peer.starts_per_s",
+        ),
+        Row(
+            "completes/s, phased processing",
+            "treeflow.phased.complete_processing_per_s",
+            "peer.completes_per_s",
+        ),
         Row(
             "starts/s, phased (accept + process)",
             "treeflow.phased.starts_per_s",
@@ -163,6 +179,11 @@ FANOUT_JOIN = Workload(
         Row("createStart accepted/s (phased)", "treeflow.phased.create_start_per_s"),
         Row("runs/s, phased processing", "treeflow.phased.runs_per_s", "peer.runs_per_s"),
         Row("node executions/s, phased processing", "treeflow.phased.node_executions_per_s"),
+        Row(
+            "runs/s, phased accept + process",
+            "treeflow.phased.end_to_end_runs_per_s",
+            "peer.runs_per_s",
+        ),
         Row(
             "runs/s, pipelined end to end (1 worker)",
             "treeflow.pipelined.end_to_end_runs_per_s",

@@ -28,15 +28,20 @@ NOTES = (
     "**phased** (one thread): accept N with createStart (timed), then `run_until_idle()` "
     "(timed). *accepted/s* = N / acceptance time; *runs/s, phased processing* = N / "
     "processing time, the trigger-processing throughput of committed runs; node executions/s "
-    "= that times the nodes per run.",
+    "= that times the nodes per run; *accept + process* = N / both, every run durably "
+    "accepted (one commit each) before it is processed. The peer has no acceptance step: a "
+    "request it is running is lost if its process dies, so its runs/s compares with "
+    "treeflow's processing figure, and the accept + process figure shows what durable "
+    "acceptance adds.",
     "**pipelined**: one worker thread (`engine.start(workers=1)`) processes while the main "
     "thread submits N as fast as it can, then polls the open-trigger count every 20 ms. "
     "*end to end* = N / (first submit to all closed); *latency* = p50 / p99 of "
     "`closed_at - created_at` of that mode's triggers.",
-    "**defer-resume**: N starts processed until every run waits at the deferred node "
-    "(*starts/s* = N / (accept + process)); the N tokens are read (untimed); N createDeferred "
-    "Complete processed until every run is Completed (*completes/s* = N / (accept + "
-    "process)); *end to end/s* = N / both phases. Pipelined latency is over all 2N triggers. "
+    "**defer-resume**: N starts processed until every run waits at the deferred node; the N "
+    "tokens are read (untimed); N createDeferred Complete processed until every run is "
+    "Completed. *phased processing* = N / processing time of that phase; *(accept + "
+    "process)* = N / the whole phase; *end to end/s* = N / both phases. Pipelined latency is "
+    "over all 2N triggers. "
     "The peer's start runs the workflow to its user task and saves it; its completion loads, "
     "resumes, runs to the end and saves.",
     "**ratio** = treeflow / peer, both measured in this invocation; a pipelined figure is "
@@ -53,7 +58,8 @@ NOTES = (
     "processing of N new runs; *peak RSS* is the measuring process's high-water mark at its "
     "end (`VmHWM`; `ru_maxrss` on Linux includes the parent's size and is only recorded in the "
     "JSON). *% of smallest* compares with the first size (10^2, or 10 in quick mode).",
-    "**Targets** are the issue's, defined on SQLite and evaluated on the phased figures; they "
+    "**Targets** are the issue's, defined on SQLite and evaluated on the phased processing "
+    "figures (the floor target on phased processing; accept + process is in the table); they "
     "are reported, not enforced: benchmarks are not tests, nothing asserts a timing.",
 )
 
@@ -176,23 +182,23 @@ def _scaling_memory(figures: Mapping[str, Any]) -> tuple[str, bool]:
 
 GOALS = (
     Goal(
-        "linear10 runs/s (phased) ≥ 5x peer",
+        "linear10 runs/s (phased processing) ≥ 5x peer",
         "linear10",
         _ratio_goal("treeflow.phased.runs_per_s", "peer.runs_per_s", 5),
     ),
     Goal("linear10 runs/s (phased) ≥ 25% of the floor", "linear10", _floor_goal),
     Goal(
-        "defer-resume starts/s (phased) ≥ 5x peer",
+        "defer-resume starts/s (phased processing) ≥ 5x peer",
         "defer-resume",
-        _ratio_goal("treeflow.phased.starts_per_s", "peer.starts_per_s", 5),
+        _ratio_goal("treeflow.phased.start_processing_per_s", "peer.starts_per_s", 5),
     ),
     Goal(
-        "defer-resume completes/s (phased) ≥ 5x peer",
+        "defer-resume completes/s (phased processing) ≥ 5x peer",
         "defer-resume",
-        _ratio_goal("treeflow.phased.completes_per_s", "peer.completes_per_s", 5),
+        _ratio_goal("treeflow.phased.complete_processing_per_s", "peer.completes_per_s", 5),
     ),
     Goal(
-        "fanout-join runs/s (phased) ≥ 5x peer",
+        "fanout-join runs/s (phased processing) ≥ 5x peer",
         "fanout-join",
         _ratio_goal("treeflow.phased.runs_per_s", "peer.runs_per_s", 5),
     ),

@@ -3,7 +3,8 @@
 - **phased** (one thread): accept N runs with createStart (timed), then ``run_until_idle()``
   (timed). ``create_start_per_s`` is N / acceptance time; ``runs_per_s`` is N / processing
   time, the trigger-processing throughput of committed runs; ``node_executions_per_s`` is
-  ``runs_per_s`` times the tree's nodes per run.
+  ``runs_per_s`` times the tree's nodes per run; ``end_to_end_runs_per_s`` is N / (accept +
+  process), every run durably accepted and then processed.
 - **pipelined**: ``engine.start(workers=1)``; this thread submits N runs as fast as it can while
   the worker processes them, then polls the queue every 20 ms until it is drained.
   ``end_to_end_runs_per_s`` is N / (first submit to all closed); ``latency_p50_ms`` and
@@ -64,6 +65,7 @@ def phased(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, f
         "create_start_per_s": runs / (accepted - began),
         "runs_per_s": runs / (processed - accepted),
         "node_executions_per_s": runs * shape.nodes_per_run / (processed - accepted),
+        "end_to_end_runs_per_s": runs / (processed - began),
     }
 
 

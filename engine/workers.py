@@ -33,6 +33,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._wake = threading.Condition()
+        self._woken = False  # a wake-up arrived since the last claim began: do not sleep
         self._active: set[str] = set()
         self._active_lock = threading.Lock()
 
@@ -68,6 +69,7 @@ class WorkerPool:
         if not self._threads:
             return
         with self._wake:
+            self._woken = True
             if all_workers:
                 self._wake.notify_all()
             else:
@@ -76,6 +78,8 @@ class WorkerPool:
     def _work(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
+            with self._wake:
+                self._woken = False
             try:
                 claim = self.runner.claim(self.batch_size)
                 backoff = 0.0
@@ -86,7 +90,8 @@ class WorkerPool:
                 continue
             if not claim.triggers:
                 with self._wake:
-                    self._wake.wait(self.poll_interval)
+                    if not self._woken:  # a trigger accepted during the claim is not missed
+                        self._wake.wait(self.poll_interval)
                 continue
             with self._active_lock:
                 self._active.add(claim.id)

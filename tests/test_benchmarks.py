@@ -131,6 +131,7 @@ def test_linear10_has_the_floor_and_treeflow_as_a_percentage_of_it(quick: Quick)
     shares = {entry["treeflow"]: entry["value"] for entry in figures["percent_of_floor"]}
     assert set(shares) == {
         "treeflow.phased.runs_per_s",
+        "treeflow.phased.end_to_end_runs_per_s",
         "treeflow.pipelined.end_to_end_runs_per_s",
     }
     for path, share in shares.items():

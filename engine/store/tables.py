@@ -19,6 +19,8 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 OPEN_TRIGGER_STATUSES = ("New", "Work In Progress")
 _OPEN = sa.text("status IN ('New', 'Work In Progress')")
 _LEASED = sa.text("lease_owner IS NOT NULL")
+_TOKEN = sa.text("token IS NOT NULL")
+_KEYED = sa.text("idempotency_key IS NOT NULL")
 
 
 def _json(**kwargs: Any) -> Any:
@@ -66,6 +68,15 @@ class RunRow(SQLModel, table=True):
 
 class TaskRow(SQLModel, table=True):
     __tablename__ = "tasks"
+    __table_args__ = (
+        # Most tasks never defer: only real tokens are indexed (and unique).
+        sa.Index(
+            "ux_tasks_token", "token", unique=True, sqlite_where=_TOKEN, postgresql_where=_TOKEN
+        ),
+        # SQLite: the time-ordered text id is the table's own key, not a second index beside a
+        # rowid; a step's task rows then cost one B-tree insert each instead of two.
+        {"sqlite_with_rowid": False},
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     run_id: int = Field(foreign_key="runs.id", index=True)
@@ -74,7 +85,7 @@ class TaskRow(SQLModel, table=True):
     loop_index: str = "/"
     status: str
     results: dict[str, Any] = _json()
-    token: str | None = Field(default=None, unique=True, max_length=40)
+    token: str | None = Field(default=None, max_length=40)
     arrived: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
     completing: bool = False  # a Complete for its token was accepted: refuse further resumes
     created_at: float
@@ -85,6 +96,13 @@ class TriggerRow(SQLModel, table=True):
     __tablename__ = "triggers"
     __table_args__ = (
         sa.Index("ix_triggers_open", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
+        sa.Index(
+            "ux_triggers_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=_KEYED,
+            postgresql_where=_KEYED,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -95,7 +113,7 @@ class TriggerRow(SQLModel, table=True):
     token: str | None = None
     results: str | None = None
     message: str | None = None
-    idempotency_key: str | None = Field(default=None, unique=True)
+    idempotency_key: str | None = None
     due_at: float
     lease_owner: str | None = None
     lease_until: float | None = None
