@@ -86,7 +86,9 @@ class Engine:
     without one the engine uses a private in-memory SQLite database. ``trees`` is a directory
     or file of YAML trees loaded (and versioned) at construction. ``plugins`` are extra pluggy
     plugins besides the ``treeflow.nodes`` entry points. ``clock`` returns UNIX seconds and is
-    injectable for tests.
+    injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
+    processed in order and committed in one transaction (group commit), so a larger batch
+    means fewer commits under load and a longer wait before the first of them is visible.
     """
 
     def __init__(
@@ -98,7 +100,7 @@ class Engine:
         load_entry_points: bool = True,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
-        batch_size: int = 16,
+        batch_size: int = 64,
         max_results_bytes: int = MAX_RESULTS_BYTES,
         pool_size: int = 10,
         clock: Callable[[], float] = time.time,
