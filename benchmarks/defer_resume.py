@@ -31,6 +31,7 @@ from benchmarks.measure import (
     latency_ms,
     open_engine,
     process,
+    start_runs,
     verify,
     wait_until_drained,
 )
@@ -38,15 +39,6 @@ from engine import Engine
 from engine.store.tables import tasks
 
 DECISION = '<results><result name="decision">approved</result></results>'
-
-
-def _start_all(engine: Engine, runs: int, tick: Ticker) -> int:
-    first_run_id = 0
-    for number in range(runs):
-        trigger = engine.create_start(**DEFER_RESUME.key, source_id=f"run-{number}")
-        first_run_id = first_run_id or trigger.run_id
-        tick(number + 1)
-    return first_run_id
 
 
 def _tokens(engine: Engine, first_run_id: int) -> list[str]:
@@ -81,7 +73,7 @@ def _measure(url: str, runs: int, progress: Progress, *, worker: bool) -> dict[s
                 process(engine, advance)
 
         began = time.perf_counter()
-        first_run_id = _start_all(engine, runs, Ticker(progress, runs))
+        first_run_id = start_runs(engine, DEFER_RESUME, runs, Ticker(progress, runs))
         accepted = time.perf_counter()
         drain(runs)
         started = time.perf_counter()

@@ -78,6 +78,16 @@ class Ticker:
             self.progress(self.offset + done)
 
 
+def start_runs(engine: Engine, shape: Shape, runs: int, tick: Ticker) -> int:
+    """createStart ``runs`` runs of ``shape`` (source ids run-0, run-1, ...); the first run's id."""
+    first_run_id = 0
+    for number in range(runs):
+        trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
+        first_run_id = first_run_id or trigger.run_id
+        tick(number + 1)
+    return first_run_id
+
+
 def process(engine: Engine, progress: Progress) -> int:
     """``run_until_idle`` on this thread, in slices so that progress can be shown."""
     done = 0
@@ -174,6 +184,7 @@ __all__ = [
     "open_triggers",
     "percentile",
     "process",
+    "start_runs",
     "verify",
     "wait_until_drained",
 ]

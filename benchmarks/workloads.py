@@ -24,20 +24,11 @@ from benchmarks.measure import (
     latency_ms,
     open_engine,
     process,
+    start_runs,
     verify,
     wait_until_drained,
 )
 from engine import Engine
-
-
-def _submit(engine: Engine, shape: Shape, runs: int, tick: Ticker) -> int:
-    """createStart ``runs`` times; returns the first run's id."""
-    first_run_id = 0
-    for number in range(runs):
-        trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
-        first_run_id = first_run_id or trigger.run_id
-        tick(number + 1)
-    return first_run_id
 
 
 def _verify_completed(engine: Engine, shape: Shape, first_run_id: int, runs: int) -> None:
@@ -55,7 +46,7 @@ def phased(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, f
     """Accept ``runs`` runs, then process them all on this thread; ``progress`` counts to 2N."""
     with open_engine(url, shape) as engine:
         began = time.perf_counter()
-        first_run_id = _submit(engine, shape, runs, Ticker(progress, runs))
+        first_run_id = start_runs(engine, shape, runs, Ticker(progress, runs))
         accepted = time.perf_counter()
         process(engine, lambda closed: progress(runs + closed))
         processed = time.perf_counter()
@@ -75,7 +66,7 @@ def pipelined(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str
         engine.start(workers=1)
         try:
             began = time.perf_counter()
-            first_run_id = _submit(engine, shape, runs, Ticker(progress, runs))
+            first_run_id = start_runs(engine, shape, runs, Ticker(progress, runs))
             submitted = time.perf_counter()
             wait_until_drained(
                 engine, submitted=runs, progress=lambda closed: progress(runs + closed)
