@@ -30,6 +30,7 @@ from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue
 from engine.store import runs as run_store
 from engine.store import trees as tree_store
+from engine.store import users as user_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_loader import load_tree_data, load_tree_files, load_tree_text
@@ -228,8 +229,13 @@ class Engine:
         message: str | None = None,
         idempotency_key: str | None = None,
         source_data: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
     ) -> Trigger:
-        """Accept a run of a tree: durable when this returns; nothing written if it raises."""
+        """Accept a run of a tree: durable when this returns; nothing written if it raises.
+
+        ``created_by`` is the id of the API user starting it, recorded with the run so that
+        users can later be limited to the runs they created.
+        """
         key = TreeKey(
             _text("source_name", source_name),
             _text("source_group", source_group),
@@ -265,6 +271,8 @@ class Engine:
                             "updated_at": now,
                         },
                     )
+                    if created_by is not None:
+                        user_store.insert_run_creator(connection, run_id=run_id, user_id=created_by)
                     values = {
                         "action": TriggerAction.ROOT.value,
                         "status": TriggerStatus.NEW.value,

@@ -141,22 +141,71 @@ class ErrorRow(SQLModel, table=True):
     created_at: float
 
 
+class UserRow(SQLModel, table=True):
+    """Someone who may call the HTTP API. ``security_stamp`` changes to revoke every token."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=36)  # a GUID, as Kianda's userId
+    name: str = Field(unique=True, max_length=150)
+    role: str = Field(max_length=16)
+    password_hash: str
+    security_stamp: str = Field(max_length=36)
+    disabled: bool = False
+    created_at: float
+    updated_at: float
+
+
+class AccessTokenRow(SQLModel, table=True):
+    """An issued bearer token, by the SHA-256 of its value: the value itself is never stored.
+
+    A token is valid while it has not expired, its user is enabled and the stamp it was issued
+    under is still the user's security stamp.
+    """
+
+    __tablename__ = "access_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
+    security_stamp: str = Field(max_length=36)
+    issued_at: float
+    expires_at: float = Field(index=True)
+
+
+class RunCreatorRow(SQLModel, table=True):
+    """Who created a run through the API (runs started by the engine itself have no row)."""
+
+    __tablename__ = "run_creators"
+
+    run_id: int = Field(primary_key=True, foreign_key="runs.id")
+    user_id: str = Field(index=True, max_length=36)
+
+
 runs = RunRow.__table__
 tasks = TaskRow.__table__
 triggers = TriggerRow.__table__
 errors = ErrorRow.__table__
 tree_versions = TreeVersionRow.__table__
+users = UserRow.__table__
+access_tokens = AccessTokenRow.__table__
+run_creators = RunCreatorRow.__table__
 
 __all__ = [
     "OPEN_TRIGGER_STATUSES",
+    "AccessTokenRow",
     "ErrorRow",
+    "RunCreatorRow",
     "RunRow",
     "TaskRow",
     "TreeVersionRow",
     "TriggerRow",
+    "UserRow",
+    "access_tokens",
     "errors",
+    "run_creators",
     "runs",
     "tasks",
     "tree_versions",
     "triggers",
+    "users",
 ]

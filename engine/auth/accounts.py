@@ -1,0 +1,272 @@
+"""Users, roles and bearer tokens: the rules behind ``POST /token`` and ``treeflow users``.
+
+Tokens are opaque: 32 random bytes (URL-safe text) handed to the client once and stored only
+as their SHA-256. A fast hash is right here, unlike for passwords, because a token has 256 bits
+of entropy: nobody can guess one, so nothing is gained by making each guess slow, and every
+request pays for the check. A token is accepted while it has not expired, its user is enabled,
+and the security stamp it was issued under is still the user's: rotating the stamp revokes every
+token of that user at once, with nothing to look up but the row already read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from engine.auth.passwords import Passwords
+from engine.auth.throttle import FailureThrottle
+from engine.errors import (
+    BadRequest,
+    InsufficientRole,
+    InvalidCredentials,
+    InvalidToken,
+    TooManyFailures,
+    UserExists,
+    UserNotFound,
+)
+from engine.store import users as user_store
+from engine.store.database import Database
+
+ROLES = ("admin", "user")
+MAX_NAME = 150
+MAX_TOKEN = 256  # issued tokens are 43 characters; anything much longer is not one of ours
+DEFAULT_TOKEN_SECONDS = 299  # Kianda's expires_in
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as callers see it: never its password hash."""
+
+    id: str
+    name: str
+    role: str
+    disabled: bool
+    security_stamp: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new bearer token; ``access_token`` exists only here, never in the database."""
+
+    access_token: str
+    user: User
+    issued_at: float
+    expires_at: float
+
+    @property
+    def expires_in(self) -> int:
+        return round(self.expires_at - self.issued_at)
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How long tokens live and how many failed sign-ins are tolerated, per window."""
+
+    token_seconds: int = DEFAULT_TOKEN_SECONDS
+    failures_per_user: int = 5
+    failures_per_address: int = 20
+    failure_window: float = 900.0
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not name or not name.strip() or name != name.strip():
+        raise BadRequest(field="user name", reason="must be non-empty without outer spaces")
+    if len(name) > MAX_NAME or not name.isprintable():
+        raise BadRequest(
+            field="user name", reason=f"must be printable, at most {MAX_NAME} characters"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise BadRequest(field="role", reason=f"{role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def require_role(user: User, roles: Sequence[str]) -> None:
+    if user.role not in roles:
+        raise InsufficientRole(username=user.name, role=user.role, needed=roles)
+
+
+def _public(stored: user_store.StoredUser) -> User:
+    return User(
+        id=stored.id,
+        name=stored.name,
+        role=stored.role,
+        disabled=stored.disabled,
+        security_stamp=stored.security_stamp,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+    )
+
+
+def _stamp() -> str:
+    return str(uuid.uuid4())
+
+
+class Accounts:
+    """Users and tokens over one database; one instance per process (it holds the throttles)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Callable[[], float],
+        policy: SignInPolicy | None = None,
+        passwords: Passwords | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.policy = policy or SignInPolicy()
+        self.passwords = passwords or Passwords()
+        window = self.policy.failure_window
+        self.user_failures = FailureThrottle(
+            limit=self.policy.failures_per_user, window=window, clock=clock
+        )
+        self.address_failures = FailureThrottle(
+            limit=self.policy.failures_per_address, window=window, clock=clock
+        )
+
+    # -- managing users (the CLI) ----------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, *, role: str = "user") -> User:
+        check_name(name)
+        check_role(role)
+        password_hash = self.passwords.hash(password)
+        now = self.clock()
+        values = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "role": role,
+            "password_hash": password_hash,
+            "security_stamp": _stamp(),
+            "disabled": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.database.write() as connection:
+                if user_store.user_by_name(connection, name) is not None:
+                    raise UserExists(username=name)
+                user_store.insert_user(connection, values)
+        except sa.exc.IntegrityError:  # added concurrently by someone else
+            raise UserExists(username=name) from None
+        with self.database.read() as connection:
+            stored = user_store.user_by_name(connection, name)
+        if stored is None:  # pragma: no cover - just inserted
+            raise UserNotFound(username=name)
+        return _public(stored)
+
+    def list_users(self) -> list[User]:
+        with self.database.read() as connection:
+            return [_public(user) for user in user_store.list_users(connection)]
+
+    def count_users(self) -> int:
+        with self.database.read() as connection:
+            return user_store.count_users(connection)
+
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        """Disable (or enable again) a user; a disabled user's tokens stop working at once."""
+        return self._update(name, {"disabled": disabled})
+
+    def rotate(self, name: str) -> User:
+        """Give the user a new security stamp, which revokes every token issued so far."""
+        return self._update(name, {"security_stamp": _stamp()})
+
+    def _update(self, name: str, values: dict[str, object]) -> User:
+        with self.database.write() as connection:
+            if not user_store.update_user(connection, name, {**values, "updated_at": self.clock()}):
+                raise UserNotFound(username=name)
+            stored = user_store.user_by_name(connection, name)
+        if stored is None:  # pragma: no cover - updated within the same transaction
+            raise UserNotFound(username=name)
+        return _public(stored)
+
+    # -- signing in and checking tokens (the HTTP adapter) ---------------------------------------
+
+    def sign_in(self, name: str, password: str, *, address: str) -> IssuedToken:
+        """Check a password and issue a token; throttled per user name and per address."""
+        subjects = ((self.user_failures, name, f"user {name!r}"),)
+        subjects += ((self.address_failures, address, f"address {address}"),)
+        for throttle, key, subject in subjects:
+            wait = throttle.retry_after(key)
+            if wait:
+                raise TooManyFailures(subject=subject, retry_after=wait)
+        with self.database.read() as connection:
+            stored = user_store.user_by_name(connection, name) if len(name) <= MAX_NAME else None
+        verified = self.passwords.verify(stored.password_hash if stored else None, password)
+        if stored is None or not verified or stored.disabled:
+            for throttle, key, _subject in subjects:
+                throttle.fail(key)
+            raise InvalidCredentials(username=name)
+        self.user_failures.clear(name)
+        return self._issue(stored, password)
+
+    def _issue(self, stored: user_store.StoredUser, password: str) -> IssuedToken:
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires = now + self.policy.token_seconds
+        with self.database.write() as connection:
+            user_store.delete_expired_tokens(connection, user_id=stored.id, now=now)
+            user_store.insert_token(
+                connection,
+                {
+                    "token_hash": token_hash(token),
+                    "user_id": stored.id,
+                    "security_stamp": stored.security_stamp,
+                    "issued_at": now,
+                    "expires_at": expires,
+                },
+            )
+            if self.passwords.needs_rehash(stored.password_hash):
+                new_hash = self.passwords.hash(password)
+                user_store.update_user(connection, stored.name, {"password_hash": new_hash})
+        return IssuedToken(
+            access_token=token, user=_public(stored), issued_at=now, expires_at=expires
+        )
+
+    def authenticate(self, token: str) -> User:
+        """The user a bearer token belongs to, or :class:`InvalidToken` saying why not."""
+        if not token or len(token) > MAX_TOKEN:
+            raise InvalidToken(detail="not a token this server issued")
+        with self.database.read() as connection:
+            found = user_store.token_by_hash(connection, token_hash(token))
+        if found is None:
+            raise InvalidToken(detail="unknown token")
+        if found.expires_at <= self.clock():
+            raise InvalidToken(detail=f"token of user {found.user.name!r} expired")
+        if found.user.disabled:
+            raise InvalidToken(detail=f"user {found.user.name!r} is disabled")
+        if found.security_stamp != found.user.security_stamp:
+            raise InvalidToken(detail=f"token of user {found.user.name!r} was revoked")
+        return _public(found.user)
+
+
+__all__ = [
+    "DEFAULT_TOKEN_SECONDS",
+    "ROLES",
+    "Accounts",
+    "IssuedToken",
+    "SignInPolicy",
+    "User",
+    "check_name",
+    "check_role",
+    "require_role",
+    "token_hash",
+]

@@ -1,0 +1,143 @@
+"""Users, their bearer tokens, and who created which run.
+
+Plain reads and writes; the rules (hashing, expiry, stamps, roles) live in ``engine.auth``. A
+token is stored only as the SHA-256 of its value, so reading this table gives nobody a usable
+token. Checking a token is one indexed read that joins its user, because it happens on every
+authenticated request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.store.tables import access_tokens, run_creators, users
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    id: str
+    name: str
+    role: str
+    password_hash: str
+    security_stamp: str
+    disabled: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token joined with its user: everything a request's authentication looks at."""
+
+    user: StoredUser
+    security_stamp: str
+    issued_at: float
+    expires_at: float
+
+
+def _user(row: Mapping[str, Any]) -> StoredUser:
+    return StoredUser(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        password_hash=row["password_hash"],
+        security_stamp=row["security_stamp"],
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def insert_user(connection: Connection, values: Mapping[str, Any]) -> None:
+    """Insert a user; a name taken already raises SQLAlchemy's ``IntegrityError``."""
+    connection.execute(users.insert().values(**values))
+
+
+def user_by_name(connection: Connection, name: str) -> StoredUser | None:
+    row = connection.execute(sa.select(users).where(users.c.name == name)).mappings().first()
+    return None if row is None else _user(row)
+
+
+def list_users(connection: Connection) -> list[StoredUser]:
+    rows = connection.execute(sa.select(users).order_by(users.c.name)).mappings()
+    return [_user(row) for row in rows]
+
+
+def count_users(connection: Connection) -> int:
+    return int(connection.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
+
+
+def update_user(connection: Connection, name: str, values: Mapping[str, Any]) -> bool:
+    """Change the named user's columns; False when no user has that name."""
+    result = connection.execute(users.update().where(users.c.name == name).values(**values))
+    return result.rowcount == 1
+
+
+def insert_token(connection: Connection, values: Mapping[str, Any]) -> None:
+    connection.execute(access_tokens.insert().values(**values))
+
+
+def delete_expired_tokens(connection: Connection, *, user_id: str, now: float) -> int:
+    """Forget a user's expired tokens (called when it signs in, so the table stays bounded)."""
+    result = connection.execute(
+        access_tokens.delete().where(
+            access_tokens.c.user_id == user_id, access_tokens.c.expires_at <= now
+        )
+    )
+    return result.rowcount
+
+
+_TOKEN = (
+    sa.select(
+        users,
+        access_tokens.c.security_stamp.label("token_stamp"),
+        access_tokens.c.issued_at,
+        access_tokens.c.expires_at,
+    )
+    .join(users, users.c.id == access_tokens.c.user_id)
+    .where(access_tokens.c.token_hash == sa.bindparam("token_hash"))
+)
+
+
+def token_by_hash(connection: Connection, token_hash: str) -> StoredToken | None:
+    row = connection.execute(_TOKEN, {"token_hash": token_hash}).mappings().first()
+    if row is None:
+        return None
+    return StoredToken(
+        user=_user(row),
+        security_stamp=row["token_stamp"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+def insert_run_creator(connection: Connection, *, run_id: int, user_id: str) -> None:
+    connection.execute(run_creators.insert().values(run_id=run_id, user_id=user_id))
+
+
+def run_creator(connection: Connection, run_id: int) -> str | None:
+    """The id of the user who created the run through the API, if one did."""
+    return connection.execute(
+        sa.select(run_creators.c.user_id).where(run_creators.c.run_id == run_id)
+    ).scalar_one_or_none()
+
+
+__all__ = [
+    "StoredToken",
+    "StoredUser",
+    "count_users",
+    "delete_expired_tokens",
+    "insert_run_creator",
+    "insert_token",
+    "insert_user",
+    "list_users",
+    "run_creator",
+    "token_by_hash",
+    "update_user",
+    "user_by_name",
+]
