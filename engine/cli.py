@@ -1,5 +1,6 @@
 """The ``treeflow`` command: validate trees, run them in an embedded engine, resume, inspect,
-and ``bench``, which hands its arguments to the benchmark harness (``benchmarks.cli``).
+``serve`` the HTTP API and manage its ``users`` (each in its own module), and ``bench``, which
+hands its arguments to the benchmark harness (``benchmarks.cli``).
 
 Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
 ``--database`` / ``TREEFLOW_DATABASE_URL`` (default ``sqlite:///treeflow.db``) and ``--trees`` /
@@ -12,28 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-import sqlalchemy as sa
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli_serve import serve
+from engine.cli_support import console, engine_options, err_console, open_engine
+from engine.cli_users import users
 from engine.engine import Engine
-from engine.errors import TreeError, TreeflowError
+from engine.errors import TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.records import Run
 from engine.tree import Tree
 from engine.tree_loader import load_tree_files, tree_files
 
-DEFAULT_DATABASE = "sqlite:///treeflow.db"
-DEFAULT_TREES = "trees/"
 STATUS_STYLE = {
     "Closed": "green",
     "Completed": "green",
@@ -44,62 +42,7 @@ STATUS_STYLE = {
     "Failed": "red",
 }
 
-F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
-err_console = Console(stderr=True)
-
-
-def engine_options(function: F) -> F:
-    function = click.option(
-        "--trees",
-        envvar="TREEFLOW_TREES",
-        default=DEFAULT_TREES,
-        show_default=True,
-        help="Directory or file of YAML trees to load.",
-    )(function)
-    return click.option(
-        "--database",
-        envvar="TREEFLOW_DATABASE_URL",
-        default=DEFAULT_DATABASE,
-        show_default=True,
-        help="SQLAlchemy URL of the engine's database.",
-    )(function)
-
-
 RESUME_RESULTS = '<results><result name="Status">Approved</result></results>'
-
-
-def _trees_path(trees: str | None) -> str | None:
-    """The trees to load: a missing default folder loads none; a missing path given is an error."""
-    if not trees or Path(trees).exists():
-        return trees or None
-    context = click.get_current_context(silent=True)
-    source = context.get_parameter_source("trees") if context else None
-    if source in (None, click.core.ParameterSource.DEFAULT):
-        return None
-    raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
-
-
-@contextmanager
-def open_engine(database: str, trees: str | None) -> Iterator[Engine]:
-    """An engine on ``database``; the engine's own errors become one-line CLI errors."""
-    try:
-        engine = Engine(database, trees=_trees_path(trees))
-    except TreeflowError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ModuleNotFoundError as exc:  # e.g. psycopg, for a postgresql+psycopg:// URL
-        raise click.ClickException(
-            f"{exc} (PostgreSQL needs: pip install 'treeflow[postgres]')"
-        ) from exc
-    except (sa.exc.ArgumentError, ValueError) as exc:  # the URL itself is wrong
-        raise click.ClickException(f"--database / TREEFLOW_DATABASE_URL: {exc}") from exc
-    except sa.exc.OperationalError as exc:
-        raise click.ClickException(f"cannot open the database: {exc.orig}") from exc
-    with engine:
-        try:
-            yield engine
-        except TreeflowError as exc:
-            raise click.ClickException(str(exc)) from exc
 
 
 def _results_argument(value: str | None) -> str | None:
@@ -191,6 +134,10 @@ def _find_tree(engine: Engine, name: str, source: str | None, group: str | None)
 def main() -> None:
     """treeflow: run task trees with durable triggers."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(serve)
+main.add_command(users)
 
 
 @main.command()

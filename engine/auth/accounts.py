@@ -182,8 +182,12 @@ class Accounts:
             return user_store.count_users(connection)
 
     def set_disabled(self, name: str, disabled: bool) -> User:
-        """Disable (or enable again) a user; a disabled user's tokens stop working at once."""
-        return self._update(name, {"disabled": disabled})
+        """Disable (or enable again) a user. Disabling also rotates the security stamp, so the
+        tokens it had stay revoked after it is enabled again."""
+        values: dict[str, object] = {"disabled": disabled}
+        if disabled:
+            values["security_stamp"] = _stamp()
+        return self._update(name, values)
 
     def rotate(self, name: str) -> User:
         """Give the user a new security stamp, which revokes every token issued so far."""

@@ -1,0 +1,111 @@
+"""``treeflow serve``: the HTTP adapter under uvicorn, with engine workers in the same process.
+
+Settings come from flags or ``TREEFLOW_*`` variables (flags win), as DESIGN.md lists them. With
+no user defined yet it says how to create the first administrator; it never makes one up.
+SIGINT or SIGTERM stop it gracefully: uvicorn finishes the requests in flight, then the app's
+lifespan stops the engine workers, which finish the trigger in hand and hand the rest back.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli_support import DEFAULT_DATABASE, engine_options, err_console, open_engine
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+FIRST_ADMIN_HINT = """\
+No user exists yet, so every API call will be refused. Create the first administrator with:
+
+  treeflow users add NAME --role admin{database}
+
+It reads the password from standard input when that is not a terminal
+(printf '%s' "$PASSWORD" | treeflow users add NAME --role admin), and asks for it otherwise."""
+
+
+@click.command()
+@engine_options
+@click.option("--host", envvar="TREEFLOW_HOST", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", envvar="TREEFLOW_PORT", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--workers",
+    envvar="TREEFLOW_WORKERS",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Engine worker threads in this process (0: accept triggers only).",
+)
+@click.option(
+    "--subscription-id",
+    envvar="TREEFLOW_SUBSCRIPTION_ID",
+    help="This installation's subscription id: the scope POST /token expects.",
+)
+@click.option(
+    "--token-seconds",
+    envvar="TREEFLOW_TOKEN_SECONDS",
+    default=299,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How long a bearer token lives.",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="TREEFLOW_MAX_BODY_BYTES",
+    type=click.IntRange(1),
+    help="Largest request body accepted (default 4 MiB).",
+)
+@click.option(
+    "--public-url",
+    envvar="TREEFLOW_PUBLIC_URL",
+    help="The URL clients reach the server at (hostURL in token responses).",
+)
+def serve(
+    database: str,
+    trees: str,
+    host: str,
+    port: int,
+    workers: int,
+    subscription_id: str | None,
+    token_seconds: int,
+    max_body_bytes: int | None,
+    public_url: str | None,
+) -> None:
+    """Serve the HTTP API (the seed's trigger API, POST /token, /healthz) with engine workers."""
+    try:
+        import uvicorn
+
+        from engine.auth import Accounts
+        from engine.server import ServerSettings, create_app
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"{exc}: treeflow serve needs the server extra: pip install 'treeflow[server]'"
+        ) from exc
+    options = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            workers=workers,
+            subscription_id=subscription_id,
+            public_url=public_url,
+            token_seconds=token_seconds,
+            **options,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with open_engine(database, trees) as engine:
+        if Accounts(engine.database, clock=engine.clock).count_users() == 0:
+            shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
+            err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False)
+        app = create_app(engine, settings)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            timeout_graceful_shutdown=int(settings.shutdown_seconds),
+            log_level="info",
+        )
+        uvicorn.Server(config).run()
+
+
+__all__ = ["serve"]

@@ -1,0 +1,107 @@
+"""The FastAPI application: :func:`create_app` wires the routes, the error map and the limits.
+
+The app is a thin translation layer over one :class:`~engine.Engine` it is given (and does not
+own: whoever made the engine closes it). With ``settings.workers`` above 0 the app's lifespan
+starts that many engine worker threads and stops them on shutdown, so the triggers in hand
+finish or go back to the queue before the process exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.auth import Accounts
+from engine.engine import Engine
+from engine.errors import TreeflowError
+from engine.server import auth, formats, trigger_api
+from engine.server.errors import TRIGGER_PREFIX, ErrorMap
+from engine.server.limits import BodyLimit
+from engine.server.settings import ServerSettings
+
+HEALTHY = b'{"status":"ok"}'
+
+
+def _version() -> str:
+    try:
+        return version("treeflow")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled checkout
+        return "0"
+
+
+async def healthz() -> Response:
+    """Liveness: answers without authentication and without touching the database."""
+    return Response(HEALTHY, media_type="application/json")
+
+
+def create_app(
+    engine: Engine,
+    settings: ServerSettings | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+) -> FastAPI:
+    """The HTTP adapter for ``engine``. ``clock`` (UNIX seconds) drives token expiry and
+    sign-in throttling; it defaults to the engine's clock."""
+    settings = settings or ServerSettings()
+    accounts = Accounts(
+        engine.database, clock=clock or engine.clock, policy=settings.sign_in_policy
+    )
+    error_map = ErrorMap()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.workers:
+            engine.start(settings.workers)
+        try:
+            yield
+        finally:
+            if settings.workers:
+                await run_in_threadpool(engine.stop, settings.shutdown_seconds)
+
+    app = FastAPI(
+        title="treeflow",
+        version=_version(),
+        summary="Task trees with durable triggers: the Kinetic Task trigger API and more.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.accounts = accounts
+    app.state.error_map = error_map
+
+    async def engine_error(request: Request, exc: Exception) -> Response:
+        return error_map.response(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Unknown paths and wrong methods: the seed's format on its paths, JSON elsewhere."""
+        if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
+            raise exc
+        if request.url.path.startswith(TRIGGER_PREFIX):
+            fmt = formats.choose_format(request.headers)
+            return formats.failure(fmt, exc.status_code, str(exc.detail), exc.headers)
+        body = {"status": exc.status_code, "message": str(exc.detail)}
+        return Response(
+            formats.json_body(body),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type="application/json",
+        )
+
+    app.add_exception_handler(TreeflowError, engine_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, engine_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=error_map.response)
+    app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness", tags=["health"])
+    app.include_router(auth.router, tags=["auth"])
+    app.include_router(trigger_api.router)
+    return app
+
+
+__all__ = ["create_app", "healthz"]

@@ -1,0 +1,132 @@
+"""Engine errors to HTTP responses: one table, built once when the app is created.
+
+Every route lets :class:`~engine.errors.TreeflowError` propagate; the app's exception handler
+looks the error's class up here (the nearest class in its MRO that has a rule) and renders the
+response in the calling API's dialect:
+
+- the seed trigger API (``/kineticTask/rest/v1/Trigger/...``): the caller's format
+  (:mod:`engine.server.formats`), with ``X-Error-Message``;
+- ``POST /token``: RFC 6749 section 5.2 JSON (``{"error": ..., "error_description": ...}``);
+- anything else: ``{"status": ..., "message": ...}`` JSON.
+
+401 and 403 carry ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 says (no error code when
+no token was sent; ``invalid_token`` or ``insufficient_scope`` otherwise), and 429 a
+``Retry-After``. An error nobody planned for is logged with a reference and answered 500
+without its details.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine import errors as e
+from engine.server import formats
+
+TRIGGER_PREFIX = "/kineticTask/rest/v1/Trigger/"
+TOKEN_PATH = "/token"  # noqa: S105  (a path, not a password)
+REALM = "treeflow"
+JSON_TYPE = "application/json"
+logger = logging.getLogger("treeflow.server")
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """How one class of error is answered: its status and, for auth, its RFC 6749/6750 code."""
+
+    status: int
+    oauth_error: str = "invalid_request"
+    bearer_error: str | None = None
+
+
+# The one table. Order does not matter: a lookup takes the nearest class in the error's MRO.
+RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
+    (e.TreeflowError, ErrorRule(500, "server_error")),
+    (e.BadRequest, ErrorRule(400)),
+    (e.BadAction, ErrorRule(400)),
+    (e.BadResults, ErrorRule(400)),
+    (e.TreeNotFound, ErrorRule(400)),  # the seed: an unknown tree is a bad createStart
+    (e.TokenNotFound, ErrorRule(400)),  # the seed's own example of an API failure
+    (e.TreeError, ErrorRule(400)),
+    (e.RunNotFound, ErrorRule(404)),
+    (e.TriggerNotFound, ErrorRule(404)),
+    (e.UserNotFound, ErrorRule(404)),
+    (e.UserExists, ErrorRule(409)),
+    (e.VersionConflict, ErrorRule(409)),
+    (e.BodyTooLarge, ErrorRule(413)),
+    (e.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
+    (e.MissingToken, ErrorRule(401, "invalid_client", None)),
+    (e.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
+    (e.InvalidCredentials, ErrorRule(400, "invalid_grant")),
+    (e.InsufficientRole, ErrorRule(403, "invalid_scope", "insufficient_scope")),
+    (e.TooManyFailures, ErrorRule(429, "invalid_grant")),
+    (e.InvalidScope, ErrorRule(400, "invalid_scope")),
+    (e.UnsupportedGrantType, ErrorRule(400, "unsupported_grant_type")),
+)
+UNEXPECTED = ErrorRule(500, "server_error")
+
+
+class ErrorMap:
+    """Finds the rule for an error by walking its MRO; built once from :data:`RULES`."""
+
+    def __init__(self, rules: Iterable[tuple[type[BaseException], ErrorRule]] = RULES) -> None:
+        self._rules = dict(rules)
+
+    def rule_for(self, error: BaseException) -> ErrorRule:
+        for cls in type(error).__mro__:
+            rule = self._rules.get(cls)
+            if rule is not None:
+                return rule
+        return UNEXPECTED
+
+    def response(self, request: Request, error: BaseException) -> Response:
+        """The response for ``error`` in the dialect of the API ``request`` called."""
+        rule = self.rule_for(error)
+        if isinstance(error, e.TreeflowError):
+            message = str(error)
+        else:
+            reference = secrets.token_hex(4)
+            logger.error("unexpected error (reference %s)", reference, exc_info=error)
+            message = f"Unexpected server error (reference {reference}); see the server log"
+        headers = _headers(rule, error)
+        path = request.url.path
+        if path.startswith(TRIGGER_PREFIX):
+            fmt = formats.choose_format(request.headers)
+            return formats.failure(fmt, rule.status, message, headers)
+        if path == TOKEN_PATH:
+            body = {"error": rule.oauth_error, "error_description": _description(message)}
+            headers |= {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        else:
+            body = {"status": rule.status, "message": message}
+        return Response(
+            formats.json_body(body),
+            status_code=rule.status,
+            headers=headers,
+            media_type=JSON_TYPE,
+        )
+
+
+def _description(text: str) -> str:
+    """RFC 6749 and 6750 allow printable ASCII except ``"`` and ``\\`` in descriptions."""
+    return formats.header_value(text).replace('"', "'").replace("\\", "/")
+
+
+def _headers(rule: ErrorRule, error: BaseException) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if rule.status in (401, 403):
+        challenge = f'Bearer realm="{REALM}"'
+        if rule.bearer_error is not None:
+            challenge += f', error="{rule.bearer_error}"'
+            challenge += f', error_description="{_description(str(error))}"'
+        headers["WWW-Authenticate"] = challenge
+    if isinstance(error, e.TooManyFailures):
+        headers["Retry-After"] = str(error.retry_after)
+    return headers
+
+
+__all__ = ["RULES", "TOKEN_PATH", "TRIGGER_PREFIX", "ErrorMap", "ErrorRule"]

@@ -1,0 +1,145 @@
+"""The seed's trigger API: ``POST /kineticTask/rest/v1/Trigger/createStart`` and ``createDeferred``.
+
+Each call is a form-encoded translation of :meth:`Engine.create_start` /
+:meth:`Engine.create_deferred`; whatever the engine refuses comes back through the app's error
+map as a 400 in the caller's format, and nothing is written. Either role may call them; the
+caller's user id is recorded as the creator of the runs it starts.
+
+The seed's simulation headers are honoured after authentication (a simulated call is still a
+call, and a missing token is still answered 401): ``X-Simulate-Success: ID`` answers a success
+naming ``ID``; ``X-Simulate-Error: API | AUTHORIZATION | SERVER`` answers 400, 401 or 500. The
+form is then not read and the engine not called. When both headers are sent, the error wins.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.engine import Engine
+from engine.errors import BadRequest
+from engine.server import formats
+from engine.server.auth import AnyUser
+from engine.server.errors import REALM
+from engine.server.forms import FormSpec, openapi_form, optional, read_form
+from engine.server.settings import ServerSettings
+
+PREFIX = "/kineticTask/rest/v1/Trigger"
+START_FORM = FormSpec(
+    required=("source_name", "source_group", "tree_name"),
+    optional=("source_id", "results", "message"),
+)
+DEFERRED_FORM = FormSpec(required=("token", "action"), optional=("results", "message"))
+SIMULATED_ERRORS = {
+    "API": (400, "Simulated API error (X-Simulate-Error: API)"),
+    "AUTHORIZATION": (401, "Simulated authorization error (X-Simulate-Error: AUTHORIZATION)"),
+    "SERVER": (500, "Simulated server error (X-Simulate-Error: SERVER)"),
+}
+_DESCRIPTIONS = {
+    "source_name": "the source the tree belongs to, e.g. Kinetic Request",
+    "source_group": "the source group, e.g. KEG Catalog > Conference Registration",
+    "source_id": "the id of the record the run is for",
+    "tree_name": "the tree to start",
+    "results": "optional results XML: <results><result name=...>...</result></results>",
+    "message": "optional trigger message",
+    "token": "the deferral token of the deferred task",
+    "action": "Complete or Update",
+}
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "Trigger created: ID=<id>, or JSON / XML as Accept (or Accepts) asks",
+        "content": {"text/plain": {}, "application/json": {}, "application/xml": {}},
+    },
+    400: {"description": "Bad request; X-Error-Message says what was wrong"},
+    401: {"description": "Security token not provided or not valid"},
+    413: {"description": "Request body over the size limit"},
+    500: {"description": "Server error"},
+}
+
+router = APIRouter(prefix=PREFIX, tags=["trigger API (seed)"])
+
+
+def simulation(request: Request) -> Response | None:
+    """The response the simulation headers ask for, or None when there are none."""
+    fmt = formats.choose_format(request.headers)
+    error = request.headers.get("x-simulate-error")
+    if error is not None:
+        kind = error.strip().upper()
+        if kind not in SIMULATED_ERRORS:
+            raise BadRequest(
+                field="X-Simulate-Error",
+                reason=f"{error!r} is not one of {', '.join(SIMULATED_ERRORS)}",
+            )
+        status, message = SIMULATED_ERRORS[kind]
+        headers = {"WWW-Authenticate": f'Bearer realm="{REALM}"'} if status == 401 else None
+        return formats.failure(fmt, status, message, headers)
+    success = request.headers.get("x-simulate-success")
+    if success is not None:
+        if not success.strip():
+            raise BadRequest(field="X-Simulate-Success", reason="must give the trigger id")
+        return formats.success(fmt, success.strip())
+    return None
+
+
+def _context(request: Request) -> tuple[Engine, ServerSettings]:
+    return request.app.state.engine, request.app.state.settings
+
+
+@router.post(
+    "/createStart",
+    summary="Start a tree (the seed's createStart)",
+    openapi_extra=openapi_form(START_FORM, _DESCRIPTIONS),
+    responses=_RESPONSES,
+    response_class=Response,
+)
+async def create_start(request: Request, user: AnyUser) -> Response:
+    simulated = simulation(request)
+    if simulated is not None:
+        return simulated
+    engine, settings = _context(request)
+    fields = await read_form(request, START_FORM, max_bytes=settings.max_body_bytes)
+    trigger = await run_in_threadpool(
+        partial(
+            engine.create_start,
+            source_name=fields["source_name"],
+            source_group=fields["source_group"],
+            tree_name=fields["tree_name"],
+            source_id=fields.get("source_id", ""),
+            results=optional(fields, "results"),
+            message=optional(fields, "message"),
+            created_by=user.id,
+        )
+    )
+    return formats.success(formats.choose_format(request.headers), str(trigger.id))
+
+
+@router.post(
+    "/createDeferred",
+    summary="Complete or update a deferred task (the seed's createDeferred)",
+    openapi_extra=openapi_form(DEFERRED_FORM, _DESCRIPTIONS),
+    responses=_RESPONSES,
+    response_class=Response,
+)
+async def create_deferred(request: Request, user: AnyUser) -> Response:
+    simulated = simulation(request)
+    if simulated is not None:
+        return simulated
+    engine, settings = _context(request)
+    fields = await read_form(request, DEFERRED_FORM, max_bytes=settings.max_body_bytes)
+    trigger = await run_in_threadpool(
+        partial(
+            engine.create_deferred,
+            token=fields["token"],
+            action=fields["action"],
+            results=optional(fields, "results"),
+            message=optional(fields, "message"),
+        )
+    )
+    return formats.success(formats.choose_format(request.headers), str(trigger.id))
+
+
+__all__ = ["DEFERRED_FORM", "PREFIX", "SIMULATED_ERRORS", "START_FORM", "router", "simulation"]
