@@ -2,11 +2,16 @@
 
 Settings come from flags or ``TREEFLOW_*`` variables (flags win), as DESIGN.md lists them. With
 no user defined yet it says how to create the first administrator; it never makes one up.
-SIGINT or SIGTERM stop it gracefully: uvicorn finishes the requests in flight, then the app's
-lifespan stops the engine workers, which finish the trigger in hand and hand the rest back.
+SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the requests in flight,
+then the app's lifespan stops the engine workers, which finish the trigger in hand and hand the
+rest back.
 """
 
 from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
 
 import click
 
@@ -96,7 +101,7 @@ def serve(
     with open_engine(database, trees) as engine:
         if Accounts(engine.database, clock=engine.clock).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
-            err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False)
+            err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
         app = create_app(engine, settings)
         config = uvicorn.Config(
             app,
@@ -105,7 +110,28 @@ def serve(
             timeout_graceful_shutdown=int(settings.shutdown_seconds),
             log_level="info",
         )
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        _run_until_signalled(server)
+
+
+def _run_until_signalled(server: Any) -> None:
+    """Run uvicorn; SIGINT or SIGTERM stop it gracefully and the command exits with status 0.
+
+    uvicorn installs its own handlers while it runs, then puts back the ones it found and
+    raises the signal again: these are the ones it finds, so that re-raise ends nowhere and
+    the engine is closed normally. A signal arriving before uvicorn is listening asks the
+    server to stop as soon as it has started.
+    """
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 __all__ = ["serve"]

@@ -49,7 +49,7 @@ def read_password() -> str:
 
 
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
 def _said(verb: str, user: User) -> None:
@@ -79,8 +79,8 @@ def users_list(database: str) -> None:
     with open_accounts(database) as accounts:
         found = accounts.list_users()
     table = Table(show_header=True, header_style="bold")
-    for column in ("Name", "Role", "Status", "Id", "Added"):
-        table.add_column(column)
+    for column in ("Name", "Role", "Status", "Id", "Added (UTC)"):
+        table.add_column(column, no_wrap=column == "Id")
     for user in found:
         status = Text("disabled", style="red") if user.disabled else Text("enabled", "green")
         table.add_row(Text(user.name), user.role, status, user.id, _when(user.created_at))

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 
 from engine import Engine
-from engine.auth import Accounts
+from engine.auth import Accounts, Passwords
 from engine.server import ServerSettings, create_app
 
 from .conftest import TREES, postgres_schema_url
 
 PASSWORD = "correct horse battery"
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# Still Argon2id, at a cost a test suite can pay a hundred times (the CLI tests use the default).
+CHEAP_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -71,7 +74,7 @@ def live_server(engine: Engine, settings: ServerSettings | None = None) -> Itera
     """Serve ``engine`` until the block ends; the app's lifespan runs as under ``serve``."""
     settings = settings or ServerSettings(workers=0)
     clock = Clock()
-    app = create_app(engine, settings, clock=clock)
+    app = create_app(engine, settings, clock=clock, passwords=CHEAP_PASSWORDS)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

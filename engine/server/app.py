@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.auth import Accounts
+from engine.auth import Accounts, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
 from engine.server import auth, formats, trigger_api
@@ -46,12 +46,20 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     clock: Callable[[], float] | None = None,
+    passwords: Passwords | None = None,
 ) -> FastAPI:
-    """The HTTP adapter for ``engine``. ``clock`` (UNIX seconds) drives token expiry and
-    sign-in throttling; it defaults to the engine's clock."""
+    """The HTTP adapter for ``engine``.
+
+    ``clock`` (UNIX seconds) drives token expiry and sign-in throttling; it defaults to the
+    engine's clock. ``passwords`` sets the Argon2id cost (argon2-cffi's defaults otherwise);
+    it must verify the hashes ``treeflow users add`` wrote, which any Argon2 parameters do.
+    """
     settings = settings or ServerSettings()
     accounts = Accounts(
-        engine.database, clock=clock or engine.clock, policy=settings.sign_in_policy
+        engine.database,
+        clock=clock or engine.clock,
+        policy=settings.sign_in_policy,
+        passwords=passwords,
     )
     error_map = ErrorMap()
 

@@ -1,0 +1,78 @@
+"""The HTTP layer's pure parts: page caps, header values, the sign-in throttle's window."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import BadRequest
+from engine.auth import FailureThrottle
+from engine.server.formats import header_value
+from engine.server.limits import page_bounds
+
+from .live_server import Clock
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "expected"),
+    [(None, None, (50, 0)), (1, 0, (1, 0)), (500, 10, (500, 10))],
+    ids=["defaults", "smallest", "the-cap"],
+)
+def test_page_bounds_within_the_cap(
+    limit: int | None, offset: int | None, expected: tuple[int, int]
+) -> None:
+    assert page_bounds(limit, offset, max_limit=500) == expected
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "match"),
+    [
+        (501, 0, r"^Invalid limit: must be between 1 and 500, not 501$"),
+        (0, 0, r"^Invalid limit: must be between 1 and 500, not 0$"),
+        (10, -1, r"^Invalid offset: must be 0 or more, not -1$"),
+    ],
+    ids=["over-the-cap", "zero", "negative-offset"],
+)
+def test_page_bounds_refuse_naming_the_parameter(limit: int, offset: int, match: str) -> None:
+    with pytest.raises(BadRequest, match=match):
+        page_bounds(limit, offset, max_limit=500)
+
+
+def test_the_default_page_is_never_over_a_smaller_cap() -> None:
+    assert page_bounds(None, None, max_limit=20) == (20, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain ASCII", "plain ASCII"),
+        ("“curly” é", "\\u201ccurly\\u201d \\u00e9"),
+        ("line\r\nX-Injected: 1", "line\\u000d\\u000aX-Injected: 1"),
+        ("x" * 2000, "x" * 1021 + "..."),
+    ],
+    ids=["ascii", "non-ascii", "crlf-injection", "long"],
+)
+def test_header_values_are_printable_ascii_and_bounded(text: str, expected: str) -> None:
+    assert header_value(text) == expected
+
+
+def test_the_throttle_refuses_after_the_limit_until_the_oldest_failure_leaves_the_window() -> None:
+    clock = Clock()
+    throttle = FailureThrottle(limit=3, window=100, clock=clock)
+    for _ in range(2):
+        throttle.fail("ada")
+        clock.advance(10)
+    assert throttle.retry_after("ada") == 0
+    throttle.fail("ada")
+
+    assert throttle.retry_after("ada") == 80
+    clock.advance(80)
+    assert throttle.retry_after("ada") == 0
+    assert throttle.retry_after("bob") == 0
+
+
+def test_the_throttle_keeps_a_bounded_number_of_keys() -> None:
+    throttle = FailureThrottle(limit=1, window=100, clock=Clock(), max_keys=2)
+    for key in ("a", "b", "c"):
+        throttle.fail(key)
+
+    assert [throttle.retry_after(key) > 0 for key in ("a", "b", "c")] == [False, True, True]
