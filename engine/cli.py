@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli_kinetic import import_kinetic
 from engine.cli_serve import serve
 from engine.cli_support import console, engine_options, err_console, open_engine
 from engine.cli_users import users
@@ -138,6 +139,7 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(users)
+main.add_command(import_kinetic)
 
 
 @main.command()

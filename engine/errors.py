@@ -158,6 +158,33 @@ class ExpressionError(TreeflowError, ValueError):
         super().__init__(f"{reason} in {source!r}")
 
 
+class KineticImportError(TreeflowError, ValueError):
+    """A Kinetic Task export cannot be converted: malformed or hostile XML, or not a tree.
+
+    ``problems`` lists every problem found, each with the export's file and line (a problem in
+    the XML itself also names the column in its message).
+    """
+
+    def __init__(self, *, file: str, problems: Sequence[Problem]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        head = f"cannot import the Kinetic export {file!r}"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class GraphvizNotFound(TreeflowError, FileNotFoundError):
+    """Drawing to SVG or PNG needs Graphviz's ``dot`` executable, which is not on PATH."""
+
+    def __init__(self, *, executable: str = "dot", output_format: str) -> None:
+        self.executable = executable
+        self.output_format = output_format
+        super().__init__(
+            f"Graphviz's {executable!r} executable was not found on PATH; it is needed to draw "
+            f"{output_format!r} (install Graphviz, e.g. apt-get install graphviz; '.dot' "
+            "output needs no Graphviz)"
+        )
+
+
 class AuthError(TreeflowError, PermissionError):
     """The caller is not authenticated, or not allowed to do this."""
 
@@ -265,12 +292,14 @@ __all__ = [
     "BadResults",
     "BodyTooLarge",
     "ExpressionError",
+    "GraphvizNotFound",
     "HandlerContractError",
     "IllegalTransition",
     "InsufficientRole",
     "InvalidCredentials",
     "InvalidScope",
     "InvalidToken",
+    "KineticImportError",
     "MissingToken",
     "Problem",
     "RunNotFound",
