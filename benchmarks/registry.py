@@ -6,8 +6,8 @@ rows of its Markdown table. A row names figures by path in the per-database resu
 peer figure gets a ratio, a row marked ``of_floor`` a percentage of the floor. Both are
 computed here, once, into the JSON result, and the report only reads them.
 
-``http`` is registered but not available: the HTTP server it would measure does not exist
-yet. When it does, its measuring function goes here like the others.
+``http`` drives a real ``treeflow serve`` and so needs the ``server`` extra (the ``bench``
+extra includes it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from benchmarks.suite import (
     Figures,
     measure_defer_resume,
     measure_fanout_join,
+    measure_http,
     measure_linear10,
     measure_scaling,
 )
@@ -202,14 +203,36 @@ SCALING = Workload(
 
 HTTP = Workload(
     name="http",
-    summary="createStart / createDeferred over HTTP",
-    measure=None,
-    unavailable="the HTTP server (treeflow serve) does not exist yet",
+    summary=(
+        "seed createStart over HTTP through treeflow serve (32 connections), beside the same"
+        " server's no-op GET /healthz"
+    ),
+    measure=measure_http,
+    rows=(
+        Row("no-op GET /healthz requests/s", "treeflow.noop_requests_per_s"),
+        Row("no-op latency p50", "treeflow.noop_latency_p50_ms", unit="ms"),
+        Row("no-op latency p99", "treeflow.noop_latency_p99_ms", unit="ms"),
+        Row("createStart requests/s", "treeflow.create_start_requests_per_s"),
+        Row("createStart % of the no-op", "treeflow.create_start_percent_of_noop", unit="%"),
+        Row("createStart latency p50", "treeflow.create_start_latency_p50_ms", unit="ms"),
+        Row("createStart latency p99", "treeflow.create_start_latency_p99_ms", unit="ms"),
+        Row("runs/s end to end (1 worker in the server)", "treeflow.end_to_end_runs_per_s"),
+        Row(
+            "latency p50, accepted to closed",
+            "treeflow.processing_latency_p50_ms",
+            unit="ms",
+        ),
+        Row(
+            "latency p99, accepted to closed",
+            "treeflow.processing_latency_p99_ms",
+            unit="ms",
+        ),
+    ),
 )
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w for w in (LINEAR10, DEFER_RESUME, FANOUT_JOIN, SCALING, HTTP)
 }
-DEFAULT = ("linear10", "defer-resume", "fanout-join", "scaling")
+DEFAULT = ("linear10", "defer-resume", "fanout-join", "scaling", "http")
 
 __all__ = ["DEFAULT", "WORKLOADS", "Row", "Workload", "derive", "figure"]

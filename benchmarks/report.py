@@ -173,6 +173,11 @@ def _scaling_throughput(figures: Mapping[str, Any]) -> tuple[str, bool]:
     return f"{_percent(value)} at {largest['stored']:,}", value >= 90
 
 
+def _http_goal(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
+    value = figure(figures, "treeflow.create_start_percent_of_noop")
+    return None if value is None else (_percent(value), value >= 40)
+
+
 def _scaling_memory(figures: Mapping[str, Any]) -> tuple[str, bool]:
     sizes = figures["treeflow"]["sizes"]
     first, last = sizes[0]["peak_rss_kib"], sizes[-1]["peak_rss_kib"]
@@ -206,6 +211,7 @@ GOALS = (
         "scaling: runs/s at the largest size ≥ 90% of the smallest", "scaling", _scaling_throughput
     ),
     Goal("scaling: peak RSS does not grow (≤ +10%)", "scaling", _scaling_memory),
+    Goal("http: createStart ≥ 40% of the no-op endpoint's requests/s", "http", _http_goal),
 )
 
 

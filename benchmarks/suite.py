@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import defer_resume, floor, scaling, workloads
+from benchmarks import defer_resume, floor, over_http, scaling, workloads
 from benchmarks.databases import Target, sqlite_file
 from benchmarks.measure import FANOUT_JOIN, LINEAR10, Progress, Shape
 from benchmarks.progress import Board
@@ -129,6 +129,19 @@ def measure_defer_resume(context: Context, target: Target) -> Figures:
     return {"treeflow": treeflow, "peer": peer}
 
 
+def measure_http(context: Context, target: Target) -> Figures:
+    n = context.runs
+    return {
+        "treeflow": _step(
+            context,
+            target,
+            "http treeflow serve",
+            2 * n,
+            lambda url, progress: over_http.measure(url, n, progress),
+        )
+    }
+
+
 def measure_scaling(context: Context, target: Target) -> Figures:
     sizes, n = context.scaling_sizes, context.scaling_runs
     progress = context.board.track(
@@ -142,6 +155,7 @@ __all__ = [
     "Context",
     "measure_defer_resume",
     "measure_fanout_join",
+    "measure_http",
     "measure_linear10",
     "measure_scaling",
 ]

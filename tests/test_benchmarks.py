@@ -19,7 +19,7 @@ import pytest
 
 from .support import run_treeflow
 
-WORKLOADS = ("linear10", "defer-resume", "fanout-join", "scaling")
+WORKLOADS = ("linear10", "defer-resume", "fanout-join", "scaling", "http")
 COMPARED = ("linear10", "defer-resume", "fanout-join")
 PEER_METRICS = {
     "linear10": {"runs_per_s", "node_executions_per_s"},
@@ -153,7 +153,8 @@ def test_markdown_has_a_table_per_workload_and_is_printed(quick: Quick) -> None:
     label = LABELS[database]
     for name in WORKLOADS:
         assert f"\n## {name}: " in markdown
-    assert markdown.count(f"| Metric | {label} treeflow | {label} peer | ratio |") == 3
+    # linear10, defer-resume, fanout-join and http (whose peer cells are empty: no peer server)
+    assert markdown.count(f"| Metric | {label} treeflow | {label} peer | ratio |") == 4
     assert f"| Stored runs | {label} runs/s | % of smallest | peak RSS MiB |" in markdown
     assert "## Targets" in markdown
     assert "## Notes" in markdown
@@ -167,9 +168,20 @@ def test_treeflow_bench_forwards_its_arguments_to_the_harness(tmp_path: Path) ->
     assert "--workload NAME" in result.stdout
 
 
-def test_the_http_workload_is_registered_but_refused_until_the_server_exists(
-    tmp_path: Path,
-) -> None:
-    result = run_treeflow("bench", "--workload", "http", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "workload 'http' is not available: the HTTP server" in result.stderr
+def test_http_measures_create_start_against_the_servers_no_op(quick: Quick) -> None:
+    database, result, markdown, _ = quick
+    figures = result["workloads"]["http"][database]["treeflow"]
+    assert figures["runs"] == 20
+    for name in (
+        "noop_requests_per_s",
+        "create_start_requests_per_s",
+        "end_to_end_runs_per_s",
+        "create_start_latency_p99_ms",
+        "processing_latency_p99_ms",
+    ):
+        assert figures[name] > 0, name
+    assert figures["create_start_percent_of_noop"] == pytest.approx(
+        100 * figures["create_start_requests_per_s"] / figures["noop_requests_per_s"]
+    )
+    assert "| createStart % of the no-op |" in markdown
+    assert "http: createStart ≥ 40% of the no-op endpoint's requests/s" in markdown
