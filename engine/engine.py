@@ -48,6 +48,8 @@ def _text(field: str, value: object, *, required: bool = True, limit: int = MAX_
         raise BadRequest(field=field, reason="must not be empty")
     if len(value) > limit:
         raise BadRequest(field=field, reason=f"longer than {limit} characters")
+    if "\x00" in value:  # PostgreSQL cannot store it in text; refused on every store alike
+        raise BadRequest(field=field, reason="contains a NUL character")
     return value
 
 

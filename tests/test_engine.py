@@ -67,6 +67,8 @@ def test_idempotency_key_returns_the_first_trigger_and_starts_nothing(engine: En
         ),
         ({"tree_name": ""}, BadRequest, "tree_name: must not be empty"),
         ({"message": "m" * 70_000}, BadRequest, "message: longer than"),
+        ({"source_id": "REG\x001"}, BadRequest, "source_id: contains a NUL character"),
+        ({"message": "ok\x00"}, BadRequest, "message: contains a NUL character"),
     ],
     ids=[
         "unknown-tree",
@@ -76,6 +78,8 @@ def test_idempotency_key_returns_the_first_trigger_and_starts_nothing(engine: En
         "xxe",
         "empty-name",
         "huge-message",
+        "nul-in-source-id",
+        "nul-in-message",
     ],
 )
 def test_bad_create_start_is_refused_and_writes_nothing(
