@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli_graph import draw_run, graph
 from engine.cli_kinetic import import_kinetic
 from engine.cli_serve import serve
 from engine.cli_support import console, engine_options, err_console, open_engine
@@ -139,6 +140,7 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(users)
+main.add_command(graph)
 main.add_command(import_kinetic)
 
 
@@ -272,11 +274,20 @@ def bench(arguments: tuple[str, ...]) -> None:
 
 @runs.command("show")
 @click.argument("run_id", type=int)
+@click.option(
+    "--graph",
+    "graph_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the run, nodes coloured by task status (.svg, .png or .dot).",
+)
 @engine_options
-def runs_show(run_id: int, database: str, trees: str) -> None:
+def runs_show(run_id: int, graph_file: Path | None, database: str, trees: str) -> None:
     """Show one run: each node, its status, its results, open deferral tokens."""
     with open_engine(database, None) as engine:
-        print_run(engine.get_run(run_id))
+        run = engine.get_run(run_id)
+        print_run(run)
+        if graph_file is not None:
+            draw_run(engine, run, graph_file)
 
 
 __all__ = ["main"]
