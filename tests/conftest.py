@@ -2,13 +2,15 @@
 
 PostgreSQL comes from ``TREEFLOW_TEST_POSTGRES_URL``; each test gets its own schema, dropped
 afterwards. Without that variable the PostgreSQL cases are skipped, except in CI (``CI=true``),
-where a missing database is a failure, not a skip.
+where a missing database is a failure, not a skip. Tests marked ``graphviz`` are treated the
+same way when Graphviz's ``dot`` is not installed.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 TREES = REPO / "trees"
 POSTGRES_URL = os.environ.get("TREEFLOW_TEST_POSTGRES_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Drawing tests need Graphviz's ``dot``: skipped on a machine without it, failed in CI."""
+    if item.get_closest_marker("graphviz") and shutil.which("dot") is None:
+        if IN_CI:
+            pytest.fail("Graphviz's dot is not installed: CI must run the drawing tests")
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
 
 
 def postgres_schema_url() -> Iterator[str]:

@@ -26,6 +26,7 @@ from engine.tree_loader import load_tree_files
 
 from .support import REGISTRATION, run_treeflow, small_tree, start, start_small
 
+pytestmark = pytest.mark.graphviz
 TREES = Path(__file__).resolve().parents[1] / "trees"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAD_POINTS = 4  # Graphviz's default pad around the drawing, on each side
