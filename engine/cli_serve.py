@@ -5,6 +5,10 @@ no user defined yet it says how to create the first administrator; it never make
 SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the requests in flight,
 then the app's lifespan stops the engine workers, which finish the trigger in hand and hand the
 rest back.
+
+uvicorn's access log is off unless ``--access-log`` asks for it: formatting and writing a line
+per request costs the event loop about as much as answering ``/healthz`` does, and a proxy in
+front usually logs the requests already. Errors and start-up messages are logged either way.
 """
 
 from __future__ import annotations
@@ -60,6 +64,13 @@ It reads the password from standard input when that is not a terminal
     help="Largest request body accepted (default 4 MiB).",
 )
 @click.option(
+    "--access-log/--no-access-log",
+    envvar="TREEFLOW_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="Log every request (uvicorn's access log).",
+)
+@click.option(
     "--public-url",
     envvar="TREEFLOW_PUBLIC_URL",
     help="The URL clients reach the server at (hostURL in token responses).",
@@ -74,6 +85,7 @@ def serve(
     token_seconds: int,
     max_body_bytes: int | None,
     public_url: str | None,
+    access_log: bool,
 ) -> None:
     """Serve the HTTP API (the seed's trigger API, POST /token, /healthz) with engine workers."""
     try:
@@ -109,6 +121,7 @@ def serve(
             port=port,
             timeout_graceful_shutdown=int(settings.shutdown_seconds),
             log_level="info",
+            access_log=access_log,
         )
         server = uvicorn.Server(config)
         _run_until_signalled(server)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,7 @@ class Served:
         self.process = process
         self.url = url
         self.database = database
+        self.out = ""
 
     def up(self) -> bool:
         if self.process.poll() is not None:
@@ -50,16 +52,18 @@ class Served:
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGTERM)
-        _out, err = self.process.communicate(timeout=60)
+        self.out, err = self.process.communicate(timeout=60)
         return self.process.returncode, err
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@contextmanager
+def serving(tmp_path: Path, *flags: str) -> Iterator[Served]:
+    """``treeflow serve`` with ``flags`` on a scratch database, killed if the test did not stop
+    it."""
     database = f"sqlite:///{tmp_path / 't.db'}"
     port = free_port()
     process = subprocess.Popen(
-        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(TREES)],
+        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(TREES), *flags],
         cwd=tmp_path,
         env=_environment({"TREEFLOW_DATABASE_URL": database, "TREEFLOW_WORKERS": "2"}),
         stdout=subprocess.PIPE,
@@ -74,6 +78,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as server:
+        yield server
 
 
 def test_serve_explains_how_to_create_the_first_admin_and_invents_none(served: Served) -> None:
@@ -123,3 +133,14 @@ def test_serve_runs_the_seed_calls_on_its_own_workers_and_stops_gracefully(
     returncode, err = served.stop()
     assert returncode == 0
     assert "Application shutdown complete." in err
+
+
+def test_serve_logs_each_request_only_when_asked_to(tmp_path: Path) -> None:
+    for flags, logged in (((), False), (("--access-log",), True)):
+        with serving(tmp_path, *flags) as served:
+            assert httpx.get(f"{served.url}/healthz").status_code == 200
+            returncode, _err = served.stop()
+
+        assert returncode == 0
+        # uvicorn writes its access log to standard output
+        assert ('"GET /healthz HTTP/1.1" 200' in served.out) is logged, served.out
