@@ -3,7 +3,8 @@
 Plain reads and writes; the rules (hashing, expiry, stamps, roles) live in ``engine.auth``. A
 token is stored only as the SHA-256 of its value, so reading this table gives nobody a usable
 token. Checking a token is one indexed read that joins its user, because it happens on every
-authenticated request.
+authenticated request. Recording a run's creator is part of every createStart over HTTP, so it
+goes through a precompiled driver-level insert like the run's own row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.store.bulk import insert_all
 from engine.store.tables import access_tokens, run_creators, users
+
+_INSERT_RUN_CREATOR = insert_all(run_creators)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ def token_by_hash(connection: Connection, token_hash: str) -> StoredToken | None
 
 
 def insert_run_creator(connection: Connection, *, run_id: int, user_id: str) -> None:
-    connection.execute(run_creators.insert().values(run_id=run_id, user_id=user_id))
+    # Built with .values() per call, this insert cost more than the run's and trigger's together.
+    _INSERT_RUN_CREATOR.execute(connection, [{"run_id": run_id, "user_id": user_id}])
 
 
 def run_creator(connection: Connection, run_id: int) -> str | None:
