@@ -23,6 +23,7 @@ from engine.cli_support import DEFAULT_DATABASE, engine_options, err_console, op
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+DEFAULT_TOKEN_CACHE_SECONDS = 2.0  # as ServerSettings, which needs the server extra to import
 FIRST_ADMIN_HINT = """\
 No user exists yet, so every API call will be refused. Create the first administrator with:
 
@@ -58,6 +59,15 @@ It reads the password from standard input when that is not a terminal
     help="How long a bearer token lives.",
 )
 @click.option(
+    "--token-cache-seconds",
+    envvar="TREEFLOW_TOKEN_CACHE_SECONDS",
+    default=DEFAULT_TOKEN_CACHE_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How long a verified token is remembered (0: check the database on every request); "
+    "a user rotated or disabled by another process keeps access at most this long.",
+)
+@click.option(
     "--max-body-bytes",
     envvar="TREEFLOW_MAX_BODY_BYTES",
     type=click.IntRange(1),
@@ -83,6 +93,7 @@ def serve(
     workers: int,
     subscription_id: str | None,
     token_seconds: int,
+    token_cache_seconds: float,
     max_body_bytes: int | None,
     public_url: str | None,
     access_log: bool,
@@ -106,6 +117,7 @@ def serve(
             subscription_id=subscription_id,
             public_url=public_url,
             token_seconds=token_seconds,
+            token_cache_seconds=token_cache_seconds,
             **options,
         )
     except ValueError as exc:

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine
+from engine.auth import Accounts
 from engine.server import ServerSettings
 from engine.store.tables import access_tokens, users
 
@@ -276,6 +277,69 @@ def test_a_missing_or_invalid_token_is_refused_as_rfc_6750_says(
 
 def test_the_scheme_is_case_insensitive(live: Live, name: str) -> None:
     assert call(live, f"bearer {live.token(name)}").status_code == 200
+
+
+# -- the token cache ------------------------------------------------------------------------------
+
+
+def another_process(live: Live) -> Accounts:
+    """Accounts over the server's database but not the server's own, as ``treeflow users``
+    running in another process has."""
+    return Accounts(live.engine.database, clock=live.clock)
+
+
+def test_a_cached_token_is_refused_the_moment_it_expires(live: Live, name: str) -> None:
+    token = live.token(name)
+    live.clock.advance(298.5)
+    assert call(live, f"Bearer {token}").status_code == 200
+    assert len(live.accounts.token_cache) == 1
+
+    live.clock.advance(0.5)
+
+    assert_refused(call(live, f"Bearer {token}"), INVALID_TOKEN, INVALID_CHALLENGE)
+
+
+@pytest.mark.parametrize("change", ["rotate", "disable"])
+def test_a_change_made_through_the_servers_accounts_refuses_a_cached_token_at_once(
+    live: Live, name: str, change: str
+) -> None:
+    token = live.token(name)
+    assert call(live, f"Bearer {token}").status_code == 200
+    assert len(live.accounts.token_cache) == 1
+
+    if change == "rotate":
+        live.accounts.rotate(name)
+    else:
+        live.accounts.set_disabled(name, True)
+
+    assert_refused(call(live, f"Bearer {token}"), INVALID_TOKEN, INVALID_CHALLENGE)
+
+
+def test_a_rotation_by_another_process_is_seen_once_the_cache_period_is_over(
+    live: Live, name: str
+) -> None:
+    token = live.token(name)
+    assert call(live, f"Bearer {token}").status_code == 200
+
+    another_process(live).rotate(name)
+
+    assert call(live, f"Bearer {token}").status_code == 200  # the documented staleness
+    live.clock.advance(2)
+    assert_refused(call(live, f"Bearer {token}"), INVALID_TOKEN, INVALID_CHALLENGE)
+
+
+def test_without_the_cache_a_rotation_by_another_process_is_seen_at_once(
+    shared_engine: Engine,
+) -> None:
+    with live_server(shared_engine, settings(token_cache_seconds=0)) as live:
+        live.add_user(user := f"user-{secrets.token_hex(4)}")
+        token = live.token(user)
+        assert call(live, f"Bearer {token}").status_code == 200
+
+        another_process(live).rotate(user)
+
+        assert_refused(call(live, f"Bearer {token}"), INVALID_TOKEN, INVALID_CHALLENGE)
+        assert len(live.accounts.token_cache) == 0
 
 
 # -- throttling ----------------------------------------------------------------------------------

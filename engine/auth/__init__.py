@@ -16,6 +16,7 @@ from engine.auth.accounts import (
 )
 from engine.auth.passwords import Passwords
 from engine.auth.throttle import FailureThrottle
+from engine.auth.token_cache import TokenCache
 
 __all__ = [
     "DEFAULT_TOKEN_SECONDS",
@@ -25,6 +26,7 @@ __all__ = [
     "IssuedToken",
     "Passwords",
     "SignInPolicy",
+    "TokenCache",
     "User",
     "require_role",
 ]

@@ -6,6 +6,10 @@ of entropy: nobody can guess one, so nothing is gained by making each guess slow
 request pays for the check. A token is accepted while it has not expired, its user is enabled,
 and the security stamp it was issued under is still the user's: rotating the stamp revokes every
 token of that user at once, with nothing to look up but the row already read.
+
+A server may keep tokens that passed the check for a few seconds (``token_cache_seconds``, see
+:mod:`engine.auth.token_cache` for what that guarantees), so that most requests are
+authenticated without a database read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sqlalchemy as sa
 
 from engine.auth.passwords import Passwords
 from engine.auth.throttle import FailureThrottle
+from engine.auth.token_cache import TokenCache
 from engine.errors import (
     BadRequest,
     InsufficientRole,
@@ -121,7 +126,12 @@ def _stamp() -> str:
 
 
 class Accounts:
-    """Users and tokens over one database; one instance per process (it holds the throttles)."""
+    """Users and tokens over one database; one instance per process (it holds the throttles).
+
+    ``token_cache_seconds`` above 0 remembers verified tokens that long at most (never past
+    their expiry): a rotation or a disabling made through this instance takes effect at once,
+    one made by another process within that many seconds. 0 (the default) reads every time.
+    """
 
     def __init__(
         self,
@@ -130,6 +140,7 @@ class Accounts:
         clock: Callable[[], float],
         policy: SignInPolicy | None = None,
         passwords: Passwords | None = None,
+        token_cache_seconds: float = 0.0,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -142,6 +153,7 @@ class Accounts:
         self.address_failures = FailureThrottle(
             limit=self.policy.failures_per_address, window=window, clock=clock
         )
+        self.token_cache: TokenCache[User] = TokenCache(seconds=token_cache_seconds, clock=clock)
 
     # -- managing users (the CLI) ----------------------------------------------------------------
 
@@ -198,6 +210,7 @@ class Accounts:
             if not user_store.update_user(connection, name, {**values, "updated_at": self.clock()}):
                 raise UserNotFound(username=name)
             stored = user_store.user_by_name(connection, name)
+        self.token_cache.invalidate()  # committed: no cached token may outlive the change
         if stored is None:  # pragma: no cover - updated within the same transaction
             raise UserNotFound(username=name)
         return _public(stored)
@@ -245,12 +258,24 @@ class Accounts:
             access_token=token, user=_public(stored), issued_at=now, expires_at=expires
         )
 
+    def cached_user(self, token: str) -> User | None:
+        """The user of a token verified within the cache period, without any I/O (so it may be
+        called on an event loop); None when the full check of :meth:`authenticate` is needed."""
+        if not self.token_cache.enabled or not token or len(token) > MAX_TOKEN:
+            return None
+        return self.token_cache.get(token_hash(token))
+
     def authenticate(self, token: str) -> User:
         """The user a bearer token belongs to, or :class:`InvalidToken` saying why not."""
         if not token or len(token) > MAX_TOKEN:
             raise InvalidToken(detail="not a token this server issued")
+        digest = token_hash(token)
+        cached = self.token_cache.get(digest)
+        if cached is not None:
+            return cached
+        generation = self.token_cache.generation
         with self.database.read() as connection:
-            found = user_store.token_by_hash(connection, token_hash(token))
+            found = user_store.token_by_hash(connection, digest)
         if found is None:
             raise InvalidToken(detail="unknown token")
         if found.expires_at <= self.clock():
@@ -259,7 +284,9 @@ class Accounts:
             raise InvalidToken(detail=f"user {found.user.name!r} is disabled")
         if found.security_stamp != found.user.security_stamp:
             raise InvalidToken(detail=f"token of user {found.user.name!r} was revoked")
-        return _public(found.user)
+        user = _public(found.user)
+        self.token_cache.put(digest, user, expires_at=found.expires_at, generation=generation)
+        return user
 
 
 __all__ = [

@@ -60,6 +60,7 @@ def create_app(
         clock=clock or engine.clock,
         policy=settings.sign_in_policy,
         passwords=passwords,
+        token_cache_seconds=settings.token_cache_seconds,
     )
     error_map = ErrorMap()
 

@@ -15,6 +15,8 @@ DEFAULT_PORT = 8080
 # Over the engine's 1 MiB results cap even when every byte of the XML is percent-encoded (x3).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_PAGE = 500
+# Short beside a token's 299 s; long enough that a busy client's token is read once a period.
+DEFAULT_TOKEN_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class ServerSettings:
     triggers; another process runs them). ``subscription_id``: the installation's id, which
     ``POST /token`` expects as ``scope`` and reports as ``subscriptionId``. ``public_url``: the
     ``hostURL`` a token response names (default: the URL the request came to).
+    ``token_cache_seconds``: how long a verified bearer token is remembered in this process
+    (0: read the database on every request); a user rotated or disabled by another process,
+    such as ``treeflow users``, can go on calling this server for up to that long.
     """
 
     host: str = DEFAULT_HOST
@@ -33,6 +38,7 @@ class ServerSettings:
     subscription_id: str | None = None
     public_url: str | None = None
     token_seconds: int = DEFAULT_TOKEN_SECONDS
+    token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_page_size: int = DEFAULT_MAX_PAGE
     failures_per_user: int = 5
@@ -44,8 +50,9 @@ class ServerSettings:
         for name in ("token_seconds", "max_body_bytes", "max_page_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be 0 or more, not {self.workers}")
+        for name in ("workers", "token_cache_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
 
     @property
     def sign_in_policy(self) -> SignInPolicy:
