@@ -33,6 +33,8 @@ class Behaviour(StrEnum):
     PLAIN = "plain"
     START = "start"  # the single entry of a tree
     JOIN = "join"  # fires once its incoming connectors satisfy its type
+    JUNCTION = "junction"  # fires once every branch of its region has gone as far as it can
+    WAIT = "wait"  # always defers; a trigger scheduled for later completes it
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A :class:`Tree` is a definition, never a run: the runner reads it and writes rows. Templates and
 conditions inside it are already compiled, the graph is a ``networkx.DiGraph`` for validation
 and drawing, and the lookups the runner needs on every step (a node's connectors by type, a
-join's incoming nodes) are precomputed tuples.
+join's incoming nodes, the junctions a node's progress may release, each junction's region)
+are precomputed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import networkx as nx
 
 from engine.expressions import Condition, Template
 from engine.handlers import Handler
+from engine.junctions import JunctionRegion
 from engine.statuses import ConnectorType
 
 TREE_STATUSES = ("Active", "Inactive", "Paused")
@@ -56,6 +58,7 @@ class Node:
     create_connectors: tuple[Connector, ...] = ()
     update_connectors: tuple[Connector, ...] = ()
     incoming: tuple[str, ...] = ()  # names of nodes with a connector into this one
+    junctions: tuple[str, ...] = ()  # junctions whose region holds this node: re-check on a move
     line: int | None = None
 
     @property
@@ -77,6 +80,7 @@ class Tree:
     file: str = "<string>"
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:

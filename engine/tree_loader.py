@@ -5,7 +5,8 @@ Validation never stops at the first problem: it walks the whole definition and r
 user fixes a tree in one pass. What it checks is SPEC section 2: exactly one start, known
 handlers, connectors to known nodes, parameters declared by the handler and required ones
 present, templates and conditions that compile, reachability from the start, no cycles,
-``defers`` only on deferrable handlers, and join settings.
+``defers`` only on deferrable handlers, join settings and junctions with incoming connectors.
+Each junction's region is computed here, once (``engine.junctions``).
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -24,9 +25,11 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
+from engine.control_nodes import constant, control_problems
 from engine.errors import ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.handlers import Behaviour, Handler, HandlerRegistry
+from engine.junctions import junction_regions, members
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
@@ -42,11 +45,6 @@ def definition_digest(definition: Mapping[str, Any]) -> str:
     """A stable fingerprint of a definition: equal content, equal digest, whatever the layout."""
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _constant(template: Template) -> str | None:
-    """The text of a template without any Jinja markup (a constant); None otherwise."""
-    return None if "{" in template.source else template.source
 
 
 class _Builder:
@@ -94,10 +92,13 @@ class _Builder:
         start = self._check_graph(nodes)
         if self.problems:
             raise TreeError(problems=self.problems)
+        junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
+        regions = junction_regions(self.graph, start, junctions)
+        member_of, before = members(regions), self.graph.predecessors
         return Tree(
             key=key,
             nodes={
-                name: replace(node, incoming=tuple(self.graph.predecessors(name)))
+                name: replace(node, incoming=tuple(before(name)), junctions=member_of.get(name, ()))
                 for name, node in nodes.items()
             },
             start=start,
@@ -107,6 +108,7 @@ class _Builder:
             status=str(status),
             file=self.file,
             description=str(data.get("description", "")),
+            junctions=regions,
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:
@@ -132,8 +134,11 @@ class _Builder:
             return None
         self._unknown_keys(raw, NODE_KEYS, *path)
         handler = self._handler(name, raw.get("handler"))
-        defers = raw.get("defers", False)
-        if not isinstance(defers, bool):
+        waits = handler is not None and handler.behaviour is Behaviour.WAIT
+        defers = raw.get("defers", waits)  # a wait always defers: its timer completes it
+        if waits and defers is not True:
+            self.problem(f"a wait node always defers, not 'defers: {defers!r}'", *path, node=name)
+        elif not isinstance(defers, bool):
             message = f"'defers' must be true or false, not {defers!r}"
             self.problem(message, *path, "defers", node=name)
             defers = None  # unknown: Create and Update connectors are not judged by it
@@ -192,7 +197,7 @@ class _Builder:
             return compiled
         for parameter in handler.parameters:
             if parameter.name in compiled:
-                value = _constant(compiled[parameter.name])
+                value = constant(compiled[parameter.name])
                 if parameter.menu and value is not None and value not in parameter.menu:
                     message = f"parameter {parameter.name!r} is {value!r}; it must be one of "
                     menu = ", ".join(parameter.menu)
@@ -280,11 +285,15 @@ class _Builder:
             path = self.edge_paths[(source, start)]
             self.problem(f"connector into the start node {start!r}", *path, node=source)
         self._check_cycles(self.graph.edge_subgraph(set(self.graph.edges) - set(into_start)))
-        self._check_joins(nodes)
+        said = set()  # a junction without incoming connectors is not also called unreachable
+        for name, parameter, message in control_problems(self.graph, nodes):
+            path = ("parameters", parameter) if parameter else ()
+            self.problem(message, "nodes", name, *path, node=name)
+            said.update(() if parameter else (name,))
         if starts and not self.opaque:  # with connectors unread, what is reachable is unknown
             reachable = set(starts).union(*(nx.descendants(self.graph, s) for s in starts))
             for name in self.graph:
-                if name in reachable:
+                if name in reachable or name in said:
                     continue
                 message = f"node is not reachable from the start node {starts[0]!r}"
                 self.problem(message, "nodes", name, node=name)
@@ -303,20 +312,6 @@ class _Builder:
             cycle = " -> ".join([*(edge[0] for edge in edges), target])
             message = f"connector to {target!r} closes a cycle: {cycle}"
             self.problem(message, *self.edge_paths[(source, target)], node=source)
-
-    def _check_joins(self, nodes: Mapping[str, Node]) -> None:
-        """A Some join waits for at least 1 and at most all of its incoming connectors."""
-        for name, node in nodes.items():
-            kind, number = node.parameters.get("type"), node.parameters.get("number")
-            if node.handler.behaviour is not Behaviour.JOIN or kind is None or number is None:
-                continue
-            text, incoming = _constant(number), self.graph.in_degree(name)
-            if _constant(kind) != "Some" or text is None:
-                continue
-            if not text.isdigit() or not 1 <= int(text) <= incoming:
-                message = f"a Some join needs 'number' from 1 to {incoming} (its incoming "
-                message += f"connectors), not {text!r}"
-                self.problem(message, "nodes", name, "parameters", "number", node=name)
 
 
 def build_tree(

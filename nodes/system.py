@@ -1,13 +1,15 @@
-"""System nodes: the start, a no-op marker, and the join.
+"""System nodes: the start, a no-op marker, the join, the junction and the wait.
 
-Their control behaviour (where a run begins, when a join fires) lives in the runner, which
-reads ``Handler.behaviour``; the handlers themselves only declare their parameters.
+Their control behaviour (where a run begins, when a join or junction fires, when a wait's timer
+completes it) lives in the runner, which reads ``Handler.behaviour``; the handlers themselves
+only declare their parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from engine.control_nodes import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
 from engine.handlers import Behaviour, Handler, HandlerContext, Parameter
 from engine.hookspecs import hookimpl
 
@@ -41,7 +43,31 @@ JOIN = Handler(
     "fired: all of them, any one, or some number.",
 )
 
+JUNCTION = Handler(
+    definition_id="system_junction_v1",
+    execute=_nothing,
+    behaviour=Behaviour.JUNCTION,
+    description="Fires once per run when every branch from the nearest node all paths to it "
+    "pass through (its parent) has gone as far as it can: a false connector finishes a branch, "
+    "a deferred task or an active error keeps it waiting. Never fires if the parent did not "
+    "complete.",
+)
+
+WAIT = Handler(
+    definition_id="system_wait_v1",
+    execute=_nothing,
+    behaviour=Behaviour.WAIT,
+    deferrable=True,
+    parameters=(
+        Parameter(WAIT_TIME, required=True, description="a number of zero or more, e.g. 1.5"),
+        Parameter(WAIT_UNIT, required=True, menu=tuple(UNIT_SECONDS)),
+    ),
+    results=("due_at",),
+    description="Defers, and a trigger scheduled that much later completes it (result due_at, "
+    "ISO 8601 UTC); a createDeferred Complete with its token before then wins.",
+)
+
 
 @hookimpl
 def treeflow_node_handlers() -> Sequence[Handler]:
-    return [START, NOOP, JOIN]
+    return [START, NOOP, JOIN, JUNCTION, WAIT]
