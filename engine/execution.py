@@ -7,7 +7,15 @@ type and stops only that branch. Plain nodes run inline, so a linear tree is one
 
 A node runs once for every connector that fires into it (Kinetic's rule, so two branches
 meeting at a plain node run it twice); a join instead fires once per run and loop index when
-its direct incoming connectors satisfy its type. Nothing here touches the database.
+its direct incoming connectors satisfy its type.
+
+A junction fires once per run when its region (``engine.junctions``) has finished. Whether it
+has is decided when the walk of a trigger has nothing left to do (the stack is empty), for the
+junctions whose region a node of this walk belongs to: any step in a region (a node executed,
+failed or deferred, a connector found false, a deferred task completed or updated by a later
+trigger) may be the one that finishes it, and only then is no branch of it still under way in
+memory. A wait defers like any deferring node and adds a trigger row scheduled for later (its
+timer), written with the task rows. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -16,13 +24,23 @@ import functools
 import logging
 import traceback
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from engine import ids
+from engine.control_nodes import WAIT_TIME, WAIT_UNIT, wait_seconds
 from engine.errors import ExpressionError
 from engine.handlers import Behaviour, HandlerContext, TriggerGateway
+from engine.junctions import region_finished
 from engine.run_state import RunState, TaskState
-from engine.statuses import ErrorStatus, ErrorType, RunStatus, TaskStatus
+from engine.statuses import (
+    ErrorStatus,
+    ErrorType,
+    RunStatus,
+    TaskStatus,
+    TriggerAction,
+    TriggerStatus,
+)
 from engine.tree import Connector, Node
 
 ROOT_LOOP = "/"
@@ -31,6 +49,11 @@ ROOT_LOOP = "/"
 @functools.lru_cache(maxsize=1024)
 def _handler_logger(parent: logging.Logger, handler_id: str) -> logging.Logger:
     return parent.getChild(handler_id)
+
+
+def timer_key(task_id: str) -> str:
+    """The idempotency key of a wait's timer trigger: one timer per wait task."""
+    return f"wait:{task_id}"
 
 
 class Execution:
@@ -66,6 +89,7 @@ class Execution:
             "trigger": {"id": trigger_id, "action": action, "message": message or ""},
         }
         self._stack: list[tuple[str, str]] = []
+        self._touched: set[str] = set()  # junctions whose region moved during this walk
 
     # -- entry points, one per trigger action ------------------------------------------------
 
@@ -78,6 +102,7 @@ class Execution:
         self.state.set_results(task, {**task.results, **results})
         task.move(TaskStatus.CLOSED, self.now)
         node = self.state.tree.nodes[task.node]
+        self._touched.update(node.junctions)
         self._follow(node, task, node.complete_connectors)
         self._drain()
 
@@ -85,19 +110,65 @@ class Execution:
         if results:
             self.state.set_results(task, {**task.results, **results})
         node = self.state.tree.nodes[task.node]
+        self._touched.update(node.junctions)
         self._follow(node, task, node.update_connectors)
         self._drain()
 
     # -- the walk ----------------------------------------------------------------------------
 
     def _drain(self) -> None:
-        while self._stack:
-            name, came_from = self._stack.pop()
+        while True:
+            while self._stack:
+                name, came_from = self._stack.pop()
+                node = self.state.tree.nodes[name]
+                behaviour = node.handler.behaviour
+                if behaviour is Behaviour.JOIN:
+                    self._arrive_at_join(node, came_from)
+                elif behaviour is Behaviour.JUNCTION:
+                    self._arrive_at_junction(node, came_from)
+                else:
+                    self._execute(node)
+            if not self._touched or not self._fire_finished_junctions():
+                return
+
+    def _arrive_at_junction(self, node: Node, came_from: str) -> None:
+        """Record the arrival; whether the junction fires is decided once the walk is done."""
+        task = self.state.latest.get((node.name, ROOT_LOOP))
+        if task is None:
+            task = self._new_task(node, TaskStatus.NEW)
+        elif task.status is not TaskStatus.NEW:
+            return  # a junction fires once per run
+        if came_from not in task.arrived:
+            task.arrived = [*task.arrived, came_from]
+            task.dirty = True
+        self._touched.add(node.name)
+        self._touched.update(node.junctions)
+
+    def _fire_finished_junctions(self) -> bool:
+        """Fire the first touched junction whose region has finished; True if one fired.
+
+        Called with an empty stack, so no branch is under way in memory. Junctions are judged
+        in topological order and the walk resumes after each firing, so a junction inside
+        another's region fires, and its branch is walked, before the outer one is judged.
+        """
+        for name, region in self.state.tree.junctions.items():
+            if name not in self._touched:
+                continue
+            self._touched.discard(name)
+            task = self.state.latest.get((name, ROOT_LOOP))
+            if task is not None and task.status is not TaskStatus.NEW:
+                continue
+            if not region_finished(region, self.state.tasks, self.state.error_nodes):
+                continue
             node = self.state.tree.nodes[name]
-            if node.handler.behaviour is Behaviour.JOIN:
-                self._arrive_at_join(node, came_from)
-            else:
-                self._execute(node)
+            if task is None:  # every branch into it was false: it fires all the same
+                task = self._new_task(node, TaskStatus.NEW)
+            task.move(TaskStatus.CLOSED, self.now)
+            self._touched.update(node.junctions)
+            self._follow(node, task, node.complete_connectors)
+            return True
+        self._touched.clear()
+        return False
 
     def _new_task(self, node: Node, status: TaskStatus, token: str | None = None) -> TaskState:
         task = TaskState(
@@ -136,12 +207,19 @@ class Execution:
             return None
 
     def _execute(self, node: Node) -> None:
+        if node.junctions:
+            self._touched.update(node.junctions)
         token = ids.deferral_token() if node.defers else None
         task = self._new_task(node, TaskStatus.NEW, token)
         scope = self._scope(task)
         parameters = self._render(node, task, scope)
         if parameters is None:
             return
+        due_at = None
+        if node.handler.behaviour is Behaviour.WAIT:
+            due_at = self._due_at(node, task, parameters)
+            if due_at is None:
+                return
         context = HandlerContext(
             parameters=parameters,
             node_name=node.name,
@@ -161,13 +239,53 @@ class Execution:
             self._fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
             return
         results = {str(k): v if isinstance(v, str) else str(v) for k, v in (returned or {}).items()}
+        if due_at is not None:
+            results["due_at"] = datetime.fromtimestamp(due_at, UTC).isoformat()
         self.state.set_results(task, results)
         if node.defers:
             task.move(TaskStatus.DEFERRED, self.now)
+            if due_at is not None:
+                self._schedule_timer(task, due_at)
             self._follow(node, task, node.create_connectors, scope)
         else:
             task.move(TaskStatus.CLOSED, self.now)
             self._follow(node, task, node.complete_connectors, scope)
+
+    def _due_at(self, node: Node, task: TaskState, parameters: Mapping[str, str]) -> float | None:
+        """When a wait's timer completes it; None after recording a Node Parameter Error."""
+        try:
+            seconds = wait_seconds(parameters[WAIT_TIME], parameters[WAIT_UNIT])
+        except ValueError as exc:
+            self._fail(task, ErrorType.NODE_PARAMETER, f"Wait {node.name!r}: {exc}", "")
+            return None
+        return self.now + seconds
+
+    def _schedule_timer(self, task: TaskState, due_at: float) -> None:
+        """A Complete trigger for the wait's task, claimable from ``due_at`` on.
+
+        It carries no token (what tells the runner it is a timer, not a createDeferred) and
+        the idempotency key ``wait:<task id>``, by which an early Complete closes it.
+        """
+        self.state.new_triggers.append(
+            {
+                "action": TriggerAction.COMPLETE.value,
+                "status": TriggerStatus.NEW.value,
+                "run_id": self.state.id,
+                "task_id": task.id,
+                "token": None,
+                "results": None,
+                "message": None,
+                "idempotency_key": timer_key(task.id),
+                "due_at": due_at,
+                "lease_owner": None,
+                "lease_until": None,
+                "attempts": 0,
+                "engine": None,
+                "error": None,
+                "created_at": self.now,
+                "closed_at": None,
+            }
+        )
 
     def _arrive_at_join(self, node: Node, came_from: str) -> None:
         task = self.state.latest.get((node.name, ROOT_LOOP))
@@ -242,6 +360,7 @@ class Execution:
     ) -> None:
         self.logger.warning("run %s: %s", self.state.id, summary)
         self.state.active_errors += 1
+        self.state.error_nodes[task.node] = self.state.error_nodes.get(task.node, 0) + 1
         self.state.new_errors.append(
             {
                 "id": ids.row_id(),
@@ -260,4 +379,4 @@ class Execution:
         )
 
 
-__all__ = ["Execution"]
+__all__ = ["ROOT_LOOP", "Execution", "timer_key"]

@@ -2,7 +2,8 @@
 
 A worker loads a run's rows once, executes nodes against this state (no database access while
 handlers run), and then writes only what changed: new task rows, changed task rows, new error
-rows and the run's own columns, all in the transaction that closes the trigger.
+rows, scheduled trigger rows and the run's own columns, all in the transaction that closes the
+trigger.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class TaskState:
     updated_at: float
     is_new: bool = False
     dirty: bool = False
+    completing: bool = False  # a Complete for its token was accepted and is queued
 
     def move(self, status: TaskStatus, now: float) -> None:
         self.status = transition(self.status, status)
@@ -63,11 +65,14 @@ class RunState:
     inputs: dict[str, Any]
     values: dict[str, Any]
     active_errors: int
+    # Active errors by node: an error in a junction's region keeps the junction waiting.
+    error_nodes: dict[str, int] = field(default_factory=dict)
     tasks: list[TaskState] = field(default_factory=list)
     # The latest task per (node, loop index), and node results as templates address them.
     latest: dict[tuple[str, str], TaskState] = field(default_factory=dict)
     results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     new_errors: list[dict[str, Any]] = field(default_factory=list)
+    new_triggers: list[dict[str, Any]] = field(default_factory=list)  # scheduled (wait timers)
 
     @classmethod
     def from_rows(
@@ -75,7 +80,7 @@ class RunState:
         run: Mapping[str, Any],
         tree: Tree,
         task_rows: Iterable[Mapping[str, Any]],
-        active_errors: int,
+        error_nodes: Mapping[str, int],
     ) -> RunState:
         state = cls(
             id=run["id"],
@@ -90,7 +95,8 @@ class RunState:
             ),
             inputs=run["inputs"],
             values=run["values"],
-            active_errors=active_errors,
+            active_errors=sum(error_nodes.values()),
+            error_nodes=dict(error_nodes),
         )
         for row in task_rows:
             state.remember(
@@ -105,6 +111,7 @@ class RunState:
                     arrived=list(row["arrived"]),
                     created_at=row["created_at"],
                     updated_at=row["updated_at"],
+                    completing=row["completing"],
                 )
             )
         return state

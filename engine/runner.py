@@ -33,8 +33,8 @@ import sqlalchemy as sa
 
 from engine import ids
 from engine.errors import TreeError
-from engine.execution import Execution
-from engine.handlers import TriggerGateway
+from engine.execution import Execution, timer_key
+from engine.handlers import Behaviour, TriggerGateway
 from engine.results_xml import parse_results
 from engine.run_state import RunState
 from engine.statuses import (
@@ -67,7 +67,7 @@ class _Loaded:
 
     runs: Mapping[int, Mapping[str, Any]]
     tasks: Mapping[int, Sequence[Mapping[str, Any]]]
-    active_errors: Mapping[int, int]
+    error_nodes: Mapping[int, Mapping[str, int]]
 
 
 class Runner:
@@ -134,7 +134,7 @@ class Runner:
             return _Loaded(
                 runs=run_rows,
                 tasks=run_store.load_tasks(connection, started),
-                active_errors=run_store.active_error_counts(connection, started),
+                error_nodes=run_store.active_error_nodes(connection, started),
             )
 
     def _execute_run(
@@ -156,9 +156,9 @@ class Runner:
                         row,
                         self.resolve_tree(row["tree_version_id"]),
                         loaded.tasks.get(run_id, ()),
-                        loaded.active_errors.get(run_id, 0),
+                        loaded.error_nodes.get(run_id, {}),
                     )
-                refused = self._execute(state, trigger)
+                refused = self._execute(state, trigger, write)
             except TreeError as exc:
                 self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
                 continue
@@ -175,12 +175,22 @@ class Runner:
         if state is not None and executed:
             write.task_inserts, write.task_updates = state.take_changes(run_id)
             write.error_inserts.extend(state.new_errors)
-            state.new_errors = []
+            write.trigger_inserts.extend(state.new_triggers)
+            state.new_errors, state.new_triggers = [], []
             write.status = state.final_status(other_open_triggers=False)
         return write
 
-    def _execute(self, state: RunState, trigger: ClaimedTrigger) -> str | None:
-        """Apply one trigger to the run in memory; returns why it was refused, if it was."""
+    def _execute(self, state: RunState, trigger: ClaimedTrigger, write: RunWrite) -> str | None:
+        """Apply one trigger to the run in memory; returns why it was refused, if it was.
+
+        A Complete without a token is a wait's timer (createDeferred always names a token). If
+        its task was resumed first, or a createDeferred Complete for it is queued, the timer
+        closes without effect: the earlier Complete wins. Otherwise the task's row is fenced
+        (``write.timer_completions``) so that a Complete accepted while this trigger runs
+        makes the commit fail and the trigger is taken up again, to close without effect.
+        A createDeferred Complete of a wait closes its timer in the same commit
+        (``write.cancelled_timers``), so the run does not stay Started until the timer is due.
+        """
         execution = Execution(
             state,
             trigger_id=trigger.id,
@@ -199,11 +209,19 @@ class Runner:
                 )
             return None
         task = state.task_by_id(trigger.task_id)
+        timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
+        if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):
+            self.logger.info("run %s: wait resumed before its timer %s", state.id, trigger.id)
+            return None
         if task is None or task.status is not TaskStatus.DEFERRED:
             found = "no task" if task is None else f"task status {task.status.value}"
             return f"{trigger.action} trigger found {found}"
         results = parse_results(trigger.results)
         if trigger.action == TriggerAction.COMPLETE:
+            if timer:
+                write.timer_completions.append(task.id)
+            elif state.tree.nodes[task.node].handler.behaviour is Behaviour.WAIT:
+                write.cancelled_timers.append(timer_key(task.id))
             execution.complete(task, results)
         else:
             execution.update(task, results)

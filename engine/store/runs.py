@@ -74,6 +74,21 @@ def active_error_counts(connection: Connection, run_ids: Sequence[int]) -> dict[
     return {run_id: count for run_id, count in connection.execute(statement)}
 
 
+def active_error_nodes(connection: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Run id -> node -> its active errors: the run's count, and what keeps a junction waiting."""
+    if not run_ids:
+        return {}
+    statement = (
+        sa.select(errors.c.run_id, errors.c.node, sa.func.count())
+        .where(errors.c.run_id.in_(run_ids), errors.c.status == ErrorStatus.ACTIVE.value)
+        .group_by(errors.c.run_id, errors.c.node)
+    )
+    found: dict[int, dict[str, int]] = {}
+    for run_id, node, count in connection.execute(statement):
+        found.setdefault(run_id, {})[node] = count
+    return found
+
+
 def _task(row: Mapping[str, Any]) -> Task:
     return Task(
         id=row["id"],
@@ -203,6 +218,7 @@ def trigger_record(row: Mapping[str, Any]) -> Trigger:
 
 __all__ = [
     "active_error_counts",
+    "active_error_nodes",
     "insert_run",
     "insert_trigger",
     "list_runs",

@@ -1,9 +1,12 @@
-"""Committing what processing a claim changed: closes, task and error rows, run statuses.
+"""Committing what processing a claim changed: closes, task, error and trigger rows, statuses.
 
 Each run of a claim contributes one :class:`RunWrite`: the closes of its triggers and the rows
 their execution changed. Several runs' writes are committed in one transaction (group commit):
 every trigger's changes still commit atomically with its close, and a batch pays for one
 transaction and one statement per table instead of five statements and a commit per trigger.
+
+A wait's timer is part of the step that deferred it: its trigger row is inserted here, with
+the task rows, so a crash either loses the step and its timer together or keeps both.
 
 Every write is fenced on the claim. A trigger closes only while this claim still holds it, and a
 run's status is written only while this claim holds the run; when any fence fails, the batch
@@ -55,6 +58,37 @@ _UPDATE_TASKS = BulkStatement(
     ("b_results", "b_arrived"),
 )
 _INSERT_ERRORS = insert_all(errors)
+# Scheduled triggers (a wait's timer): every column but the id, which the database assigns.
+_INSERT_TRIGGERS = BulkStatement(
+    triggers.insert().values(
+        {c.name: sa.bindparam(c.name) for c in triggers.columns if not c.primary_key}
+    )
+)
+# A timer completes its task only if no createDeferred Complete was accepted for it meanwhile:
+# the same conditional row update ``queue.reserve_token`` makes, so the two are serialized on
+# the task row and exactly one of them wins.
+_RESERVE_FOR_TIMER = BulkStatement(
+    tasks.update()
+    .where(
+        tasks.c.id == sa.bindparam("b_id"),
+        tasks.c.status == sa.literal_column("'Deferred'"),
+        tasks.c.completing.is_(False),
+    )
+    .values(completing=sa.true())
+)
+# An early Complete of a wait closes its timer, if nobody has claimed it yet, without effect.
+_CLOSE_TIMERS = BulkStatement(
+    triggers.update()
+    .where(
+        triggers.c.idempotency_key == sa.bindparam("b_key"),
+        triggers.c.status == sa.literal_column(f"'{TriggerStatus.NEW.value}'"),
+    )
+    .values(
+        status=sa.literal_column(f"'{TriggerStatus.CLOSED.value}'"),
+        closed_at=sa.bindparam("b_now"),
+        engine=sa.bindparam("b_engine"),
+    )
+)
 _UPDATE_RUNS = BulkStatement(
     runs.update()
     .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_owner == sa.bindparam("b_claim"))
@@ -109,6 +143,9 @@ class RunWrite:
     task_inserts: list[Mapping[str, Any]] = field(default_factory=list)
     task_updates: list[Mapping[str, Any]] = field(default_factory=list)
     error_inserts: list[Mapping[str, Any]] = field(default_factory=list)
+    trigger_inserts: list[Mapping[str, Any]] = field(default_factory=list)  # wait timers
+    timer_completions: list[str] = field(default_factory=list)  # task ids a timer completes
+    cancelled_timers: list[str] = field(default_factory=list)  # keys of timers to close
 
 
 def commit(
@@ -134,9 +171,21 @@ def commit(
     ]
     if _CLOSE.execute(connection, closes) != len(closes):
         raise LostClaim
+    reserved = [{"b_id": task_id} for w in writes for task_id in w.timer_completions]
+    if _RESERVE_FOR_TIMER.execute(connection, reserved) != len(reserved):
+        raise LostClaim  # a Complete was accepted for the task since it was read
     _INSERT_TASKS.execute(connection, [row for w in writes for row in w.task_inserts])
     _UPDATE_TASKS.execute(connection, [row for w in writes for row in w.task_updates])
     _INSERT_ERRORS.execute(connection, [row for w in writes for row in w.error_inserts])
+    _INSERT_TRIGGERS.execute(connection, [row for w in writes for row in w.trigger_inserts])
+    _CLOSE_TIMERS.execute(
+        connection,
+        [
+            {"b_key": key, "b_now": now, "b_engine": engine}
+            for w in writes
+            for key in w.cancelled_timers
+        ],
+    )
     settled = [w for w in writes if w.status is not None and w.status is not RunStatus.STARTED]
     still_open: set[int] = set()
     if settled:
