@@ -43,7 +43,11 @@ def junction_regions(
     if not names:
         return {}
     dominators = nx.immediate_dominators(graph, start)
-    order = {name: index for index, name in enumerate(nx.topological_sort(graph))}
+    # Topological order of the strongly connected components: defined even with cycles (a loop
+    # head and its tail), where a plain topological sort of the nodes is not.
+    condensed = nx.condensation(graph)
+    rank = {component: i for i, component in enumerate(nx.topological_sort(condensed))}
+    order = {name: rank[component] for name, component in condensed.graph["mapping"].items()}
     regions: dict[str, JunctionRegion] = {}  # in topological order: inner junctions first
     for name in sorted(names, key=order.__getitem__):
         parent = dominators.get(name)
