@@ -20,14 +20,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import ids
-from engine.errors import BadAction, BadRequest, TokenNotFound, TreeNotFound
+from engine.errors import (
+    BadAction,
+    BadRequest,
+    ErrorAlreadyResolved,
+    ErrorNotFound,
+    TokenNotFound,
+    TreeNotFound,
+)
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry, TriggerReceipt
-from engine.records import Run, Trigger
+from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.runner import Runner
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
-from engine.store import queue
+from engine.store import queue, resolutions
 from engine.store import runs as run_store
 from engine.store import trees as tree_store
 from engine.store import users as user_store
@@ -336,6 +343,68 @@ class Engine:
             trigger_id = run_store.insert_trigger(connection, values)
         self.workers.wake()
         return run_store.trigger_record({**_UNSET, **values, "id": trigger_id})
+
+    def resolve_error(
+        self,
+        error_id: str,
+        action: str,
+        *,
+        message: str | None = None,
+        resolved_by: str | None = None,
+    ) -> Trigger:
+        """Resolve an active error with ``action``; durable when this returns, applied by a worker.
+
+        The action must be one Kinetic Task allows for the error's type (``engine.resolution``
+        says what each does). Refused, with nothing written: an unknown id (ErrorNotFound), an
+        error resolved already or whose resolution is queued (ErrorAlreadyResolved; of
+        concurrent resolutions exactly one is accepted), an action the type does not allow
+        (BadResolution, naming the action, the type and the allowed actions).
+        """
+        error_id = _text("error_id", error_id, limit=64)
+        action = _text("action", action, limit=64)
+        message = _optional("message", message, MAX_MESSAGE)
+        resolved_by = _optional("resolved_by", resolved_by, MAX_TEXT)
+        try:
+            with self.database.write() as connection:
+                values = resolutions.accept(
+                    connection,
+                    error_id=error_id,
+                    action=action,
+                    message=message,
+                    resolved_by=resolved_by,
+                    now=self.clock(),
+                )
+        except sa.exc.IntegrityError as exc:  # the key resolve:<id>: another was accepted first
+            raise ErrorAlreadyResolved(error_id=error_id, action=None) from exc
+        self.workers.wake()
+        return run_store.trigger_record({**_UNSET, **values})
+
+    def get_error(self, error_id: str) -> RunError:
+        with self.database.read() as connection:
+            row = resolutions.read_error_row(connection, error_id)
+        if row is None:
+            raise ErrorNotFound(error_id=error_id)
+        return run_store.error_record(row)
+
+    def list_errors(
+        self,
+        *,
+        run_id: int | None = None,
+        status: str | None = None,
+        error_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunError]:
+        """Errors newest first, by run, status (Active, Handled) and type."""
+        with self.database.read() as connection:
+            return resolutions.list_errors(
+                connection,
+                run_id=run_id,
+                status=status,
+                error_type=error_type,
+                limit=limit,
+                offset=offset,
+            )
 
     # -- processing ------------------------------------------------------------------------------
 

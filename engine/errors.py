@@ -96,6 +96,37 @@ class BadAction(TreeflowError, ValueError):
         super().__init__(f"Invalid action {action!r}: expected one of {', '.join(self.allowed)}")
 
 
+class ErrorNotFound(TreeflowError, LookupError):
+    """No error recorded on a run has that id."""
+
+    def __init__(self, *, error_id: object) -> None:
+        self.error_id = error_id
+        super().__init__(f"Unable to locate an error with the id {error_id!r}")
+
+
+class ErrorAlreadyResolved(TreeflowError, ValueError):
+    """An error was resolved already, or a resolution of it was accepted and is queued."""
+
+    def __init__(self, *, error_id: str, action: str | None) -> None:
+        self.error_id = error_id
+        self.action = action
+        how = f" with {action!r}" if action else ""
+        super().__init__(f"The error {error_id!r} has already been resolved{how}")
+
+
+class BadResolution(TreeflowError, ValueError):
+    """An action that cannot resolve an error of this type (Kinetic Task's table)."""
+
+    def __init__(self, *, action: object, error_type: str, allowed: Sequence[str]) -> None:
+        self.action = action
+        self.error_type = error_type
+        self.allowed = tuple(allowed)
+        super().__init__(
+            f"The action {action!r} cannot resolve a {error_type}: "
+            f"expected one of {', '.join(self.allowed)}"
+        )
+
+
 class BadResults(TreeflowError, ValueError):
     """A results XML document was refused: malformed, hostile, too large or of the wrong shape."""
 
@@ -289,8 +320,11 @@ __all__ = [
     "AuthError",
     "BadAction",
     "BadRequest",
+    "BadResolution",
     "BadResults",
     "BodyTooLarge",
+    "ErrorAlreadyResolved",
+    "ErrorNotFound",
     "ExpressionError",
     "GraphvizNotFound",
     "HandlerContractError",

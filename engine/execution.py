@@ -114,6 +114,46 @@ class Execution:
         self._follow(node, task, node.update_connectors)
         self._drain()
 
+    # -- resolutions of a node's errors (``engine.resolution`` decides which applies) -----------
+
+    def retry(self, task: TaskState) -> None:
+        """Run a failed node again: a new task, its parameters rendered again.
+
+        A join keeps its one task per run (it holds the arrivals): that task re-opens and the
+        join is judged again.
+        """
+        node = self.state.tree.nodes[task.node]
+        if node.handler.behaviour is Behaviour.JOIN:
+            task.move(TaskStatus.NEW, self.now)
+            self._judge_join(node, task)
+        else:
+            self._stack.append((node.name, ""))
+        self.settle(node.name)
+
+    def skip(self, task: TaskState) -> None:
+        """Close a failed task without running it, with no results; follow Complete connectors."""
+        node = self.state.tree.nodes[task.node]
+        self.state.set_results(task, {})
+        task.move(TaskStatus.CLOSED, self.now)
+        self._follow(node, task, node.complete_connectors)
+        self.settle(node.name)
+
+    def continue_branch(self, node_name: str, target: str) -> None:
+        """Follow the connector ``node_name -> target`` as if its condition had held."""
+        self._stack.append((target, node_name))
+        self.settle(node_name)
+
+    def settle(self, node_name: str) -> None:
+        """Walk what is queued, then judge the junctions whose region holds ``node_name``.
+
+        An error no longer active may be what a junction waited for, so a resolution re-checks
+        them even when it runs nothing (Do Nothing, Cancel Branch).
+        """
+        node = self.state.tree.nodes.get(node_name)
+        if node is not None:
+            self._touched.update(node.junctions)
+        self._drain()
+
     # -- the walk ----------------------------------------------------------------------------
 
     def _drain(self) -> None:
@@ -296,6 +336,10 @@ class Execution:
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
             task.dirty = True
+        self._judge_join(node, task)
+
+    def _judge_join(self, node: Node, task: TaskState) -> None:
+        """Fire the join if its arrivals satisfy its type; a bad type or number fails it."""
         parameters = self._render(node, task, self._scope(task))
         if parameters is None:
             return

@@ -43,6 +43,13 @@ class RunError:
     trigger_id: int | None
     connector_to: str | None
     created_at: float
+    run_id: int | None = None
+    # Set once a resolution is accepted; ``status`` becomes Handled when it has been applied.
+    resolution_action: str | None = None
+    resolution_message: str | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    resolution_trigger_id: int | None = None
 
 
 @dataclass(frozen=True)

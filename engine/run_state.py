@@ -134,6 +134,15 @@ class RunState:
         if task.loop_index == "/":
             self.results[task.node] = results
 
+    def forget_error(self, node: str) -> None:
+        """An active error of ``node`` was resolved: it keeps neither the run nor a junction."""
+        self.active_errors = max(self.active_errors - 1, 0)
+        left = self.error_nodes.get(node, 0) - 1
+        if left > 0:
+            self.error_nodes[node] = left
+        else:
+            self.error_nodes.pop(node, None)
+
     def final_status(self, *, other_open_triggers: bool) -> RunStatus:
         """Started while anything is pending; then Failed if an error is active, else Completed."""
         pending = other_open_triggers or any(t.status is TaskStatus.DEFERRED for t in self.tasks)

@@ -35,17 +35,19 @@ from engine import ids
 from engine.errors import TreeError
 from engine.execution import Execution, timer_key
 from engine.handlers import Behaviour, TriggerGateway
+from engine.resolution import apply_to_run
 from engine.results_xml import parse_results
 from engine.run_state import RunState
 from engine.statuses import (
     ErrorStatus,
     ErrorType,
+    ResolutionAction,
     RunStatus,
     TaskStatus,
     TriggerAction,
     TriggerStatus,
 )
-from engine.store import queue, steps
+from engine.store import queue, resolutions, steps
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.queue import ClaimedTrigger
@@ -67,7 +69,8 @@ class _Loaded:
 
     runs: Mapping[int, Mapping[str, Any]]
     tasks: Mapping[int, Sequence[Mapping[str, Any]]]
-    error_nodes: Mapping[int, Mapping[str, int]]
+    error_nodes: Mapping[int, dict[str, int]]
+    resolutions: Mapping[int, Mapping[str, Any]]  # Resolve trigger id -> the error it resolves
 
 
 class Runner:
@@ -109,9 +112,12 @@ class Runner:
     def process(self, claim: Claim, *, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Process a claim's triggers in order and commit them; returns how many were closed."""
         by_run: dict[int, list[ClaimedTrigger]] = defaultdict(list)
+        resolves = []
         for trigger in claim.triggers:
             by_run[trigger.run_id].append(trigger)
-        loaded = self._load(list(by_run))
+            if trigger.action == TriggerAction.RESOLVE:
+                resolves.append(trigger.id)
+        loaded = self._load(list(by_run), resolves)
         writes: list[RunWrite] = []
         unprocessed: list[int] = []
         for run_id, group in by_run.items():
@@ -127,7 +133,7 @@ class Runner:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
         return done
 
-    def _load(self, run_ids: list[int]) -> _Loaded:
+    def _load(self, run_ids: list[int], resolve_ids: list[int]) -> _Loaded:
         with self.database.read() as connection:
             run_rows = run_store.load_runs(connection, run_ids)
             started = [rid for rid, row in run_rows.items() if row["status"] != RunStatus.STAGED]
@@ -135,6 +141,7 @@ class Runner:
                 runs=run_rows,
                 tasks=run_store.load_tasks(connection, started),
                 error_nodes=run_store.active_error_nodes(connection, started),
+                resolutions=resolutions.pending(connection, run_ids, resolve_ids),
             )
 
     def _execute_run(
@@ -149,6 +156,10 @@ class Runner:
                 reason = f"gave up after {trigger.attempts - 1} attempts that did not finish"
                 self._fail(write, trigger, ErrorType.TRIGGER, reason)
                 continue
+            error = loaded.resolutions.get(trigger.id)
+            if error is not None and not error["node"]:
+                self._resolve_without_node(write, trigger, error, state, loaded)
+                continue
             try:
                 if state is None:
                     row = loaded.runs[run_id]
@@ -158,7 +169,7 @@ class Runner:
                         loaded.tasks.get(run_id, ()),
                         loaded.error_nodes.get(run_id, {}),
                     )
-                refused = self._execute(state, trigger, write)
+                refused = self._execute(state, trigger, write, error)
             except TreeError as exc:
                 self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
                 continue
@@ -180,7 +191,13 @@ class Runner:
             write.status = state.final_status(other_open_triggers=False)
         return write
 
-    def _execute(self, state: RunState, trigger: ClaimedTrigger, write: RunWrite) -> str | None:
+    def _execute(
+        self,
+        state: RunState,
+        trigger: ClaimedTrigger,
+        write: RunWrite,
+        error: Mapping[str, Any] | None = None,
+    ) -> str | None:
         """Apply one trigger to the run in memory; returns why it was refused, if it was.
 
         A Complete without a token is a wait's timer (createDeferred always names a token). If
@@ -208,6 +225,13 @@ class Runner:
                     "Root trigger %s found run %s already started", trigger.id, state.id
                 )
             return None
+        if trigger.action == TriggerAction.RESOLVE:
+            if error is None:
+                return "Resolve trigger found no resolution waiting for it"
+            refused = apply_to_run(state, execution, error)
+            if refused is None:
+                write.resolved_errors.append(error["id"])
+            return refused
         task = state.task_by_id(trigger.task_id)
         timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
         if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):
@@ -226,6 +250,30 @@ class Runner:
         else:
             execution.update(task, results)
         return None
+
+    def _resolve_without_node(
+        self,
+        write: RunWrite,
+        trigger: ClaimedTrigger,
+        error: Mapping[str, Any],
+        state: RunState | None,
+        loaded: _Loaded,
+    ) -> None:
+        """Resolve an error raised before any node ran; needs no tree (it may not build).
+
+        Retry Task queues the failed trigger again; Do Nothing only marks the error Handled.
+        The run's status is left as the failed trigger left it.
+        """
+        write.closes.append(TriggerClose(trigger.id))
+        write.resolved_errors.append(error["id"])
+        if error["resolution_action"] == ResolutionAction.RETRY_TASK and error["trigger_id"]:
+            write.requeued_triggers.append(error["trigger_id"])
+        if state is not None:
+            state.forget_error(error["node"])
+            return
+        counts = loaded.error_nodes.get(trigger.run_id)
+        if counts and counts.get(error["node"], 0) > 0:
+            counts[error["node"]] -= 1
 
     def _fail(self, write: RunWrite, trigger: ClaimedTrigger, kind: ErrorType, reason: str) -> None:
         self.logger.error("trigger %s failed: %s", trigger.id, reason)

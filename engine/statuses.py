@@ -38,6 +38,7 @@ class TriggerAction(StrEnum):
     ROOT = "Root"
     COMPLETE = "Complete"
     UPDATE = "Update"
+    RESOLVE = "Resolve"  # applies an error's resolution (``Engine.resolve_error``)
 
 
 class ConnectorType(StrEnum):
@@ -51,12 +52,55 @@ class ErrorType(StrEnum):
     NODE_PARAMETER = "Node Parameter Error"
     CONNECTOR = "Connector Error"
     MISSING_HANDLER = "Missing Handler Error"
+    MISSING_ROUTINE = "Missing Routine Error"
     TRIGGER = "Trigger Error"
 
 
 class ErrorStatus(StrEnum):
     ACTIVE = "Active"
-    HANDLED = "Handled"
+    HANDLED = "Handled"  # resolved (Kinetic's word for it)
+
+
+class ResolutionAction(StrEnum):
+    """How an error is resolved; which apply to an error is :func:`allowed_resolutions`."""
+
+    RETRY_TASK = "Retry Task"
+    SKIP_TASK = "Skip Task"
+    DO_NOTHING = "Do Nothing"
+    CONTINUE_BRANCH = "Continue Branch"
+    CANCEL_BRANCH = "Cancel Branch"
+
+
+_NODE_ACTIONS = (
+    ResolutionAction.RETRY_TASK,
+    ResolutionAction.SKIP_TASK,
+    ResolutionAction.DO_NOTHING,
+)
+# Kinetic Task's table (its v2 API's availableErrorActions), for the types treeflow records.
+RESOLUTIONS: dict[ErrorType, tuple[ResolutionAction, ...]] = {
+    ErrorType.HANDLER: _NODE_ACTIONS,
+    ErrorType.NODE_PARAMETER: _NODE_ACTIONS,
+    ErrorType.MISSING_HANDLER: _NODE_ACTIONS,
+    ErrorType.MISSING_ROUTINE: _NODE_ACTIONS,
+    ErrorType.CONNECTOR: (ResolutionAction.CONTINUE_BRANCH, ResolutionAction.CANCEL_BRANCH),
+    ErrorType.TRIGGER: (ResolutionAction.DO_NOTHING,),
+}
+
+
+def allowed_resolutions(error_type: str, *, at_node: bool) -> tuple[ResolutionAction, ...]:
+    """The actions that may resolve an error of ``error_type``.
+
+    An error raised before any node ran (``at_node`` false: a trigger whose tree version no
+    longer builds is a Missing Handler Error of the trigger, not of a task) has no task to skip:
+    Retry Task processes its trigger again. A type treeflow does not know allows Do Nothing.
+    """
+    try:
+        actions = RESOLUTIONS[ErrorType(error_type)]
+    except ValueError:
+        return (ResolutionAction.DO_NOTHING,)
+    if not at_node:
+        actions = tuple(a for a in actions if a is not ResolutionAction.SKIP_TASK)
+    return actions
 
 
 _S = TypeVar("_S", RunStatus, TaskStatus, TriggerStatus)
@@ -76,7 +120,8 @@ _ALLOWED: dict[type, dict[object, frozenset[object]]] = {
         ),
         TaskStatus.DEFERRED: frozenset({TaskStatus.DEFERRED, TaskStatus.CLOSED}),
         TaskStatus.CLOSED: frozenset(),
-        TaskStatus.FAILED: frozenset({TaskStatus.NEW}),
+        # Retry Task re-opens a failed join; Skip Task closes a failed task without running it.
+        TaskStatus.FAILED: frozenset({TaskStatus.NEW, TaskStatus.CLOSED}),
     },
     TriggerStatus: {
         TriggerStatus.NEW: frozenset({TriggerStatus.WORK_IN_PROGRESS}),
@@ -100,12 +145,15 @@ def transition(current: _S, new: _S) -> _S:
 
 
 __all__ = [
+    "RESOLUTIONS",
     "ConnectorType",
     "ErrorStatus",
     "ErrorType",
+    "ResolutionAction",
     "RunStatus",
     "TaskStatus",
     "TriggerAction",
     "TriggerStatus",
+    "allowed_resolutions",
     "transition",
 ]

@@ -103,9 +103,11 @@ def _task(row: Mapping[str, Any]) -> Task:
     )
 
 
-def _error(row: Mapping[str, Any]) -> RunError:
+def error_record(row: Mapping[str, Any]) -> RunError:
+    """A row of ``errors`` as the read model callers get."""
     return RunError(
         id=row["id"],
+        run_id=row["run_id"],
         type=row["type"],
         status=row["status"],
         node=row["node"],
@@ -116,6 +118,11 @@ def _error(row: Mapping[str, Any]) -> RunError:
         trigger_id=row["trigger_id"],
         connector_to=row["connector_to"],
         created_at=row["created_at"],
+        resolution_action=row["resolution_action"],
+        resolution_message=row["resolution_message"],
+        resolved_by=row["resolved_by"],
+        resolved_at=row["resolved_at"],
+        resolution_trigger_id=row["resolution_trigger_id"],
     )
 
 
@@ -138,7 +145,7 @@ def _run(
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         tasks=tuple(_task(t) for t in task_rows),
-        errors=tuple(_error(e) for e in error_rows),
+        errors=tuple(error_record(e) for e in error_rows),
     )
 
 
@@ -219,6 +226,7 @@ def trigger_record(row: Mapping[str, Any]) -> Trigger:
 __all__ = [
     "active_error_counts",
     "active_error_nodes",
+    "error_record",
     "insert_run",
     "insert_trigger",
     "list_runs",

@@ -23,9 +23,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.statuses import RunStatus, TriggerStatus
+from engine.statuses import ErrorStatus, RunStatus, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
-from engine.store.tables import OPEN_TRIGGER_STATUSES, errors, runs, tasks, triggers
+from engine.store.tables import (
+    OPEN_TRIGGER_STATUSES,
+    RESOLUTION_COLUMNS,
+    errors,
+    runs,
+    tasks,
+    triggers,
+)
 
 _WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
 
@@ -57,7 +64,42 @@ _UPDATE_TASKS = BulkStatement(
     ),
     ("b_results", "b_arrived"),
 )
-_INSERT_ERRORS = insert_all(errors)
+# A new error has no resolution: its insert leaves those columns out (NULL).
+_INSERT_ERRORS = BulkStatement(
+    errors.insert().values(
+        {c.name: sa.bindparam(c.name) for c in errors.columns if c.name not in RESOLUTION_COLUMNS}
+    )
+)
+# A resolution applied: the error is Handled (its action was recorded when it was accepted).
+_RESOLVE_ERRORS = BulkStatement(
+    errors.update()
+    .where(
+        errors.c.id == sa.bindparam("b_id"),
+        errors.c.status == sa.literal_column(f"'{ErrorStatus.ACTIVE.value}'"),
+    )
+    .values(
+        status=sa.literal_column(f"'{ErrorStatus.HANDLED.value}'"),
+        resolved_at=sa.bindparam("b_now"),
+    )
+)
+# Retry Task of an error raised before any node ran: its failed trigger is queued again.
+_REQUEUE_TRIGGERS = BulkStatement(
+    triggers.update()
+    .where(
+        triggers.c.id == sa.bindparam("b_id"),
+        triggers.c.status == sa.literal_column(f"'{TriggerStatus.FAILED.value}'"),
+    )
+    .values(
+        status=sa.literal_column(f"'{TriggerStatus.NEW.value}'"),
+        due_at=sa.bindparam("b_now"),
+        attempts=sa.literal_column("0"),
+        lease_owner=sa.null(),
+        lease_until=sa.null(),
+        engine=sa.null(),
+        error=sa.null(),
+        closed_at=sa.null(),
+    )
+)
 # Scheduled triggers (a wait's timer): every column but the id, which the database assigns.
 _INSERT_TRIGGERS = BulkStatement(
     triggers.insert().values(
@@ -146,6 +188,8 @@ class RunWrite:
     trigger_inserts: list[Mapping[str, Any]] = field(default_factory=list)  # wait timers
     timer_completions: list[str] = field(default_factory=list)  # task ids a timer completes
     cancelled_timers: list[str] = field(default_factory=list)  # keys of timers to close
+    resolved_errors: list[str] = field(default_factory=list)  # error ids now Handled
+    requeued_triggers: list[int] = field(default_factory=list)  # failed triggers retried
 
 
 def commit(
@@ -186,6 +230,11 @@ def commit(
             for key in w.cancelled_timers
         ],
     )
+    resolved = [{"b_id": e, "b_now": now} for w in writes for e in w.resolved_errors]
+    if resolved:
+        _RESOLVE_ERRORS.execute(connection, resolved)
+        requeued = [{"b_id": t, "b_now": now} for w in writes for t in w.requeued_triggers]
+        _REQUEUE_TRIGGERS.execute(connection, requeued)
     settled = [w for w in writes if w.status is not None and w.status is not RunStatus.STARTED]
     still_open: set[int] = set()
     if settled:

@@ -125,6 +125,14 @@ class TriggerRow(SQLModel, table=True):
 
 
 class ErrorRow(SQLModel, table=True):
+    """An error recorded on a run, and its resolution once one is accepted.
+
+    ``resolution_action`` (with who, the message and the trigger that applies it) is set when a
+    resolution is accepted, which is what makes a second one refused; ``status`` becomes Handled
+    and ``resolved_at`` is set when that trigger is processed. Errors are found by run (the
+    run_id index), so the resolution columns need no index of their own.
+    """
+
     __tablename__ = "errors"
 
     id: str = Field(primary_key=True, max_length=32)
@@ -139,6 +147,23 @@ class ErrorRow(SQLModel, table=True):
     text: str
     connector_to: str | None = None
     created_at: float
+    resolution_action: str | None = None
+    resolution_message: str | None = None
+    resolved_by: str | None = None
+    resolution_trigger_id: int | None = None
+    resolved_at: float | None = None
+
+
+# Set by a resolution, never by recording the error (its insert leaves them out).
+RESOLUTION_COLUMNS = frozenset(
+    {
+        "resolution_action",
+        "resolution_message",
+        "resolved_by",
+        "resolution_trigger_id",
+        "resolved_at",
+    }
+)
 
 
 class UserRow(SQLModel, table=True):
@@ -192,6 +217,7 @@ run_creators = RunCreatorRow.__table__
 
 __all__ = [
     "OPEN_TRIGGER_STATUSES",
+    "RESOLUTION_COLUMNS",
     "AccessTokenRow",
     "ErrorRow",
     "RunCreatorRow",
