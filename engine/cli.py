@@ -10,41 +10,28 @@ Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli_errors import errors
 from engine.cli_graph import draw_run, graph
 from engine.cli_kinetic import import_kinetic
 from engine.cli_serve import serve
 from engine.cli_support import console, engine_options, err_console, open_engine
 from engine.cli_users import users
+from engine.cli_view import print_run, styled
 from engine.engine import Engine
 from engine.errors import TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
-from engine.records import Run
 from engine.tree import Tree
 from engine.tree_loader import load_tree_files, tree_files
-
-STATUS_STYLE = {
-    "Closed": "green",
-    "Completed": "green",
-    "Deferred": "yellow",
-    "Started": "yellow",
-    "Staged": "cyan",
-    "New": "cyan",
-    "Failed": "red",
-}
-
-RESUME_RESULTS = '<results><result name="Status">Approved</result></results>'
 
 
 def _results_argument(value: str | None) -> str | None:
@@ -58,59 +45,6 @@ def _results_argument(value: str | None) -> str | None:
         return Path(name).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"cannot read the results file {name!r}: {exc}") from exc
-
-
-def _results_cell(results: Any) -> Text:
-    """One ``name: value`` line per result; values are data, never rich markup."""
-    if not results:
-        return Text("")
-    if not isinstance(results, dict):
-        return Text(json.dumps(results, ensure_ascii=False))
-    return Text("\n".join(f"{name}: {value}" for name, value in results.items()))
-
-
-def _styled(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
-
-
-def print_run(run: Run) -> None:
-    """The run's header, a table of its tasks, its errors, and how to resume what waits."""
-    header = Text.assemble(
-        "Run ",
-        (str(run.id), "bold"),
-        " of ",
-        (run.tree_name, "bold"),
-        f" (version {run.tree_version}, source id {run.source_id!r}): ",
-        _styled(run.status.value),
-    )
-    console.print(header, highlight=False)
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("Node")
-    table.add_column("Status", no_wrap=True)
-    table.add_column("Results", overflow="fold")
-    for task in run.tasks:
-        table.add_row(Text(task.name), _styled(task.status.value), _results_cell(task.results))
-    console.print(table)
-    for error in run.errors:
-        console.print(
-            f"[red]{escape(error.type)}[/red] at {escape(repr(error.node))} "
-            f"({escape(error.status)}): {escape(error.summary)}",
-            highlight=False,
-        )
-    for name, token in run.open_tokens.items():
-        # Printed unwrapped, so the token and the command can be copied whatever the width.
-        console.print(
-            f"{name} is deferred; its token is {token}. Complete it with:",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
-        console.print(
-            f"  treeflow deferred {token} --action Complete --results '{RESUME_RESULTS}'",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
 
 
 def _find_tree(engine: Engine, name: str, source: str | None, group: str | None) -> Tree:
@@ -142,6 +76,7 @@ main.add_command(serve)
 main.add_command(users)
 main.add_command(graph)
 main.add_command(import_kinetic)
+main.add_command(errors)
 
 
 @main.command()
@@ -250,7 +185,7 @@ def runs_list(
             Text(run.tree_name),
             str(run.tree_version),
             Text(run.source_id),
-            _styled(run.status.value),
+            styled(run.status.value),
         )
     console.print(table)
 

@@ -1,0 +1,96 @@
+"""How the ``treeflow`` commands print runs: a header, a table of tasks, errors, open tokens.
+
+Shared by ``run``, ``deferred``, ``runs show`` (``engine.cli``) and ``errors resolve``
+(``engine.cli_errors``), which is why it is not in ``engine.cli`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from engine.cli_support import console
+from engine.records import Run
+from engine.statuses import ErrorStatus
+
+STATUS_STYLE = {
+    "Closed": "green",
+    "Completed": "green",
+    "Deferred": "yellow",
+    "Started": "yellow",
+    "Staged": "cyan",
+    "New": "cyan",
+    "Failed": "red",
+    "Active": "red",  # errors
+    "Handled": "green",
+}
+
+RESUME_RESULTS = '<results><result name="Status">Approved</result></results>'
+
+
+def results_cell(results: Any) -> Text:
+    """One ``name: value`` line per result; values are data, never rich markup."""
+    if not results:
+        return Text("")
+    if not isinstance(results, dict):
+        return Text(json.dumps(results, ensure_ascii=False))
+    return Text("\n".join(f"{name}: {value}" for name, value in results.items()))
+
+
+def styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def print_run(run: Run) -> None:
+    """The run's header, a table of its tasks, its errors, and how to resume what waits."""
+    header = Text.assemble(
+        "Run ",
+        (str(run.id), "bold"),
+        " of ",
+        (run.tree_name, "bold"),
+        f" (version {run.tree_version}, source id {run.source_id!r}): ",
+        styled(run.status.value),
+    )
+    console.print(header, highlight=False)
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Node")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Results", overflow="fold")
+    for task in run.tasks:
+        table.add_row(Text(task.name), styled(task.status.value), results_cell(task.results))
+    console.print(table)
+    for error in run.errors:
+        console.print(
+            f"[red]{escape(error.type)}[/red] {error.id} at {escape(repr(error.node))} "
+            f"({escape(error.status)}): {escape(error.summary)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if any(error.status == ErrorStatus.ACTIVE for error in run.errors):
+        console.print(
+            "Resolve an active error with: treeflow errors resolve ERROR_ID --action ACTION",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    for name, token in run.open_tokens.items():
+        # Printed unwrapped, so the token and the command can be copied whatever the width.
+        console.print(
+            f"{name} is deferred; its token is {token}. Complete it with:",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"  treeflow deferred {token} --action Complete --results '{RESUME_RESULTS}'",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+
+
+__all__ = ["RESUME_RESULTS", "STATUS_STYLE", "print_run", "results_cell", "styled"]
