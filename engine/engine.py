@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine import ids
+from engine import ids, inputs
 from engine.errors import (
     BadAction,
-    BadRequest,
     ErrorAlreadyResolved,
     ErrorNotFound,
     TokenNotFound,
-    TreeNotFound,
 )
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry, TriggerReceipt
@@ -36,32 +32,14 @@ from engine.runner import Runner
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue, resolutions
 from engine.store import runs as run_store
-from engine.store import trees as tree_store
 from engine.store import users as user_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
-from engine.tree_loader import load_tree_data, load_tree_files, load_tree_text
+from engine.tree_catalog import TreeCatalog, TreeSource
+from engine.tree_loader import load_tree_files
 from engine.workers import WorkerPool
 
-MAX_TEXT = 4096  # names, ids, tokens and idempotency keys
-MAX_MESSAGE = 65_536
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
-
-
-def _text(field: str, value: object, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(field=field, reason=f"expected a string, got {type(value).__name__}")
-    if required and not value.strip():
-        raise BadRequest(field=field, reason="must not be empty")
-    if len(value) > limit:
-        raise BadRequest(field=field, reason=f"longer than {limit} characters")
-    if "\x00" in value:  # PostgreSQL cannot store it in text; refused on every store alike
-        raise BadRequest(field=field, reason="contains a NUL character")
-    return value
-
-
-def _optional(field: str, value: object, limit: int) -> str | None:
-    return None if value is None else _text(field, value, required=False, limit=limit)
 
 
 class _Gateway:
@@ -125,12 +103,12 @@ class Engine:
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
         self.database.create_schema()
-        self._lock = threading.Lock()
-        self._current: dict[TreeKey, tuple[Tree, tree_store.StoredVersion]] = {}
-        self._by_version: dict[int, Tree] = {}
+        self.catalog = TreeCatalog(
+            self.database, registry=self.registry, expressions=self.expressions, clock=clock
+        )
         self.runner = Runner(
             self.database,
-            resolve_tree=self._tree_for_version,
+            resolve_tree=self.catalog.for_version,
             gateway=_Gateway(self),
             clock=clock,
             lease_seconds=lease_seconds,
@@ -145,85 +123,21 @@ class Engine:
             for tree in load_tree_files(
                 paths, registry=self.registry, expressions=self.expressions
             ):
-                self._register(tree)
+                self.catalog.register(tree)
 
     # -- trees -----------------------------------------------------------------------------------
 
-    def load_tree(self, source: str | Mapping[str, Any] | os.PathLike[str]) -> Tree:
+    def load_tree(self, source: TreeSource) -> Tree:
         """Register a tree from YAML text, a dict or a file; a changed tree is a new version."""
-        if isinstance(source, os.PathLike):
-            path = Path(source)
-            tree = load_tree_text(
-                path.read_text(encoding="utf-8"),
-                file=str(path),
-                registry=self.registry,
-                expressions=self.expressions,
-            )
-        elif isinstance(source, str):
-            tree = load_tree_text(source, registry=self.registry, expressions=self.expressions)
-        else:
-            tree = load_tree_data(source, registry=self.registry, expressions=self.expressions)
-        return self._register(tree)
-
-    def _register(self, tree: Tree) -> Tree:
-        with self.database.write() as connection:
-            stored = tree_store.save_version(connection, tree, now=self.clock())
-        with self._lock:
-            self._current[tree.key] = (tree, stored)
-            self._by_version[stored.id] = tree
-        return tree
+        return self.catalog.load(source)
 
     @property
     def trees(self) -> list[Tree]:
-        with self._lock:
-            return [tree for tree, _ in self._current.values()]
+        return self.catalog.trees
 
     def tree_version(self, key: TreeKey) -> int | None:
         """The version number new runs of ``key`` start on, if the tree is known here."""
-        with self._lock:
-            known = self._current.get(key)
-        return None if known is None else known[1].version
-
-    def _tree_for_version(self, version_id: int) -> Tree:
-        with self._lock:
-            tree = self._by_version.get(version_id)
-        if tree is not None:
-            return tree
-        with self.database.read() as connection:
-            definition = tree_store.version_definition(connection, version_id)
-        if definition is None:
-            raise LookupError(f"tree version {version_id} is not stored")
-        tree = load_tree_data(
-            definition,
-            file=f"<tree version {version_id}>",
-            registry=self.registry,
-            expressions=self.expressions,
-        )
-        with self._lock:
-            self._by_version[version_id] = tree
-        return tree
-
-    def _startable(self, key: TreeKey) -> tree_store.StoredVersion:
-        with self._lock:
-            known = self._current.get(key)
-        if known is not None:
-            stored = known[1]
-        else:
-            with self.database.read() as connection:
-                found = tree_store.latest_version(connection, key)
-            if found is None:
-                raise TreeNotFound(
-                    source_name=key.source_name, source_group=key.source_group, tree_name=key.name
-                )
-            stored = found
-        if stored.status != "Active":
-            raise TreeNotFound(
-                source_name=key.source_name,
-                source_group=key.source_group,
-                tree_name=key.name,
-                reason=f"the tree is {stored.status}",
-            )
-        return stored
+        return self.catalog.version_of(key)
 
     # -- the trigger API -------------------------------------------------------------------------
 
@@ -246,16 +160,16 @@ class Engine:
         users can later be limited to the runs they created.
         """
         key = TreeKey(
-            _text("source_name", source_name),
-            _text("source_group", source_group),
-            _text("tree_name", tree_name),
+            inputs.text("source_name", source_name),
+            inputs.text("source_group", source_group),
+            inputs.text("tree_name", tree_name),
         )
-        source_id = _text("source_id", source_id, required=False)
-        message = _optional("message", message, MAX_MESSAGE)
-        idempotency_key = _optional("idempotency_key", idempotency_key, MAX_TEXT)
-        inputs = parse_results(results, max_bytes=self.max_results_bytes)
+        source_id = inputs.text("source_id", source_id, required=False)
+        message = inputs.optional("message", message, inputs.MAX_MESSAGE)
+        idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
-        stored = self._startable(key)
+        stored = self.catalog.startable(key)
         now = self.clock()
         for _attempt in range(2):
             try:
@@ -273,7 +187,7 @@ class Engine:
                             "tree_name": key.name,
                             "source_id": source_id,
                             "status": RunStatus.STAGED.value,
-                            "inputs": inputs,
+                            "inputs": start_inputs,
                             "values": {},
                             "source_data": dict(source_data or {}),
                             "created_at": now,
@@ -313,9 +227,9 @@ class Engine:
         """Complete or update the deferred task ``token`` names (seed semantics)."""
         if action not in DEFERRED_ACTIONS:
             raise BadAction(action=action, allowed=DEFERRED_ACTIONS)
-        token = _text("token", token, limit=128)
-        message = _optional("message", message, MAX_MESSAGE)
-        idempotency_key = _optional("idempotency_key", idempotency_key, MAX_TEXT)
+        token = inputs.text("token", token, limit=128)
+        message = inputs.optional("message", message, inputs.MAX_MESSAGE)
+        idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
         now = self.clock()
@@ -360,10 +274,10 @@ class Engine:
         concurrent resolutions exactly one is accepted), an action the type does not allow
         (BadResolution, naming the action, the type and the allowed actions).
         """
-        error_id = _text("error_id", error_id, limit=64)
-        action = _text("action", action, limit=64)
-        message = _optional("message", message, MAX_MESSAGE)
-        resolved_by = _optional("resolved_by", resolved_by, MAX_TEXT)
+        error_id = inputs.text("error_id", error_id, limit=64)
+        action = inputs.text("action", action, limit=64)
+        message = inputs.optional("message", message, inputs.MAX_MESSAGE)
+        resolved_by = inputs.optional("resolved_by", resolved_by, inputs.MAX_TEXT)
         try:
             with self.database.write() as connection:
                 values = resolutions.accept(
@@ -476,7 +390,7 @@ class Engine:
             version_id = connection.execute(
                 sa.select(run_store.runs.c.tree_version_id).where(run_store.runs.c.id == run.id)
             ).scalar_one()
-        return self._tree_for_version(version_id)
+        return self.catalog.for_version(version_id)
 
 
 _UNSET: dict[str, Any] = {

@@ -1,0 +1,131 @@
+"""The trees an engine knows: the current version of each, and any stored version by id.
+
+A tree loaded here is saved as a version (a changed definition is a new version, the same one
+is not) and becomes what new runs start on; runs keep the version they started on, so a version
+a run needs is rebuilt from its stored definition when this process has not loaded it. Built
+trees are kept in memory: templates are compiled once per version, not once per step.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import TreeNotFound
+from engine.expressions import Expressions
+from engine.handlers import HandlerRegistry
+from engine.store import trees as tree_store
+from engine.store.database import Database
+from engine.tree import Tree, TreeKey
+from engine.tree_loader import load_tree_data, load_tree_text
+
+TreeSource = str | Mapping[str, Any] | os.PathLike[str]
+
+
+class TreeCatalog:
+    """Shared by an engine's threads; one lock guards the two maps."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        registry: HandlerRegistry,
+        expressions: Expressions,
+        clock: Callable[[], float],
+    ) -> None:
+        self.database = database
+        self.registry = registry
+        self.expressions = expressions
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._current: dict[TreeKey, tuple[Tree, tree_store.StoredVersion]] = {}
+        self._by_version: dict[int, Tree] = {}
+
+    def load(self, source: TreeSource) -> Tree:
+        """Build a tree from YAML text, a dict or a file, and register it."""
+        if isinstance(source, os.PathLike):
+            path = Path(source)
+            tree = load_tree_text(
+                path.read_text(encoding="utf-8"),
+                file=str(path),
+                registry=self.registry,
+                expressions=self.expressions,
+            )
+        elif isinstance(source, str):
+            tree = load_tree_text(source, registry=self.registry, expressions=self.expressions)
+        else:
+            tree = load_tree_data(source, registry=self.registry, expressions=self.expressions)
+        return self.register(tree)
+
+    def register(self, tree: Tree) -> Tree:
+        """Save ``tree`` as a version (if it changed) and make it the one new runs start on."""
+        with self.database.write() as connection:
+            stored = tree_store.save_version(connection, tree, now=self.clock())
+        with self._lock:
+            self._current[tree.key] = (tree, stored)
+            self._by_version[stored.id] = tree
+        return tree
+
+    @property
+    def trees(self) -> list[Tree]:
+        with self._lock:
+            return [tree for tree, _ in self._current.values()]
+
+    def version_of(self, key: TreeKey) -> int | None:
+        """The version number new runs of ``key`` start on, if the tree is known here."""
+        with self._lock:
+            known = self._current.get(key)
+        return None if known is None else known[1].version
+
+    def for_version(self, version_id: int) -> Tree:
+        """The tree of a stored version, built from its definition the first time it is asked."""
+        with self._lock:
+            tree = self._by_version.get(version_id)
+        if tree is not None:
+            return tree
+        with self.database.read() as connection:
+            definition = tree_store.version_definition(connection, version_id)
+        if definition is None:
+            raise LookupError(f"tree version {version_id} is not stored")
+        tree = load_tree_data(
+            definition,
+            file=f"<tree version {version_id}>",
+            registry=self.registry,
+            expressions=self.expressions,
+        )
+        with self._lock:
+            self._by_version[version_id] = tree
+        return tree
+
+    def startable(self, key: TreeKey) -> tree_store.StoredVersion:
+        """The version a new run of ``key`` starts on; TreeNotFound if none is, or it is inactive.
+
+        A tree loaded by another process sharing the database is found through its stored
+        versions, so any engine process can start any tree.
+        """
+        with self._lock:
+            known = self._current.get(key)
+        if known is not None:
+            stored = known[1]
+        else:
+            with self.database.read() as connection:
+                found = tree_store.latest_version(connection, key)
+            if found is None:
+                raise TreeNotFound(
+                    source_name=key.source_name, source_group=key.source_group, tree_name=key.name
+                )
+            stored = found
+        if stored.status != "Active":
+            raise TreeNotFound(
+                source_name=key.source_name,
+                source_group=key.source_group,
+                tree_name=key.name,
+                reason=f"the tree is {stored.status}",
+            )
+        return stored
+
+
+__all__ = ["TreeCatalog", "TreeSource"]
