@@ -1,0 +1,209 @@
+"""Inspection, for administrators: runs with their tasks, triggers, errors; lists with paging.
+
+``GET /api/runs/{id}``, ``GET /api/runs``, ``GET /api/triggers/{id}`` and ``GET /api/errors``
+read through the engine (and :mod:`engine.store.inspection` for counts and the error list) and
+answer the pydantic models of :mod:`engine.server.read_models`. Every route needs a bearer
+token of the ``admin`` role: a plain user gets 403 ``insufficient_scope``.
+
+Lists are newest first. ``limit`` (default 50) may not exceed the server's page cap
+(``ServerSettings.max_page_size``): a larger one is refused with 400 naming the cap, never
+silently cut. Each page says the ``total`` that matches and the path of the ``next`` page.
+Filters are checked before any query: a status that is not one of the documented values is
+refused naming them (422, as for any parameter of the wrong type); a text filter with a NUL
+character or over 4096 characters is refused with 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from engine.engine import Engine
+from engine.errors import BadRequest
+from engine.records import Run
+from engine.server.auth import caller
+from engine.server.limits import page_bounds
+from engine.server.read_models import (
+    ErrorBody,
+    ErrorOut,
+    ErrorPage,
+    RunOut,
+    RunPage,
+    RunSummary,
+    TriggerOut,
+)
+from engine.statuses import ErrorStatus, RunStatus
+from engine.store import inspection
+from engine.store import runs as run_store
+
+ADMIN_ROLES = ("admin",)
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: the largest PostgreSQL holds
+MAX_FILTER = 4096  # as the engine's own limit on names and ids
+_T = TypeVar("_T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
+    403: {"model": ErrorBody, "description": "The token's user is not an administrator"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such id"}
+}
+_BAD_LIST: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A limit over the cap, a bad offset or filter"}
+}
+
+router = APIRouter(
+    prefix="/api",
+    tags=["inspection"],
+    dependencies=[Depends(caller(ADMIN_ROLES))],
+    responses=_ERRORS,
+)
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int | None, Query(description="items per page: 1 to the cap (default 50)")]
+Offset = Annotated[int | None, Query(description="items to skip (default 0)")]
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _page(request: Request, limit: int | None, offset: int | None) -> tuple[int, int]:
+    return page_bounds(limit, offset, max_limit=request.app.state.settings.max_page_size)
+
+
+def _text_filter(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise BadRequest(field=name, reason="contains a NUL character")
+    if len(value) > MAX_FILTER:
+        raise BadRequest(field=name, reason=f"longer than {MAX_FILTER} characters")
+    return value
+
+
+def _next(request: Request, *, total: int, limit: int, offset: int) -> str | None:
+    """The path and query of the page after this one, the filters kept; None on the last."""
+    if offset + limit >= total:
+        return None
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
+    query += [("limit", str(limit)), ("offset", str(offset + limit))]
+    return f"{request.url.path}?{urlencode(query)}"
+
+
+async def _read(engine: Engine, query: Callable[[Connection], _T]) -> _T:
+    def read() -> _T:
+        with engine.database.read() as connection:
+            return query(connection)
+
+    return await run_in_threadpool(read)
+
+
+@router.get(
+    "/runs/{run_id}",
+    summary="A run with its tasks (and their tokens) and errors",
+    response_model=RunOut,
+    responses=_NOT_FOUND,
+)
+async def get_run(request: Request, run_id: Id) -> RunOut:
+    run = await run_in_threadpool(_engine(request).get_run, run_id)
+    return RunOut.of(run)
+
+
+@router.get(
+    "/runs",
+    summary="Runs, newest first, by status, tree and source id",
+    response_model=RunPage,
+    responses=_BAD_LIST,
+)
+async def list_runs(
+    request: Request,
+    status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
+    tree_name: Annotated[str | None, Query(description="only runs of this tree")] = None,
+    source_id: Annotated[str | None, Query(description="only runs with this source id")] = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> RunPage:
+    limit, offset = _page(request, limit, offset)
+    filters: dict[str, Any] = {
+        "status": None if status is None else status.value,
+        "tree_name": _text_filter("tree_name", tree_name),
+        "source_id": _text_filter("source_id", source_id),
+    }
+    engine = _engine(request)
+
+    def query(connection: Connection) -> tuple[int, list[Run]]:
+        total = inspection.count_runs(connection, **filters)
+        found = run_store.list_runs(connection, **filters, limit=limit, offset=offset)
+        return total, found
+
+    total, found = await _read(engine, query)
+    return RunPage(
+        items=[RunSummary.of(run) for run in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=_next(request, total=total, limit=limit, offset=offset),
+    )
+
+
+@router.get(
+    "/triggers/{trigger_id}",
+    summary="A trigger: its action, status, run and, once closed, when and by which engine",
+    response_model=TriggerOut,
+    responses=_NOT_FOUND,
+)
+async def get_trigger(request: Request, trigger_id: Id) -> TriggerOut:
+    trigger = await run_in_threadpool(_engine(request).get_trigger, trigger_id)
+    return TriggerOut.of(trigger)
+
+
+@router.get(
+    "/errors",
+    summary="Errors of all runs, newest first, by run, status and type",
+    response_model=ErrorPage,
+    responses=_BAD_LIST,
+)
+async def list_errors(
+    request: Request,
+    run_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only errors of this run")
+    ] = None,
+    status: Annotated[ErrorStatus | None, Query(description="Active or Handled")] = None,
+    error_type: Annotated[
+        str | None,
+        Query(alias="type", description="only errors of this type, e.g. Handler Error"),
+    ] = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> ErrorPage:
+    limit, offset = _page(request, limit, offset)
+    filters: dict[str, Any] = {
+        "run_id": run_id,
+        "status": None if status is None else status.value,
+        "error_type": _text_filter("type", error_type),
+    }
+
+    def query(connection: Connection) -> tuple[int, list[inspection.ListedError]]:
+        total = inspection.count_errors(connection, **filters)
+        found = inspection.list_errors(connection, **filters, limit=limit, offset=offset)
+        return total, found
+
+    total, found = await _read(_engine(request), query)
+    return ErrorPage(
+        items=[ErrorOut.of(listed.error, listed.run_id) for listed in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=_next(request, total=total, limit=limit, offset=offset),
+    )
+
+
+__all__ = ["ADMIN_ROLES", "router"]

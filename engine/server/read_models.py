@@ -1,0 +1,197 @@
+"""The inspection API's JSON bodies, as pydantic models so that ``/openapi.json`` states them.
+
+Each model is built from the engine's read model (:mod:`engine.records`) by a ``of`` class
+method; the routes never build a body by hand. Times are UNIX seconds (floats), as the engine
+stores them; statuses are the engine's enums, so the document lists their values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.records import Run, RunError, Task, Trigger
+from engine.statuses import RunStatus, TaskStatus, TriggerAction, TriggerStatus
+
+
+class ErrorBody(BaseModel):
+    """What every error of the JSON API looks like."""
+
+    status: int = Field(description="the HTTP status, repeated")
+    message: str = Field(description="what was wrong, naming the offending input")
+
+
+class ErrorOut(BaseModel):
+    """An error recorded on a run."""
+
+    id: str
+    run_id: int
+    type: str = Field(description="e.g. Handler Error, Node Parameter Error, Trigger Error")
+    status: str = Field(description="Active, or Handled once resolved")
+    node: str = Field(description="the node it happened at; empty for a trigger's own error")
+    loop_index: str
+    summary: str
+    text: str = Field(description="the whole message, with the trace when there is one")
+    task_id: str | None
+    trigger_id: int | None
+    connector_to: str | None = Field(description="for a Connector Error: the connector's target")
+    created_at: float
+
+    @classmethod
+    def of(cls, error: RunError, run_id: int) -> ErrorOut:
+        return cls(
+            id=error.id,
+            run_id=run_id,
+            type=error.type,
+            status=error.status,
+            node=error.node,
+            loop_index=error.loop_index,
+            summary=error.summary,
+            text=error.text,
+            task_id=error.task_id,
+            trigger_id=error.trigger_id,
+            connector_to=error.connector_to,
+            created_at=error.created_at,
+        )
+
+
+class TaskOut(BaseModel):
+    """One node executed in a run (per loop index)."""
+
+    id: str
+    name: str = Field(description="the node's name")
+    handler_id: str
+    status: TaskStatus
+    results: dict[str, Any]
+    token: str | None = Field(description="the deferral token while the task can be resumed")
+    loop_index: str
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            name=task.name,
+            handler_id=task.handler_id,
+            status=task.status,
+            results=dict(task.results),
+            token=task.token,
+            loop_index=task.loop_index,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+        )
+
+
+class RunSummary(BaseModel):
+    """A run as lists show it: without inputs, values, tasks and errors."""
+
+    id: int
+    status: RunStatus
+    source_name: str
+    source_group: str
+    tree_name: str
+    tree_version: int = Field(description="the tree version the run is pinned to")
+    source_id: str
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(**_summary(run))
+
+
+class RunOut(RunSummary):
+    """A run with its inputs, values, tasks (in the order they were created) and errors."""
+
+    inputs: dict[str, Any]
+    values: dict[str, Any]
+    tasks: list[TaskOut]
+    errors: list[ErrorOut]
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(
+            **_summary(run),
+            inputs=dict(run.inputs),
+            values=dict(run.values),
+            tasks=[TaskOut.of(task) for task in run.tasks],
+            errors=[ErrorOut.of(error, run.id) for error in run.errors],
+        )
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "source_name": run.source_name,
+        "source_group": run.source_group,
+        "tree_name": run.tree_name,
+        "tree_version": run.tree_version,
+        "source_id": run.source_id,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    }
+
+
+class TriggerOut(BaseModel):
+    """A trigger: what createStart, createDeferred (and the engine itself) queued."""
+
+    id: int
+    action: TriggerAction
+    status: TriggerStatus
+    run_id: int
+    task_id: str | None = Field(description="the task a Complete or Update resumes")
+    token: str | None
+    message: str | None
+    created_at: float
+    closed_at: float | None = Field(description="when an engine closed it (Closed or Failed)")
+    engine: str | None = Field(description="the engine process that closed it")
+    error: str | None = Field(description="why it was closed as Failed")
+
+    @classmethod
+    def of(cls, trigger: Trigger) -> TriggerOut:
+        return cls(
+            id=trigger.id,
+            action=trigger.action,
+            status=trigger.status,
+            run_id=trigger.run_id,
+            task_id=trigger.task_id,
+            token=trigger.token,
+            message=trigger.message,
+            created_at=trigger.created_at,
+            closed_at=trigger.closed_at,
+            engine=trigger.engine,
+            error=trigger.error,
+        )
+
+
+class Page(BaseModel):
+    """Paging of a list: ``next`` is the URL of the following page, null on the last."""
+
+    total: int = Field(description="how many items match the filters, over all pages")
+    limit: int
+    offset: int
+    next: str | None
+
+
+class RunPage(Page):
+    items: list[RunSummary]
+
+
+class ErrorPage(Page):
+    items: list[ErrorOut]
+
+
+__all__ = [
+    "ErrorBody",
+    "ErrorOut",
+    "ErrorPage",
+    "Page",
+    "RunOut",
+    "RunPage",
+    "RunSummary",
+    "TaskOut",
+    "TriggerOut",
+]
