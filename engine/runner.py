@@ -35,6 +35,7 @@ from engine import ids
 from engine.errors import TreeError
 from engine.execution import Execution, timer_key
 from engine.handlers import Behaviour, TriggerGateway
+from engine.observers import Observers
 from engine.resolution import apply_to_run
 from engine.results_xml import parse_results
 from engine.run_state import RunState
@@ -96,6 +97,7 @@ class Runner:
         self.engine_name = engine_name
         self.logger = logger
         self.max_attempts = max_attempts
+        self.observers = Observers()  # told what each commit closed (engine.observers)
 
     def claim(self, limit: int) -> Claim:
         claim_id = ids.claim_id()
@@ -127,7 +129,7 @@ class Runner:
             write = self._execute_run(run_id, group, loaded)
             if write is not None:
                 writes.append(write)
-        done = self._commit(claim.id, writes)
+        done = self._commit(claim.id, writes, claim.triggers)
         if unprocessed:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
@@ -296,12 +298,17 @@ class Runner:
             }
         )
 
-    def _commit(self, claim_id: str, writes: Sequence[RunWrite]) -> int:
+    def _commit(
+        self,
+        claim_id: str,
+        writes: Sequence[RunWrite],
+        claimed: Sequence[ClaimedTrigger] = (),
+    ) -> int:
         """Commit the batch in one transaction; if that fails, each run's part on its own."""
         if not writes:
             return 0
         try:
-            self._commit_together(claim_id, writes)
+            self._commit_together(claim_id, writes, claimed)
             return sum(len(w.closes) for w in writes)
         except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
             if len(writes) == 1:
@@ -310,17 +317,19 @@ class Runner:
         done = 0
         for write in writes:
             try:
-                self._commit_together(claim_id, [write])
+                self._commit_together(claim_id, [write], claimed)
                 done += len(write.closes)
             except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
                 self._log_lost(claim_id, write)
         return done
 
-    def _commit_together(self, claim_id: str, writes: Sequence[RunWrite]) -> None:
+    def _commit_together(
+        self, claim_id: str, writes: Sequence[RunWrite], claimed: Sequence[ClaimedTrigger] = ()
+    ) -> None:
+        now = self.clock()
         with self.database.write() as connection:
-            steps.commit(
-                connection, writes, claim_id=claim_id, now=self.clock(), engine=self.engine_name
-            )
+            steps.commit(connection, writes, claim_id=claim_id, now=now, engine=self.engine_name)
+        self.observers.committed(writes, claimed, now=now)
 
     def _log_lost(self, claim_id: str, write: RunWrite) -> None:
         self.logger.warning(

@@ -24,6 +24,7 @@ from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, trigger_api
 from engine.server.errors import TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
+from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.settings import ServerSettings
 
 HEALTHY = b'{"status":"ok"}'
@@ -63,9 +64,11 @@ def create_app(
         token_cache_seconds=settings.token_cache_seconds,
     )
     error_map = ErrorMap()
+    app_metrics = Metrics(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        engine.runner.observers.add(app_metrics.observe)
         if settings.workers:
             engine.start(settings.workers)
         try:
@@ -73,6 +76,7 @@ def create_app(
         finally:
             if settings.workers:
                 await run_in_threadpool(engine.stop, settings.shutdown_seconds)
+            engine.runner.observers.remove(app_metrics.observe)
 
     app = FastAPI(
         title="treeflow",
@@ -84,6 +88,7 @@ def create_app(
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.error_map = error_map
+    app.state.metrics = app_metrics
 
     async def engine_error(request: Request, exc: Exception) -> Response:
         return error_map.response(request, exc)
@@ -108,6 +113,15 @@ def create_app(
     app.add_exception_handler(Exception, engine_error)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=error_map.response)
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness", tags=["health"])
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        summary="Prometheus metrics (no token)",
+        tags=["health"],
+        response_class=Response,
+        responses=OPENAPI_RESPONSES,
+    )
     app.include_router(auth.router, tags=["auth"])
     app.include_router(trigger_api.router)
     app.include_router(inspection.router)

@@ -114,6 +114,7 @@ async def create_start(request: Request, user: AnyUser) -> Response:
             created_by=user.id,
         )
     )
+    request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 
@@ -139,6 +140,7 @@ async def create_deferred(request: Request, user: AnyUser) -> Response:
             message=optional(fields, "message"),
         )
     )
+    request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 

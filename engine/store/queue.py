@@ -41,6 +41,7 @@ class ClaimedTrigger:
     results: str | None
     message: str | None
     attempts: int
+    created_at: float = 0.0  # when it was accepted: what the close observers' latency counts from
 
 
 def _claim_statement(dialect: str) -> sa.Update:
@@ -78,6 +79,7 @@ def _claim_statement(dialect: str) -> sa.Update:
             triggers.c.results,
             triggers.c.message,
             triggers.c.attempts,
+            triggers.c.created_at,
         )
     )
 

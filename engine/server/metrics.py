@@ -1,0 +1,113 @@
+"""``GET /metrics``: Prometheus text, from a registry of this app's own (prometheus_client).
+
+- ``treeflow_triggers_accepted_total{action}``: triggers this server accepted through the
+  trigger API (``Root`` for createStart; ``Complete`` / ``Update`` for createDeferred).
+  Simulated calls are not counted.
+- ``treeflow_triggers_processed_total{action}``: triggers this process's engine workers closed,
+  Closed or Failed; ``treeflow_triggers_failed_total{action}`` counts those closed as Failed.
+- ``treeflow_trigger_latency_seconds``: histogram of the time from a trigger's acceptance to
+  the commit that closed it, observed by the engine's close observer (one call per commit).
+- ``treeflow_triggers_open``: the backlog, triggers New or Work In Progress in the database (all
+  engine processes), counted at scrape time from the partial index on open triggers.
+
+Counters are per server process, as Prometheus expects (it sums the instances it scrapes); the
+backlog is the database's. ``/metrics`` needs no token, like ``/healthz``: it shows counts,
+never names, ids or data, and ``treeflow serve`` binds to 127.0.0.1 unless told otherwise, so a
+server exposed beyond the machine should keep ``/metrics`` behind its proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.engine import Engine
+from engine.observers import ClosedTrigger
+from engine.statuses import TriggerStatus
+from engine.store import inspection
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+OPENAPI_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "Prometheus text exposition format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class _Backlog(Collector):
+    """The open-trigger gauge, read from the database when Prometheus scrapes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._engine.database.read() as connection:
+            count = inspection.open_trigger_count(connection)
+        yield GaugeMetricFamily(
+            "treeflow_triggers_open",
+            "Triggers New or Work In Progress in the database (the queue's backlog)",
+            value=count,
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # no scrape at registration
+
+
+class Metrics:
+    """This app's metrics; :meth:`observe` is the engine runner's close observer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "treeflow_triggers_accepted",
+            "Triggers accepted through this server's trigger API",
+            ["action"],
+            registry=self.registry,
+        )
+        self.processed = Counter(
+            "treeflow_triggers_processed",
+            "Triggers this process's engine closed (Closed or Failed)",
+            ["action"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "treeflow_triggers_failed",
+            "Triggers this process's engine closed as Failed",
+            ["action"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "treeflow_trigger_latency_seconds",
+            "Seconds from a trigger's acceptance to the commit that closed it",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_Backlog(engine))
+
+    def observe(self, closed: Sequence[ClosedTrigger]) -> None:
+        for trigger in closed:
+            self.processed.labels(trigger.action).inc()
+            if trigger.status is TriggerStatus.FAILED:
+                self.failed.labels(trigger.action).inc()
+            self.latency.observe(trigger.latency)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this server process and the backlog of the queue; no token."""
+    app_metrics: Metrics = request.app.state.metrics
+    body = await run_in_threadpool(app_metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["LATENCY_BUCKETS", "OPENAPI_RESPONSES", "Metrics", "metrics"]
