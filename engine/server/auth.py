@@ -21,6 +21,7 @@ from email.utils import formatdate
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -67,6 +68,42 @@ def caller(roles: Sequence[str] = ROLES) -> Callable[[Request], Awaitable[User]]
 AnyUser = Annotated[User, Depends(caller())]
 
 
+class IssuedTokenBody(BaseModel):
+    """``POST /token``'s answer, field for field as Kianda writes it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    access_token: str
+    token_type: str = Field(description="always bearer")
+    expires_in: int = Field(description="seconds the token is valid for")
+    userName: str  # the camelCase names are Kianda's
+    userId: str
+    subscriptionId: str | None
+    securityStamp: str
+    hostURL: str
+    issued: str = Field(alias=".issued", description="RFC 1123 date")
+    expires: str = Field(alias=".expires", description="RFC 1123 date")
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 section 5.2."""
+
+    error: str = Field(description="invalid_request, invalid_grant, unsupported_grant_type, ...")
+    error_description: str
+
+
+_TOKEN_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": IssuedTokenBody, "description": "A bearer token"},
+    400: {"model": OAuthErrorBody, "description": "Bad form, credentials, grant type or scope"},
+    413: {"model": OAuthErrorBody, "description": "Request body over the size limit"},
+    429: {
+        "model": OAuthErrorBody,
+        "description": "Too many failed sign-ins for this user or address",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+
+
 @router.post(
     "/token",
     summary="Get a bearer token (OAuth 2.0 password grant)",
@@ -79,6 +116,7 @@ AnyUser = Annotated[User, Depends(caller())]
             "grant_type": "password (the only grant)",
         },
     ),
+    responses=_TOKEN_RESPONSES,
 )
 async def issue_token(request: Request) -> JSONResponse:
     settings: ServerSettings = request.app.state.settings
