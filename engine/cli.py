@@ -30,6 +30,7 @@ from engine.engine import Engine
 from engine.errors import TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
+from engine.statuses import RunStatus
 from engine.tree import Tree
 from engine.tree_loader import load_tree_files, tree_files
 
@@ -156,7 +157,11 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--status", help="Only runs in this status (Staged, Started, Completed, Failed).")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus]),
+    help="Only runs in this status.",
+)
 @click.option("--tree", "tree_name", help="Only runs of this tree name.")
 @click.option("--source-id", help="Only runs for this source id.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))

@@ -226,6 +226,13 @@ def test_deferred_refuses_an_action_other_than_complete_or_update(treeflow: Tree
 # -- runs ----------------------------------------------------------------------------------------
 
 
+def test_runs_list_refuses_a_status_that_is_not_a_run_status(treeflow: Treeflow) -> None:
+    result = treeflow("runs", "list", "--status", "Finished")
+    assert result.returncode == 2
+    assert "Invalid value for '--status': 'Finished' is not one of" in result.stderr
+    assert "'Staged', 'Started', 'Completed', 'Failed'" in result.stderr
+
+
 def test_runs_list_shows_each_run_with_its_tree_source_id_and_status(treeflow: Treeflow) -> None:
     first, _ = started(treeflow("run", "Process Registration", "--source-id", "REG-1"))
     attendee = '<results><result name="Attendee">Ada</result></results>'
