@@ -320,6 +320,19 @@ class Engine:
                 offset=offset,
             )
 
+    def count_errors(
+        self,
+        *,
+        run_id: int | None = None,
+        status: str | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        """How many errors :meth:`list_errors` pages through with these filters."""
+        with self.database.read() as connection:
+            return resolutions.count_errors(
+                connection, run_id=run_id, status=status, error_type=error_type
+            )
+
     # -- processing ------------------------------------------------------------------------------
 
     def run_until_idle(self, *, max_triggers: int | None = None) -> int:

@@ -125,6 +125,11 @@ def error_bodies(run: Run) -> list[dict[str, Any]]:
             "trigger_id": error.trigger_id,
             "connector_to": error.connector_to,
             "created_at": error.created_at,
+            "resolution_action": error.resolution_action,
+            "resolution_message": error.resolution_message,
+            "resolved_by": error.resolved_by,
+            "resolved_at": error.resolved_at,
+            "resolution_trigger_id": error.resolution_trigger_id,
         }
         for error in reversed(run.errors)  # the list is newest first
     ]

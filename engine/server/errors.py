@@ -50,13 +50,16 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.BadRequest, ErrorRule(400)),
     (e.BadAction, ErrorRule(400)),
     (e.BadResults, ErrorRule(400)),
+    (e.BadResolution, ErrorRule(400)),
     (e.TreeNotFound, ErrorRule(400)),  # the seed: an unknown tree is a bad createStart
     (e.TokenNotFound, ErrorRule(400)),  # the seed's own example of an API failure
     (e.TreeError, ErrorRule(400)),
     (e.RunNotFound, ErrorRule(404)),
     (e.TriggerNotFound, ErrorRule(404)),
+    (e.ErrorNotFound, ErrorRule(404)),
     (e.UserNotFound, ErrorRule(404)),
     (e.UserExists, ErrorRule(409)),
+    (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
     (e.BodyTooLarge, ErrorRule(413)),
     (e.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),

@@ -1,9 +1,18 @@
-"""Inspection, for administrators: runs with their tasks, triggers, errors; lists with paging.
+"""Inspection, for administrators: runs with their tasks, triggers, errors; lists with paging;
+and the resolution of errors.
 
 ``GET /api/runs/{id}``, ``GET /api/runs``, ``GET /api/triggers/{id}`` and ``GET /api/errors``
-read through the engine (and :mod:`engine.store.inspection` for counts and the error list) and
-answer the pydantic models of :mod:`engine.server.read_models`. Every route needs a bearer
-token of the ``admin`` role: a plain user gets 403 ``insufficient_scope``.
+read through the engine (and :mod:`engine.store.inspection` for counting runs) and answer the
+pydantic models of :mod:`engine.server.read_models`; an error is shown with its resolution
+(action, message, by whom, when, the Resolve trigger) once one is accepted. Every route needs a
+bearer token of the ``admin`` role: a plain user gets 403 ``insufficient_scope``.
+
+``POST /api/errors/{id}/resolve`` with the JSON body ``{"action": ..., "message": ...}``
+accepts a resolution through ``Engine.resolve_error`` (recorded as resolved by the caller's user
+name) and answers 202 with the Resolve trigger (``id``, ``run_id``, ``action``, ``status``):
+durable, but applied later by an engine worker (``GET /api/triggers/{id}`` follows it). An
+action the error's type does not allow is 400 naming the allowed ones, an unknown id 404, an
+error already resolved (or whose resolution is queued) 409.
 
 Lists are newest first. ``limit`` (default 50) may not exceed the server's page cap
 (``ServerSettings.max_page_size``): a larger one is refused with 400 naming the cap, never
@@ -24,15 +33,18 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
-from engine.records import Run
+from engine.records import Run, RunError
 from engine.server.auth import caller
 from engine.server.limits import page_bounds
 from engine.server.read_models import (
     ErrorBody,
     ErrorOut,
     ErrorPage,
+    ResolutionOut,
+    ResolveIn,
     RunOut,
     RunPage,
     RunSummary,
@@ -45,6 +57,7 @@ from engine.store import runs as run_store
 ADMIN_ROLES = ("admin",)
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: the largest PostgreSQL holds
 MAX_FILTER = 4096  # as the engine's own limit on names and ids
+MAX_ERROR_ID = 64  # as Engine.resolve_error's
 _T = TypeVar("_T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -58,10 +71,12 @@ _BAD_LIST: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "A limit over the cap, a bad offset or filter"}
 }
 
+_admin = caller(ADMIN_ROLES)
+Admin = Annotated[User, Depends(_admin)]  # the same callable: FastAPI runs it once a request
 router = APIRouter(
     prefix="/api",
     tags=["inspection"],
-    dependencies=[Depends(caller(ADMIN_ROLES))],
+    dependencies=[Depends(_admin)],
     responses=_ERRORS,
 )
 
@@ -191,19 +206,54 @@ async def list_errors(
         "error_type": _text_filter("type", error_type),
     }
 
-    def query(connection: Connection) -> tuple[int, list[inspection.ListedError]]:
-        total = inspection.count_errors(connection, **filters)
-        found = inspection.list_errors(connection, **filters, limit=limit, offset=offset)
+    engine = _engine(request)
+
+    def query() -> tuple[int, list[RunError]]:
+        total = engine.count_errors(**filters)
+        found = engine.list_errors(**filters, limit=limit, offset=offset)
         return total, found
 
-    total, found = await _read(_engine(request), query)
+    total, found = await run_in_threadpool(query)
     return ErrorPage(
-        items=[ErrorOut.of(listed.error, listed.run_id) for listed in found],
+        items=[ErrorOut.of(error) for error in found],
         total=total,
         limit=limit,
         offset=offset,
         next=_next(request, total=total, limit=limit, offset=offset),
     )
+
+
+@router.post(
+    "/errors/{error_id}/resolve",
+    summary="Resolve an active error; a worker applies the resolution (Resolve trigger)",
+    response_model=ResolutionOut,
+    status_code=202,
+    responses={
+        202: {"description": "Accepted: the Resolve trigger that applies it, durable"},
+        400: {
+            "model": ErrorBody,
+            "description": "An action the error's type does not allow (naming those it does), "
+            "or a bad id, action or message",
+        },
+        404: {"model": ErrorBody, "description": "No error has this id"},
+        409: {"model": ErrorBody, "description": "The error is resolved, or its resolution queued"},
+        413: {"model": ErrorBody, "description": "Request body over the size limit"},
+    },
+)
+async def resolve_error(
+    request: Request,
+    user: Admin,
+    error_id: Annotated[str, Path(min_length=1, max_length=MAX_ERROR_ID)],
+    body: ResolveIn,
+) -> ResolutionOut:
+    trigger = await run_in_threadpool(
+        _engine(request).resolve_error,
+        error_id,
+        body.action,
+        message=body.message,
+        resolved_by=user.name,
+    )
+    return ResolutionOut.of(trigger)
 
 
 __all__ = ["ADMIN_ROLES", "router"]

@@ -23,12 +23,12 @@ class ErrorBody(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """An error recorded on a run."""
+    """An error recorded on a run, with its resolution once one is accepted."""
 
     id: str
     run_id: int
     type: str = Field(description="e.g. Handler Error, Node Parameter Error, Trigger Error")
-    status: str = Field(description="Active, or Handled once resolved")
+    status: str = Field(description="Active, or Handled once its resolution has been applied")
     node: str = Field(description="the node it happened at; empty for a trigger's own error")
     loop_index: str
     summary: str
@@ -37,9 +37,22 @@ class ErrorOut(BaseModel):
     trigger_id: int | None
     connector_to: str | None = Field(description="for a Connector Error: the connector's target")
     created_at: float
+    resolution_action: str | None = Field(
+        description="the action it was resolved with (e.g. Retry Task, Skip Task); null until then"
+    )
+    resolution_message: str | None = Field(description="why, as the resolver wrote it")
+    resolved_by: str | None = Field(description="who resolved it")
+    resolved_at: float | None = Field(description="when the resolution was applied")
+    resolution_trigger_id: int | None = Field(
+        description="the Resolve trigger that applies (or applied) the resolution"
+    )
 
     @classmethod
-    def of(cls, error: RunError, run_id: int) -> ErrorOut:
+    def of(cls, error: RunError, run_id: int | None = None) -> ErrorOut:
+        """``run_id`` defaults to the error's own (every error the store reads carries it)."""
+        run_id = error.run_id if run_id is None else run_id
+        if run_id is None:
+            raise ValueError(f"the error {error.id!r} was read without its run id")
         return cls(
             id=error.id,
             run_id=run_id,
@@ -53,6 +66,37 @@ class ErrorOut(BaseModel):
             trigger_id=error.trigger_id,
             connector_to=error.connector_to,
             created_at=error.created_at,
+            resolution_action=error.resolution_action,
+            resolution_message=error.resolution_message,
+            resolved_by=error.resolved_by,
+            resolved_at=error.resolved_at,
+            resolution_trigger_id=error.resolution_trigger_id,
+        )
+
+
+class ResolveIn(BaseModel):
+    """``POST /api/errors/{id}/resolve``'s body."""
+
+    action: str = Field(
+        description="one the error's type allows, as in Kinetic Task: Retry Task, Skip Task or "
+        "Do Nothing for a node's error, Continue Branch or Cancel Branch for a Connector Error, "
+        "Do Nothing for a Trigger Error"
+    )
+    message: str | None = Field(default=None, description="why, or what was fixed")
+
+
+class ResolutionOut(BaseModel):
+    """An accepted resolution: the Resolve trigger a worker applies it with."""
+
+    id: int = Field(description="the Resolve trigger's id (see GET /api/triggers/{id})")
+    run_id: int
+    action: TriggerAction
+    status: TriggerStatus
+
+    @classmethod
+    def of(cls, trigger: Trigger) -> ResolutionOut:
+        return cls(
+            id=trigger.id, run_id=trigger.run_id, action=trigger.action, status=trigger.status
         )
 
 
@@ -189,6 +233,8 @@ __all__ = [
     "ErrorOut",
     "ErrorPage",
     "Page",
+    "ResolutionOut",
+    "ResolveIn",
     "RunOut",
     "RunPage",
     "RunSummary",

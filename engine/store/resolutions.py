@@ -6,6 +6,9 @@ lock, so of concurrent resolutions of one error exactly one is accepted; the oth
 resolution set and are refused. The trigger's idempotency key ``resolve:<error id>`` (unique)
 says the same a second time, in the schema. Marking the error Handled is the runner's part
 (``engine.store.steps``), in the commit that closes that trigger.
+
+:func:`list_errors` and :func:`count_errors` are the one error listing: the engine's
+(``Engine.list_errors``, the CLI's ``errors list``) and ``GET /api/errors``'s pages.
 """
 
 from __future__ import annotations
@@ -134,6 +137,19 @@ def pending(
     return {row["resolution_trigger_id"]: row for row in rows}
 
 
+def _error_filters(
+    run_id: int | None, status: str | None, error_type: str | None
+) -> list[sa.ColumnElement[bool]]:
+    found = []
+    if run_id is not None:
+        found.append(errors.c.run_id == run_id)
+    if status is not None:
+        found.append(errors.c.status == status)
+    if error_type is not None:
+        found.append(errors.c.type == error_type)
+    return found
+
+
 def list_errors(
     connection: Connection,
     *,
@@ -144,14 +160,35 @@ def list_errors(
     offset: int = 0,
 ) -> list[RunError]:
     """Errors newest first (ids sort by creation), filtered by run, status and type."""
-    statement = sa.select(errors).order_by(errors.c.id.desc()).limit(limit).offset(offset)
-    if run_id is not None:
-        statement = statement.where(errors.c.run_id == run_id)
-    if status is not None:
-        statement = statement.where(errors.c.status == status)
-    if error_type is not None:
-        statement = statement.where(errors.c.type == error_type)
+    statement = (
+        sa.select(errors)
+        .where(*_error_filters(run_id, status, error_type))
+        .order_by(errors.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return [error_record(row) for row in connection.execute(statement).mappings()]
 
 
-__all__ = ["accept", "list_errors", "pending", "read_error_row", "reserve", "resolve_key"]
+def count_errors(
+    connection: Connection,
+    *,
+    run_id: int | None = None,
+    status: str | None = None,
+    error_type: str | None = None,
+) -> int:
+    """How many errors :func:`list_errors` pages through with these filters."""
+    statement = sa.select(sa.func.count()).select_from(errors)
+    statement = statement.where(*_error_filters(run_id, status, error_type))
+    return int(connection.execute(statement).scalar_one())
+
+
+__all__ = [
+    "accept",
+    "count_errors",
+    "list_errors",
+    "pending",
+    "read_error_row",
+    "reserve",
+    "resolve_key",
+]
