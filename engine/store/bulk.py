@@ -109,12 +109,17 @@ def _driver_cursor(connection: Connection, sql: str) -> Iterator[Any]:
         cursor.close()
 
 
-def insert_all(table: sa.Table, *, returning_id: bool = False) -> BulkStatement:
-    """An INSERT of every column of ``table`` but an autoincrement id (rows must name them all).
+def insert_all(
+    table: sa.Table, *, database_id: bool = False, returning_id: bool = False
+) -> BulkStatement:
+    """An INSERT of every column of ``table`` (rows must name them all).
 
-    JSON columns are found from the table's types, so a new JSON column cannot be forgotten.
+    With ``database_id`` (implied by ``returning_id``) the database assigns the primary key and
+    rows leave it out. JSON columns are found from the table's types, so a new JSON column
+    cannot be forgotten.
     """
-    columns = [c for c in table.columns if not (returning_id and c.primary_key)]
+    database_id = database_id or returning_id
+    columns = [c for c in table.columns if not (database_id and c.primary_key)]
     statement = table.insert().values({c.name: sa.bindparam(c.name) for c in columns})
     if returning_id:
         statement = statement.returning(table.c.id)

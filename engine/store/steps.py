@@ -101,11 +101,7 @@ _REQUEUE_TRIGGERS = BulkStatement(
     )
 )
 # Scheduled triggers (a wait's timer): every column but the id, which the database assigns.
-_INSERT_TRIGGERS = BulkStatement(
-    triggers.insert().values(
-        {c.name: sa.bindparam(c.name) for c in triggers.columns if not c.primary_key}
-    )
-)
+_INSERT_TRIGGERS = insert_all(triggers, database_id=True)
 # A timer completes its task only if no createDeferred Complete was accepted for it meanwhile:
 # the same conditional row update ``queue.reserve_token`` makes, so the two are serialized on
 # the task row and exactly one of them wins.
