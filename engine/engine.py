@@ -114,6 +114,7 @@ class Engine:
             lease_seconds=lease_seconds,
             engine_name=self.name,
             logger=self.logger,
+            routine_lookup=self.catalog.routine,
         )
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
@@ -121,7 +122,10 @@ class Engine:
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
             for tree in load_tree_files(
-                paths, registry=self.registry, expressions=self.expressions
+                paths,
+                registry=self.registry,
+                expressions=self.expressions,
+                routines=self.catalog.routine_signatures(),
             ):
                 self.catalog.register(tree)
 

@@ -15,7 +15,9 @@ junctions whose region a node of this walk belongs to: any step in a region (a n
 failed or deferred, a connector found false, a deferred task completed or updated by a later
 trigger) may be the one that finishes it, and only then is no branch of it still under way in
 memory. A wait defers like any deferring node and adds a trigger row scheduled for later (its
-timer), written with the task rows. Nothing here touches the database.
+timer), written with the task rows. A routine call defers and adds a child run; a routine's
+return adds the Complete of its caller's task (``engine.routines``). Nothing here touches the
+database, except to look a called routine up through ``routine_lookup``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine import ids
+from engine import ids, routines
 from engine.control_nodes import WAIT_TIME, WAIT_UNIT, wait_seconds
-from engine.errors import ExpressionError
+from engine.errors import BadResults, ExpressionError
 from engine.handlers import Behaviour, HandlerContext, TriggerGateway
 from engine.junctions import region_finished
 from engine.run_state import RunState, TaskState
@@ -69,8 +71,10 @@ class Execution:
         now: float,
         gateway: TriggerGateway,
         logger: logging.Logger,
+        routine_lookup: routines.RoutineLookup | None = None,
     ) -> None:
         self.state = state
+        self.routine_lookup = routine_lookup
         self.trigger_id = trigger_id
         self.now = now
         self.gateway = gateway
@@ -260,6 +264,11 @@ class Execution:
             due_at = self._due_at(node, task, parameters)
             if due_at is None:
                 return
+        called = None
+        if node.handler.behaviour is Behaviour.ROUTINE:
+            called = self._routine(node, task, parameters)
+            if called is None:
+                return
         context = HandlerContext(
             parameters=parameters,
             node_name=node.name,
@@ -286,8 +295,13 @@ class Execution:
             task.move(TaskStatus.DEFERRED, self.now)
             if due_at is not None:
                 self._schedule_timer(task, due_at)
+            if called is not None:
+                child = routines.child_run(self.state, called, parameters, task.id, self.now)
+                self.state.new_runs.append(child)
             self._follow(node, task, node.create_connectors, scope)
         else:
+            if node.handler.behaviour is Behaviour.RETURN and not self._return(task):
+                return
             task.move(TaskStatus.CLOSED, self.now)
             self._follow(node, task, node.complete_connectors, scope)
 
@@ -299,6 +313,29 @@ class Execution:
             self._fail(task, ErrorType.NODE_PARAMETER, f"Wait {node.name!r}: {exc}", "")
             return None
         return self.now + seconds
+
+    def _routine(
+        self, node: Node, task: TaskState, parameters: Mapping[str, str]
+    ) -> routines.CalledRoutine | None:
+        """The routine a call starts; None after recording why it cannot start."""
+        found = routines.prepare_call(
+            self.state, node.name, node.handler_id, parameters, self.routine_lookup
+        )
+        if isinstance(found, routines.CallRefused):
+            self._fail(task, found.type, found.summary, "")
+            return None
+        return found
+
+    def _return(self, task: TaskState) -> bool:
+        """Tell the caller (if any) the outputs; False after recording why they cannot go."""
+        try:
+            returned = routines.return_trigger(self.state, task, self.now)
+        except BadResults as exc:
+            self._fail(task, ErrorType.NODE_PARAMETER, f"Return {task.node!r}: {exc}", "")
+            return False
+        if returned is not None:
+            self.state.new_triggers.append(returned)
+        return True
 
     def _schedule_timer(self, task: TaskState, due_at: float) -> None:
         """A Complete trigger for the wait's task, claimable from ``due_at`` on.

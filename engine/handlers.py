@@ -35,6 +35,8 @@ class Behaviour(StrEnum):
     JOIN = "join"  # fires once its incoming connectors satisfy its type
     JUNCTION = "junction"  # fires once every branch of its region has gone as far as it can
     WAIT = "wait"  # always defers; a trigger scheduled for later completes it
+    ROUTINE = "routine"  # calls a routine: defers until the child run returns (engine.routines)
+    RETURN = "return"  # ends a routine: its parameters complete the caller's task
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,16 @@ class RunError:
 
 
 @dataclass(frozen=True)
+class RunLink:
+    """A routine run a task of this run called: which task, which run, how it stands."""
+
+    run_id: int
+    task_id: str
+    tree_name: str
+    status: RunStatus
+
+
+@dataclass(frozen=True)
 class Run:
     id: int
     status: RunStatus
@@ -67,6 +77,11 @@ class Run:
     updated_at: float
     tasks: tuple[Task, ...] = ()
     errors: tuple[RunError, ...] = ()
+    # A routine's run: the run and task that called it. ``children``: the routine runs its own
+    # tasks called, oldest first (read with the run; lists of runs leave them out).
+    parent_run_id: int | None = None
+    parent_task_id: str | None = None
+    children: tuple[RunLink, ...] = ()
 
     def task(self, name: str, loop_index: str = "/") -> Task:
         """The latest task of node ``name`` (raises KeyError naming it if it never ran)."""
@@ -100,4 +115,4 @@ class Trigger:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-__all__ = ["Run", "RunError", "Task", "Trigger"]
+__all__ = ["Run", "RunError", "RunLink", "Task", "Trigger"]

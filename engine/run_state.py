@@ -72,7 +72,12 @@ class RunState:
     latest: dict[tuple[str, str], TaskState] = field(default_factory=dict)
     results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     new_errors: list[dict[str, Any]] = field(default_factory=list)
-    new_triggers: list[dict[str, Any]] = field(default_factory=list)  # scheduled (wait timers)
+    new_triggers: list[dict[str, Any]] = field(default_factory=list)  # timers, routine returns
+    new_runs: list[dict[str, Any]] = field(default_factory=list)  # routine runs called
+    # A routine's run: who called it (engine.routines), and how deep calls nest.
+    parent_run_id: int | None = None
+    parent_task_id: str | None = None
+    call_depth: int = 0
 
     @classmethod
     def from_rows(
@@ -97,6 +102,9 @@ class RunState:
             values=run["values"],
             active_errors=sum(error_nodes.values()),
             error_nodes=dict(error_nodes),
+            parent_run_id=run["parent_run_id"],
+            parent_task_id=run["parent_task_id"],
+            call_depth=run["call_depth"],
         )
         for row in task_rows:
             state.remember(

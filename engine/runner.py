@@ -38,6 +38,7 @@ from engine.handlers import Behaviour, TriggerGateway
 from engine.observers import Observers
 from engine.resolution import apply_to_run
 from engine.results_xml import parse_results
+from engine.routines import RoutineLookup
 from engine.run_state import RunState
 from engine.statuses import (
     ErrorStatus,
@@ -88,6 +89,7 @@ class Runner:
         engine_name: str,
         logger: logging.Logger,
         max_attempts: int = 5,
+        routine_lookup: RoutineLookup | None = None,
     ) -> None:
         self.database = database
         self.resolve_tree = resolve_tree
@@ -97,6 +99,7 @@ class Runner:
         self.engine_name = engine_name
         self.logger = logger
         self.max_attempts = max_attempts
+        self.routine_lookup = routine_lookup  # the routines calls start (engine.routines)
         self.observers = Observers()  # told what each commit closed (engine.observers)
 
     def claim(self, limit: int) -> Claim:
@@ -189,7 +192,8 @@ class Runner:
             write.task_inserts, write.task_updates = state.take_changes(run_id)
             write.error_inserts.extend(state.new_errors)
             write.trigger_inserts.extend(state.new_triggers)
-            state.new_errors, state.new_triggers = [], []
+            write.child_runs.extend(state.new_runs)
+            state.new_errors, state.new_triggers, state.new_runs = [], [], []
             write.status = state.final_status(other_open_triggers=False)
         return write
 
@@ -202,7 +206,8 @@ class Runner:
     ) -> str | None:
         """Apply one trigger to the run in memory; returns why it was refused, if it was.
 
-        A Complete without a token is a wait's timer (createDeferred always names a token). If
+        A Complete without a token is the engine's own: a wait's timer, or a routine's return
+        completing its caller (createDeferred always names a token). If
         its task was resumed first, or a createDeferred Complete for it is queued, the timer
         closes without effect: the earlier Complete wins. Otherwise the task's row is fenced
         (``write.timer_completions``) so that a Complete accepted while this trigger runs
@@ -218,6 +223,7 @@ class Runner:
             now=self.clock(),
             gateway=self.gateway,
             logger=self.logger,
+            routine_lookup=self.routine_lookup,
         )
         if trigger.action == TriggerAction.ROOT:
             if state.status is RunStatus.STAGED:

@@ -18,6 +18,7 @@ import networkx as nx
 from engine.expressions import Condition, Template
 from engine.handlers import Handler
 from engine.junctions import JunctionRegion
+from engine.routines import RoutineSignature
 from engine.statuses import ConnectorType
 
 TREE_STATUSES = ("Active", "Inactive", "Paused")
@@ -81,6 +82,7 @@ class Tree:
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
+    routine: RoutineSignature | None = None  # set when the tree is a routine
 
     @property
     def active(self) -> bool:

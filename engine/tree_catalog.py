@@ -4,6 +4,10 @@ A tree loaded here is saved as a version (a changed definition is a new version,
 is not) and becomes what new runs start on; runs keep the version they started on, so a version
 a run needs is rebuilt from its stored definition when this process has not loaded it. Built
 trees are kept in memory: templates are compiled once per version, not once per step.
+
+Routines are found by definition id in the database, not in this process's memory: a routine
+loaded, deactivated or renamed by any engine process sharing the database is what every one of
+them calls next (``engine.routines`` says when an id is checked).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import TreeNotFound
+from engine.errors import Problem, TreeError, TreeNotFound
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
+from engine.routines import CalledRoutine, RoutineSignature, signature_of, unchecked
 from engine.store import trees as tree_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
@@ -46,23 +51,41 @@ class TreeCatalog:
 
     def load(self, source: TreeSource) -> Tree:
         """Build a tree from YAML text, a dict or a file, and register it."""
+        registry, expressions = self.registry, self.expressions
+        routines = self.routine_signatures()
         if isinstance(source, os.PathLike):
             path = Path(source)
             tree = load_tree_text(
                 path.read_text(encoding="utf-8"),
                 file=str(path),
-                registry=self.registry,
-                expressions=self.expressions,
+                registry=registry,
+                expressions=expressions,
+                routines=routines,
             )
         elif isinstance(source, str):
-            tree = load_tree_text(source, registry=self.registry, expressions=self.expressions)
+            tree = load_tree_text(
+                source, registry=registry, expressions=expressions, routines=routines
+            )
         else:
-            tree = load_tree_data(source, registry=self.registry, expressions=self.expressions)
+            tree = load_tree_data(
+                source, registry=registry, expressions=expressions, routines=routines
+            )
         return self.register(tree)
 
     def register(self, tree: Tree) -> Tree:
-        """Save ``tree`` as a version (if it changed) and make it the one new runs start on."""
+        """Save ``tree`` as a version (if it changed) and make it the one new runs start on.
+
+        A routine whose definition id another tree's routine provides is refused (TreeError).
+        """
         with self.database.write() as connection:
+            if tree.routine is not None:
+                routine_id = tree.routine.definition_id
+                for other in tree_store.current_routines(connection, routine_id):
+                    if other.key != tree.key:
+                        message = (
+                            f"routine {routine_id!r} is already provided by {str(other.key)!r}"
+                        )
+                        raise TreeError(problems=[Problem(file=tree.file, message=message)])
             stored = tree_store.save_version(connection, tree, now=self.clock())
         with self._lock:
             self._current[tree.key] = (tree, stored)
@@ -80,14 +103,39 @@ class TreeCatalog:
             known = self._current.get(key)
         return None if known is None else known[1].version
 
+    def routine_signatures(self) -> dict[str, RoutineSignature]:
+        """The routines callers may name now, by definition id (what loading checks against)."""
+        with self.database.read() as connection:
+            found = tree_store.current_routines(connection)
+        signatures: dict[str, RoutineSignature] = {}
+        for routine in reversed(found):  # newest last: it wins a (racy) duplicate id
+            signature = signature_of(routine.definition)
+            if signature is not None:
+                signatures[signature.definition_id] = signature
+        return signatures
+
+    def routine(self, definition_id: str) -> CalledRoutine | None:
+        """The active routine ``definition_id`` names now, or None (a Missing Routine Error)."""
+        with self.database.read() as connection:
+            found = tree_store.current_routines(connection, definition_id)
+        if not found or found[0].status != "Active":
+            return None
+        tree = self.for_version(found[0].version_id)
+        return None if tree.routine is None else CalledRoutine(tree, found[0].version_id)
+
     def for_version(self, version_id: int) -> Tree:
-        """The tree of a stored version, built from its definition the first time it is asked."""
+        """The tree of a stored version, built from its definition the first time it is asked.
+
+        Its routine calls are not checked against the routines as they are now: the version
+        was checked when it was loaded, and a routine changed since is reported when called.
+        """
         with self._lock:
             tree = self._by_version.get(version_id)
         if tree is not None:
             return tree
         with self.database.read() as connection:
             definition = tree_store.version_definition(connection, version_id)
+            routine_ids = tree_store.routine_ids(connection) if definition is not None else set()
         if definition is None:
             raise LookupError(f"tree version {version_id} is not stored")
         tree = load_tree_data(
@@ -95,6 +143,7 @@ class TreeCatalog:
             file=f"<tree version {version_id}>",
             registry=self.registry,
             expressions=self.expressions,
+            routines=unchecked(routine_ids),
         )
         with self._lock:
             self._by_version[version_id] = tree

@@ -6,7 +6,9 @@ user fixes a tree in one pass. What it checks is SPEC section 2: exactly one sta
 handlers, connectors to known nodes, parameters declared by the handler and required ones
 present, templates and conditions that compile, reachability from the start, no cycles,
 ``defers`` only on deferrable handlers, join settings and junctions with incoming connectors.
-Each junction's region is computed here, once (``engine.junctions``).
+Each junction's region is computed here, once (``engine.junctions``). A routine's header and
+its callers' parameters are checked against the routines known (``engine.routines``), which a
+directory of files loaded together gathers from all of its files first.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -30,11 +32,22 @@ from engine.errors import ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
+from engine.routines import (
+    RETURN_HANDLER,
+    RoutineSignature,
+    call_handler,
+    return_handler,
+    routine_header,
+    signature_of,
+)
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
-TREE_KEYS = frozenset({"source", "group", "name", "status", "description", "nodes"})
+TREE_KEYS = frozenset(
+    {"source", "group", "name", "status", "description", "nodes", "type", "definition_id"}
+    | {"inputs", "outputs"}
+)
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
 START_HANDLER = "system_start_v1"
@@ -51,12 +64,20 @@ class _Builder:
     """One pass over a definition, gathering problems as it builds nodes and the graph."""
 
     def __init__(
-        self, parsed: ParsedYaml, *, file: str, registry: HandlerRegistry, expressions: Expressions
+        self,
+        parsed: ParsedYaml,
+        *,
+        file: str,
+        registry: HandlerRegistry,
+        expressions: Expressions,
+        routines: Mapping[str, RoutineSignature],
     ) -> None:
         self.parsed = parsed
         self.file = file
         self.registry = registry
         self.expressions = expressions
+        self.routines = routines
+        self.routine: RoutineSignature | None = None
         self.problems: list[Problem] = list(parsed.problems)
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
@@ -81,6 +102,9 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        self.routine = routine_header(data, self.problem, self.registry.ids)
+        if self.routine is not None:  # a routine may call itself
+            self.routines = {**self.routines, self.routine.definition_id: self.routine}
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -90,6 +114,9 @@ class _Builder:
         built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
         nodes = {name: node for name, node in built.items() if node is not None}
         start = self._check_graph(nodes)
+        returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
+        if self.routine is not None and not returns and nodes:
+            self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
         if self.problems:
             raise TreeError(problems=self.problems)
         junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
@@ -109,6 +136,7 @@ class _Builder:
             file=self.file,
             description=str(data.get("description", "")),
             junctions=regions,
+            routine=self.routine,
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:
@@ -133,11 +161,13 @@ class _Builder:
             self.opaque.add(name)
             return None
         self._unknown_keys(raw, NODE_KEYS, *path)
-        handler = self._handler(name, raw.get("handler"))
-        waits = handler is not None and handler.behaviour is Behaviour.WAIT
-        defers = raw.get("defers", waits)  # a wait always defers: its timer completes it
-        if waits and defers is not True:
-            self.problem(f"a wait node always defers, not 'defers: {defers!r}'", *path, node=name)
+        handler = self._handler(name, raw.get("handler"), raw.get("parameters"))
+        kind = {Behaviour.WAIT: "wait node", Behaviour.ROUTINE: "routine call"}.get(
+            handler.behaviour if handler is not None else Behaviour.PLAIN
+        )
+        defers = raw.get("defers", kind is not None)  # its timer or its routine's return ends it
+        if kind is not None and defers is not True:
+            self.problem(f"a {kind} always defers, not 'defers: {defers!r}'", *path, node=name)
         elif not isinstance(defers, bool):
             message = f"'defers' must be true or false, not {defers!r}"
             self.problem(message, *path, "defers", node=name)
@@ -163,11 +193,22 @@ class _Builder:
             line=self.parsed.line(*path),
         )
 
-    def _handler(self, node: str, handler_id: Any) -> Handler | None:
+    def _handler(self, node: str, handler_id: Any, parameters: Any) -> Handler | None:
+        """The node's handler; a routine's id gives a call, a return node this routine's return."""
         handler = self.registry.get(handler_id) if isinstance(handler_id, str) else None
-        if handler is None:
+        called = self.routines.get(handler_id) if isinstance(handler_id, str) else None
+        if handler is not None and handler.behaviour is Behaviour.RETURN:
+            if self.routine is not None:
+                return return_handler(self.routine)
+            message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
+            self.problem(message, "nodes", node, "handler", node=node)
+        elif handler is None and called is not None:
+            return call_handler(called, parameters if isinstance(parameters, dict) else ())
+        elif handler is None:
             what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
             message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
+            if self.routines:
+                message += f"; known routines: {', '.join(sorted(self.routines))}"
             self.problem(message, "nodes", node, "handler", node=node)
         return handler
 
@@ -315,18 +356,36 @@ class _Builder:
 
 
 def build_tree(
-    parsed: ParsedYaml, *, file: str, registry: HandlerRegistry, expressions: Expressions
+    parsed: ParsedYaml,
+    *,
+    file: str,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
 ) -> Tree:
-    """Validate and compile parsed data into a Tree, or raise TreeError with every problem."""
-    return _Builder(parsed, file=file, registry=registry, expressions=expressions).build()
+    """Validate and compile parsed data into a Tree, or raise TreeError with every problem.
+
+    ``routines`` are the routines callers may name, by definition id.
+    """
+    builder = _Builder(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines or {}
+    )
+    return builder.build()
 
 
 def load_tree_text(
-    text: str, *, file: str = "<string>", registry: HandlerRegistry, expressions: Expressions
+    text: str,
+    *,
+    file: str = "<string>",
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
 ) -> Tree:
     """Build from YAML text; ``file`` names it in problems, which carry the lines."""
     parsed = parse_yaml(text, file=file)
-    return build_tree(parsed, file=file, registry=registry, expressions=expressions)
+    return build_tree(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+    )
 
 
 def load_tree_data(
@@ -335,10 +394,13 @@ def load_tree_data(
     file: str = "<dict>",
     registry: HandlerRegistry,
     expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
 ) -> Tree:
     """Build from plain data (a dict, or a stored definition): no lines to point at."""
     parsed = ParsedYaml(data=dict(data))
-    return build_tree(parsed, file=file, registry=registry, expressions=expressions)
+    return build_tree(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+    )
 
 
 def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
@@ -356,20 +418,43 @@ def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
 
 
 def load_tree_files(
-    paths: Iterable[str | os.PathLike[str]], *, registry: HandlerRegistry, expressions: Expressions
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
 ) -> list[Tree]:
-    """Load every tree under ``paths``; one TreeError lists the problems of all files."""
+    """Load every tree under ``paths``; one TreeError lists the problems of all files.
+
+    The routines of all the files are known to every file (a caller may come before its
+    routine), besides ``routines`` known already; two files may not provide one routine id.
+    """
     trees: list[Tree] = []
     problems: list[Problem] = []
     seen: dict[TreeKey, str] = {}
+    parsed_files: list[tuple[FsPath, ParsedYaml]] = []
+    known = dict(routines or {})
+    provided: dict[str, str] = {}
     for file in tree_files(paths):
         try:
-            text = file.read_text(encoding="utf-8")
+            parsed = parse_yaml(file.read_text(encoding="utf-8"), file=str(file))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(file=str(file), message=f"cannot read the file: {exc}"))
             continue
+        signature = signature_of(parsed.data)
+        if signature is not None and signature.definition_id in provided:
+            other = provided[signature.definition_id]
+            message = f"routine {signature.definition_id!r} is also provided by {other}"
+            problems.append(Problem(file=str(file), message=message))
+        elif signature is not None:
+            provided[signature.definition_id] = str(file)
+            known[signature.definition_id] = signature
+        parsed_files.append((file, parsed))
+    for file, parsed in parsed_files:
         try:
-            tree = load_tree_text(text, file=str(file), registry=registry, expressions=expressions)
+            tree = build_tree(
+                parsed, file=str(file), registry=registry, expressions=expressions, routines=known
+            )
         except TreeError as exc:
             problems.extend(exc.problems)
             continue

@@ -1,4 +1,4 @@
-"""System nodes: the start, a no-op marker, the join, the junction and the wait.
+"""System nodes: the start, a no-op marker, the join, the junction, the wait and the return.
 
 Their control behaviour (where a run begins, when a join or junction fires, when a wait's timer
 completes it) lives in the runner, which reads ``Handler.behaviour``; the handlers themselves
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from engine.control_nodes import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
 from engine.handlers import Behaviour, Handler, HandlerContext, Parameter
 from engine.hookspecs import hookimpl
+from engine.routines import RETURN_HANDLER, return_outputs
 
 
 def _nothing(context: HandlerContext) -> Mapping[str, str]:
@@ -68,6 +69,15 @@ WAIT = Handler(
 )
 
 
+TREE_RETURN = Handler(
+    definition_id=RETURN_HANDLER,
+    execute=return_outputs,
+    behaviour=Behaviour.RETURN,
+    description="Ends a routine: its parameters are the routine's outputs (each one declared "
+    "in the routine's 'outputs'), which become the results of the node that called it.",
+)
+
+
 @hookimpl
 def treeflow_node_handlers() -> Sequence[Handler]:
-    return [START, NOOP, JOIN, JUNCTION, WAIT]
+    return [START, NOOP, JOIN, JUNCTION, WAIT, TREE_RETURN]

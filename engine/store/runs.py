@@ -13,14 +13,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.errors import RunNotFound, TriggerNotFound
-from engine.records import Run, RunError, Task, Trigger
+from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import insert_all
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
 
 _INSERT_RUN = insert_all(runs, returning_id=True)
 _INSERT_TRIGGER = insert_all(triggers, returning_id=True)
-_RUN_DEFAULTS = {"lease_owner": None, "lease_until": None}
+_RUN_DEFAULTS = {
+    "lease_owner": None,
+    "lease_until": None,
+    "parent_run_id": None,
+    "parent_task_id": None,
+    "call_depth": 0,
+}
 _TRIGGER_DEFAULTS = {
     "task_id": None,
     "token": None,
@@ -131,6 +137,7 @@ def _run(
     version: int,
     task_rows: Iterable[Mapping[str, Any]],
     error_rows: Iterable[Mapping[str, Any]],
+    child_rows: Iterable[Mapping[str, Any]] = (),
 ) -> Run:
     return Run(
         id=row["id"],
@@ -146,6 +153,12 @@ def _run(
         updated_at=row["updated_at"],
         tasks=tuple(_task(t) for t in task_rows),
         errors=tuple(error_record(e) for e in error_rows),
+        parent_run_id=row["parent_run_id"],
+        parent_task_id=row["parent_task_id"],
+        children=tuple(
+            RunLink(c["id"], c["parent_task_id"], c["tree_name"], RunStatus(c["status"]))
+            for c in child_rows
+        ),
     )
 
 
@@ -164,7 +177,12 @@ def read_run(connection: Connection, run_id: int) -> Run:
     error_rows = connection.execute(
         sa.select(errors).where(errors.c.run_id == run_id).order_by(errors.c.id)
     ).mappings()
-    return _run(row, row["tree_version"], task_rows, error_rows)
+    child_rows = connection.execute(
+        sa.select(runs.c.id, runs.c.parent_task_id, runs.c.tree_name, runs.c.status)
+        .where(runs.c.parent_run_id == run_id)
+        .order_by(runs.c.id)
+    ).mappings()
+    return _run(row, row["tree_version"], task_rows, error_rows, child_rows)
 
 
 def list_runs(

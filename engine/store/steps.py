@@ -6,7 +6,8 @@ every trigger's changes still commit atomically with its close, and a batch pays
 transaction and one statement per table instead of five statements and a commit per trigger.
 
 A wait's timer is part of the step that deferred it: its trigger row is inserted here, with
-the task rows, so a crash either loses the step and its timer together or keeps both.
+the task rows, so a crash either loses the step and its timer together or keeps both. So are a
+routine call's child run with its Root trigger, and a routine's return (``engine.routines``).
 
 Every write is fenced on the claim. A trigger closes only while this claim still holds it, and a
 run's status is written only while this claim holds the run; when any fence fails, the batch
@@ -23,8 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.statuses import ErrorStatus, RunStatus, TriggerStatus
+from engine.routines import call_key
+from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
+from engine.store.runs import insert_run, insert_trigger
 from engine.store.tables import (
     OPEN_TRIGGER_STATUSES,
     RESOLUTION_COLUMNS,
@@ -181,7 +184,8 @@ class RunWrite:
     task_inserts: list[Mapping[str, Any]] = field(default_factory=list)
     task_updates: list[Mapping[str, Any]] = field(default_factory=list)
     error_inserts: list[Mapping[str, Any]] = field(default_factory=list)
-    trigger_inserts: list[Mapping[str, Any]] = field(default_factory=list)  # wait timers
+    trigger_inserts: list[Mapping[str, Any]] = field(default_factory=list)  # timers, returns
+    child_runs: list[Mapping[str, Any]] = field(default_factory=list)  # routine runs called
     timer_completions: list[str] = field(default_factory=list)  # task ids a timer completes
     cancelled_timers: list[str] = field(default_factory=list)  # keys of timers to close
     resolved_errors: list[str] = field(default_factory=list)  # error ids now Handled
@@ -218,6 +222,16 @@ def commit(
     _UPDATE_TASKS.execute(connection, [row for w in writes for row in w.task_updates])
     _INSERT_ERRORS.execute(connection, [row for w in writes for row in w.error_inserts])
     _INSERT_TRIGGERS.execute(connection, [row for w in writes for row in w.trigger_inserts])
+    for child in (row for w in writes for row in w.child_runs):  # rare: one by one
+        root = {
+            "action": TriggerAction.ROOT.value,
+            "status": TriggerStatus.NEW.value,
+            "run_id": insert_run(connection, child),
+            "idempotency_key": call_key(child["parent_task_id"]),
+            "due_at": now,
+            "created_at": now,
+        }
+        insert_trigger(connection, root)
     _CLOSE_TIMERS.execute(
         connection,
         [

@@ -39,6 +39,8 @@ class TreeVersionRow(SQLModel, table=True):
     digest: str = Field(max_length=64)
     status: str = "Active"
     definition: dict[str, Any] = _json()
+    # A routine's definition id: callers find the version providing it (engine.routines).
+    routine_id: str | None = Field(default=None, index=True)
     created_at: float
 
 
@@ -60,6 +62,10 @@ class RunRow(SQLModel, table=True):
     inputs: dict[str, Any] = _json()
     values: dict[str, Any] = _json()
     source_data: dict[str, Any] = _json()
+    # A routine's run: the run and task that called it, and how deep calls nest (0: not called).
+    parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
+    parent_task_id: str | None = Field(default=None, max_length=32)
+    call_depth: int = 0
     lease_owner: str | None = None
     lease_until: float | None = None
     created_at: float

@@ -1,4 +1,9 @@
-"""Tree versions: a changed definition is a new version; runs keep the version they started on."""
+"""Tree versions: a changed definition is a new version; runs keep the version they started on.
+
+A routine's versions also carry its definition id (``routine_id``). The routine an id names is
+the one whose latest version provides it: a newer version that is Inactive or provides another
+id takes the id away (``engine.routines``).
+"""
 
 from __future__ import annotations
 
@@ -60,11 +65,62 @@ def save_version(connection: Connection, tree: Tree, *, now: float) -> StoredVer
             digest=tree.digest,
             status=tree.status,
             definition=dict(tree.definition),
+            routine_id=tree.routine.definition_id if tree.routine is not None else None,
             created_at=now,
         )
         .returning(tree_versions.c.id)
     ).scalar_one()
     return StoredVersion(id=version_id, version=number, status=tree.status, digest=tree.digest)
+
+
+_LATER = tree_versions.alias("later")
+# Versions that are the latest of their tree: no later version of the same tree exists.
+_IS_LATEST = ~sa.exists().where(
+    _LATER.c.source_name == tree_versions.c.source_name,
+    _LATER.c.source_group == tree_versions.c.source_group,
+    _LATER.c.name == tree_versions.c.name,
+    _LATER.c.version > tree_versions.c.version,
+)
+
+
+@dataclass(frozen=True)
+class StoredRoutine:
+    """The latest version of a routine's tree: what its definition id names now."""
+
+    version_id: int
+    key: TreeKey
+    status: str
+    definition: Mapping[str, Any]
+
+
+def current_routines(
+    connection: Connection, definition_id: str | None = None
+) -> list[StoredRoutine]:
+    """Latest versions that provide a routine id (that one id, or any), newest first."""
+    statement = (
+        sa.select(
+            tree_versions.c.id,
+            tree_versions.c.source_name,
+            tree_versions.c.source_group,
+            tree_versions.c.name,
+            tree_versions.c.status,
+            tree_versions.c.definition,
+        )
+        .where(tree_versions.c.routine_id.is_not(None), _IS_LATEST)
+        .order_by(tree_versions.c.id.desc())
+    )
+    if definition_id is not None:
+        statement = statement.where(tree_versions.c.routine_id == definition_id)
+    return [
+        StoredRoutine(row[0], TreeKey(row[1], row[2], row[3]), row[4], row[5])
+        for row in connection.execute(statement)
+    ]
+
+
+def routine_ids(connection: Connection) -> set[str]:
+    """Every definition id a routine version ever provided (callers stored may name them)."""
+    statement = sa.select(tree_versions.c.routine_id).where(tree_versions.c.routine_id.is_not(None))
+    return set(connection.execute(statement.distinct()).scalars())
 
 
 def version_definition(connection: Connection, version_id: int) -> Mapping[str, Any] | None:
@@ -73,4 +129,12 @@ def version_definition(connection: Connection, version_id: int) -> Mapping[str, 
     ).scalar_one_or_none()
 
 
-__all__ = ["StoredVersion", "latest_version", "save_version", "version_definition"]
+__all__ = [
+    "StoredRoutine",
+    "StoredVersion",
+    "current_routines",
+    "latest_version",
+    "routine_ids",
+    "save_version",
+    "version_definition",
+]
