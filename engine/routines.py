@@ -140,7 +140,8 @@ def routine_header(
         if found is not None:
             inputs.append(found)
     outputs = []
-    for index, item in enumerate(_names(data.get("outputs"), "outputs", report)):
+    raw_outputs = data.get("outputs")
+    for index, item in enumerate(_names(raw_outputs, "outputs", report)):
         if isinstance(item, str) and item.strip():
             outputs.append(item)
         else:
@@ -148,7 +149,9 @@ def routine_header(
     for key, names in (("inputs", [i.name for i in inputs]), ("outputs", outputs)):
         for twice in sorted({n for n in names if names.count(n) > 1}):
             report(f"{key[:-1]} {twice!r} is declared twice", key)
-    return RoutineSignature(definition_id, tuple(inputs), tuple(outputs))
+    # Outputs not given as a list are unknown: return nodes are then not judged by them.
+    readable = raw_outputs is None or isinstance(raw_outputs, list)
+    return RoutineSignature(definition_id, tuple(inputs), tuple(outputs) if readable else None)
 
 
 def signature_of(data: Any) -> RoutineSignature | None:
@@ -191,14 +194,20 @@ def call_handler(signature: RoutineSignature, given: Iterable[str] = ()) -> Hand
     )
 
 
-def return_handler(signature: RoutineSignature) -> Handler:
-    """The return node of this routine: its parameters are the routine's outputs, all given."""
-    outputs = signature.outputs or ()
+def return_handler(signature: RoutineSignature, given: Iterable[str] = ()) -> Handler:
+    """The return node of this routine: its parameters are the routine's outputs, all given.
+
+    With outputs unknown (not declared well, or not a routine) it accepts those ``given``.
+    """
+    if signature.outputs is None:
+        parameters = tuple(Parameter(str(name)) for name in given)
+    else:
+        parameters = tuple(Parameter(name, required=True) for name in signature.outputs)
     return Handler(
         definition_id=RETURN_HANDLER,
         execute=return_outputs,
-        parameters=tuple(Parameter(name, required=True) for name in outputs),
-        results=outputs,
+        parameters=parameters,
+        results=signature.outputs or (),
         behaviour=Behaviour.RETURN,
         description=f"Returns the outputs of {signature.definition_id} to its caller.",
     )

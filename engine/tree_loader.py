@@ -197,13 +197,16 @@ class _Builder:
         """The node's handler; a routine's id gives a call, a return node this routine's return."""
         handler = self.registry.get(handler_id) if isinstance(handler_id, str) else None
         called = self.routines.get(handler_id) if isinstance(handler_id, str) else None
+        given = parameters if isinstance(parameters, dict) else ()
         if handler is not None and handler.behaviour is Behaviour.RETURN:
             if self.routine is not None:
-                return return_handler(self.routine)
-            message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
-            self.problem(message, "nodes", node, "handler", node=node)
+                return return_handler(self.routine, given)
+            if self.parsed.data.get("type", "tree") == "tree":
+                message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
+                self.problem(message, "nodes", node, "handler", node=node)
+            return return_handler(RoutineSignature(RETURN_HANDLER, None, None), given)
         elif handler is None and called is not None:
-            return call_handler(called, parameters if isinstance(parameters, dict) else ())
+            return call_handler(called, given)
         elif handler is None:
             what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
             message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
