@@ -56,6 +56,8 @@ def print_run(run: Run) -> None:
         styled(run.status.value),
     )
     console.print(header, highlight=False)
+    if run.parent_run_id is not None:
+        console.print(f"A routine's run, called by run {run.parent_run_id}.", highlight=False)
     table = Table(show_header=True, header_style="bold")
     table.add_column("Node")
     table.add_column("Status", no_wrap=True)
@@ -63,6 +65,15 @@ def print_run(run: Run) -> None:
     for task in run.tasks:
         table.add_row(Text(task.name), styled(task.status.value), results_cell(task.results))
     console.print(table)
+    names = {task.id: task.name for task in run.tasks}
+    for child in run.children:
+        console.print(
+            f"{names.get(child.task_id, child.task_id)} called {child.tree_name}: run "
+            f"{child.run_id} ({child.status.value}); see treeflow runs show {child.run_id}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     for error in run.errors:
         console.print(
             f"[red]{escape(error.type)}[/red] {error.id} at {escape(repr(error.node))} "
@@ -77,7 +88,10 @@ def print_run(run: Run) -> None:
             markup=False,
             highlight=False,
         )
+    calling = {names.get(child.task_id) for child in run.children}  # wait for their routine
     for name, token in run.open_tokens.items():
+        if name in calling:
+            continue
         # Printed unwrapped, so the token and the command can be copied whatever the width.
         console.print(
             f"{name} is deferred; its token is {token}. Complete it with:",

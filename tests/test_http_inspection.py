@@ -107,6 +107,8 @@ def summary_body(run: Run) -> dict[str, Any]:
         "source_id": run.source_id,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "parent_run_id": run.parent_run_id,
+        "parent_task_id": run.parent_task_id,
     }
 
 
@@ -171,6 +173,7 @@ def test_run_shows_status_inputs_values_tasks_with_tokens(
             for task in run.tasks
         ],
         "errors": [],
+        "children": [],
     }
     assert body.json()["status"] == "Started"
     assert body.json()["tree_version"] == 1
@@ -192,6 +195,42 @@ def test_run_shows_its_errors(live: Live, admin: httpx.Client, source_id: str) -
         "Send",
         SUMMARY,
     )
+
+
+def test_run_shows_the_routine_runs_it_called_and_a_routine_run_its_caller(
+    live: Live, admin: httpx.Client, source_id: str
+) -> None:
+    starter = (
+        "<results><result name='Employee'>Ada</result><result name='Team'>Ops</result>"
+        "<result name='Buddy'>Lin</result></results>"
+    )
+    form = {
+        "source_name": "Kinetic Request",
+        "source_group": "HR > Starters",
+        "tree_name": "Welcome Starter",
+        "results": starter,
+    }
+    run = started_run(live, admin, form, source_id)
+
+    body = admin.get(f"/api/runs/{run.id}").json()
+
+    calls = [run.task("Welcome Starter").id, run.task("Welcome Buddy").id]
+    assert body["status"] == "Completed"
+    assert (body["parent_run_id"], body["parent_task_id"]) == (None, None)
+    assert [(c["task_id"], c["tree_name"], c["status"]) for c in body["children"]] == [
+        (calls[0], "Compose Welcome", "Completed"),
+        (calls[1], "Compose Welcome", "Completed"),
+    ]
+    child = admin.get(f"/api/runs/{body['children'][0]['run_id']}").json()
+    assert (child["parent_run_id"], child["parent_task_id"]) == (run.id, calls[0])
+    assert child["inputs"] == {"Name": "Ada", "Team": "Ops"}
+    assert child["children"] == []
+    listed = admin.get("/api/runs", params={"source_id": source_id}).json()["items"]
+    assert [(r["id"], r["parent_run_id"]) for r in listed] == [
+        (body["children"][1]["run_id"], run.id),
+        (body["children"][0]["run_id"], run.id),
+        (run.id, None),
+    ]
 
 
 def test_runs_are_listed_newest_first_by_source_id_with_total(

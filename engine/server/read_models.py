@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.records import Run, RunError, Task, Trigger
+from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import RunStatus, TaskStatus, TriggerAction, TriggerStatus
 
 
@@ -128,6 +128,21 @@ class TaskOut(BaseModel):
         )
 
 
+class ChildRunOut(BaseModel):
+    """A routine run one of this run's tasks called."""
+
+    run_id: int = Field(description="the routine's run (see GET /api/runs/{id})")
+    task_id: str = Field(description="the task of this run that called it, and waits for it")
+    tree_name: str = Field(description="the routine's name")
+    status: RunStatus
+
+    @classmethod
+    def of(cls, link: RunLink) -> ChildRunOut:
+        return cls(
+            run_id=link.run_id, task_id=link.task_id, tree_name=link.tree_name, status=link.status
+        )
+
+
 class RunSummary(BaseModel):
     """A run as lists show it: without inputs, values, tasks and errors."""
 
@@ -140,6 +155,10 @@ class RunSummary(BaseModel):
     source_id: str
     created_at: float
     updated_at: float
+    parent_run_id: int | None = Field(
+        description="for a routine's run: the run whose task called it; null otherwise"
+    )
+    parent_task_id: str | None = Field(description="for a routine's run: the task that called it")
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
@@ -153,6 +172,9 @@ class RunOut(RunSummary):
     values: dict[str, Any]
     tasks: list[TaskOut]
     errors: list[ErrorOut]
+    children: list[ChildRunOut] = Field(
+        description="the routine runs this run's tasks called, oldest first"
+    )
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
@@ -162,6 +184,7 @@ class RunOut(RunSummary):
             values=dict(run.values),
             tasks=[TaskOut.of(task) for task in run.tasks],
             errors=[ErrorOut.of(error, run.id) for error in run.errors],
+            children=[ChildRunOut.of(link) for link in run.children],
         )
 
 
@@ -176,6 +199,8 @@ def _summary(run: Run) -> dict[str, Any]:
         "source_id": run.source_id,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "parent_run_id": run.parent_run_id,
+        "parent_task_id": run.parent_task_id,
     }
 
 
@@ -229,6 +254,7 @@ class ErrorPage(Page):
 
 
 __all__ = [
+    "ChildRunOut",
     "ErrorBody",
     "ErrorOut",
     "ErrorPage",
