@@ -19,7 +19,7 @@ from engine.errors import KineticImportError, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.kinetic_import import convert_kinetic
-from engine.tree_loader import load_tree_text
+from engine.tree_loader import load_tree_text, routines_in
 
 
 def _say(kind: str, style: str, text: str) -> None:
@@ -38,13 +38,28 @@ def _say(kind: str, style: str, text: str) -> None:
 @click.option("--source", help="Source name for the tree (a bare <taskTree> export has none).")
 @click.option("--group", help="Source group for the tree (a bare <taskTree> export has none).")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option(
+    "--trees",
+    "trees",
+    envvar="TREEFLOW_TREES",
+    default="trees/",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Tree files (or a directory) declaring the routines the export may call.",
+)
 def import_kinetic(
-    export: Path, output: Path | None, source: str | None, group: str | None, force: bool
+    export: Path,
+    output: Path | None,
+    source: str | None,
+    group: str | None,
+    force: bool,
+    trees: Path,
 ) -> None:
     """Convert the Kinetic Task tree or routine export EXPORT (XML) into a YAML tree.
 
     Simple ERB look-ups and plain Ruby comparisons become templates and conditions; anything
-    else is kept as written and listed. The result is validated like treeflow validate.
+    else is kept as written and listed. The result is validated like treeflow validate, against
+    the routines declared under --trees.
     """
     if output is not None and output.exists() and not force:
         raise click.ClickException(f"{str(output)!r} exists; give --force to overwrite it")
@@ -64,6 +79,7 @@ def import_kinetic(
             file=str(output) if output else "<stdout>",
             registry=HandlerRegistry(),
             expressions=Expressions(),
+            routines=routines_in([trees]) if trees.exists() else {},
         )
     except TreeError as exc:
         problems = list(exc.problems)

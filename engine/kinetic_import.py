@@ -100,6 +100,14 @@ def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_text)
 
 
+def _input(parameter: etree._Element) -> str | dict[str, Any]:
+    """A routine input: its name, or a mapping when it is optional (``required="false"``)."""
+    name = parameter.get("id") or ""
+    if name and (parameter.get("required") or "").strip().lower() == "false":
+        return {"name": name, "required": False}
+    return name
+
+
 def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
@@ -187,11 +195,11 @@ class _Converter:
     ) -> dict[str, Any]:
         found = task_tree.find("taskDefinition")
         definition_id = _field(envelope, "definitionId") if envelope is not None else None
-        inputs: list[str] = []
+        inputs: list[str | dict[str, Any]] = []
         outputs: list[str] = []
         if found is not None:
             definition_id = found.get("id") or definition_id
-            inputs = [p.get("id") or "" for p in found.iterfind("parameters/parameter")]
+            inputs = [_input(p) for p in found.iterfind("parameters/parameter")]
             outputs = [r.get("name") or "" for r in found.iterfind("results/result")]
         if not definition_id:
             where = found if found is not None else task_tree
@@ -201,7 +209,7 @@ class _Converter:
                 if task.get("definition_id") == "system_tree_return_v1":
                     outputs += [p.get("id") or "" for p in task.iterfind("parameters/parameter")]
         data: dict[str, Any] = {"type": "routine", "definition_id": definition_id or ""}
-        data["inputs"] = [name for name in inputs if name]
+        data["inputs"] = [item for item in inputs if item]
         data["outputs"] = list(dict.fromkeys(name for name in outputs if name))
         return data
 

@@ -420,6 +420,25 @@ def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
     return list(unique.values())
 
 
+def routines_in(paths: Iterable[str | os.PathLike[str]]) -> dict[str, RoutineSignature]:
+    """The routines the YAML files under ``paths`` declare, read without validating the files.
+
+    For checking a tree against routines that live elsewhere (``treeflow import-kinetic``);
+    a file that cannot be read or parsed declares none.
+    """
+    found: dict[str, RoutineSignature] = {}
+    for file in tree_files(paths):
+        try:
+            signature = signature_of(
+                parse_yaml(file.read_text(encoding="utf-8"), file=str(file)).data
+            )
+        except (OSError, UnicodeDecodeError):
+            continue
+        if signature is not None:
+            found.setdefault(signature.definition_id, signature)
+    return found
+
+
 def load_tree_files(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -478,5 +497,6 @@ __all__ = [
     "load_tree_data",
     "load_tree_files",
     "load_tree_text",
+    "routines_in",
     "tree_files",
 ]

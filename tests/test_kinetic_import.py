@@ -17,7 +17,7 @@ from engine.errors import KineticImportError, Problem, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.kinetic_import import KineticTree, convert_kinetic
-from engine.tree_loader import load_tree_text
+from engine.tree_loader import load_tree_files, load_tree_text
 
 from .support import run_treeflow
 
@@ -27,6 +27,7 @@ ONBOARDING = FIXTURES / "onboarding-tree.xml"
 EXPENSE = FIXTURES / "expense-tasktree.xml"
 UNTRANSLATABLE = FIXTURES / "untranslatable-tree.xml"
 ROUTINE = FIXTURES / "greet-routine.xml"
+CALLER = FIXTURES / "greet-visitor-tree.xml"
 
 
 def convert(path: Path, **kwargs: str) -> KineticTree:
@@ -151,6 +152,19 @@ def test_routine_export_declares_its_definition_id_inputs_and_outputs() -> None:
     }
 
 
+def test_an_optional_routine_input_converts_to_a_mapping() -> None:
+    export = ROUTINE.read_text(encoding="utf-8").replace(
+        '<parameter id="Name" label="Name" required="true" tooltip="who to greet"/>',
+        '<parameter id="Name" label="Name" required="true"/>'
+        '<parameter id="Mark" required="false"/>',
+    )
+
+    converted = convert_kinetic(export, file="greet.xml")
+
+    assert converted.definition["inputs"] == ["Name", {"name": "Mark", "required": False}]
+    validate(converted.yaml())
+
+
 def test_untranslatable_code_is_kept_as_written_and_reported_per_node() -> None:
     converted = convert(UNTRANSLATABLE)
 
@@ -231,6 +245,31 @@ def test_onboarding_export_runs_update_then_complete(database_url: str) -> None:
         assert run.task("Progress Note").results["output"] == "Progress: half way"
         assert run.task("Approved").status is TaskStatus.CLOSED
         assert "Declined" not in {task.name for task in run.tasks}
+
+
+def test_routine_export_and_a_tree_export_calling_it_validate_and_run(
+    database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "greet.yaml").write_text(convert(ROUTINE).yaml(), encoding="utf-8")
+    (tmp_path / "greet-visitor.yaml").write_text(convert(CALLER).yaml(), encoding="utf-8")
+    loaded = load_tree_files([tmp_path], registry=HandlerRegistry(), expressions=Expressions())
+    assert sorted(t.key.name for t in loaded) == ["Greet", "Greet Visitor"]
+
+    with Engine(database_url, trees=tmp_path) as engine:
+        trigger = engine.create_start(
+            source_name="Kinetic Request",
+            source_group="Front Desk",
+            tree_name="Greet Visitor",
+            source_id="V-1",
+            results=results(Visitor="Ada"),
+        )
+        engine.run_until_idle()
+        run = engine.get_run(trigger.run_id)
+        assert run.status is RunStatus.COMPLETED
+        assert run.task("Greet Visitor").results == {"Greeting": "Hello, Ada!"}
+        assert run.task("Print Badge").results["output"] == "Hello, Ada! (visit V-1)"
+        [child] = run.children
+        assert engine.get_run(child.run_id).inputs == {"Name": "Ada"}
 
 
 @pytest.mark.parametrize(
@@ -406,6 +445,25 @@ def test_cli_lists_what_was_kept_and_fails_when_the_result_does_not_validate(
         "it does not validate yet: 2 problem(s)"
     )
     assert (tmp_path / "x.yaml").exists()  # written, to be finished by hand
+
+
+def test_cli_validates_a_routine_call_against_the_routines_under_trees(tmp_path: Path) -> None:
+    alone = run_treeflow("import-kinetic", str(CALLER), "-o", "visitor.yaml", cwd=tmp_path)
+    assert alone.returncode == 1
+    assert "unknown handler 'routine_greet_v1'" in alone.stderr
+
+    (tmp_path / "trees").mkdir()
+    routine = run_treeflow("import-kinetic", str(ROUTINE), "-o", "trees/greet.yaml", cwd=tmp_path)
+    assert routine.returncode == 0, routine.stderr
+    caller = run_treeflow(
+        "import-kinetic", str(CALLER), "-o", "trees/visitor.yaml", "--force", cwd=tmp_path
+    )
+    assert caller.returncode == 0, caller.stderr
+    assert caller.stderr.strip() == (
+        "wrote trees/visitor.yaml: tree 'Greet Visitor' (3 nodes), 0 kept as written"
+    )
+    validated = run_treeflow("validate", "trees", cwd=tmp_path)
+    assert validated.returncode == 0, validated.stderr
 
 
 def test_cli_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
