@@ -38,7 +38,7 @@ from engine.errors import (
 )
 from engine.handlers import Handler, HandlerContext, Parameter, SourceInfo
 from engine.hookspecs import hookimpl
-from engine.records import Run, RunError, Task, Trigger
+from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import (
     ConnectorType,
     ErrorStatus,
@@ -79,6 +79,7 @@ __all__ = [
     "ResolutionAction",
     "Run",
     "RunError",
+    "RunLink",
     "RunNotFound",
     "RunStatus",
     "SourceInfo",
