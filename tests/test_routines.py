@@ -22,7 +22,7 @@ from engine import (
 )
 from engine.routines import MAX_CALL_DEPTH
 
-from .support import small_tree, start_small
+from .support import small_tree, start_small, wait_for
 
 VISITOR = '<results><result name="Visitor">Ada</result></results>'
 
@@ -462,3 +462,25 @@ def test_an_external_complete_of_the_callers_token_wins_over_the_return(
     assert routines.get_run(run.children[0].run_id).status is RunStatus.COMPLETED
     [returned] = keyed_triggers(routines, "return:")
     assert returned["status"] == "Closed"  # closed without effect
+
+
+def test_many_calls_on_worker_threads_each_return_once(routines: Engine) -> None:
+    run_ids = [
+        routines.create_start(
+            source_name="Tests",
+            source_group="Semantics",
+            tree_name="Welcome",
+            results=f'<results><result name="Visitor">V{n}</result></results>',
+        ).run_id
+        for n in range(20)
+    ]
+    routines.start(workers=4)
+    try:
+        wait_for(lambda: all(routines.get_run(r).status is RunStatus.COMPLETED for r in run_ids))
+    finally:
+        routines.stop()
+    for n, run_id in enumerate(run_ids):
+        run = routines.get_run(run_id)
+        assert run.task("Announce").results == {"output": f"Hello, V{n}!"}
+        assert len(run.children) == 1
+    assert len(keyed_triggers(routines, "return:")) == 20

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine import Engine, ErrorType, RunStatus, TaskStatus
 
-from .support import start
+from .conftest import TREES
+from .support import run_treeflow, start
 
 WELCOME = {
     "source_name": "Kinetic Request",
@@ -67,3 +71,23 @@ def test_confirm_order_fails_early_and_is_resolved(
     assert run.status is RunStatus.COMPLETED
     assert run.task("Confirm Order").results == confirmation
     assert run.task("Notify Customer").results == {"output": "Your order ORD-7 is confirmed"}
+
+
+def test_confirm_order_walk_through_on_the_command_line(tmp_path: Path) -> None:
+    def treeflow(*args: str) -> str:
+        result = run_treeflow(
+            *args, "--database", "sqlite:///t.db", "--trees", str(TREES), cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    shown = treeflow("run", "Confirm Order", "--source-id", "ORD-7", "--results", KETTLE)
+    [error_id] = re.findall(
+        r"Node Parameter Error ([0-9a-f]{32}) at 'Confirm Order' \(Active\)", shown
+    )
+    [token] = re.findall(r"Reserve Stock is deferred; its token is ([0-9a-f]{40})", shown)
+    treeflow("deferred", token, "--action", "Complete", "--results", LEEDS)
+    resolved = treeflow("errors", "resolve", error_id, "--action", "Retry Task")
+    assert "Run 1 of Confirm Order (version 1, source id 'ORD-7'): Completed" in resolved
+    assert "output: Order ORD-7 ships from Leeds" in resolved
+    assert f"Node Parameter Error {error_id} at 'Confirm Order' (Handled)" in resolved
