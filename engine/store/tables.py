@@ -65,7 +65,7 @@ class RunRow(SQLModel, table=True):
     # A routine's run: the run and task that called it, and how deep calls nest (0: not called).
     parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
     parent_task_id: str | None = Field(default=None, max_length=32)
-    call_depth: int = 0
+    call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = None
     lease_until: float | None = None
     created_at: float
