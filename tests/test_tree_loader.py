@@ -19,7 +19,13 @@ from engine.errors import Problem, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.tree import Tree
-from engine.tree_loader import load_tree_data, load_tree_files, load_tree_text, tree_files
+from engine.tree_loader import (
+    load_tree_data,
+    load_tree_files,
+    load_tree_text,
+    routines_in,
+    tree_files,
+)
 from engine.tree_yaml import MAX_VALUES
 
 TREES = Path(__file__).resolve().parents[1] / "trees"
@@ -118,6 +124,7 @@ def test_example_tree_loads_and_validates(path: Path, registry: HandlerRegistry)
         file=str(path),
         registry=registry,
         expressions=Expressions(),
+        routines=routines_in([TREES]),  # a caller is checked against the routines beside it
     )
     assert tree.file == str(path)
     assert tree.nodes[tree.start].handler_id == "system_start_v1"
