@@ -16,6 +16,7 @@ import pytest
 
 from engine import Engine, Handler, Parameter, Run, hookimpl
 from engine.server import ServerSettings
+from engine.server.inspection import MAX_ID
 
 from .conftest import TREES, postgres_schema_url
 from .live_server import DATABASES, Live, live_server
@@ -231,6 +232,44 @@ def test_run_shows_the_routine_runs_it_called_and_a_routine_run_its_caller(
         (body["children"][0]["run_id"], run.id),
         (run.id, None),
     ]
+
+
+def test_a_run_shows_the_definition_of_its_own_tree_version(
+    live: Live, admin: httpx.Client, source_id: str
+) -> None:
+    def versioned(text: str) -> dict[str, Any]:
+        tree = small_tree(
+            "Versioned",
+            {
+                "Start": {"handler": "system_start_v1", "connectors": [{"to": "Wait"}]},
+                "Wait": {"handler": "utilities_defer_v1", "defers": True},
+            },
+        )
+        tree["nodes"]["Wait"]["parameters"] = {"deferred_value": text}
+        return tree | {"source": "Tests", "group": "Inspection"}
+
+    form = {"source_name": "Tests", "source_group": "Inspection", "tree_name": "Versioned"}
+    live.engine.load_tree(versioned(f"first {source_id}"))
+    old = started_run(live, admin, form, source_id)
+    live.engine.load_tree(versioned(f"second {source_id}"))
+    new = started_run(live, admin, form, source_id)
+
+    old_tree = admin.get(f"/api/runs/{old.id}/tree").json()
+    new_tree = admin.get(f"/api/runs/{new.id}/tree").json()
+
+    assert old_tree == {
+        "run_id": old.id,
+        "source_name": "Tests",
+        "source_group": "Inspection",
+        "tree_name": "Versioned",
+        "tree_version": old.tree_version,
+        "definition": versioned(f"first {source_id}"),
+    }
+    assert new_tree["tree_version"] == old.tree_version + 1
+    assert new_tree["definition"] == versioned(f"second {source_id}")
+    missing = admin.get(f"/api/runs/{MAX_ID}/tree")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == f"Unable to locate a run with the id {MAX_ID}"
 
 
 def test_runs_are_listed_newest_first_by_source_id_with_total(
@@ -465,7 +504,7 @@ def test_an_error_status_that_is_not_one_is_refused(admin: httpx.Client) -> None
 
 # -- who may inspect -----------------------------------------------------------------------------
 
-PATHS = ["/api/runs/1", "/api/runs", "/api/triggers/1", "/api/errors"]
+PATHS = ["/api/runs/1", "/api/runs/1/tree", "/api/runs", "/api/triggers/1", "/api/errors"]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -3,9 +3,11 @@ and the resolution of errors.
 
 ``GET /api/runs/{id}``, ``GET /api/runs``, ``GET /api/triggers/{id}`` and ``GET /api/errors``
 read through the engine (and :mod:`engine.store.inspection` for counting runs) and answer the
-pydantic models of :mod:`engine.server.read_models`; an error is shown with its resolution
-(action, message, by whom, when, the Resolve trigger) once one is accepted. Every route needs a
-bearer token of the ``admin`` role: a plain user gets 403 ``insufficient_scope``.
+pydantic models of :mod:`engine.server.read_models`; ``GET /api/runs/{id}/tree`` gives the
+definition of the tree version the run runs on (a version loaded since does not change it). An
+error is shown with its resolution (action, message, by whom, when, the Resolve trigger) once
+one is accepted. Every route needs a bearer token of the ``admin`` role: a plain user gets 403
+``insufficient_scope``.
 
 ``POST /api/errors/{id}/resolve`` with the JSON body ``{"action": ..., "message": ...}``
 accepts a resolution through ``Engine.resolve_error`` (recorded as resolved by the caller's user
@@ -48,6 +50,7 @@ from engine.server.read_models import (
     RunOut,
     RunPage,
     RunSummary,
+    RunTreeOut,
     TriggerOut,
 )
 from engine.statuses import ErrorStatus, RunStatus
@@ -119,6 +122,22 @@ async def _read(engine: Engine, query: Callable[[Connection], _T]) -> _T:
 async def get_run(request: Request, run_id: Id) -> RunOut:
     run = await run_in_threadpool(_engine(request).get_run, run_id)
     return RunOut.of(run)
+
+
+@router.get(
+    "/runs/{run_id}/tree",
+    summary="The definition of the tree version a run runs on",
+    response_model=RunTreeOut,
+    responses=_NOT_FOUND,
+)
+async def get_run_tree(request: Request, run_id: Id) -> RunTreeOut:
+    engine = _engine(request)
+
+    def read() -> RunTreeOut:
+        run = engine.get_run(run_id)
+        return RunTreeOut.of(run, engine.tree_of_run(run).definition)
+
+    return await run_in_threadpool(read)
 
 
 @router.get(

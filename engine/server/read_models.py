@@ -7,6 +7,7 @@ stores them; statuses are the engine's enums, so the document lists their values
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -204,6 +205,30 @@ def _summary(run: Run) -> dict[str, Any]:
     }
 
 
+class RunTreeOut(BaseModel):
+    """The tree version a run runs on, which may be older than the tree's current version."""
+
+    run_id: int
+    source_name: str
+    source_group: str
+    tree_name: str
+    tree_version: int
+    definition: dict[str, Any] = Field(
+        description="the version's definition, as loaded (the YAML file's data)"
+    )
+
+    @classmethod
+    def of(cls, run: Run, definition: Mapping[str, Any]) -> RunTreeOut:
+        return cls(
+            run_id=run.id,
+            source_name=run.source_name,
+            source_group=run.source_group,
+            tree_name=run.tree_name,
+            tree_version=run.tree_version,
+            definition=dict(definition),
+        )
+
+
 class TriggerOut(BaseModel):
     """A trigger: what createStart, createDeferred (and the engine itself) queued."""
 
@@ -264,6 +289,7 @@ __all__ = [
     "RunOut",
     "RunPage",
     "RunSummary",
+    "RunTreeOut",
     "TaskOut",
     "TriggerOut",
 ]
