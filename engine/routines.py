@@ -218,10 +218,12 @@ def return_handler(signature: RoutineSignature, given: Iterable[str] = ()) -> Ha
 
 @dataclass(frozen=True)
 class CalledRoutine:
-    """The routine an id names now: the tree of its current version, and that version's id."""
+    """The routine an id names now: the tree of its current version, that version's id, and
+    what that version declares."""
 
     tree: Tree
     version_id: int
+    signature: RoutineSignature
 
 
 RoutineLookup = Callable[[str], CalledRoutine | None]
@@ -268,7 +270,7 @@ def prepare_call(
             f"Routine {definition_id!r} called by node {node!r} is not available: no active"
             " routine has that definition id",
         )
-    signature: RoutineSignature = routine.tree.routine
+    signature = routine.signature
     for name in parameters:
         if signature.input(name) is None:
             declared = ", ".join(i.name for i in signature.inputs or ()) or "none"
@@ -291,7 +293,7 @@ def child_run(
     state: RunState, routine: CalledRoutine, parameters: Mapping[str, str], task_id: str, now: float
 ) -> dict[str, Any]:
     """The row of a child run: on the caller's source, pinned to the routine's version now."""
-    inputs = {i.name: i.default for i in routine.tree.routine.inputs or () if i.default is not None}
+    inputs = {i.name: i.default for i in routine.signature.inputs or () if i.default is not None}
     inputs.update(parameters)
     return {
         "tree_version_id": routine.version_id,

@@ -121,7 +121,9 @@ class TreeCatalog:
         if not found or found[0].status != "Active":
             return None
         tree = self.for_version(found[0].version_id)
-        return None if tree.routine is None else CalledRoutine(tree, found[0].version_id)
+        if tree.routine is None:
+            return None
+        return CalledRoutine(tree, found[0].version_id, tree.routine)
 
     def for_version(self, version_id: int) -> Tree:
         """The tree of a stored version, built from its definition the first time it is asked.
