@@ -8,6 +8,7 @@ DOT text goes to standard output, which needs no Graphviz.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -21,14 +22,20 @@ from engine.graph import run_dot, tree_dot, write_picture
 from engine.handlers import HandlerRegistry
 from engine.records import Run
 from engine.tree import Tree
-from engine.tree_loader import load_tree_files
+from engine.tree_loader import load_tree_files, routines_in
 
 OUTPUT_HELP = "File to draw into: .svg, .png, or .dot/.gv for DOT text."
 
 
-def _load(paths: list[Path]) -> list[Tree]:
+def _load(paths: list[Path], routines: Sequence[Path] = ()) -> list[Tree]:
+    """The trees under ``paths``; a routine call may name the routines under ``routines``."""
     try:
-        return load_tree_files(paths, registry=HandlerRegistry(), expressions=Expressions())
+        return load_tree_files(
+            paths,
+            registry=HandlerRegistry(),
+            expressions=Expressions(),
+            routines=routines_in(routines),
+        )
     except TreeError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -36,7 +43,7 @@ def _load(paths: list[Path]) -> list[Tree]:
 def find_tree(tree: str, trees: str, source: str | None, group: str | None) -> Tree:
     """TREE as a file path if one exists, else the tree of that name under ``trees``."""
     if Path(tree).is_file():
-        [found] = _load([Path(tree)])
+        [found] = _load([Path(tree)], [Path(trees)] if Path(trees).exists() else [])
         return found
     if not Path(trees).exists():
         raise click.ClickException(f"{tree!r} is no file, and --trees {trees!r} does not exist")

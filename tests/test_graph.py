@@ -262,6 +262,19 @@ def test_graph_command_draws_a_tree_by_name_and_by_file(tmp_path: Path) -> None:
     assert printed.stdout == tree_dot(tree_named("Process Registration"))
 
 
+def test_graph_command_draws_a_routine_caller_file_with_the_routines_under_trees(
+    tmp_path: Path,
+) -> None:
+    caller = str(TREES / "welcome-starter.yaml")
+    drawn = run_treeflow("graph", caller, "--trees", str(TREES), cwd=tmp_path)
+    alone = run_treeflow("graph", caller, "--trees", str(tmp_path / "none"), cwd=tmp_path)
+
+    assert drawn.returncode == 0, drawn.stderr
+    assert drawn.stdout == tree_dot(tree_named("Welcome Starter"))
+    assert alone.returncode == 1
+    assert "unknown handler 'routine_compose_welcome_v1'" in alone.stderr
+
+
 def test_graph_command_names_an_unknown_tree(tmp_path: Path) -> None:
     result = run_treeflow("graph", "Nope", "--trees", str(TREES), cwd=tmp_path)
 
