@@ -15,7 +15,9 @@ junctions whose region a node of this walk belongs to: any step in a region (a n
 failed or deferred, a connector found false, a deferred task completed or updated by a later
 trigger) may be the one that finishes it, and only then is no branch of it still under way in
 memory. A wait defers like any deferring node and adds a trigger row scheduled for later (its
-timer), written with the task rows. Nothing here touches the database.
+timer), written with the task rows. Loop heads and tails are ``engine.loops``: the walk carries
+each node's loop index, which only a loop's Iteration trigger deepens and its tail undoes.
+Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from engine.control_nodes import WAIT_TIME, WAIT_UNIT, wait_seconds
 from engine.errors import ExpressionError
 from engine.handlers import Behaviour, HandlerContext, TriggerGateway
 from engine.junctions import region_finished
+from engine.loops import Iterations, LoopSteps, iteration_scope
 from engine.run_state import RunState, TaskState
 from engine.statuses import (
     ErrorStatus,
@@ -56,7 +59,7 @@ def timer_key(task_id: str) -> str:
     return f"wait:{task_id}"
 
 
-class Execution:
+class Execution(LoopSteps):
     """The work of one trigger on one run."""
 
     def __init__(
@@ -87,15 +90,16 @@ class Execution:
             },
             "run": {"id": state.id, "tree": state.tree.key.name},
             "trigger": {"id": trigger_id, "action": action, "message": message or ""},
+            "iterations": Iterations(state),
         }
-        self._stack: list[tuple[str, str]] = []
+        self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
         self._touched: set[str] = set()  # junctions whose region moved during this walk
 
     # -- entry points, one per trigger action ------------------------------------------------
 
     def root(self) -> None:
         self.state.status = RunStatus.STARTED
-        self._stack.append((self.state.tree.start, ""))
+        self._stack.append((self.state.tree.start, "", ROOT_LOOP))
         self._drain()
 
     def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
@@ -126,21 +130,27 @@ class Execution:
         if node.handler.behaviour is Behaviour.JOIN:
             task.move(TaskStatus.NEW, self.now)
             self._judge_join(node, task)
+        elif node.handler.behaviour is Behaviour.LOOP_TAIL:
+            task.move(TaskStatus.NEW, self.now)
+            self._judge_tail(node, task)
         else:
-            self._stack.append((node.name, ""))
+            self._stack.append((node.name, "", task.loop_index))
         self.settle(node.name)
 
     def skip(self, task: TaskState) -> None:
         """Close a failed task without running it, with no results; follow Complete connectors."""
         node = self.state.tree.nodes[task.node]
-        self.state.set_results(task, {})
-        task.move(TaskStatus.CLOSED, self.now)
-        self._follow(node, task, node.complete_connectors)
+        if node.handler.behaviour is Behaviour.LOOP_HEAD:
+            self._skip_loop(node, task)
+        else:
+            self.state.set_results(task, {})
+            task.move(TaskStatus.CLOSED, self.now)
+            self._follow(node, task, node.complete_connectors)
         self.settle(node.name)
 
-    def continue_branch(self, node_name: str, target: str) -> None:
+    def continue_branch(self, node_name: str, target: str, loop_index: str = ROOT_LOOP) -> None:
         """Follow the connector ``node_name -> target`` as if its condition had held."""
-        self._stack.append((target, node_name))
+        self._stack.append((target, node_name, loop_index))
         self.settle(node_name)
 
     def settle(self, node_name: str) -> None:
@@ -159,15 +169,19 @@ class Execution:
     def _drain(self) -> None:
         while True:
             while self._stack:
-                name, came_from = self._stack.pop()
+                name, came_from, loop_index = self._stack.pop()
                 node = self.state.tree.nodes[name]
                 behaviour = node.handler.behaviour
                 if behaviour is Behaviour.JOIN:
-                    self._arrive_at_join(node, came_from)
+                    self._arrive_at_join(node, came_from, loop_index)
                 elif behaviour is Behaviour.JUNCTION:
                     self._arrive_at_junction(node, came_from)
+                elif behaviour is Behaviour.LOOP_HEAD:
+                    self._start_loop(node, loop_index)
+                elif behaviour is Behaviour.LOOP_TAIL:
+                    self._arrive_at_tail(node, loop_index)
                 else:
-                    self._execute(node)
+                    self._execute(node, loop_index)
             if not self._touched or not self._fire_finished_junctions():
                 return
 
@@ -210,12 +224,14 @@ class Execution:
         self._touched.clear()
         return False
 
-    def _new_task(self, node: Node, status: TaskStatus, token: str | None = None) -> TaskState:
+    def _new_task(
+        self, node: Node, status: TaskStatus, token: str | None = None, loop_index: str = ROOT_LOOP
+    ) -> TaskState:
         task = TaskState(
             id=ids.row_id(),
             node=node.name,
             handler_id=node.handler_id,
-            loop_index=ROOT_LOOP,
+            loop_index=loop_index,
             status=status,
             results={},
             token=token,
@@ -229,6 +245,8 @@ class Execution:
 
     def _scope(self, task: TaskState) -> dict[str, Any]:
         scope = dict(self.base_scope)
+        if task.loop_index != ROOT_LOOP:
+            scope.update(iteration_scope(self.state, task.loop_index))
         scope["task"] = {
             "id": task.id,
             "name": task.node,
@@ -246,11 +264,11 @@ class Execution:
             )
             return None
 
-    def _execute(self, node: Node) -> None:
+    def _execute(self, node: Node, loop_index: str = ROOT_LOOP) -> None:
         if node.junctions:
             self._touched.update(node.junctions)
         token = ids.deferral_token() if node.defers else None
-        task = self._new_task(node, TaskStatus.NEW, token)
+        task = self._new_task(node, TaskStatus.NEW, token, loop_index)
         scope = self._scope(task)
         parameters = self._render(node, task, scope)
         if parameters is None:
@@ -327,10 +345,10 @@ class Execution:
             }
         )
 
-    def _arrive_at_join(self, node: Node, came_from: str) -> None:
-        task = self.state.latest.get((node.name, ROOT_LOOP))
+    def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:
+        task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW)
+            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
@@ -392,7 +410,7 @@ class Execution:
                     summary = f"Connector {node.name!r} -> {connector.target!r}: {exc}"
                     self._record_error(task, ErrorType.CONNECTOR, summary, "", connector.target)
                     continue
-            targets.append((connector.target, node.name))
+            targets.append((connector.target, node.name, task.loop_index))
         self._stack.extend(reversed(targets))  # the first connector's branch runs first
 
     def _fail(self, task: TaskState, kind: ErrorType, summary: str, text: str) -> None:

@@ -35,6 +35,8 @@ class Behaviour(StrEnum):
     JOIN = "join"  # fires once its incoming connectors satisfy its type
     JUNCTION = "junction"  # fires once every branch of its region has gone as far as it can
     WAIT = "wait"  # always defers; a trigger scheduled for later completes it
+    LOOP_HEAD = "loop head"  # one Iteration trigger per element of its data source
+    LOOP_TAIL = "loop tail"  # fires once when enough iterations of its head reached it
 
 
 @dataclass(frozen=True)
