@@ -15,7 +15,7 @@ from rich.text import Text
 
 from engine.cli_support import console
 from engine.records import Run
-from engine.statuses import ErrorStatus
+from engine.statuses import ErrorStatus, TaskStatus
 
 STATUS_STYLE = {
     "Closed": "green",
@@ -57,11 +57,15 @@ def print_run(run: Run) -> None:
     )
     console.print(header, highlight=False)
     table = Table(show_header=True, header_style="bold")
+    looped = any(task.loop_index != "/" for task in run.tasks)
     table.add_column("Node")
+    if looped:  # a run with loops shows which iteration each task belongs to
+        table.add_column("Loop", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Results", overflow="fold")
     for task in run.tasks:
-        table.add_row(Text(task.name), styled(task.status.value), results_cell(task.results))
+        loop = (Text(task.loop_index),) if looped else ()
+        table.add_row(Text(task.name), *loop, styled(task.status.value), results_cell(task.results))
     console.print(table)
     for error in run.errors:
         console.print(
@@ -77,7 +81,11 @@ def print_run(run: Run) -> None:
             markup=False,
             highlight=False,
         )
-    for name, token in run.open_tokens.items():
+    for task in run.tasks:
+        if task.status is not TaskStatus.DEFERRED or not task.token:
+            continue
+        token = task.token
+        name = task.name if task.loop_index == "/" else f"{task.name} ({task.loop_index})"
         # Printed unwrapped, so the token and the command can be copied whatever the width.
         console.print(
             f"{name} is deferred; its token is {token}. Complete it with:",

@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from engine import Engine, ErrorType, RunStatus, TaskStatus, TreeError
 from engine.graph import run_dot
 from engine.records import Run
+from engine.results_xml import write_results as _results
 from engine.store.tables import tasks
 
-from .support import small_tree, start_small, wait_for
+from .conftest import TREES
+from .support import run_treeflow, small_tree, start_small, wait_for
 
 PEOPLE_XML = (
     "<people><person id='p1'>Ada</person><person id='p2'>Grace</person>"
@@ -308,9 +310,7 @@ def _parallel_loop_tree(name: str, source: str, path: str) -> dict[str, object]:
 
 
 def _inputs(source: str, path: str) -> str:
-    from engine.results_xml import write_results
-
-    return write_results({"Source": source, "Path": path})
+    return _results({"Source": source, "Path": path})
 
 
 @pytest.mark.parametrize(
@@ -408,6 +408,30 @@ def test_a_loop_run_draws_with_each_node_once(engine: Engine) -> None:
     run = _run(engine, _loop_tree("Drawn", PEOPLE_XML, "//person"))
     dot = run_dot(engine.tree_of_run(run), run)
     assert dot.count("\tBody [") == 1, dot
+
+
+def test_the_example_tree_runs_from_the_cli_with_loop_indexes_and_a_graph(
+    database_url: str, tmp_path: Path
+) -> None:
+    attendees = '<attendees><attendee email="ada@x.org"/><attendee email="bo@x.org"/></attendees>'
+    results = tmp_path / "results.xml"
+    results.write_text(_results({"Attendees": attendees}), encoding="utf-8")
+    flags = ("--database", database_url, "--trees", str(TREES))
+    ran = run_treeflow(
+        "run", "Notify Attendees", "--source-id", "REG-7", "--results", f"@{results}", *flags,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "Completed" in ran.stdout.splitlines()[0]
+    rows = [line.split("│")[1:4] for line in ran.stdout.splitlines() if "Send Invitation" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["Send Invitation", "/0", "Closed"],
+        ["Send Invitation", "/1", "Closed"],
+    ]
+    shown = run_treeflow("runs", "show", "1", "--graph", "run.dot", *flags, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    dot = (tmp_path / "run.dot").read_text(encoding="utf-8")
+    assert "Closed x2" in dot and "Closed x3" in dot
 
 
 # -- validation ------------------------------------------------------------------------------
