@@ -12,9 +12,12 @@ iterates its values. XPath is lxml's: it must select nodes or strings (``//item`
 ``//item/@id``, ``//item/text()``); an expression that yields a number or a boolean
 (``count(//item)``) is refused, since there is nothing to iterate.
 
-Every element becomes one text value, because results are text: a selected XML element is its
-serialisation (``<item id="1">a</item>``), an attribute or text node its string; a JSON string
-is itself, any other JSON value its compact JSON text (``{"id":1}``, ``3``, ``true``, ``null``).
+Every element becomes one text value, because results are text. A selected XML element that
+holds only text (no child elements, no attributes) is that text, which is what Kinetic trees
+expect of a list such as ``<list><item>ada@example.com</item></list>`` looped over with
+``//list/item``; any other element is its serialisation (``<item id="1">a</item>``), for the
+nodes inside to read further; an attribute or text node is its string. A JSON string is itself,
+any other JSON value its compact JSON text (``{"id":1}``, ``3``, ``true``, ``null``).
 
 XML is parsed by the project's hardened parser (no DTD, no entities, no network, a size cap).
 Everything wrong with the source, the path or its result raises :class:`LoopSourceError` with a
@@ -125,7 +128,9 @@ def _xml_values(data_source: str, path: str) -> list[str]:
 
 def _xml_text(item: Any) -> str:
     if isinstance(item, etree._Element):
-        return etree.tostring(item, encoding="unicode", with_tail=False)
+        if len(item) or item.attrib:
+            return etree.tostring(item, encoding="unicode", with_tail=False)
+        return item.text or ""
     return str(item)
 
 

@@ -127,12 +127,14 @@ def test_xml_loop_runs_the_body_once_per_element_under_its_own_loop_index(
         assert _triggers(engine, run.id) == {("Root", "Closed"): 1, ("Iteration", "Closed"): 3}
 
 
-def test_xml_elements_are_their_serialisation_and_attributes_their_text(
+def test_xml_elements_are_their_text_or_serialisation_and_attributes_their_text(
     database_url: str,
 ) -> None:
     with Engine(database_url) as engine:
         run = _run(engine, _loop_tree("Elements", PEOPLE_XML, "//person"))
         assert run.task("Each", "/0").results["Value"] == '<person id="p1">Ada</person>'
+        run = _run(engine, _loop_tree("Items", "<list><item>a</item><item/></list>", "//item"))
+        assert [run.task("Each", f"/{i}").results["Value"] for i in range(2)] == ["a", ""]
         run = _run(engine, _loop_tree("Attributes", PEOPLE_XML, "//person/@id"))
         assert [run.task("Body", f"/{i}").results["output"][:2] for i in range(3)] == [
             "p1",
@@ -432,6 +434,40 @@ def test_the_example_tree_runs_from_the_cli_with_loop_indexes_and_a_graph(
     assert shown.returncode == 0, shown.stderr
     dot = (tmp_path / "run.dot").read_text(encoding="utf-8")
     assert "Closed x2" in dot and "Closed x3" in dot
+
+
+# -- a Kinetic export with a loop: convert, validate, run -------------------------------------
+
+KINETIC_LOOP = Path(__file__).resolve().parent / "fixtures" / "kinetic" / "loop-tree.xml"
+
+
+def test_the_kinetic_loop_export_converts_validates_and_runs(
+    database_url: str, tmp_path: Path
+) -> None:
+    converted = run_treeflow("import-kinetic", str(KINETIC_LOOP), "-o", "loop.yaml", cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    assert converted.stderr.strip().endswith("(6 nodes), 0 kept as written")
+    validated = run_treeflow("validate", "loop.yaml", cwd=tmp_path)
+    assert validated.returncode == 0, validated.stderr
+    with Engine(database_url) as engine:
+        tree = engine.load_tree(tmp_path / "loop.yaml")
+        assert tree.loops["Email Address Loop Start"].tail == "Email Address Loop End"
+        addresses = "<list><item>ada@example.com</item><item>bo@example.com</item></list>"
+        trigger = engine.create_start(
+            source_name="Kinetic Request",
+            source_group="Notifications > Email",
+            tree_name="Email Each Address",
+            source_id="REQ-9",
+            results=_results({"Addresses": addresses}),
+        )
+        engine.run_until_idle()
+        run = engine.get_run(trigger.run_id)
+        assert run.status is RunStatus.COMPLETED, run.errors
+        assert [run.task("Send Email", f"/{i}").results["output"] for i in range(2)] == [
+            "mail to ada@example.com for REQ-9",
+            "mail to bo@example.com for REQ-9",
+        ]
+        assert run.task("Summary").results == {"output": "sent for REQ-9"}
 
 
 # -- validation ------------------------------------------------------------------------------
