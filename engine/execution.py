@@ -9,15 +9,15 @@ A node runs once for every connector that fires into it (Kinetic's rule, so two 
 meeting at a plain node run it twice); a join instead fires once per run and loop index when
 its direct incoming connectors satisfy its type.
 
-A junction fires once per run when its region (``engine.junctions``) has finished. Whether it
-has is decided when the walk of a trigger has nothing left to do (the stack is empty), for the
-junctions whose region a node of this walk belongs to: any step in a region (a node executed,
-failed or deferred, a connector found false, a deferred task completed or updated by a later
-trigger) may be the one that finishes it, and only then is no branch of it still under way in
-memory. A wait defers like any deferring node and adds a trigger row scheduled for later (its
-timer), written with the task rows. Loop heads and tails are ``engine.loops``: the walk carries
-each node's loop index, which only a loop's Iteration trigger deepens and its tail undoes.
-Nothing here touches the database.
+A junction fires once per run (per loop index) when its region (``engine.junctions``) has
+finished. Whether it has is decided when the walk of a trigger has nothing left to do (the stack
+is empty), for the junctions whose region a node of this walk belongs to: any step in a region
+(a node executed, failed or deferred, a connector found false, a deferred task completed or
+updated by a later trigger) may be the one that finishes it, and only then is no branch of it
+still under way in memory. A wait defers like any deferring node and adds a trigger row
+scheduled for later (its timer), written with the task rows. Loop heads and tails are
+``engine.loops``: the walk carries each node's loop index, which only a loop's Iteration trigger
+deepens and its tail undoes. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from engine.control_nodes import WAIT_TIME, WAIT_UNIT, wait_seconds
 from engine.errors import ExpressionError
 from engine.handlers import Behaviour, HandlerContext, TriggerGateway
 from engine.junctions import region_finished
-from engine.loops import Iterations, LoopSteps, iteration_scope
+from engine.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run_state import RunState, TaskState
 from engine.statuses import (
     ErrorStatus,
@@ -93,7 +93,8 @@ class Execution(LoopSteps):
             "iterations": Iterations(state),
         }
         self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
-        self._touched: set[str] = set()  # junctions whose region moved during this walk
+        # Junctions (and the loop index they are judged at) whose region moved during this walk.
+        self._touched: set[tuple[str, str]] = set()
 
     # -- entry points, one per trigger action ------------------------------------------------
 
@@ -106,7 +107,7 @@ class Execution(LoopSteps):
         self.state.set_results(task, {**task.results, **results})
         task.move(TaskStatus.CLOSED, self.now)
         node = self.state.tree.nodes[task.node]
-        self._touched.update(node.junctions)
+        self._touch(node, task.loop_index)
         self._follow(node, task, node.complete_connectors)
         self._drain()
 
@@ -114,7 +115,7 @@ class Execution(LoopSteps):
         if results:
             self.state.set_results(task, {**task.results, **results})
         node = self.state.tree.nodes[task.node]
-        self._touched.update(node.junctions)
+        self._touch(node, task.loop_index)
         self._follow(node, task, node.update_connectors)
         self._drain()
 
@@ -135,7 +136,7 @@ class Execution(LoopSteps):
             self._judge_tail(node, task)
         else:
             self._stack.append((node.name, "", task.loop_index))
-        self.settle(node.name)
+        self.settle(node.name, task.loop_index)
 
     def skip(self, task: TaskState) -> None:
         """Close a failed task without running it, with no results; follow Complete connectors."""
@@ -146,14 +147,14 @@ class Execution(LoopSteps):
             self.state.set_results(task, {})
             task.move(TaskStatus.CLOSED, self.now)
             self._follow(node, task, node.complete_connectors)
-        self.settle(node.name)
+        self.settle(node.name, task.loop_index)
 
     def continue_branch(self, node_name: str, target: str, loop_index: str = ROOT_LOOP) -> None:
         """Follow the connector ``node_name -> target`` as if its condition had held."""
         self._stack.append((target, node_name, loop_index))
-        self.settle(node_name)
+        self.settle(node_name, loop_index)
 
-    def settle(self, node_name: str) -> None:
+    def settle(self, node_name: str, loop_index: str = ROOT_LOOP) -> None:
         """Walk what is queued, then judge the junctions whose region holds ``node_name``.
 
         An error no longer active may be what a junction waited for, so a resolution re-checks
@@ -161,7 +162,7 @@ class Execution(LoopSteps):
         """
         node = self.state.tree.nodes.get(node_name)
         if node is not None:
-            self._touched.update(node.junctions)
+            self._touch(node, loop_index)
         self._drain()
 
     # -- the walk ----------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class Execution(LoopSteps):
                 if behaviour is Behaviour.JOIN:
                     self._arrive_at_join(node, came_from, loop_index)
                 elif behaviour is Behaviour.JUNCTION:
-                    self._arrive_at_junction(node, came_from)
+                    self._arrive_at_junction(node, came_from, loop_index)
                 elif behaviour is Behaviour.LOOP_HEAD:
                     self._start_loop(node, loop_index)
                 elif behaviour is Behaviour.LOOP_TAIL:
@@ -185,18 +186,24 @@ class Execution(LoopSteps):
             if not self._touched or not self._fire_finished_junctions():
                 return
 
-    def _arrive_at_junction(self, node: Node, came_from: str) -> None:
+    def _touch(self, node: Node, loop_index: str) -> None:
+        """Re-check the junctions whose region holds ``node``, each at its own loop depth."""
+        depths = self.state.tree.loop_depths
+        for junction in node.junctions:
+            self._touched.add((junction, outer_index(loop_index, depths.get(junction, 0))))
+
+    def _arrive_at_junction(self, node: Node, came_from: str, loop_index: str) -> None:
         """Record the arrival; whether the junction fires is decided once the walk is done."""
-        task = self.state.latest.get((node.name, ROOT_LOOP))
+        task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW)
+            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
-            return  # a junction fires once per run
+            return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
             task.dirty = True
-        self._touched.add(node.name)
-        self._touched.update(node.junctions)
+        self._touched.add((node.name, loop_index))
+        self._touch(node, loop_index)
 
     def _fire_finished_junctions(self) -> bool:
         """Fire the first touched junction whose region has finished; True if one fired.
@@ -206,21 +213,21 @@ class Execution(LoopSteps):
         another's region fires, and its branch is walked, before the outer one is judged.
         """
         for name, region in self.state.tree.junctions.items():
-            if name not in self._touched:
-                continue
-            self._touched.discard(name)
-            task = self.state.latest.get((name, ROOT_LOOP))
-            if task is not None and task.status is not TaskStatus.NEW:
-                continue
-            if not region_finished(region, self.state.tasks, self.state.error_nodes):
-                continue
-            node = self.state.tree.nodes[name]
-            if task is None:  # every branch into it was false: it fires all the same
-                task = self._new_task(node, TaskStatus.NEW)
-            task.move(TaskStatus.CLOSED, self.now)
-            self._touched.update(node.junctions)
-            self._follow(node, task, node.complete_connectors)
-            return True
+            for index in sorted(i for junction, i in self._touched if junction == name):
+                self._touched.discard((name, index))
+                task = self.state.latest.get((name, index))
+                if task is not None and task.status is not TaskStatus.NEW:
+                    continue
+                tasks, errors = self.state.tasks, self.state.error_nodes
+                if not region_finished(region, tasks, errors, index):
+                    continue
+                node = self.state.tree.nodes[name]
+                if task is None:  # every branch into it was false: it fires all the same
+                    task = self._new_task(node, TaskStatus.NEW, None, index)
+                task.move(TaskStatus.CLOSED, self.now)
+                self._touch(node, index)
+                self._follow(node, task, node.complete_connectors)
+                return True
         self._touched.clear()
         return False
 
@@ -266,7 +273,7 @@ class Execution(LoopSteps):
 
     def _execute(self, node: Node, loop_index: str = ROOT_LOOP) -> None:
         if node.junctions:
-            self._touched.update(node.junctions)
+            self._touch(node, loop_index)
         token = ids.deferral_token() if node.defers else None
         task = self._new_task(node, TaskStatus.NEW, token, loop_index)
         scope = self._scope(task)

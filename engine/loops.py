@@ -77,6 +77,12 @@ def index_key(index: str) -> tuple[int, ...]:
     return tuple(int(part) for part in index.split("/") if part)
 
 
+def outer_index(index: str, depth: int) -> str:
+    """The index of the iteration ``depth`` loops deep that ``index`` is in: /0/2 at 1 is /0."""
+    parts = [part for part in index.split("/") if part][:depth]
+    return "/" + "/".join(parts)
+
+
 def enclosing(index: str) -> Iterator[str]:
     """The loop indexes an index is inside, outermost first, itself last: /0, /0/2."""
     parts = [part for part in index.split("/") if part]
@@ -143,7 +149,7 @@ class LoopSteps:
         node = self.state.tree.nodes[task.node]
         pair = self.state.tree.loops[node.name]
         task.move(TaskStatus.CLOSED, self.now)
-        self._touched.update(node.junctions)
+        self._touch(node, task.loop_index)
         body = tuple(c for c in node.complete_connectors if c.target != pair.tail)
         if body:
             self._follow(node, task, body)
@@ -260,7 +266,7 @@ class LoopSteps:
             return
         if len(task.arrived) >= needed:
             task.move(TaskStatus.CLOSED, self.now)
-            self._touched.update(node.junctions)
+            self._touch(node, task.loop_index)
             self._follow(node, task, node.complete_connectors)
 
 
@@ -271,6 +277,7 @@ __all__ = [
     "child_index",
     "index_key",
     "iteration_scope",
+    "outer_index",
     "parent_index",
     "var_name_problem",
 ]

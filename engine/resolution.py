@@ -57,7 +57,7 @@ def apply_to_run(state: RunState, execution: Execution, error: Mapping[str, Any]
         execution.continue_branch(node, target, error["loop_index"])
     else:  # Do Nothing, Cancel Branch
         state.forget_error(node)
-        execution.settle(node)
+        execution.settle(node, error["loop_index"])
     return None
 
 

@@ -93,6 +93,7 @@ class Tree:
     junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
     loops: Mapping[str, LoopPair] = field(default_factory=dict)  # by head
     loop_tails: Mapping[str, LoopPair] = field(default_factory=dict)  # by tail
+    loop_depths: Mapping[str, int] = field(default_factory=dict)  # loops around a node, if any
 
     @property
     def active(self) -> bool:

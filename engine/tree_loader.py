@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path as FsPath
@@ -114,6 +115,7 @@ class _Builder:
             junctions=regions,
             loops=loops,
             loop_tails={pair.tail: pair for pair in loops.values()},
+            loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:

@@ -48,10 +48,10 @@ JUNCTION = Handler(
     definition_id="system_junction_v1",
     execute=_nothing,
     behaviour=Behaviour.JUNCTION,
-    description="Fires once per run when every branch from the nearest node all paths to it "
-    "pass through (its parent) has gone as far as it can: a false connector finishes a branch, "
-    "a deferred task or an active error keeps it waiting. Never fires if the parent did not "
-    "complete.",
+    description="Fires once per run (per loop index) when every branch from the nearest node "
+    "all paths to it pass through (its parent) has gone as far as it can: a false connector "
+    "finishes a branch, a deferred task or an active error keeps it waiting. Never fires if the "
+    "parent did not complete.",
 )
 
 WAIT = Handler(

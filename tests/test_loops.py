@@ -279,6 +279,43 @@ def test_completing_one_iterations_deferral_continues_that_iteration_only(
         assert run.status is RunStatus.STARTED
 
 
+def test_a_junction_inside_a_loop_fires_once_per_iteration(database_url: str) -> None:
+    tree = small_tree(
+        "Junction Each",
+        {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Each"}]},
+            "Each": {
+                "handler": "system_loop_head_v1",
+                "parameters": {"data_source": '["a", "b"]', "loop_path": "$[*]"},
+                "connectors": [{"to": "Done"}, {"to": "Check"}, {"to": "Approve"}],
+            },
+            "Check": {
+                "handler": "utilities_echo_v1",
+                "parameters": {"input": "checked {{ results['Each']['Value'] }}"},
+                "connectors": [{"to": "Both"}],
+            },
+            "Approve": {**APPROVE, "connectors": [{"to": "Both"}]},
+            "Both": {"handler": "system_junction_v1", "connectors": [{"to": "Done"}]},
+            "Done": {"handler": "system_loop_tail_v1", "connectors": [{"to": "After"}]},
+            "After": {"handler": "system_noop_v1"},
+        },
+    )
+    with Engine(database_url) as engine:
+        run = _run(engine, tree)
+        assert _tasks(run, "Both") == {"/0": TaskStatus.NEW, "/1": TaskStatus.NEW}
+        engine.create_deferred(token=str(run.task("Approve", "/1").token), action="Complete")
+        engine.run_until_idle()
+        run = engine.get_run(run.id)
+        assert _tasks(run, "Both") == {"/0": TaskStatus.NEW, "/1": TaskStatus.CLOSED}
+        assert run.task("Done").status is TaskStatus.NEW
+        engine.create_deferred(token=str(run.task("Approve", "/0").token), action="Complete")
+        engine.run_until_idle()
+        run = engine.get_run(run.id)
+        assert _tasks(run, "Both") == {"/0": TaskStatus.CLOSED, "/1": TaskStatus.CLOSED}
+        assert _tasks(run, "After") == {"/": TaskStatus.CLOSED}
+        assert run.status is RunStatus.COMPLETED
+
+
 # -- empty and bad data ----------------------------------------------------------------------
 
 
