@@ -9,7 +9,10 @@ iteration ``/0`` of an outer loop), status New, results ``Value`` (the element a
 transaction of the step that reached the head, batched with its other rows, as a wait's timer
 is: a crash keeps both or neither. Each Iteration trigger closes its task and walks the head's
 connectors into the loop's body under the iteration's index, so every body node has one task
-per iteration, addressed with ``Run.task(name, "/1")``.
+per iteration, addressed with ``Run.task(name, "/1")``; joins and junctions inside fire once per
+iteration. A head reached a second time under the same index (two branches into it) does not
+run again: its iterations' indexes are taken. A loop with nothing between head and tail reaches
+its tail once per iteration.
 
 Names inside an iteration: ``results`` resolves each node to its task in the innermost
 enclosing iteration that has one, so ``results['Head']['Value']`` and ``['Index']`` are the

@@ -402,6 +402,45 @@ def test_skipping_a_failed_head_runs_no_iteration_and_the_run_goes_on(database_u
         assert run.task("After").status is TaskStatus.CLOSED
 
 
+def test_skipping_a_failed_node_inside_an_iteration_continues_that_iteration(
+    database_url: str,
+) -> None:
+    body = {"handler": "utilities_echo_v1", "parameters": {"input": "{{ inputs['Missing'] }}"}}
+    with Engine(database_url) as engine:
+        run = _run(engine, _loop_tree("Skip Inside", "[1, 2]", "$[*]", body=body))
+        assert sorted((e.node, e.loop_index) for e in run.errors) == [
+            ("Body", "/0"),
+            ("Body", "/1"),
+        ]
+        first = next(e for e in run.errors if e.loop_index == "/1")
+        engine.resolve_error(first.id, "Skip Task")
+        engine.run_until_idle()
+        run = engine.get_run(run.id)
+        assert _tasks(run, "Body") == {"/0": TaskStatus.FAILED, "/1": TaskStatus.CLOSED}
+        assert _arrived(engine, run.id, "Done") == ["/1"]
+        second = next(e for e in run.errors if e.loop_index == "/0")
+        engine.resolve_error(second.id, "Skip Task")
+        engine.run_until_idle()
+        run = engine.get_run(run.id)
+        assert run.status is RunStatus.COMPLETED
+        assert run.task("After").status is TaskStatus.CLOSED
+
+
+def test_a_loop_with_nothing_inside_reaches_its_tail_once_per_iteration(
+    database_url: str,
+) -> None:
+    tree = _loop_tree("Empty Body", "[1, 2, 3]", "$[*]")
+    nodes = tree["nodes"]
+    del nodes["Body"]  # type: ignore[attr-defined]
+    nodes["Each"]["connectors"] = [{"to": "Done"}]  # type: ignore[index]
+    nodes["After"]["parameters"] = {"input": "{{ results['Each']['Count'] }}"}  # type: ignore[index]
+    with Engine(database_url) as engine:
+        run = _run(engine, tree)
+        assert run.status is RunStatus.COMPLETED, run.errors
+        assert sorted(_arrived(engine, run.id, "Done")) == ["/0", "/1", "/2"]
+        assert run.task("After").results == {"output": "3"}
+
+
 def test_a_bad_some_number_fails_the_tail(database_url: str) -> None:
     tail = {"type": "Some", "number": "{{ 'x' }}"}
     tree = _loop_tree("Bad Some", PEOPLE_XML, "//person", tail=tail)
