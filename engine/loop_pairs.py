@@ -10,8 +10,9 @@ The body is every node the head's other connectors reach without passing the tai
 each body node runs once per iteration, under that iteration's loop index, and the tail runs
 under the head's own index; so the body must be closed: entered only from its head, and left
 only through its tail (a nested loop is part of the outer body, head, body and tail). These
-rules, a head connected directly to exactly one tail, and a tail paired with exactly one head
-are what :func:`loop_structure` checks; each problem names the node where it is.
+rules, a head connected directly to exactly one tail (by a connector without a condition: it
+pairs them and is never followed), and a tail paired with exactly one head are what
+:func:`loop_structure` checks; each problem names the node where it is.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def loop_structure(
                 if t in nodes and nodes[t].handler.behaviour is Behaviour.LOOP_TAIL
             ]
             if len(tails) == 1:
+                if any(c.target == tails[0] and c.condition for c in node.connectors):
+                    message = f"the connector to loop tail {tails[0]!r} pairs the two and is not "
+                    problems.append((name, None, message + "followed: it takes no condition"))
                 heads_of.setdefault(tails[0], []).append(name)
                 pairs[name] = LoopPair(name, tails[0], frozenset(_body(graph, name, tails[0])))
             elif not tails:

@@ -598,6 +598,11 @@ def test_the_example_shape_loads(tmp_path: Path) -> None:
     ("old", "new", "expected"),
     [
         (
+            "connectors: [{to: Done}, {to: Body}]",
+            "connectors: [{to: Done, condition: 'true'}, {to: Body}]",
+            "Each@8: the connector to loop tail 'Done' pairs the two and is not followed",
+        ),
+        (
             "    connectors: [{to: Done}]\n",
             "    connectors: [{to: Done}, {to: Each}]\n",
             "Body@14: connector to 'Each' closes a cycle: Each -> Body -> Each",
@@ -629,6 +634,7 @@ def test_the_example_shape_loads(tmp_path: Path) -> None:
         ),
     ],
     ids=[
+        "condition-on-the-pairing-connector",
         "cycle-back-to-head",
         "body-entered-from-outside",
         "tail-reached-from-outside",
