@@ -15,7 +15,7 @@ from rich.text import Text
 
 from engine.cli_support import console
 from engine.records import Run
-from engine.statuses import ErrorStatus
+from engine.statuses import ErrorStatus, TaskStatus
 
 STATUS_STYLE = {
     "Closed": "green",
@@ -59,11 +59,15 @@ def print_run(run: Run) -> None:
     if run.parent_run_id is not None:
         console.print(f"A routine's run, called by run {run.parent_run_id}.", highlight=False)
     table = Table(show_header=True, header_style="bold")
+    looped = any(task.loop_index != "/" for task in run.tasks)
     table.add_column("Node")
+    if looped:  # a run with loops shows which iteration each task belongs to
+        table.add_column("Loop", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Results", overflow="fold")
     for task in run.tasks:
-        table.add_row(Text(task.name), styled(task.status.value), results_cell(task.results))
+        loop = (Text(task.loop_index),) if looped else ()
+        table.add_row(Text(task.name), *loop, styled(task.status.value), results_cell(task.results))
     console.print(table)
     names = {task.id: task.name for task in run.tasks}
     for child in run.children:
@@ -88,10 +92,12 @@ def print_run(run: Run) -> None:
             markup=False,
             highlight=False,
         )
-    calling = {names.get(child.task_id) for child in run.children}  # wait for their routine
-    for name, token in run.open_tokens.items():
-        if name in calling:
+    calling = {child.task_id for child in run.children}  # they wait for their routine
+    for task in run.tasks:
+        if task.status is not TaskStatus.DEFERRED or not task.token or task.id in calling:
             continue
+        token = task.token
+        name = task.name if task.loop_index == "/" else f"{task.name} ({task.loop_index})"
         # Printed unwrapped, so the token and the command can be copied whatever the width.
         console.print(
             f"{name} is deferred; its token is {token}. Complete it with:",

@@ -9,15 +9,17 @@ A node runs once for every connector that fires into it (Kinetic's rule, so two 
 meeting at a plain node run it twice); a join instead fires once per run and loop index when
 its direct incoming connectors satisfy its type.
 
-A junction fires once per run when its region (``engine.junctions``) has finished. Whether it
-has is decided when the walk of a trigger has nothing left to do (the stack is empty), for the
-junctions whose region a node of this walk belongs to: any step in a region (a node executed,
-failed or deferred, a connector found false, a deferred task completed or updated by a later
-trigger) may be the one that finishes it, and only then is no branch of it still under way in
-memory. A wait defers like any deferring node and adds a trigger row scheduled for later (its
-timer), written with the task rows. A routine call defers and adds a child run; a routine's
-return adds the Complete of its caller's task (``engine.routines``). Nothing here touches the
-database, except to look a called routine up through ``routine_lookup``.
+A junction fires once per run (per loop index) when its region (``engine.junctions``) has
+finished. Whether it has is decided when the walk of a trigger has nothing left to do (the stack
+is empty), for the junctions whose region a node of this walk belongs to: any step in a region
+(a node executed, failed or deferred, a connector found false, a deferred task completed or
+updated by a later trigger) may be the one that finishes it, and only then is no branch of it
+still under way in memory. A wait defers like any deferring node and adds a trigger row
+scheduled for later (its timer), written with the task rows. Loop heads and tails are
+``engine.loops``: the walk carries each node's loop index, which only a loop's Iteration trigger
+deepens and its tail undoes. A routine call defers and adds a child run; a routine's return adds
+the Complete of its caller's task (``engine.routines``). Nothing here touches the database,
+except to look a called routine up through ``routine_lookup``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from engine.control_nodes import WAIT_TIME, WAIT_UNIT, wait_seconds
 from engine.errors import BadResults, ExpressionError
 from engine.handlers import Behaviour, HandlerContext, TriggerGateway
 from engine.junctions import region_finished
+from engine.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run_state import RunState, TaskState
 from engine.statuses import (
     ErrorStatus,
@@ -58,7 +61,7 @@ def timer_key(task_id: str) -> str:
     return f"wait:{task_id}"
 
 
-class Execution:
+class Execution(LoopSteps):
     """The work of one trigger on one run."""
 
     def __init__(
@@ -91,22 +94,24 @@ class Execution:
             },
             "run": {"id": state.id, "tree": state.tree.key.name},
             "trigger": {"id": trigger_id, "action": action, "message": message or ""},
+            "iterations": Iterations(state),
         }
-        self._stack: list[tuple[str, str]] = []
-        self._touched: set[str] = set()  # junctions whose region moved during this walk
+        self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
+        # Junctions (and the loop index they are judged at) whose region moved during this walk.
+        self._touched: set[tuple[str, str]] = set()
 
     # -- entry points, one per trigger action ------------------------------------------------
 
     def root(self) -> None:
         self.state.status = RunStatus.STARTED
-        self._stack.append((self.state.tree.start, ""))
+        self._stack.append((self.state.tree.start, "", ROOT_LOOP))
         self._drain()
 
     def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
         self.state.set_results(task, {**task.results, **results})
         task.move(TaskStatus.CLOSED, self.now)
         node = self.state.tree.nodes[task.node]
-        self._touched.update(node.junctions)
+        self._touch(node, task.loop_index)
         self._follow(node, task, node.complete_connectors)
         self._drain()
 
@@ -114,7 +119,7 @@ class Execution:
         if results:
             self.state.set_results(task, {**task.results, **results})
         node = self.state.tree.nodes[task.node]
-        self._touched.update(node.junctions)
+        self._touch(node, task.loop_index)
         self._follow(node, task, node.update_connectors)
         self._drain()
 
@@ -130,24 +135,30 @@ class Execution:
         if node.handler.behaviour is Behaviour.JOIN:
             task.move(TaskStatus.NEW, self.now)
             self._judge_join(node, task)
+        elif node.handler.behaviour is Behaviour.LOOP_TAIL:
+            task.move(TaskStatus.NEW, self.now)
+            self._judge_tail(node, task)
         else:
-            self._stack.append((node.name, ""))
-        self.settle(node.name)
+            self._stack.append((node.name, "", task.loop_index))
+        self.settle(node.name, task.loop_index)
 
     def skip(self, task: TaskState) -> None:
         """Close a failed task without running it, with no results; follow Complete connectors."""
         node = self.state.tree.nodes[task.node]
-        self.state.set_results(task, {})
-        task.move(TaskStatus.CLOSED, self.now)
-        self._follow(node, task, node.complete_connectors)
-        self.settle(node.name)
+        if node.handler.behaviour is Behaviour.LOOP_HEAD:
+            self._skip_loop(node, task)
+        else:
+            self.state.set_results(task, {})
+            task.move(TaskStatus.CLOSED, self.now)
+            self._follow(node, task, node.complete_connectors)
+        self.settle(node.name, task.loop_index)
 
-    def continue_branch(self, node_name: str, target: str) -> None:
+    def continue_branch(self, node_name: str, target: str, loop_index: str = ROOT_LOOP) -> None:
         """Follow the connector ``node_name -> target`` as if its condition had held."""
-        self._stack.append((target, node_name))
-        self.settle(node_name)
+        self._stack.append((target, node_name, loop_index))
+        self.settle(node_name, loop_index)
 
-    def settle(self, node_name: str) -> None:
+    def settle(self, node_name: str, loop_index: str = ROOT_LOOP) -> None:
         """Walk what is queued, then judge the junctions whose region holds ``node_name``.
 
         An error no longer active may be what a junction waited for, so a resolution re-checks
@@ -155,7 +166,7 @@ class Execution:
         """
         node = self.state.tree.nodes.get(node_name)
         if node is not None:
-            self._touched.update(node.junctions)
+            self._touch(node, loop_index)
         self._drain()
 
     # -- the walk ----------------------------------------------------------------------------
@@ -163,30 +174,40 @@ class Execution:
     def _drain(self) -> None:
         while True:
             while self._stack:
-                name, came_from = self._stack.pop()
+                name, came_from, loop_index = self._stack.pop()
                 node = self.state.tree.nodes[name]
                 behaviour = node.handler.behaviour
                 if behaviour is Behaviour.JOIN:
-                    self._arrive_at_join(node, came_from)
+                    self._arrive_at_join(node, came_from, loop_index)
                 elif behaviour is Behaviour.JUNCTION:
-                    self._arrive_at_junction(node, came_from)
+                    self._arrive_at_junction(node, came_from, loop_index)
+                elif behaviour is Behaviour.LOOP_HEAD:
+                    self._start_loop(node, loop_index)
+                elif behaviour is Behaviour.LOOP_TAIL:
+                    self._arrive_at_tail(node, loop_index)
                 else:
-                    self._execute(node)
+                    self._execute(node, loop_index)
             if not self._touched or not self._fire_finished_junctions():
                 return
 
-    def _arrive_at_junction(self, node: Node, came_from: str) -> None:
+    def _touch(self, node: Node, loop_index: str) -> None:
+        """Re-check the junctions whose region holds ``node``, each at its own loop depth."""
+        depths = self.state.tree.loop_depths
+        for junction in node.junctions:
+            self._touched.add((junction, outer_index(loop_index, depths.get(junction, 0))))
+
+    def _arrive_at_junction(self, node: Node, came_from: str, loop_index: str) -> None:
         """Record the arrival; whether the junction fires is decided once the walk is done."""
-        task = self.state.latest.get((node.name, ROOT_LOOP))
+        task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW)
+            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
-            return  # a junction fires once per run
+            return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
             task.dirty = True
-        self._touched.add(node.name)
-        self._touched.update(node.junctions)
+        self._touched.add((node.name, loop_index))
+        self._touch(node, loop_index)
 
     def _fire_finished_junctions(self) -> bool:
         """Fire the first touched junction whose region has finished; True if one fired.
@@ -196,30 +217,32 @@ class Execution:
         another's region fires, and its branch is walked, before the outer one is judged.
         """
         for name, region in self.state.tree.junctions.items():
-            if name not in self._touched:
-                continue
-            self._touched.discard(name)
-            task = self.state.latest.get((name, ROOT_LOOP))
-            if task is not None and task.status is not TaskStatus.NEW:
-                continue
-            if not region_finished(region, self.state.tasks, self.state.error_nodes):
-                continue
-            node = self.state.tree.nodes[name]
-            if task is None:  # every branch into it was false: it fires all the same
-                task = self._new_task(node, TaskStatus.NEW)
-            task.move(TaskStatus.CLOSED, self.now)
-            self._touched.update(node.junctions)
-            self._follow(node, task, node.complete_connectors)
-            return True
+            for index in sorted(i for junction, i in self._touched if junction == name):
+                self._touched.discard((name, index))
+                task = self.state.latest.get((name, index))
+                if task is not None and task.status is not TaskStatus.NEW:
+                    continue
+                tasks, errors = self.state.tasks, self.state.error_nodes
+                if not region_finished(region, tasks, errors, index):
+                    continue
+                node = self.state.tree.nodes[name]
+                if task is None:  # every branch into it was false: it fires all the same
+                    task = self._new_task(node, TaskStatus.NEW, None, index)
+                task.move(TaskStatus.CLOSED, self.now)
+                self._touch(node, index)
+                self._follow(node, task, node.complete_connectors)
+                return True
         self._touched.clear()
         return False
 
-    def _new_task(self, node: Node, status: TaskStatus, token: str | None = None) -> TaskState:
+    def _new_task(
+        self, node: Node, status: TaskStatus, token: str | None = None, loop_index: str = ROOT_LOOP
+    ) -> TaskState:
         task = TaskState(
             id=ids.row_id(),
             node=node.name,
             handler_id=node.handler_id,
-            loop_index=ROOT_LOOP,
+            loop_index=loop_index,
             status=status,
             results={},
             token=token,
@@ -233,6 +256,8 @@ class Execution:
 
     def _scope(self, task: TaskState) -> dict[str, Any]:
         scope = dict(self.base_scope)
+        if task.loop_index != ROOT_LOOP:
+            scope.update(iteration_scope(self.state, task.loop_index))
         scope["task"] = {
             "id": task.id,
             "name": task.node,
@@ -250,11 +275,11 @@ class Execution:
             )
             return None
 
-    def _execute(self, node: Node) -> None:
+    def _execute(self, node: Node, loop_index: str = ROOT_LOOP) -> None:
         if node.junctions:
-            self._touched.update(node.junctions)
+            self._touch(node, loop_index)
         token = ids.deferral_token() if node.defers else None
-        task = self._new_task(node, TaskStatus.NEW, token)
+        task = self._new_task(node, TaskStatus.NEW, token, loop_index)
         scope = self._scope(task)
         parameters = self._render(node, task, scope)
         if parameters is None:
@@ -364,10 +389,10 @@ class Execution:
             }
         )
 
-    def _arrive_at_join(self, node: Node, came_from: str) -> None:
-        task = self.state.latest.get((node.name, ROOT_LOOP))
+    def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:
+        task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW)
+            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
@@ -429,7 +454,7 @@ class Execution:
                     summary = f"Connector {node.name!r} -> {connector.target!r}: {exc}"
                     self._record_error(task, ErrorType.CONNECTOR, summary, "", connector.target)
                     continue
-            targets.append((connector.target, node.name))
+            targets.append((connector.target, node.name, task.loop_index))
         self._stack.extend(reversed(targets))  # the first connector's branch runs first
 
     def _fail(self, task: TaskState, kind: ErrorType, summary: str, text: str) -> None:

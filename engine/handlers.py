@@ -37,6 +37,8 @@ class Behaviour(StrEnum):
     WAIT = "wait"  # always defers; a trigger scheduled for later completes it
     ROUTINE = "routine"  # calls a routine: defers until the child run returns (engine.routines)
     RETURN = "return"  # ends a routine: its parameters complete the caller's task
+    LOOP_HEAD = "loop head"  # one Iteration trigger per element of its data source
+    LOOP_TAIL = "loop tail"  # fires once when enough iterations of its head reached it
 
 
 @dataclass(frozen=True)

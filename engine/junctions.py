@@ -81,10 +81,14 @@ class _Task(Protocol):
 
     node: str
     status: TaskStatus
+    loop_index: str
 
 
 def region_finished(
-    region: JunctionRegion, tasks: Iterable[_Task], error_nodes: Mapping[str, int]
+    region: JunctionRegion,
+    tasks: Iterable[_Task],
+    error_nodes: Mapping[str, int],
+    loop_index: str = "/",
 ) -> bool:
     """Whether every branch of ``region`` has gone as far as it can.
 
@@ -93,13 +97,19 @@ def region_finished(
     Task or Skip Task would let its branch go on). Nodes without tasks were never reached:
     a false connector (or a branch that went elsewhere) left them behind, and they count as
     finished.
+
+    Inside a loop, a junction is judged per iteration: only the tasks of ``loop_index`` and of
+    iterations nested in it count. Active errors are counted by node, not by iteration, so an
+    error in one iteration keeps the same junction of every iteration waiting.
     """
     nodes = region.nodes
+    within = "/" if loop_index == "/" else loop_index + "/"
     if any(count and node in nodes for node, count in error_nodes.items()):
         return False
     parent_completed = False
     for task in tasks:
-        if task.node in nodes:
+        index = task.loop_index
+        if task.node in nodes and (index == loop_index or index.startswith(within)):
             if task.status is TaskStatus.DEFERRED:
                 return False
             if task.node == region.parent and task.status is TaskStatus.CLOSED:

@@ -54,10 +54,10 @@ def apply_to_run(state: RunState, execution: Execution, error: Mapping[str, Any]
         if target not in state.tree.nodes:
             return f"{action.value} of error {error['id']} names no connector target"
         state.forget_error(node)
-        execution.continue_branch(node, target)
+        execution.continue_branch(node, target, error["loop_index"])
     else:  # Do Nothing, Cancel Branch
         state.forget_error(node)
-        execution.settle(node)
+        execution.settle(node, error["loop_index"])
     return None
 
 

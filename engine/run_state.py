@@ -71,6 +71,9 @@ class RunState:
     # The latest task per (node, loop index), and node results as templates address them.
     latest: dict[tuple[str, str], TaskState] = field(default_factory=dict)
     results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Results of tasks inside loop iterations: loop index -> node -> results (engine.loops).
+    loop_results: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
+    by_id: dict[str, TaskState] = field(default_factory=dict)  # a loop's triggers name many
     new_errors: list[dict[str, Any]] = field(default_factory=list)
     new_triggers: list[dict[str, Any]] = field(default_factory=list)  # timers, routine returns
     new_runs: list[dict[str, Any]] = field(default_factory=list)  # routine runs called
@@ -126,21 +129,23 @@ class RunState:
 
     def remember(self, task: TaskState) -> None:
         self.tasks.append(task)
+        self.by_id[task.id] = task
         self.latest[(task.node, task.loop_index)] = task
         if task.loop_index == "/":
             self.results[task.node] = task.results
+        else:
+            self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
 
     def task_by_id(self, task_id: str | None) -> TaskState | None:
-        for task in reversed(self.tasks):
-            if task.id == task_id:
-                return task
-        return None
+        return None if task_id is None else self.by_id.get(task_id)
 
     def set_results(self, task: TaskState, results: dict[str, Any]) -> None:
         task.results = results
         task.dirty = True
         if task.loop_index == "/":
             self.results[task.node] = results
+        else:
+            self.loop_results.setdefault(task.loop_index, {})[task.node] = results
 
     def forget_error(self, node: str) -> None:
         """An active error of ``node`` was resolved: it keeps neither the run nor a junction."""

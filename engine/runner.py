@@ -240,6 +240,8 @@ class Runner:
             if refused is None:
                 write.resolved_errors.append(error["id"])
             return refused
+        if trigger.action == TriggerAction.ITERATION:
+            return execution.iterate(state.task_by_id(trigger.task_id))
         task = state.task_by_id(trigger.task_id)
         timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
         if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):

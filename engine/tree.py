@@ -3,8 +3,8 @@
 A :class:`Tree` is a definition, never a run: the runner reads it and writes rows. Templates and
 conditions inside it are already compiled, the graph is a ``networkx.DiGraph`` for validation
 and drawing, and the lookups the runner needs on every step (a node's connectors by type, a
-join's incoming nodes, the junctions a node's progress may release, each junction's region)
-are precomputed.
+join's incoming nodes, the junctions a node's progress may release, each junction's region,
+each loop's head, tail and body) are precomputed.
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ class Connector:
 
 
 @dataclass(frozen=True)
+class LoopPair:
+    """One loop (``engine.loop_pairs``): its head, the tail the head connects to directly, and
+    the nodes between, which run once per iteration."""
+
+    head: str
+    tail: str
+    body: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     handler: Handler
@@ -83,10 +93,13 @@ class Tree:
     extra: Mapping[str, Any] = field(default_factory=dict)
     junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
     routine: RoutineSignature | None = None  # set when the tree is a routine
+    loops: Mapping[str, LoopPair] = field(default_factory=dict)  # by head
+    loop_tails: Mapping[str, LoopPair] = field(default_factory=dict)  # by tail
+    loop_depths: Mapping[str, int] = field(default_factory=dict)  # loops around a node, if any
 
     @property
     def active(self) -> bool:
         return self.status == "Active"
 
 
-__all__ = ["TREE_STATUSES", "Connector", "Node", "Tree", "TreeKey"]
+__all__ = ["TREE_STATUSES", "Connector", "LoopPair", "Node", "Tree", "TreeKey"]

@@ -4,11 +4,12 @@ Validation never stops at the first problem: it walks the whole definition and r
 :class:`~engine.errors.TreeError` listing every problem with its file, node and line, so a
 user fixes a tree in one pass. What it checks is SPEC section 2: exactly one start, known
 handlers, connectors to known nodes, parameters declared by the handler and required ones
-present, templates and conditions that compile, reachability from the start, no cycles,
-``defers`` only on deferrable handlers, join settings and junctions with incoming connectors.
-Each junction's region is computed here, once (``engine.junctions``). A routine's header and
-its callers' parameters are checked against the routines known (``engine.routines``), which a
-directory of files loaded together gathers from all of its files first.
+present, templates and conditions that compile, reachability from the start, no cycles (a loop
+is a head/tail pair, not a cycle: ``engine.loop_pairs``), ``defers`` only on deferrable
+handlers, join settings, junctions with incoming connectors, and loop heads paired with their
+tails. Each junction's region and each loop's body are computed here, once. A routine's header
+and its callers' parameters are checked against the routines known (``engine.routines``), which
+a directory of files loaded together gathers from all of its files first.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path as FsPath
@@ -32,6 +34,7 @@ from engine.errors import ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
+from engine.loop_pairs import loop_structure
 from engine.routines import (
     RETURN_HANDLER,
     RoutineSignature,
@@ -41,7 +44,7 @@ from engine.routines import (
     signature_of,
 )
 from engine.statuses import ConnectorType
-from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
+from engine.tree import TREE_STATUSES, Connector, LoopPair, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
@@ -114,6 +117,7 @@ class _Builder:
         built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
         nodes = {name: node for name, node in built.items() if node is not None}
         start = self._check_graph(nodes)
+        loops = self._check_loops(nodes)
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
             self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
@@ -137,6 +141,9 @@ class _Builder:
             description=str(data.get("description", "")),
             junctions=regions,
             routine=self.routine,
+            loops=loops,
+            loop_tails={pair.tail: pair for pair in loops.values()},
+            loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:
@@ -343,6 +350,13 @@ class _Builder:
                 self.problem(message, "nodes", name, node=name)
         return starts[0] if starts else ""
 
+    def _check_loops(self, nodes: Mapping[str, Node]) -> dict[str, LoopPair]:
+        pairs, problems = loop_structure(self.graph, nodes)
+        for name, parameter, message in problems:
+            path = ("parameters", parameter) if parameter else ()
+            self.problem(message, "nodes", name, *path, node=name)
+        return pairs
+
     def _check_cycles(self, graph: nx.DiGraph) -> None:
         """Report each cycle once, at the connector that closes it (found from its first node)."""
         order = {name: index for index, name in enumerate(self.graph)}
@@ -354,7 +368,8 @@ class _Builder:
             edges = nx.find_cycle(graph.subgraph(component), source=first)
             source, target = edges[-1][:2]
             cycle = " -> ".join([*(edge[0] for edge in edges), target])
-            message = f"connector to {target!r} closes a cycle: {cycle}"
+            message = f"connector to {target!r} closes a cycle: {cycle} (only a loop head and "
+            message += "its tail repeat work, once per element of the head's data source)"
             self.problem(message, *self.edge_paths[(source, target)], node=source)
 
 

@@ -1,4 +1,5 @@
-"""System nodes: the start, a no-op marker, the join, the junction, the wait and the return.
+"""System nodes: the start, a no-op marker, the join, the junction, the wait, loops and the
+return.
 
 Their control behaviour (where a run begins, when a join or junction fires, when a wait's timer
 completes it) lives in the runner, which reads ``Handler.behaviour``; the handlers themselves
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from engine.control_nodes import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
 from engine.handlers import Behaviour, Handler, HandlerContext, Parameter
 from engine.hookspecs import hookimpl
+from engine.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME
 from engine.routines import RETURN_HANDLER, return_outputs
 
 
@@ -48,10 +50,10 @@ JUNCTION = Handler(
     definition_id="system_junction_v1",
     execute=_nothing,
     behaviour=Behaviour.JUNCTION,
-    description="Fires once per run when every branch from the nearest node all paths to it "
-    "pass through (its parent) has gone as far as it can: a false connector finishes a branch, "
-    "a deferred task or an active error keeps it waiting. Never fires if the parent did not "
-    "complete.",
+    description="Fires once per run (per loop index) when every branch from the nearest node "
+    "all paths to it pass through (its parent) has gone as far as it can: a false connector "
+    "finishes a branch, a deferred task or an active error keeps it waiting. Never fires if the "
+    "parent did not complete.",
 )
 
 WAIT = Handler(
@@ -78,6 +80,40 @@ TREE_RETURN = Handler(
 )
 
 
+LOOP_HEAD = Handler(
+    definition_id="system_loop_head_v1",
+    execute=_nothing,
+    behaviour=Behaviour.LOOP_HEAD,
+    parameters=(
+        Parameter(DATA_SOURCE, required=True, description="an XML or JSON document"),
+        Parameter(
+            LOOP_PATH,
+            required=True,
+            description="XPath over XML (//list/item), or JSONPath over JSON when it starts "
+            "with $ ($[*])",
+        ),
+        Parameter(VAR_NAME, default="", description="the name the element's value has inside"),
+    ),
+    results=("Value", "Index"),
+    description="Runs the nodes after it once per element its loop_path selects in its "
+    "data_source, each iteration its own trigger and loop index (/0, /1, nested /0/2); inside, "
+    "results[head]['Value'] and ['Index'] (and var_name) are that iteration's. Connects "
+    "directly to its loop tail.",
+)
+
+LOOP_TAIL = Handler(
+    definition_id="system_loop_tail_v1",
+    execute=_nothing,
+    behaviour=Behaviour.LOOP_TAIL,
+    parameters=(
+        Parameter("type", default="All", menu=("All", "Any", "Some")),
+        Parameter("number", default="", description="how many iterations a Some tail waits for"),
+    ),
+    description="Fires once, when all, any one, or some number of its head's iterations have "
+    "reached it (at once for a data source with no elements).",
+)
+
+
 @hookimpl
 def treeflow_node_handlers() -> Sequence[Handler]:
-    return [START, NOOP, JOIN, JUNCTION, WAIT, TREE_RETURN]
+    return [START, NOOP, JOIN, JUNCTION, WAIT, LOOP_HEAD, LOOP_TAIL, TREE_RETURN]

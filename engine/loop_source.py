@@ -1,0 +1,145 @@
+"""What a loop head iterates over: the elements its ``loop_path`` selects in its ``data_source``.
+
+The path says which language it is. A path that starts with ``$`` is JSONPath over a JSON
+document (Kinetic's newer engines: ``$[*]``); any other path is XPath 1.0 over an XML document
+(Kinetic's classic loops: ``//list/item``). Deciding by the path rather than by sniffing the data
+means a malformed document is reported as malformed in the language the author chose, not
+silently read as the other one.
+
+JSONPath is jsonpath-ng's extended dialect (``jsonpath_ng.ext``): ``$[*]``, ``$.items[*].name``,
+``$..id``, filters such as ``$[?(@.active == true)]``, slices ``$[0:2]``. ``$[*]`` over an object
+iterates its values. XPath is lxml's: it must select nodes or strings (``//item``,
+``//item/@id``, ``//item/text()``); an expression that yields a number or a boolean
+(``count(//item)``) is refused, since there is nothing to iterate.
+
+Every element becomes one text value, because results are text. A selected XML element that
+holds only text (no child elements, no attributes) is that text, which is what Kinetic trees
+expect of a list such as ``<list><item>ada@example.com</item></list>`` looped over with
+``//list/item``; any other element is its serialisation (``<item id="1">a</item>``), for the
+nodes inside to read further; an attribute or text node is its string. A JSON string is itself,
+any other JSON value its compact JSON text (``{"id":1}``, ``3``, ``true``, ``null``).
+
+XML is parsed by the project's hardened parser (no DTD, no entities, no network, a size cap).
+Everything wrong with the source, the path or its result raises :class:`LoopSourceError` with a
+message naming the parameter and the problem; the loop head records it as a Node Parameter
+Error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jsonpath_ng.exceptions import JSONPathError
+from jsonpath_ng.ext import parse as parse_jsonpath
+from lxml import etree
+
+from engine.errors import BadResults
+from engine.results_xml import parse_xml
+
+DATA_SOURCE = "data_source"
+LOOP_PATH = "loop_path"
+VAR_NAME = "var_name"
+MAX_SOURCE_BYTES = 16 * 1_048_576
+
+
+class LoopSourceError(ValueError):
+    """The data source or loop path of a loop head cannot give a list of elements."""
+
+
+def is_json_path(path: str) -> bool:
+    return path.lstrip().startswith("$")
+
+
+@functools.lru_cache(maxsize=256)
+def _json_path(path: str) -> Any:
+    try:
+        return parse_jsonpath(path)
+    except JSONPathError as exc:
+        raise LoopSourceError(f"{LOOP_PATH} {path!r} is not a JSONPath: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _xpath(path: str) -> etree.XPath:
+    try:
+        return etree.XPath(path)
+    except etree.XPathSyntaxError as exc:
+        raise LoopSourceError(f"{LOOP_PATH} {path!r} is not an XPath: {exc}") from None
+
+
+def check_path(path: str) -> None:
+    """Compile a loop path (cached): what the loader does with a constant one."""
+    if is_json_path(path):
+        _json_path(path.strip())
+    else:
+        _xpath(path.strip())
+
+
+def loop_values(data_source: str, loop_path: str) -> list[str]:
+    """The text of each element ``loop_path`` selects in ``data_source``, in document order."""
+    path = loop_path.strip()
+    if not path:
+        raise LoopSourceError(f"{LOOP_PATH} is empty")
+    if is_json_path(path):
+        return _json_values(data_source, path)
+    return _xml_values(data_source, path)
+
+
+def _json_values(data_source: str, path: str) -> list[str]:
+    expression = _json_path(path)
+    if len(data_source) > MAX_SOURCE_BYTES:
+        raise LoopSourceError(f"{DATA_SOURCE} is over {MAX_SOURCE_BYTES} bytes")
+    if not data_source.strip():
+        return []  # an empty source is an empty list, as in Kinetic
+    try:
+        document = json.loads(data_source)
+    except ValueError as exc:
+        raise LoopSourceError(f"{DATA_SOURCE} is not well-formed JSON: {exc}") from None
+    return [_json_text(match.value) for match in expression.find(document)]
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _xml_values(data_source: str, path: str) -> list[str]:
+    expression = _xpath(path)
+    if not data_source.strip():
+        return []
+    try:
+        root = parse_xml(data_source, max_bytes=MAX_SOURCE_BYTES, what=DATA_SOURCE)
+    except BadResults as exc:
+        where = "" if exc.line is None else f" (line {exc.line}, column {exc.column})"
+        message = f"{DATA_SOURCE} is not well-formed XML{where}: {exc.reason}"
+        raise LoopSourceError(message) from None
+    try:
+        found = expression(root)
+    except etree.XPathError as exc:
+        raise LoopSourceError(f"{LOOP_PATH} {path!r} cannot be evaluated: {exc}") from None
+    if not isinstance(found, list):
+        raise LoopSourceError(
+            f"{LOOP_PATH} {path!r} gives {type(found).__name__} {found!r}, not a list of nodes"
+        )
+    return [_xml_text(item) for item in found]
+
+
+def _xml_text(item: Any) -> str:
+    if isinstance(item, etree._Element):
+        if len(item) or item.attrib:
+            return etree.tostring(item, encoding="unicode", with_tail=False)
+        return item.text or ""
+    return str(item)
+
+
+__all__ = [
+    "DATA_SOURCE",
+    "LOOP_PATH",
+    "VAR_NAME",
+    "LoopSourceError",
+    "check_path",
+    "is_json_path",
+    "loop_values",
+]
