@@ -20,6 +20,7 @@ from engine import (
     TreeError,
     hookimpl,
 )
+from engine.results_xml import write_results
 from engine.routines import MAX_CALL_DEPTH
 
 from .support import small_tree, start_small, wait_for
@@ -498,3 +499,89 @@ def test_many_calls_on_worker_threads_each_return_once(routines: Engine) -> None
         assert run.task("Announce").results == {"output": f"Hello, V{n}!"}
         assert len(run.children) == 1
     assert len(keyed_triggers(routines, "return:")) == 20
+
+
+def _greet_each(body_handler: str = "routine_greet_v1") -> dict[str, Any]:
+    """A loop over people, calling the routine once per person, then a summary of the calls."""
+    summary = "{% for index, r in iterations['Greet'].items() %}{{ index }}={{ r['Greeting'] }};"
+    return small_tree(
+        "Greet Each",
+        {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Each"}]},
+            "Each": {
+                "handler": "system_loop_head_v1",
+                "parameters": {
+                    "data_source": "{{ inputs['People'] }}",
+                    "loop_path": "//person",
+                    "var_name": "person",
+                },
+                "connectors": [{"to": "Done"}, {"to": "Greet"}],
+            },
+            "Greet": {
+                "handler": body_handler,
+                "parameters": {"Name": "{{ person }}"},
+                "connectors": [{"to": "Done"}],
+            },
+            "Done": {"handler": "system_loop_tail_v1", "connectors": [{"to": "After"}]},
+            "After": {
+                "handler": "utilities_echo_v1",
+                "parameters": {"input": summary + "{% endfor %}"},
+            },
+        },
+    )
+
+
+PEOPLE = write_results(
+    {"People": "<people><person>Ada</person><person>Grace</person><person>Lin</person></people>"}
+)
+
+
+def test_a_routine_called_inside_a_loop_runs_once_per_iteration(routines: Engine) -> None:
+    routines.load_tree(_greet_each())
+    run = routines.get_run(start_small(routines, "Greet Each", results=PEOPLE))
+    assert run.status is RunStatus.COMPLETED
+    calls = [t for t in run.tasks if t.name == "Greet"]
+    assert [(t.loop_index, t.status, dict(t.results)) for t in calls] == [
+        ("/0", TaskStatus.CLOSED, {"Greeting": "Hello, Ada!"}),
+        ("/1", TaskStatus.CLOSED, {"Greeting": "Hello, Grace!"}),
+        ("/2", TaskStatus.CLOSED, {"Greeting": "Hello, Lin!"}),
+    ]
+    assert [c.task_id for c in run.children] == [t.id for t in calls]
+    children = [routines.get_run(c.run_id) for c in run.children]
+    assert [c.inputs["Name"] for c in children] == ["Ada", "Grace", "Lin"]
+    assert {c.parent_run_id for c in children} == {run.id}
+    assert run.task("After").results == {
+        "output": "/0=Hello, Ada!;/1=Hello, Grace!;/2=Hello, Lin!;"
+    }
+
+
+def test_a_loops_tail_waits_for_every_iterations_routine_to_return(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(_deferring_greet())
+        engine.load_tree(_greet_each())
+        run_id = start_small(engine, "Greet Each", results=PEOPLE)
+        children = [c.run_id for c in engine.get_run(run_id).children]
+        assert len(children) == 3
+        for done, child in enumerate(reversed(children), start=1):
+            tail = [t.status for t in engine.get_run(run_id).tasks if t.name == "Done"]
+            assert TaskStatus.CLOSED not in tail  # the tail has not fired yet
+            engine.create_deferred(token=engine.get_run(child).task("Review").token or "")
+            engine.run_until_idle()
+            statuses = [t.status for t in engine.get_run(run_id).tasks if t.name == "Greet"]
+            assert statuses.count(TaskStatus.CLOSED) == done
+        run = engine.get_run(run_id)
+        assert run.status is RunStatus.COMPLETED
+        assert [t.name for t in run.tasks].count("Done") == 1
+        assert run.task("After").results["output"].startswith("/0=Hello, Ada!;")
+
+
+def _deferring_greet() -> dict[str, Any]:
+    """The greeting routine with a review before it returns, so its runs can be held open."""
+    tree = greet()
+    tree["nodes"]["Compose"]["connectors"] = [{"to": "Review"}]
+    tree["nodes"]["Review"] = {
+        "handler": "utilities_defer_v1",
+        "defers": True,
+        "connectors": [{"to": "Return"}],
+    }
+    return tree
