@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from engine.expressions import Condition, Template
+from engine.fields import FieldSpec
 from engine.handlers import Handler
 from engine.junctions import JunctionRegion
 from engine.statuses import ConnectorType
@@ -81,6 +82,8 @@ class Tree:
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
+    process: str = ""  # its name to the instance API (engine.fields)
+    fields: tuple[FieldSpec, ...] = ()  # the fields its instances have, in declared order
 
     @property
     def active(self) -> bool:

@@ -61,6 +61,9 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
+    (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
+    (e.ProcessNotFound, ErrorRule(404)),
+    (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (e.BodyTooLarge, ErrorRule(413)),
     (e.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
     (e.MissingToken, ErrorRule(401, "invalid_client", None)),
