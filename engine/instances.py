@@ -53,6 +53,7 @@ from engine.tree_catalog import TreeCatalog
 from engine.tree_yaml import scalar_text
 
 MAX_VALUE = inputs.MAX_MESSAGE  # characters of a field's value or text
+MAX_INTEGER = 2**53 - 1  # the integers every JSON reader holds exactly
 PATCH_ATTEMPTS = 20  # unversioned patches re-read this often under contention before giving up
 
 
@@ -109,6 +110,9 @@ def _checked(given: FieldsGiven) -> list[FieldValue]:
             inputs.text(f"field {name!r}", value, required=False, limit=MAX_VALUE)
         elif isinstance(value, float) and not math.isfinite(value):
             raise BadRequest(field=f"field {name!r}", reason="a number must be finite")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+            reason = f"an integer must be within ±{MAX_INTEGER} (JSON's exact range)"
+            raise BadRequest(field=f"field {name!r}", reason=reason)
         elif value is not None and not isinstance(value, int | float | bool):
             what = type(value).__name__
             raise BadRequest(field=f"field {name!r}", reason=f"a value is a scalar, not {what}")
@@ -373,4 +377,12 @@ class InstanceBook:
         )
 
 
-__all__ = ["FieldValue", "FieldsGiven", "Instance", "InstanceBook", "shown"]
+__all__ = [
+    "MAX_INTEGER",
+    "MAX_VALUE",
+    "FieldValue",
+    "FieldsGiven",
+    "Instance",
+    "InstanceBook",
+    "shown",
+]
