@@ -167,16 +167,24 @@ class InstanceNotFound(TreeflowError, LookupError):
 class UnknownField(BadRequest):
     """A call named fields its process does not declare; all of them are named."""
 
-    def __init__(self, *, process: str, names: Sequence[str], known: Sequence[str]) -> None:
+    def __init__(
+        self,
+        *,
+        process: str,
+        names: Sequence[str],
+        known: Sequence[str],
+        unsettable: Sequence[str] = (),
+    ) -> None:
         self.process = process
         self.names = tuple(names)
         self.known = tuple(known)
+        self.unsettable = tuple(unsettable)  # named too, so that one answer lists every field
         listed = ", ".join(repr(n) for n in self.names)
         declared = ", ".join(repr(n) for n in self.known) or "none"
-        super().__init__(
-            field="fields",
-            reason=f"the process {process!r} has no field {listed} (its fields: {declared})",
-        )
+        reason = f"the process {process!r} has no field {listed} (its fields: {declared})"
+        if self.unsettable:
+            reason += f"; callers may not set {', '.join(repr(n) for n in self.unsettable)}"
+        super().__init__(field="fields", reason=reason)
 
 
 class FieldNotSettable(BadRequest):

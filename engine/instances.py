@@ -350,9 +350,11 @@ class InstanceBook:
     def _check(tree: Tree, names: Sequence[str], *, settable: Sequence[str]) -> None:
         declared = {spec.name: spec for spec in tree.fields}
         unknown = [n for n in names if n not in declared]
+        fixed = [n for n in settable if n in declared and not declared[n].settable]
         if unknown:
-            raise UnknownField(process=tree.process, names=unknown, known=list(declared))
-        fixed = [n for n in settable if not declared[n].settable]
+            raise UnknownField(
+                process=tree.process, names=unknown, known=list(declared), unsettable=fixed
+            )
         if fixed:
             raise FieldNotSettable(process=tree.process, names=fixed)
 

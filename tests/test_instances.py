@@ -232,6 +232,12 @@ def test_writes_refuse_unknown_and_unsettable_fields_by_name(engine: Engine) -> 
     instance = engine.create_instance(PROCESS)
     with pytest.raises(UnknownField, match="no field 'Colour'"):
         engine.patch_instance_fields(instance.name, {"Colour": "red", "Days": 2})
+    with pytest.raises(UnknownField) as caught:
+        engine.patch_instance_fields(instance.name, {"Budget Code": "X", "Colour": "red"})
+    assert str(caught.value) == (
+        f"Invalid fields: the process '{PROCESS}' has no field 'Colour' (its fields: 'Reason', "
+        "'Course', 'Days', 'Budget Code'); callers may not set 'Budget Code'"
+    )
     with pytest.raises(FieldNotSettable, match="may not set 'Budget Code'"):
         engine.replace_instance_fields(instance.name, {"Budget Code": "X"}, version=1)
     assert engine.get_instance(instance.name).version == 1
