@@ -296,13 +296,14 @@ class InstanceBook:
         *,
         replace: bool,
     ) -> Instance:
+        # The tree version of a run never changes: built (or found) before the write begins.
+        tree = self.catalog.for_version(self._read(name, created_by)["tree_version_id"])
+        self._check(tree, [item.name for item in given], settable=[i.name for i in given])
         now = self.clock()
         with self.database.write() as connection:
             row = instance_store.read_instance(connection, name, created_by=created_by)
             if row is None:
                 raise InstanceNotFound(name=name)
-            tree = self.catalog.for_version(row["tree_version_id"])
-            self._check(tree, [item.name for item in given], settable=[i.name for i in given])
             expected = row["version"] if version is None else version
             if expected != row["version"]:
                 raise VersionConflict(

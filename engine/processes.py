@@ -22,7 +22,12 @@ from engine.tree import TreeKey
 from engine.tree_catalog import TreeCatalog
 from engine.tree_loader import load_tree_text
 
-DEPLOYED_FILE = "<deployed>"  # how problems of a deployed definition name their "file"
+DEPLOYED_FILE = "<deployed>"
+_KEY_COLUMNS = (
+    "source_name",
+    "source_group",
+    "tree_name",
+)  # how problems of a deployed definition name their "file"
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,11 @@ class ProcessShelf:
         """One process at its current version, with every version it has had."""
         with self.database.read() as connection:
             rows = process_store.current_versions(connection, name)
-            if not rows:
-                raise ProcessNotFound(process=name)
-            process = self._process(rows[0])
-            versions = process_store.versions(connection, process.key)
+            key = None if not rows else TreeKey(*(rows[0][c] for c in _KEY_COLUMNS))
+            versions = [] if key is None else process_store.versions(connection, key)
+        if not rows:
+            raise ProcessNotFound(process=name)
+        process = self._process(rows[0])  # may read a stored definition: outside the block
         return replace(process, versions=tuple(ProcessVersion(**v) for v in versions))
 
     def deploy(self, text: str) -> Deployment:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from .live_server import DATABASES, Live, live_server, module_engine
-from .support import counts
+from .support import counts, race
 
 CREATE = "/api/instances/create"
 PROCESS = "new-training-process"
@@ -315,3 +315,24 @@ def test_creating_an_instance_counts_as_an_accepted_trigger(live: Live) -> None:
         create(ada)
         create(ada)
     assert accepted_roots() == before + 2
+
+
+def test_of_concurrent_puts_based_on_one_version_one_wins_the_rest_are_409(live: Live) -> None:
+    token = live.token("ada")
+    with live.client(token) as ada:
+        name = create(ada)
+    writers = iter(range(6))
+
+    def put() -> httpx.Response:
+        body = {"version": 1, "fields": [{"name": "Reason", "value": f"writer {next(writers)}"}]}
+        with live.client(token) as http:
+            return http.put(f"/api/instances/{name}", json=body)
+
+    outcomes = race(6, put)
+    statuses = sorted(r.status_code for r in outcomes if isinstance(r, httpx.Response))
+    assert statuses == [200, 409, 409, 409, 409, 409], outcomes
+    [won] = [r for r in outcomes if isinstance(r, httpx.Response) and r.status_code == 200]
+    with live.client(token) as ada:
+        current = ada.get(f"/api/instances/{name}").json()
+    assert current["version"] == 2
+    assert values(current)["Reason"] == values(won.json())["Reason"]

@@ -311,3 +311,15 @@ def test_concurrent_unversioned_patches_all_apply(engine: Engine) -> None:
         "Days": 7,
         "Budget Code": "HR-TRAINING",
     }
+
+
+def test_the_instance_and_process_calls_work_on_an_in_memory_engine() -> None:
+    """One connection serves every thread there: no call may hold it while asking again."""
+    with Engine() as engine:
+        engine.load_tree((TREES / "new-training-process.yaml").read_text(encoding="utf-8"))
+        instance = engine.create_instance(PROCESS, {"Reason": "r"})
+        engine.run_until_idle()
+        assert engine.patch_instance_fields(instance.name, {"Days": 2}).version == 2
+        assert engine.replace_instance_fields(instance.name, {}, version=2).version == 3
+        assert [v.version for v in engine.get_process(PROCESS).versions] == [1]
+        assert [p.name for p in engine.list_processes()] == [PROCESS]
