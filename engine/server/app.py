@@ -21,7 +21,9 @@ from starlette.responses import Response
 from engine.auth import Accounts, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
-from engine.server import auth, formats, inspection, instances, kinetic_v1, processes, trigger_api
+from engine.server import auth, formats, inspection, kinetic_v1, trigger_api
+from engine.server import instances as instance_api
+from engine.server import processes as process_api
 from engine.server.errors import TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
@@ -126,8 +128,8 @@ def create_app(
     app.include_router(trigger_api.router)
     app.include_router(inspection.router)
     app.include_router(kinetic_v1.router)
-    app.include_router(instances.router)
-    app.include_router(processes.router)
+    app.include_router(instance_api.router)
+    app.include_router(process_api.router)
     return app
 
 
