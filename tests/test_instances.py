@@ -323,3 +323,20 @@ def test_the_instance_and_process_calls_work_on_an_in_memory_engine() -> None:
         assert engine.replace_instance_fields(instance.name, {}, version=2).version == 3
         assert [v.version for v in engine.get_process(PROCESS).versions] == [1]
         assert [p.name for p in engine.list_processes()] == [PROCESS]
+
+
+def test_a_field_write_keeps_run_values_that_are_not_fields(engine: Engine) -> None:
+    instance = engine.create_instance(PROCESS, {"Reason": "r"})
+    runs = sa.table("runs", sa.column("id"), sa.column("values", sa.JSON))
+    with engine.database.write() as connection:  # as something other than a field write would
+        values = {**run_values(engine, instance), "Approver": "eve"}
+        connection.execute(runs.update().where(runs.c.id == instance.run_id).values(values=values))
+    engine.patch_instance_fields(instance.name, {"Days": 2})
+    engine.replace_instance_fields(instance.name, {"Course": "Go"}, version=2)
+    assert run_values(engine, instance) == {
+        "Reason": None,
+        "Course": "Go",
+        "Days": 1,
+        "Budget Code": "HR-TRAINING",
+        "Approver": "eve",
+    }

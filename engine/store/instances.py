@@ -73,7 +73,10 @@ def write_fields(
     values: Mapping[str, Any],
     now: float,
 ) -> bool:
-    """Store the fields if the instance is still at ``expected_version``; False if it is not."""
+    """Store the fields if the instance is still at ``expected_version``; False if it is not.
+
+    ``values`` are merged into the run's ``values``: keys that are not fields are kept.
+    """
     result = connection.execute(
         instances.update()
         .where(instances.c.name == name, instances.c.version == expected_version)
@@ -81,7 +84,11 @@ def write_fields(
     )
     if result.rowcount != 1:
         return False
-    connection.execute(runs.update().where(runs.c.id == run_id).values(values=dict(values)))
+    # The winner holds the instance row now, so this read-and-merge cannot interleave with
+    # another field write of the same instance.
+    existing = connection.execute(sa.select(runs.c["values"]).where(runs.c.id == run_id))
+    merged = {**existing.scalar_one(), **values}
+    connection.execute(runs.update().where(runs.c.id == run_id).values(values=merged))
     return True
 
 
