@@ -14,9 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import TreeNotFound
+import sqlalchemy as sa
+
+from engine.errors import Problem, TreeError, TreeNotFound
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
+from engine.store import processes as process_store
 from engine.store import trees as tree_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
@@ -61,9 +64,26 @@ class TreeCatalog:
         return self.register(tree)
 
     def register(self, tree: Tree) -> Tree:
-        """Save ``tree`` as a version (if it changed) and make it the one new runs start on."""
-        with self.database.write() as connection:
-            stored = tree_store.save_version(connection, tree, now=self.clock())
+        """Save ``tree`` as a version (if it changed) and make it the one new runs start on.
+
+        Its process name is claimed in the same transaction: a name another tree has is a
+        TreeError, and nothing is saved.
+        """
+        for attempt in range(2):
+            try:
+                with self.database.write() as connection:
+                    stored = tree_store.save_version(connection, tree, now=self.clock())
+                    other = process_store.claim(connection, tree.process, tree.key)
+                    if other is not None:
+                        message = (
+                            f"process name {tree.process!r} is already the process of tree "
+                            f"{str(other)!r}"
+                        )
+                        raise TreeError(problems=[Problem(file=tree.file, message=message)])
+                break
+            except sa.exc.IntegrityError:  # another engine claimed the name (or saved) first
+                if attempt:
+                    raise
         with self._lock:
             self._current[tree.key] = (tree, stored)
             self._by_version[stored.id] = tree
