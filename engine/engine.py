@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,13 +26,15 @@ from engine.errors import (
 )
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry, TriggerReceipt
+from engine.instances import FieldsGiven, FieldValue, Instance, InstanceBook
+from engine.processes import Deployment, Process, ProcessShelf
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.runner import Runner
+from engine.starts import insert_start
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue, resolutions
 from engine.store import runs as run_store
-from engine.store import users as user_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_catalog import TreeCatalog, TreeSource
@@ -119,6 +121,10 @@ class Engine:
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
         )
+        self.instances = InstanceBook(
+            self.database, self.catalog, clock=clock, wake=self.workers.wake
+        )
+        self.processes = ProcessShelf(self.database, self.catalog)
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
             for tree in load_tree_files(
@@ -182,7 +188,7 @@ class Engine:
                         existing = queue.find_by_idempotency_key(connection, idempotency_key)
                         if existing is not None:
                             return run_store.read_trigger(connection, existing[0])
-                    run_id = run_store.insert_run(
+                    values = insert_start(
                         connection,
                         {
                             "tree_version_id": stored.id,
@@ -197,26 +203,17 @@ class Engine:
                             "created_at": now,
                             "updated_at": now,
                         },
+                        created_by=created_by,
+                        results=raw_results,
+                        message=message,
+                        idempotency_key=idempotency_key,
                     )
-                    if created_by is not None:
-                        user_store.insert_run_creator(connection, run_id=run_id, user_id=created_by)
-                    values = {
-                        "action": TriggerAction.ROOT.value,
-                        "status": TriggerStatus.NEW.value,
-                        "run_id": run_id,
-                        "results": raw_results,
-                        "message": message,
-                        "idempotency_key": idempotency_key,
-                        "due_at": now,
-                        "created_at": now,
-                    }
-                    trigger_id = run_store.insert_trigger(connection, values)
             except sa.exc.IntegrityError:
                 if idempotency_key is None:
                     raise
                 continue  # a concurrent call with the same key won: return its trigger
             self.workers.wake()
-            return run_store.trigger_record({**values, "id": trigger_id, **_UNSET})
+            return run_store.trigger_record({**values, **_UNSET})
         raise RuntimeError("unreachable: idempotency key conflict did not resolve")
 
     def create_deferred(
@@ -336,6 +333,62 @@ class Engine:
             return resolutions.count_errors(
                 connection, run_id=run_id, status=status, error_type=error_type
             )
+
+    # -- instances and processes (engine.instances, engine.processes) --------------------------
+
+    def create_instance(
+        self,
+        process: str,
+        fields: FieldsGiven = (),
+        *,
+        trigger_field: str | None = None,
+        instance_id: str | None = None,
+        created_by: str | None = None,
+    ) -> Instance:
+        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return."""
+        return self.instances.create(
+            process,
+            fields,
+            trigger_field=trigger_field,
+            instance_id=instance_id,
+            created_by=created_by,
+        )
+
+    def get_instance(self, name: str, *, created_by: str | None = None) -> Instance:
+        """An instance (with ``created_by``: only one that user created)."""
+        return self.instances.get(name, created_by=created_by)
+
+    def instance_fields(
+        self, name: str, names: Sequence[str] | None = None, *, created_by: str | None = None
+    ) -> list[FieldValue]:
+        return self.instances.fields(name, names, created_by=created_by)
+
+    def replace_instance_fields(
+        self, name: str, fields: FieldsGiven, *, version: int, created_by: str | None = None
+    ) -> Instance:
+        """Set all settable fields if the instance is still at ``version`` (VersionConflict)."""
+        return self.instances.replace(name, fields, version=version, created_by=created_by)
+
+    def patch_instance_fields(
+        self,
+        name: str,
+        fields: FieldsGiven,
+        *,
+        version: int | None = None,
+        created_by: str | None = None,
+    ) -> Instance:
+        """Change only the fields given (checked against ``version`` when one is given)."""
+        return self.instances.patch(name, fields, version=version, created_by=created_by)
+
+    def list_processes(self) -> list[Process]:
+        return self.processes.list()
+
+    def get_process(self, name: str) -> Process:
+        return self.processes.get(name)
+
+    def deploy_process(self, text: str) -> Deployment:
+        """A tree's YAML as a new version of its process, validated like a file."""
+        return self.processes.deploy(text)
 
     # -- processing ------------------------------------------------------------------------------
 

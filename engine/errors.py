@@ -148,6 +148,69 @@ class BadRequest(TreeflowError, ValueError):
         super().__init__(f"Invalid {field}: {reason}")
 
 
+class ProcessNotFound(TreeflowError, LookupError):
+    """No tree has that process name (the instance API's name of a tree)."""
+
+    def __init__(self, *, process: str) -> None:
+        self.process = process
+        super().__init__(f"Unable to locate a process named {process!r}")
+
+
+class InstanceNotFound(TreeflowError, LookupError):
+    """No instance has that name, or none the caller may see (another user's is not found)."""
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+        super().__init__(f"Unable to locate an instance named {name!r}")
+
+
+class UnknownField(BadRequest):
+    """A call named fields its process does not declare; all of them are named."""
+
+    def __init__(
+        self,
+        *,
+        process: str,
+        names: Sequence[str],
+        known: Sequence[str],
+        unsettable: Sequence[str] = (),
+    ) -> None:
+        self.process = process
+        self.names = tuple(names)
+        self.known = tuple(known)
+        self.unsettable = tuple(unsettable)  # named too, so that one answer lists every field
+        listed = ", ".join(repr(n) for n in self.names)
+        declared = ", ".join(repr(n) for n in self.known) or "none"
+        reason = f"the process {process!r} has no field {listed} (its fields: {declared})"
+        if self.unsettable:
+            reason += f"; callers may not set {', '.join(repr(n) for n in self.unsettable)}"
+        super().__init__(field="fields", reason=reason)
+
+
+class FieldNotSettable(BadRequest):
+    """A call set fields its process declares ``settable: false``; all of them are named."""
+
+    def __init__(self, *, process: str, names: Sequence[str]) -> None:
+        self.process = process
+        self.names = tuple(names)
+        listed = ", ".join(repr(n) for n in self.names)
+        super().__init__(
+            field="fields", reason=f"callers may not set {listed} of the process {process!r}"
+        )
+
+
+class VersionRequired(BadRequest):
+    """A replacing write came without the version it was based on."""
+
+    def __init__(self, *, subject: str) -> None:
+        self.subject = subject
+        super().__init__(
+            field="version",
+            reason=f"replacing {subject} needs the version it was based on "
+            "('version' in the body, or an If-Match header)",
+        )
+
+
 class VersionConflict(TreeflowError):
     """A write was based on a version that is no longer current."""
 
@@ -326,9 +389,11 @@ __all__ = [
     "ErrorAlreadyResolved",
     "ErrorNotFound",
     "ExpressionError",
+    "FieldNotSettable",
     "GraphvizNotFound",
     "HandlerContractError",
     "IllegalTransition",
+    "InstanceNotFound",
     "InsufficientRole",
     "InvalidCredentials",
     "InvalidScope",
@@ -336,6 +401,7 @@ __all__ = [
     "KineticImportError",
     "MissingToken",
     "Problem",
+    "ProcessNotFound",
     "RunNotFound",
     "TokenNotFound",
     "TooManyFailures",
@@ -343,8 +409,10 @@ __all__ = [
     "TreeNotFound",
     "TreeflowError",
     "TriggerNotFound",
+    "UnknownField",
     "UnsupportedGrantType",
     "UserExists",
     "UserNotFound",
     "VersionConflict",
+    "VersionRequired",
 ]

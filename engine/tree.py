@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from engine.expressions import Condition, Template
+from engine.fields import FieldSpec
 from engine.handlers import Handler
 from engine.junctions import JunctionRegion
 from engine.routines import RoutineSignature
@@ -96,6 +97,8 @@ class Tree:
     loops: Mapping[str, LoopPair] = field(default_factory=dict)  # by head
     loop_tails: Mapping[str, LoopPair] = field(default_factory=dict)  # by tail
     loop_depths: Mapping[str, int] = field(default_factory=dict)  # loops around a node, if any
+    process: str = ""  # its name to the instance API (engine.fields)
+    fields: tuple[FieldSpec, ...] = ()  # the fields its instances have, in declared order
 
     @property
     def active(self) -> bool:

@@ -18,16 +18,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from engine.errors import Problem, TreeError, TreeNotFound
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.routines import CalledRoutine, RoutineSignature, signature_of, unchecked
+from engine.store import processes as process_store
 from engine.store import trees as tree_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_loader import load_tree_data, load_tree_text
 
 TreeSource = str | Mapping[str, Any] | os.PathLike[str]
+
+
+def _refuse_taken_routine_id(connection: Connection, tree: Tree) -> None:
+    """TreeError if another tree's latest version provides the routine id ``tree`` declares."""
+    routine_id = tree.routine.definition_id if tree.routine is not None else ""
+    for other in tree_store.current_routines(connection, routine_id):
+        if other.key != tree.key:
+            message = f"routine {routine_id!r} is already provided by {str(other.key)!r}"
+            raise TreeError(problems=[Problem(file=tree.file, message=message)])
 
 
 class TreeCatalog:
@@ -75,18 +88,27 @@ class TreeCatalog:
     def register(self, tree: Tree) -> Tree:
         """Save ``tree`` as a version (if it changed) and make it the one new runs start on.
 
-        A routine whose definition id another tree's routine provides is refused (TreeError).
+        A routine whose definition id another tree's routine provides is refused (TreeError),
+        and so is a process name another tree has (claimed in the same transaction); then
+        nothing is saved.
         """
-        with self.database.write() as connection:
-            if tree.routine is not None:
-                routine_id = tree.routine.definition_id
-                for other in tree_store.current_routines(connection, routine_id):
-                    if other.key != tree.key:
+        for attempt in range(2):
+            try:
+                with self.database.write() as connection:
+                    if tree.routine is not None:
+                        _refuse_taken_routine_id(connection, tree)
+                    stored = tree_store.save_version(connection, tree, now=self.clock())
+                    other = process_store.claim(connection, tree.process, tree.key)
+                    if other is not None:
                         message = (
-                            f"routine {routine_id!r} is already provided by {str(other.key)!r}"
+                            f"process name {tree.process!r} is already the process of tree "
+                            f"{str(other)!r}"
                         )
                         raise TreeError(problems=[Problem(file=tree.file, message=message)])
-            stored = tree_store.save_version(connection, tree, now=self.clock())
+                break
+            except sa.exc.IntegrityError:  # another engine claimed the name (or saved) first
+                if attempt:
+                    raise
         with self._lock:
             self._current[tree.key] = (tree, stored)
             self._by_version[stored.id] = tree

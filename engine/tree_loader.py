@@ -6,10 +6,12 @@ user fixes a tree in one pass. What it checks is SPEC section 2: exactly one sta
 handlers, connectors to known nodes, parameters declared by the handler and required ones
 present, templates and conditions that compile, reachability from the start, no cycles (a loop
 is a head/tail pair, not a cycle: ``engine.loop_pairs``), ``defers`` only on deferrable
-handlers, join settings, junctions with incoming connectors, and loop heads paired with their
-tails. Each junction's region and each loop's body are computed here, once. A routine's header
-and its callers' parameters are checked against the routines known (``engine.routines``), which
-a directory of files loaded together gathers from all of its files first.
+handlers, join settings, junctions with incoming connectors, loop heads paired with their
+tails, and the instance API's declarations: the ``process`` name and the ``fields``
+(``engine.fields``). Each junction's region and each loop's body are computed here, once. A
+routine's header and its callers' parameters are checked against the routines known
+(``engine.routines``), which a directory of files loaded together gathers from all of its
+files first.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -32,6 +34,7 @@ import networkx as nx
 from engine.control_nodes import constant, control_problems
 from engine.errors import ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
+from engine.fields import field_specs, process_name
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
 from engine.loop_pairs import loop_structure
@@ -48,8 +51,8 @@ from engine.tree import TREE_STATUSES, Connector, LoopPair, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
-    {"source", "group", "name", "status", "description", "nodes", "type", "definition_id"}
-    | {"inputs", "outputs"}
+    {"source", "group", "name", "status", "description", "nodes", "process", "fields"}
+    | {"type", "definition_id", "inputs", "outputs"}
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
@@ -105,6 +108,8 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        process = process_name(data, key.name, self.problem)
+        fields = field_specs(data.get("fields"), self.problem)
         self.routine = routine_header(data, self.problem, self.registry.ids)
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
@@ -144,6 +149,8 @@ class _Builder:
             loops=loops,
             loop_tails={pair.tail: pair for pair in loops.values()},
             loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
+            process=process,
+            fields=fields,
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:
@@ -472,6 +479,7 @@ def load_tree_files(
     parsed_files: list[tuple[FsPath, ParsedYaml]] = []
     known = dict(routines or {})
     provided: dict[str, str] = {}
+    processes: dict[str, tuple[TreeKey, str]] = {}
     for file in tree_files(paths):
         try:
             parsed = parse_yaml(file.read_text(encoding="utf-8"), file=str(file))
@@ -499,7 +507,16 @@ def load_tree_files(
             message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
             problems.append(Problem(file=str(file), message=message))
             continue
+        other = processes.get(tree.process)
+        if other is not None:
+            message = (
+                f"process name {tree.process!r} is also the process of tree "
+                f"{str(other[0])!r} in {other[1]}"
+            )
+            problems.append(Problem(file=str(file), message=message))
+            continue
         seen[tree.key] = str(file)
+        processes[tree.process] = (tree.key, str(file))
         trees.append(tree)
     if problems:
         raise TreeError(problems=problems)

@@ -1,8 +1,9 @@
 """Property-based fuzzing of the whole HTTP API from its own ``/openapi.json`` (schemathesis).
 
 Every operation the document lists, the form-encoded trigger API and ``POST /token`` included
-(their ``requestBody`` is documented, so schemathesis generates form bodies for them), is called
-with generated valid inputs against a real server, authenticated as an administrator. Each
+(their ``requestBody`` is documented, so schemathesis generates form bodies for them), and the
+process deploy (YAML bodies generated from the documented tree schema), is called with
+generated valid inputs against a real server, authenticated as an administrator. Each
 response must not be a 5xx and must match the document: a documented status code, a documented
 content type, a body that fits its schema and the documented headers. The run is bounded in
 count (``MAX_EXAMPLES`` per operation, derandomized, so CI sees the same cases each time, no
@@ -51,6 +52,16 @@ def test_every_operation_answers_as_its_openapi_says(live: Live) -> None:
     headers = {"Authorization": f"Bearer {live.token('root')}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8
+    assert {operation.label for operation in operations} >= {
+        "POST /api/instances/create",
+        "GET /api/instances/{name}",
+        "GET /api/instances/{name}/fields",
+        "PUT /api/instances/{name}",
+        "PATCH /api/instances/{name}",
+        "GET /api/processes",
+        "GET /api/processes/{name}",
+        "POST /api/processes",
+    }
 
     for operation in operations:
 

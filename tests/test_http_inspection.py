@@ -354,10 +354,23 @@ def test_a_status_that_is_not_a_run_status_is_refused_naming_the_statuses(
             {"limit": PAGE_CAP + 1},
             f"Invalid limit: must be between 1 and {PAGE_CAP}, not {PAGE_CAP + 1}",
         ),
+        (
+            "/api/errors",
+            {"offset": 5 * 10**21},
+            f"Invalid offset: must be at most 2147483647, not {5 * 10**21}",
+        ),
         ("/api/runs", {"source_id": "a\x00b"}, "Invalid source_id: contains a NUL character"),
         ("/api/errors", {"type": "x" * 4097}, "Invalid type: longer than 4096 characters"),
     ],
-    ids=["over-cap", "zero", "negative-offset", "errors-over-cap", "nul", "too-long"],
+    ids=[
+        "over-cap",
+        "zero",
+        "negative-offset",
+        "errors-over-cap",
+        "errors-offset-overflow",
+        "nul",
+        "too-long",
+    ],
 )
 def test_paging_over_the_cap_and_bad_filters_are_refused(
     admin: httpx.Client, path: str, params: dict[str, object], message: str

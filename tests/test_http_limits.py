@@ -29,8 +29,9 @@ def test_page_bounds_within_the_cap(
         (501, 0, r"^Invalid limit: must be between 1 and 500, not 501$"),
         (0, 0, r"^Invalid limit: must be between 1 and 500, not 0$"),
         (10, -1, r"^Invalid offset: must be 0 or more, not -1$"),
+        (10, 2**31, r"^Invalid offset: must be at most 2147483647, not 2147483648$"),
     ],
-    ids=["over-the-cap", "zero", "negative-offset"],
+    ids=["over-the-cap", "zero", "negative-offset", "offset-over-any-id"],
 )
 def test_page_bounds_refuse_naming_the_parameter(limit: int, offset: int, match: str) -> None:
     with pytest.raises(BadRequest, match=match):

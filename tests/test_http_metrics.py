@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -150,3 +151,26 @@ def test_a_failed_close_counts_as_processed_and_failed(live: Live) -> None:
     assert samples[("treeflow_triggers_failed_total", complete)] == 1
     assert samples[("treeflow_trigger_latency_seconds_sum", ())] == 2.5
     assert samples[("treeflow_trigger_latency_seconds_bucket", (("le", "1.0"),))] == 1
+
+
+def test_kinetic_v1_calls_and_instance_creation_count_as_accepted(
+    live: Live, client: httpx.Client
+) -> None:
+    before = metric_samples(live)
+    path = "/".join(quote(part, safe="") for part in REGISTRATION.values())
+    started = client.post(f"/app/api/v1/run-tree/{path}", json={"Attendee": "Ada"})
+    assert started.status_code == 200, started.text
+    created = client.post("/api/instances/create", json={"processName": "new-training-process"})
+    assert created.status_code == 200, created.text
+    accepted = metric_samples(live)
+    live.engine.run_until_idle()
+    run = live.engine.get_run(started.json()["run"]["id"])
+    source = quote(REGISTRATION["source_name"], safe="")
+    body = {"token": run.open_tokens["Review"], "results": {"Status": "Approved"}}
+    completed = client.post(f"/app/api/v1/complete-deferred-task/{source}", json=body)
+    assert completed.status_code == 200, completed.text
+    after = metric_samples(live)
+
+    assert delta(before, accepted, "treeflow_triggers_accepted_total", ROOT) == 2
+    complete = ("action", "Complete")
+    assert delta(accepted, after, "treeflow_triggers_accepted_total", complete) == 1

@@ -600,8 +600,8 @@ BAD_TREES = {
         START + "A: {handler: system_noop_v1}\n",
         None,
         "sauce:",
-        "unknown key 'sauce'; known keys: definition_id, description, group, inputs, name, "
-        "nodes, outputs, source, status, type",
+        "unknown key 'sauce'; known keys: definition_id, description, fields, group, inputs, "
+        "name, nodes, outputs, process, source, status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

@@ -22,6 +22,8 @@ from engine.auth import Accounts, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, kinetic_v1, trigger_api
+from engine.server import instances as instance_api
+from engine.server import processes as process_api
 from engine.server.errors import TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
@@ -126,6 +128,8 @@ def create_app(
     app.include_router(trigger_api.router)
     app.include_router(inspection.router)
     app.include_router(kinetic_v1.router)
+    app.include_router(instance_api.router)
+    app.include_router(process_api.router)
     return app
 
 

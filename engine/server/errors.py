@@ -7,7 +7,8 @@ response in the calling API's dialect:
 - the seed trigger API (``/kineticTask/rest/v1/Trigger/...``): the caller's format
   (:mod:`engine.server.formats`), with ``X-Error-Message``;
 - ``POST /token``: RFC 6749 section 5.2 JSON (``{"error": ..., "error_description": ...}``);
-- anything else: ``{"status": ..., "message": ...}`` JSON.
+- anything else: ``{"status": ..., "message": ...}`` JSON (a refused tree definition adds
+  ``problems``: every problem with its ``file``, ``line``, ``node`` and ``message``).
 
 401 and 403 carry ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 says (no error code when
 no token was sent; ``invalid_token`` or ``insufficient_scope`` otherwise), and 429 a
@@ -61,6 +62,9 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
+    (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
+    (e.ProcessNotFound, ErrorRule(404)),
+    (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (e.BodyTooLarge, ErrorRule(413)),
     (e.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
     (e.MissingToken, ErrorRule(401, "invalid_client", None)),
@@ -106,12 +110,23 @@ class ErrorMap:
             headers |= {"Cache-Control": "no-store", "Pragma": "no-cache"}
         else:
             body = {"status": rule.status, "message": message}
+            if isinstance(error, e.TreeError):  # every problem, each where it is
+                body["problems"] = [_problem(problem) for problem in error.problems]
         return Response(
             formats.json_body(body),
             status_code=rule.status,
             headers=headers,
             media_type=JSON_TYPE,
         )
+
+
+def _problem(problem: e.Problem) -> dict[str, object]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "node": problem.node,
+        "message": problem.message,
+    }
 
 
 def _description(text: str) -> str:

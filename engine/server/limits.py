@@ -23,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.errors import BadRequest, BodyTooLarge
 
 DRAIN_FACTOR = 16
+# Ids are INTEGER columns, so no list has more rows; a larger offset would overflow the
+# database's own integer types (PostgreSQL refuses an OFFSET over a bigint).
+MAX_OFFSET = 2**31 - 1
 
 ErrorRenderer = Callable[[Request, BaseException], Response]
 
@@ -104,16 +107,18 @@ def _content_length(scope: Scope) -> int | None:
 def page_bounds(limit: int | None, offset: int | None, *, max_limit: int) -> tuple[int, int]:
     """A list's ``limit`` and ``offset`` checked against the cap (``limit`` defaults to 50).
 
-    Refuses, naming the parameter, a limit under 1 or over ``max_limit`` and a negative offset:
-    a client asking for more than the cap is told the cap rather than silently given less.
+    Refuses, naming the parameter, a limit under 1 or over ``max_limit`` and an offset below 0
+    or over ``MAX_OFFSET``: a client asking for more than the cap is told the cap rather than
+    silently given less.
     """
     limit = min(50, max_limit) if limit is None else limit
     offset = 0 if offset is None else offset
     if not 1 <= limit <= max_limit:
         raise BadRequest(field="limit", reason=f"must be between 1 and {max_limit}, not {limit}")
-    if offset < 0:
-        raise BadRequest(field="offset", reason=f"must be 0 or more, not {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        what = "0 or more" if offset < 0 else f"at most {MAX_OFFSET}"
+        raise BadRequest(field="offset", reason=f"must be {what}, not {offset}")
     return limit, offset
 
 
-__all__ = ["DRAIN_FACTOR", "BodyLimit", "page_bounds"]
+__all__ = ["DRAIN_FACTOR", "MAX_OFFSET", "BodyLimit", "page_bounds"]

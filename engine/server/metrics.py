@@ -1,8 +1,9 @@
 """``GET /metrics``: Prometheus text, from a registry of this app's own (prometheus_client).
 
 - ``treeflow_triggers_accepted_total{action}``: triggers this server accepted through the
-  trigger API (``Root`` for createStart; ``Complete`` / ``Update`` for createDeferred).
-  Simulated calls are not counted.
+  trigger API (``Root`` for createStart; ``Complete`` / ``Update`` for createDeferred), the
+  Kinetic Task 4 v1 routes (run-tree, complete- and update-deferred-task) and instance creation
+  (``Root``: each instance starts a run). Simulated calls are not counted.
 - ``treeflow_triggers_processed_total{action}``: triggers this process's engine workers closed,
   Closed or Failed; ``treeflow_triggers_failed_total{action}`` counts those closed as Failed.
 - ``treeflow_trigger_latency_seconds``: histogram of the time from a trigger's acceptance to
@@ -68,7 +69,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.accepted = Counter(
             "treeflow_triggers_accepted",
-            "Triggers accepted through this server's trigger API",
+            "Triggers accepted through this server's APIs",
             ["action"],
             registry=self.registry,
         )

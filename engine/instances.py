@@ -1,0 +1,391 @@
+"""Instances: runs of a process with named fields, read and written with optimistic concurrency.
+
+An instance is a run started through the instance API: its name is ``<process>-<n>`` (``n``
+counts the process's instances from 1), its fields are the fields its tree version declares
+(``engine.fields``), and each field's value is the run's ``values[name]`` in templates. Creating
+one goes through the same start as ``create_start`` (``engine.starts``): the run, its creator
+and a Root trigger are written in one transaction, with the instance row, so nothing accepted
+is lost. The run's ``source.id`` is the instance's name and ``source.data`` holds ``instance``,
+``process`` and ``trigger_field``.
+
+Every field has a ``value`` (a text, number, boolean or null) and a ``text``, how the value is
+shown (Kianda's FieldsMappings carry both; ``text`` defaults to the value written as text).
+Writes are checked before anything is written: a field the process does not declare raises
+:class:`UnknownField` and one declared ``settable: false`` :class:`FieldNotSettable`, naming
+every such field. Each write adds one to the instance's ``version`` (1 when created):
+
+- ``replace`` sets every settable field: those given, and the others back to their defaults
+  (the fields callers may not set keep their values). It must name the version it was based
+  on; a stale one raises :class:`VersionConflict` and writes nothing.
+- ``patch`` changes only the fields given. With a version it is checked like ``replace``;
+  without one it applies to whatever version is current (re-reading when a concurrent write
+  got in between), so no other write's fields are lost.
+
+``created_by`` limits a call to the instances that user created: another user's instance is
+:class:`InstanceNotFound`, exactly like one that does not exist, so its existence is not told.
+Fields stay writable after the run completes (an instance is also a record).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine import inputs
+from engine.errors import (
+    BadRequest,
+    FieldNotSettable,
+    InstanceNotFound,
+    ProcessNotFound,
+    UnknownField,
+    VersionConflict,
+)
+from engine.fields import MAX_PROCESS_NAME, FieldSpec, FieldValueType
+from engine.starts import insert_start
+from engine.statuses import RunStatus
+from engine.store import instances as instance_store
+from engine.store import processes as process_store
+from engine.store.database import Database
+from engine.tree import Tree
+from engine.tree_catalog import TreeCatalog
+from engine.tree_yaml import scalar_text
+
+MAX_VALUE = inputs.MAX_MESSAGE  # characters of a field's value or text
+MAX_INTEGER = 2**53 - 1  # the integers every JSON reader holds exactly
+PATCH_ATTEMPTS = 20  # unversioned patches re-read this often under contention before giving up
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """A field of an instance; given to a write, ``text`` may be None (the value as text)."""
+
+    name: str
+    value: FieldValueType
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    process: str
+    run_id: int
+    status: RunStatus
+    version: int
+    fields: tuple[FieldValue, ...]  # in the order the tree declares them
+    created_by: str | None
+    created_at: float
+    updated_at: float
+
+    def field(self, name: str) -> FieldValue:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+
+FieldsGiven = Mapping[str, FieldValueType] | Iterable[FieldValue]
+
+
+def shown(value: FieldValueType) -> str:
+    """A value written as text: "" for null, ``true``/``false``, numbers as written."""
+    return scalar_text(value) or ""
+
+
+def _checked(given: FieldsGiven) -> list[FieldValue]:
+    items = (
+        [FieldValue(name, value) for name, value in given.items()]
+        if isinstance(given, Mapping)
+        else list(given)
+    )
+    seen: set[str] = set()
+    for item in items:
+        name = inputs.text("field name", item.name)
+        if name in seen:
+            raise BadRequest(field="fields", reason=f"the field {name!r} is given twice")
+        seen.add(name)
+        value = item.value
+        if isinstance(value, str):
+            inputs.text(f"field {name!r}", value, required=False, limit=MAX_VALUE)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest(field=f"field {name!r}", reason="a number must be finite")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+            reason = f"an integer must be within ±{MAX_INTEGER} (JSON's exact range)"
+            raise BadRequest(field=f"field {name!r}", reason=reason)
+        elif value is not None and not isinstance(value, int | float | bool):
+            what = type(value).__name__
+            raise BadRequest(field=f"field {name!r}", reason=f"a value is a scalar, not {what}")
+        inputs.optional(f"text of field {name!r}", item.text, limit=MAX_VALUE)
+    return items
+
+
+def _stored(field: FieldValue) -> dict[str, Any]:
+    text = shown(field.value) if field.text is None else field.text
+    return {"text": text, "value": field.value}
+
+
+def _default(spec: FieldSpec) -> dict[str, Any]:
+    return {"text": shown(spec.default), "value": spec.default}
+
+
+class InstanceBook:
+    """The instance operations over one database; shared by an engine's threads."""
+
+    def __init__(
+        self,
+        database: Database,
+        catalog: TreeCatalog,
+        *,
+        clock: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        self.database = database
+        self.catalog = catalog
+        self.clock = clock
+        self.wake = wake
+
+    # -- create ----------------------------------------------------------------------------------
+
+    def create(
+        self,
+        process: str,
+        fields: FieldsGiven = (),
+        *,
+        trigger_field: str | None = None,
+        instance_id: str | None = None,
+        created_by: str | None = None,
+    ) -> Instance:
+        """Start an instance of ``process`` with ``fields`` set (the others at their defaults).
+
+        ``instance_id`` is Kianda's: the prefix of the new name, which here is always the
+        process name (anything else is refused). ``trigger_field``, if given, must name one of
+        the process's fields; the run sees it as ``source.data['trigger_field']``.
+        """
+        process = inputs.text("processName", process, limit=MAX_PROCESS_NAME)
+        if instance_id not in (None, "", process):
+            raise BadRequest(
+                field="instanceID",
+                reason=f"new instances of {process!r} are named {process!r}-<n>: "
+                f"give {process!r} or leave it out, not {instance_id!r}",
+            )
+        given = _checked(fields)
+        trigger_field = inputs.optional("TriggerField", trigger_field)
+        with self.database.read() as connection:
+            key = process_store.tree_of(connection, process)
+        if key is None:
+            raise ProcessNotFound(process=process)
+        stored = self.catalog.startable(key)
+        tree = self.catalog.for_version(stored.id)
+        names = [item.name for item in given]
+        if trigger_field:
+            names.append(trigger_field)
+        self._check(tree, names, settable=[item.name for item in given])
+        values = {spec.name: _default(spec) for spec in tree.fields}
+        values.update({item.name: _stored(item) for item in given})
+        now = self.clock()
+        with self.database.write() as connection:
+            number = instance_store.next_number(connection, process)
+            name = f"{process}-{number}"
+            trigger = insert_start(
+                connection,
+                {
+                    "tree_version_id": stored.id,
+                    "source_name": key.source_name,
+                    "source_group": key.source_group,
+                    "tree_name": key.name,
+                    "source_id": name,
+                    "status": RunStatus.STAGED.value,
+                    "inputs": {},
+                    "values": {field: kept["value"] for field, kept in values.items()},
+                    "source_data": {
+                        "instance": name,
+                        "process": process,
+                        "trigger_field": trigger_field or "",
+                    },
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                created_by=created_by,
+                results=None,
+                message=None,
+                idempotency_key=None,
+            )
+            instance_store.insert_instance(
+                connection,
+                {
+                    "name": name,
+                    "process": process,
+                    "number": number,
+                    "run_id": trigger["run_id"],
+                    "version": 1,
+                    "fields": values,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        self.wake()
+        return self._instance(
+            tree,
+            {
+                "name": name,
+                "process": process,
+                "run_id": trigger["run_id"],
+                "status": RunStatus.STAGED.value,
+                "version": 1,
+                "fields": values,
+                "created_by": created_by,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+
+    # -- read ------------------------------------------------------------------------------------
+
+    def get(self, name: str, *, created_by: str | None = None) -> Instance:
+        row = self._read(name, created_by)
+        return self._instance(self.catalog.for_version(row["tree_version_id"]), row)
+
+    def fields(
+        self, name: str, names: Sequence[str] | None = None, *, created_by: str | None = None
+    ) -> list[FieldValue]:
+        """The named fields (all, without ``names``) in the order asked; unknown ones refused."""
+        instance = self.get(name, created_by=created_by)
+        if names is None:
+            return list(instance.fields)
+        by_name = {field.name: field for field in instance.fields}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise UnknownField(process=instance.process, names=unknown, known=list(by_name))
+        return [by_name[n] for n in names]
+
+    # -- write -----------------------------------------------------------------------------------
+
+    def replace(
+        self, name: str, fields: FieldsGiven, *, version: int, created_by: str | None = None
+    ) -> Instance:
+        """Set every settable field (defaults for those not given) if still at ``version``."""
+        given = _checked(fields)
+        return self._write(name, given, version, created_by, replace=True)
+
+    def patch(
+        self,
+        name: str,
+        fields: FieldsGiven,
+        *,
+        version: int | None = None,
+        created_by: str | None = None,
+    ) -> Instance:
+        """Change only the fields given; checked against ``version`` when one is given."""
+        given = _checked(fields)
+        conflict: VersionConflict | None = None
+        for _attempt in range(PATCH_ATTEMPTS if version is None else 1):
+            try:
+                return self._write(name, given, version, created_by, replace=False)
+            except VersionConflict as exc:
+                conflict = exc
+        assert conflict is not None
+        raise conflict
+
+    def _write(
+        self,
+        name: str,
+        given: list[FieldValue],
+        version: int | None,
+        created_by: str | None,
+        *,
+        replace: bool,
+    ) -> Instance:
+        # The tree version of a run never changes: built (or found) before the write begins.
+        tree = self.catalog.for_version(self._read(name, created_by)["tree_version_id"])
+        self._check(tree, [item.name for item in given], settable=[i.name for i in given])
+        now = self.clock()
+        with self.database.write() as connection:
+            row = instance_store.read_instance(connection, name, created_by=created_by)
+            if row is None:
+                raise InstanceNotFound(name=name)
+            expected = row["version"] if version is None else version
+            if expected != row["version"]:
+                raise VersionConflict(
+                    subject=f"the instance {name!r}", expected=expected, actual=row["version"]
+                )
+            current = row["fields"]
+            stored = {
+                spec.name: (
+                    _default(spec)
+                    if replace and spec.settable
+                    else current.get(spec.name, _default(spec))
+                )
+                for spec in tree.fields
+            }
+            stored.update({item.name: _stored(item) for item in given})
+            written = instance_store.write_fields(
+                connection,
+                name=name,
+                run_id=row["run_id"],
+                expected_version=expected,
+                fields=stored,
+                values={field: kept["value"] for field, kept in stored.items()},
+                now=now,
+            )
+        if not written:  # a concurrent write committed between the read and the update
+            actual = self._read(name, created_by)["version"]
+            raise VersionConflict(
+                subject=f"the instance {name!r}", expected=expected, actual=actual
+            )
+        return self._instance(
+            tree, {**row, "fields": stored, "version": expected + 1, "updated_at": now}
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _read(self, name: str, created_by: str | None) -> Mapping[str, Any]:
+        name = inputs.text("instance name", name)
+        with self.database.read() as connection:
+            row = instance_store.read_instance(connection, name, created_by=created_by)
+        if row is None:
+            raise InstanceNotFound(name=name)
+        return row
+
+    @staticmethod
+    def _check(tree: Tree, names: Sequence[str], *, settable: Sequence[str]) -> None:
+        declared = {spec.name: spec for spec in tree.fields}
+        unknown = [n for n in names if n not in declared]
+        fixed = [n for n in settable if n in declared and not declared[n].settable]
+        if unknown:
+            raise UnknownField(
+                process=tree.process, names=unknown, known=list(declared), unsettable=fixed
+            )
+        if fixed:
+            raise FieldNotSettable(process=tree.process, names=fixed)
+
+    @staticmethod
+    def _instance(tree: Tree, row: Mapping[str, Any]) -> Instance:
+        stored = row["fields"]
+        fields = tuple(
+            FieldValue(spec.name, stored[spec.name]["value"], stored[spec.name]["text"])
+            for spec in tree.fields
+            if spec.name in stored
+        )
+        return Instance(
+            name=row["name"],
+            process=row["process"],
+            run_id=row["run_id"],
+            status=RunStatus(row["status"]),
+            version=row["version"],
+            fields=fields,
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+__all__ = [
+    "MAX_INTEGER",
+    "MAX_VALUE",
+    "FieldValue",
+    "FieldsGiven",
+    "Instance",
+    "InstanceBook",
+    "shown",
+]
