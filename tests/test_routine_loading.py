@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from engine import Engine, TreeError
 from engine.expressions import Expressions
@@ -195,8 +196,6 @@ def test_a_routine_may_call_itself() -> None:
 
 
 def write(path: Path, tree: dict[str, Any]) -> Path:
-    import yaml
-
     path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
     return path
 
@@ -242,3 +241,11 @@ def test_a_caller_loads_once_its_routine_is_stored(database_url: str) -> None:
         engine.load_tree(greet())
     with Engine(database_url) as restarted:  # another process: the routine is in the database
         assert restarted.load_tree(welcome()).nodes["Greet Visitor"].defers
+
+
+def test_a_process_deployed_as_yaml_may_call_a_stored_routine(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(greet())
+        deployed = engine.deploy_process(yaml.safe_dump(welcome(), sort_keys=False))
+        assert (deployed.process.name, deployed.created) == ("welcome", True)
+        assert engine.trees[-1].nodes["Greet Visitor"].handler.definition_id == "routine_greet_v1"
