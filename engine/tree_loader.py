@@ -26,15 +26,16 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from engine.control_nodes import constant, control_problems
-from engine.errors import ExpressionError, Problem, TreeError
+from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
+from engine.selection import stored_label
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
-TREE_KEYS = frozenset({"source", "group", "name", "status", "description", "nodes"})
+TREE_KEYS = frozenset({"source", "group", "name", "status", "description", "selection", "nodes"})
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
 START_HANDLER = "system_start_v1"
@@ -81,6 +82,11 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        selection = ""
+        try:
+            selection = stored_label(data.get("selection"))
+        except BadSelection as exc:
+            self.problem(str(exc), "selection")
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -108,6 +114,7 @@ class _Builder:
             status=str(status),
             file=self.file,
             description=str(data.get("description", "")),
+            selection=selection,
             junctions=regions,
         )
 

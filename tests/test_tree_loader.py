@@ -593,7 +593,8 @@ BAD_TREES = {
         START + "A: {handler: system_noop_v1}\n",
         None,
         "sauce:",
-        "unknown key 'sauce'; known keys: description, group, name, nodes, source, status",
+        "unknown key 'sauce'; known keys: description, group, name, nodes, selection, source,"
+        " status",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

@@ -38,6 +38,7 @@ class TreeVersionRow(SQLModel, table=True):
     version: int
     digest: str = Field(max_length=64)
     status: str = "Active"
+    selection: str = ""  # copied into every trigger of its runs (engine.selection)
     definition: dict[str, Any] = _json()
     created_at: float
 
@@ -96,6 +97,14 @@ class TriggerRow(SQLModel, table=True):
     __tablename__ = "triggers"
     __table_args__ = (
         sa.Index("ix_triggers_open", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
+        # What a worker with a selection claims from: its labels' open triggers, oldest first.
+        sa.Index(
+            "ix_triggers_open_selection",
+            "selection",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
         sa.Index(
             "ux_triggers_idempotency_key",
             "idempotency_key",
@@ -118,6 +127,7 @@ class TriggerRow(SQLModel, table=True):
     lease_owner: str | None = None
     lease_until: float | None = None
     attempts: int = 0
+    selection: str = ""  # its run's tree version's label, set by the insert itself
     engine: str | None = None  # which engine process closed it
     error: str | None = None
     created_at: float
