@@ -5,7 +5,9 @@ Any number of them, on any number of machines, share one PostgreSQL database wit
 SIGINT stops one gracefully, with exit status 0: it claims nothing more, finishes the run in
 hand, hands the rest of its claims back so another worker takes them at once, and closes its
 connections. A worker that is killed outright loses nothing either: its leases run out and the
-others take its triggers up. Settings come from flags or ``TREEFLOW_*`` variables, flags winning.
+others take its triggers up. A database that is away when a worker starts is retried for half
+a minute before it gives up with status 1; once running, it retries for as long as an outage
+lasts. Settings come from flags or ``TREEFLOW_*`` variables, flags winning.
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from contextlib import ExitStack
 from types import FrameType
+from typing import Any
 
 import click
 
 from engine.cli_support import engine_options, open_engine
+from engine.engine import Engine
+from engine.outage import Outage, is_database_error
 from engine.selection import shown
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+STARTUP_RETRY_SECONDS = 30.0
 
 
 @click.command()
@@ -120,19 +128,21 @@ def worker(
         received.append(signum)
         stopping.set()
 
+    options = {
+        "batch_size": batch_size,
+        "lease_seconds": lease_seconds,
+        "poll_interval": poll_interval,
+        "pool_size": pool_size or workers + 2,
+        "selection": selection or None,
+        "max_attempts": max_attempts,
+        "logger": logger,
+    }
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with open_engine(
-            database,
-            trees,
-            batch_size=batch_size,
-            lease_seconds=lease_seconds,
-            poll_interval=poll_interval,
-            pool_size=pool_size or workers + 2,
-            selection=selection or None,
-            max_attempts=max_attempts,
-            logger=logger,
-        ) as engine:
+        with ExitStack() as stack:
+            engine = _open(stack, database, trees, options, stopping, logger)
+            if engine is None:
+                return
             engine.start(workers)
             logger.info(
                 "worker %s started: %d threads, selection %s, batch %d, lease %gs, poll %gs,"
@@ -156,6 +166,30 @@ def worker(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _open(
+    stack: ExitStack,
+    database: str,
+    trees: str,
+    options: dict[str, Any],
+    stopping: threading.Event,
+    logger: logging.Logger,
+) -> Engine | None:
+    """Open the engine, riding out a database that is briefly away (restarting, or its
+    backend terminated mid-start) for up to STARTUP_RETRY_SECONDS; None if stopped meanwhile.
+    Any other problem (a bad URL, a tree that does not load) fails at once."""
+    outage = Outage(logger, "opening the database")
+    deadline = time.monotonic() + STARTUP_RETRY_SECONDS
+    while True:
+        try:
+            return stack.enter_context(open_engine(database, trees, **options))
+        except click.ClickException as exc:
+            cause = exc.__cause__
+            if cause is None or not is_database_error(cause) or time.monotonic() > deadline:
+                raise
+            if stopping.wait(outage.failed(cause)):
+                return None
 
 
 __all__ = ["worker"]

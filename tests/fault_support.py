@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ REVIEW, JOIN, PLANTED = "Fault Review", "Fault Join", "Fault Planted"
 REVIEW_NODES = {"Start", "Prepare", "Review", "Notify", "Decide", "End"}
 JOIN_NODES = {"Start", "Quick", "Approval", "Pause", "Joined", "Done"}
 PLANTED_NODES = {"Start", "Broken", "Fine"}
+MIN_AGE = 2.0  # seconds a worker lives at least before the chaos may kill it
 
 TREES = {
     "review.yaml": f"""
@@ -114,13 +116,16 @@ class Workers:
     def __init__(self, url: str, trees: Path, logs: Path, count: int) -> None:
         self.url, self.trees, self.logs = url, trees, logs
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.spawned_at: dict[int, float] = {}  # pid -> when it was started
+        self.log_of: dict[int, Path] = {}
         self.started = 0
         for _ in range(count):
             self.processes.append(self._spawn())
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self.started += 1
-        log = (self.logs / f"worker-{self.started}.log").open("wb")
+        path = self.logs / f"worker-{self.started}.log"
+        log = path.open("wb")
         command = [
             sys.executable,
             "-c",
@@ -136,20 +141,46 @@ class Workers:
             "--shutdown-seconds=10",
         ]
         try:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         finally:
             log.close()
+        self.spawned_at[process.pid] = time.monotonic()
+        self.log_of[process.pid] = path
+        return process
 
-    def kill_one(self, rng: random.Random) -> None:
-        """SIGKILL a random worker and start a new one in its place."""
-        index = rng.randrange(len(self.processes))
+    def kill_one(self, rng: random.Random) -> bool:
+        """SIGKILL a random worker that has had time to work, and start a new one in its place.
+
+        A worker younger than MIN_AGE is spared: killing processes before they have started
+        would test nothing. Returns whether one was killed.
+        """
+        now = time.monotonic()
+        old = [
+            index
+            for index, process in enumerate(self.processes)
+            if now - self.spawned_at[process.pid] >= MIN_AGE
+        ]
+        if not old:
+            return False
+        index = rng.choice(old)
         process = self.processes[index]
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         self.processes[index] = self._spawn()
+        return True
 
     def stop(self) -> list[int]:
-        """SIGTERM every worker; returns their exit statuses."""
+        """SIGTERM every worker once it is up (logged that it started); returns exit statuses.
+
+        A signal that lands while Python is still importing ends the process before the worker
+        has installed its handler (harmless: it holds nothing yet), which is not what this tests.
+        """
+        deadline = time.monotonic() + 60
+        for process in self.processes:
+            while "started:" not in self.log_of[process.pid].read_text(errors="replace"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -189,10 +220,14 @@ class Chaos(threading.Thread):
     the workers' backends."""
 
     def __init__(
-        self, workers: Workers, terminate: Callable[[], int] | None, seed: int = 7
+        self,
+        workers: Workers,
+        terminate: Callable[[], int] | None,
+        busy: Callable[[], bool],
+        seed: int = 7,
     ) -> None:
         super().__init__(name="chaos", daemon=True)
-        self.workers, self.terminate = workers, terminate
+        self.workers, self.terminate, self.busy = workers, terminate, busy
         self.rng = random.Random(seed)
         self.halt = threading.Event()
         self.kills = 0
@@ -208,10 +243,17 @@ class Chaos(threading.Thread):
                 if self.terminate is not None and rounds % 2 == 0:
                     self._terminate(self.terminate)
                 else:
-                    self.workers.kill_one(self.rng)
-                    self.kills += 1
+                    self._kill()
         except BaseException as exc:  # reported by the test, not lost in a thread
             self.failure = exc
+
+    def _kill(self) -> None:
+        """Kill a worker, preferably while a claim is being processed (for up to a second)."""
+        deadline = time.monotonic() + 1.0
+        while not self.busy() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if self.workers.kill_one(self.rng):
+            self.kills += 1
 
     def _terminate(self, terminate: Callable[[], int]) -> None:
         """Terminate the workers' backends, waiting a little for a restarted one to connect."""

@@ -45,7 +45,7 @@ class ClaimedTrigger:
 
 
 def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
-    """The claim; ``selected`` limits it to the labels bound as ``selection`` (engine.selection)."""
+    """The claim; ``selected`` limits it to the labels bound as ``labels`` (engine.selection)."""
     t, r = triggers.alias("t"), runs.alias("r")
     now = sa.bindparam("now", type_=sa.Float)
     conditions = [
@@ -55,7 +55,7 @@ def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
         sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
     ]
     if selected:  # served by the partial index ix_triggers_open_selection
-        conditions.append(t.c.selection.in_(sa.bindparam("selection", expanding=True)))
+        conditions.append(t.c.selection.in_(sa.bindparam("labels", expanding=True)))
     candidates = (
         sa.select(t.c.id)
         .join(r, r.c.id == t.c.run_id)
@@ -136,7 +136,7 @@ def claim(
         "until": until,
     }
     if selection is not None:
-        parameters["selection"] = list(selection)
+        parameters["labels"] = list(selection)
     statement = _CLAIM[connection.dialect.name, selection is not None]
     rows = connection.execute(statement, parameters)
     claimed = sorted((ClaimedTrigger(*row) for row in rows), key=lambda c: c.id)
