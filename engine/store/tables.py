@@ -38,7 +38,8 @@ class TreeVersionRow(SQLModel, table=True):
     version: int
     digest: str = Field(max_length=64)
     status: str = "Active"
-    selection: str = ""  # copied into every trigger of its runs (engine.selection)
+    # Copied into every trigger of its runs (engine.selection); '' is no label.
+    selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     definition: dict[str, Any] = _json()
     created_at: float
 
@@ -127,7 +128,8 @@ class TriggerRow(SQLModel, table=True):
     lease_owner: str | None = None
     lease_until: float | None = None
     attempts: int = 0
-    selection: str = ""  # its run's tree version's label, set by the insert itself
+    # Its run's tree version's label, set by the insert itself (engine.store.trigger_rows).
+    selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     engine: str | None = None  # which engine process closed it
     error: str | None = None
     created_at: float
