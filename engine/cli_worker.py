@@ -16,9 +16,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +30,70 @@ from engine.selection import shown
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STARTUP_RETRY_SECONDS = 30.0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def processing_options(function: F) -> F:
+    """The options of engine processing that ``worker`` and ``serve`` share."""
+    function = click.option(
+        "--max-attempts",
+        envvar="TREEFLOW_MAX_ATTEMPTS",
+        default=5,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Claims of a trigger that may end without closing it before it fails.",
+    )(function)
+    function = click.option(
+        "--selection",
+        envvar="TREEFLOW_SELECTION",
+        multiple=True,
+        help="Process only trees with this selection label (repeatable; 'default' names trees "
+        "without one). Without it, every tree. TREEFLOW_SELECTION takes labels separated by "
+        "spaces.",
+    )(function)
+    function = click.option(
+        "--poll-interval",
+        envvar="TREEFLOW_POLL_INTERVAL",
+        default=0.5,
+        show_default=True,
+        type=click.FloatRange(0.01),
+        help="Seconds an idle worker thread sleeps between claims (Kinetic's Sleep Delay).",
+    )(function)
+    function = click.option(
+        "--lease-seconds",
+        envvar="TREEFLOW_LEASE_SECONDS",
+        default=30.0,
+        show_default=True,
+        type=click.FloatRange(0.3),
+        help="How long a claim is held without renewal: how soon the triggers of a dead worker "
+        "are taken up again (leases are renewed every third of it while work is in hand).",
+    )(function)
+    function = click.option(
+        "--batch-size",
+        envvar="TREEFLOW_BATCH_SIZE",
+        default=64,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="Triggers one claim takes and commits together.",
+    )(function)
+    return function
+
+
+def processing_settings(
+    batch_size: int,
+    lease_seconds: float,
+    poll_interval: float,
+    selection: tuple[str, ...],
+    max_attempts: int,
+) -> dict[str, Any]:
+    """Those options as ``Engine`` keyword arguments."""
+    return {
+        "batch_size": batch_size,
+        "lease_seconds": lease_seconds,
+        "poll_interval": poll_interval,
+        "selection": selection or None,
+        "max_attempts": max_attempts,
+    }
 
 
 @click.command()
@@ -42,51 +107,12 @@ STARTUP_RETRY_SECONDS = 30.0
     help="Worker threads (Kinetic's Max Threads). Handlers that wait on other systems want "
     "more; CPU-bound trees gain little above one per core (one GIL per process).",
 )
-@click.option(
-    "--batch-size",
-    envvar="TREEFLOW_BATCH_SIZE",
-    default=64,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
-    help="Triggers one claim takes and commits together.",
-)
-@click.option(
-    "--lease-seconds",
-    envvar="TREEFLOW_LEASE_SECONDS",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0.3),
-    help="How long a claim is held without renewal: how soon the triggers of a dead worker "
-    "are taken up again (leases are renewed every third of it while work is in hand).",
-)
-@click.option(
-    "--poll-interval",
-    envvar="TREEFLOW_POLL_INTERVAL",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0.01),
-    help="Seconds an idle worker thread sleeps between claims (Kinetic's Sleep Delay).",
-)
+@processing_options
 @click.option(
     "--pool-size",
     envvar="TREEFLOW_POOL_SIZE",
     type=click.IntRange(1),
     help="Database connections kept open (PostgreSQL; default: workers + 2).",
-)
-@click.option(
-    "--selection",
-    envvar="TREEFLOW_SELECTION",
-    multiple=True,
-    help="Process only trees with this selection label (repeatable; 'default' names trees "
-    "without one). Without it, every tree. TREEFLOW_SELECTION takes labels separated by spaces.",
-)
-@click.option(
-    "--max-attempts",
-    envvar="TREEFLOW_MAX_ATTEMPTS",
-    default=5,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Claims of a trigger that may end without closing it before it fails.",
 )
 @click.option(
     "--shutdown-seconds",
@@ -129,12 +155,8 @@ def worker(
         stopping.set()
 
     options = {
-        "batch_size": batch_size,
-        "lease_seconds": lease_seconds,
-        "poll_interval": poll_interval,
+        **processing_settings(batch_size, lease_seconds, poll_interval, selection, max_attempts),
         "pool_size": pool_size or workers + 2,
-        "selection": selection or None,
-        "max_attempts": max_attempts,
         "logger": logger,
     }
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -192,4 +214,4 @@ def _open(
                 return None
 
 
-__all__ = ["worker"]
+__all__ = ["processing_options", "processing_settings", "worker"]
