@@ -233,7 +233,9 @@ def test_a_worker_whose_backend_is_killed_mid_commit_retries_and_closes_once(
 
             @sa.event.listens_for(engine.database.engine, "commit")
             def _cut(_connection: sa.Connection) -> None:
-                if arm.armed.is_set():
+                if arm.armed.is_set() and threading.current_thread().name.startswith(
+                    "treeflow-worker"
+                ):
                     arm.armed.clear()
                     assert POSTGRES_URL is not None
                     cut.append(terminate_backends(POSTGRES_URL, name))
@@ -243,11 +245,12 @@ def test_a_worker_whose_backend_is_killed_mid_commit_retries_and_closes_once(
                 source_name="Tests", source_group="Semantics", tree_name="Armed"
             ).run_id
             engine.start(workers=1)
-            wait_for(lambda: engine.get_run(run_id).status is RunStatus.COMPLETED, timeout=60)
-            engine.stop()
-            with engine.database.read() as connection:
-                attempts = connection.execute(sa.text("SELECT attempts FROM triggers")).all()
-                nodes = connection.execute(sa.text("SELECT node FROM tasks ORDER BY id")).all()
+            with Engine(url) as observer:  # its connections are not the ones cut
+                wait_for(lambda: observer.get_run(run_id).status is RunStatus.COMPLETED, timeout=60)
+                engine.stop()
+                with observer.database.read() as connection:
+                    attempts = connection.execute(sa.text("SELECT attempts FROM triggers")).all()
+                    nodes = connection.execute(sa.text("SELECT node FROM tasks ORDER BY id")).all()
     finally:
         next(schema_urls, None)
     assert cut and cut[0] >= 1
