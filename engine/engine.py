@@ -31,6 +31,7 @@ from engine.processes import Deployment, Process, ProcessShelf
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.runner import Runner
+from engine.selection import worker_selection
 from engine.starts import insert_start
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue, resolutions
@@ -79,6 +80,10 @@ class Engine:
     injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
     processed in order and committed in one transaction (group commit), so a larger batch
     means fewer commits under load and a longer wait before the first of them is visible.
+    ``selection`` dedicates this engine's processing to the trees with those labels
+    (``engine.selection``; ``default`` names unlabelled trees); without it, it processes all.
+    ``max_attempts`` is how many claims of a trigger may end without closing it (a worker
+    killed, a commit lost) before it is closed as Failed with a Trigger Error.
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class Engine:
         batch_size: int = 64,
         max_results_bytes: int = MAX_RESULTS_BYTES,
         pool_size: int = 10,
+        selection: Iterable[str] | None = None,
+        max_attempts: int = 5,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -116,6 +123,8 @@ class Engine:
             lease_seconds=lease_seconds,
             engine_name=self.name,
             logger=self.logger,
+            max_attempts=max_attempts,
+            selection=worker_selection(selection),
         )
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger

@@ -379,12 +379,24 @@ class BodyTooLarge(TreeflowError, ValueError):
         super().__init__(f"{what} is over the limit of {limit} bytes")
 
 
+class BadSelection(TreeflowError, ValueError):
+    """A selection label that is not a lowercase word (see ``engine.selection``)."""
+
+    def __init__(self, *, label: object, limit: int) -> None:
+        self.label = label
+        super().__init__(
+            f"selection label {label!r} must be 1 to {limit} lowercase letters, digits,"
+            " '_', '.' or '-', starting with a letter or digit"
+        )
+
+
 __all__ = [
     "AuthError",
     "BadAction",
     "BadRequest",
     "BadResolution",
     "BadResults",
+    "BadSelection",
     "BodyTooLarge",
     "ErrorAlreadyResolved",
     "ErrorNotFound",

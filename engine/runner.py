@@ -88,6 +88,7 @@ class Runner:
         engine_name: str,
         logger: logging.Logger,
         max_attempts: int = 5,
+        selection: Sequence[str] | None = None,
     ) -> None:
         self.database = database
         self.resolve_tree = resolve_tree
@@ -97,6 +98,7 @@ class Runner:
         self.engine_name = engine_name
         self.logger = logger
         self.max_attempts = max_attempts
+        self.selection = selection  # stored labels this runner claims; None: any (selection.py)
         self.observers = Observers()  # told what each commit closed (engine.observers)
 
     def claim(self, limit: int) -> Claim:
@@ -108,6 +110,7 @@ class Runner:
                 now=self.clock(),
                 lease_seconds=self.lease_seconds,
                 limit=limit,
+                selection=self.selection,
             )
         return Claim(id=claim_id, triggers=claimed)
 

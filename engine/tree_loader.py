@@ -29,18 +29,19 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from engine.control_nodes import constant, control_problems
-from engine.errors import ExpressionError, Problem, TreeError
+from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.fields import field_specs, process_name
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
 from engine.loop_pairs import loop_structure
+from engine.selection import stored_label
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, LoopPair, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
-    {"source", "group", "name", "status", "description", "nodes", "process", "fields"}
+    {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
@@ -90,6 +91,11 @@ class _Builder:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
         process = process_name(data, key.name, self.problem)
         fields = field_specs(data.get("fields"), self.problem)
+        selection = ""
+        try:
+            selection = stored_label(data.get("selection"))
+        except BadSelection as exc:
+            self.problem(str(exc), "selection")
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -118,6 +124,7 @@ class _Builder:
             status=str(status),
             file=self.file,
             description=str(data.get("description", "")),
+            selection=selection,
             junctions=regions,
             loops=loops,
             loop_tails={pair.tail: pair for pair in loops.values()},

@@ -594,7 +594,7 @@ BAD_TREES = {
         None,
         "sauce:",
         "unknown key 'sauce'; known keys: description, fields, group, name, nodes, process, "
-        "source, status",
+        "selection, source, status",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

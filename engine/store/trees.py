@@ -59,6 +59,7 @@ def save_version(connection: Connection, tree: Tree, *, now: float) -> StoredVer
             version=number,
             digest=tree.digest,
             status=tree.status,
+            selection=tree.selection,
             definition=dict(tree.definition),
             created_at=now,
         )
