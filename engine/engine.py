@@ -25,10 +25,13 @@ from engine.errors import (
     TokenNotFound,
 )
 from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry, TriggerReceipt
+from engine.handlers import HandlerRegistry, ScheduleReceipt, TriggerReceipt
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.runner import Runner
+from engine.schedule_firing import Firer
+from engine.scheduler import Scheduler
+from engine.schedules import Schedules
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue, resolutions
 from engine.store import runs as run_store
@@ -66,6 +69,11 @@ class _Gateway:
         )
         return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
 
+    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt:
+        """A schedule made by a tree's node, keyed by its task so that a retry finds it."""
+        schedule = self._engine.schedules.create(**fields, creation_key=creation_key)
+        return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
+
 
 class Engine:
     """A treeflow engine over one database.
@@ -77,6 +85,8 @@ class Engine:
     injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
     processed in order and committed in one transaction (group commit), so a larger batch
     means fewer commits under load and a longer wait before the first of them is visible.
+    ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
+    schedules changed by other processes, and how often the others try to take it over.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class Engine:
         pool_size: int = 10,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        schedule_poll_seconds: float = 5.0,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -117,6 +128,23 @@ class Engine:
         )
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
+        )
+        firer = Firer(
+            self.database,
+            start=self.create_start,
+            clock=clock,
+            engine_name=self.name,
+            logger=self.logger,
+        )
+        self.schedules = Schedules(
+            self.database,
+            catalog=self.catalog,
+            firer=firer,
+            scheduler=Scheduler(
+                self.database, firer, poll_seconds=schedule_poll_seconds, logger=self.logger
+            ),
+            clock=clock,
+            max_results_bytes=max_results_bytes,
         )
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
@@ -350,12 +378,19 @@ class Engine:
             done += self.runner.process(claim)
         return done
 
-    def start(self, workers: int = 4) -> None:
-        """Process triggers on ``workers`` background threads until :meth:`stop`."""
+    def start(self, workers: int = 4, *, schedules: bool = True) -> None:
+        """Process triggers on ``workers`` background threads until :meth:`stop`.
+
+        With ``schedules`` the process also takes part in running the scheduler: it runs it
+        when it holds the scheduler's lock (always, on SQLite), and waits to take over if not.
+        """
         self.workers.start(workers)
+        if schedules:
+            self.schedules.scheduler.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop claiming; finish the trigger in hand, hand the rest of each claim back."""
+        """Stop the scheduler and claiming; finish the trigger in hand, hand the rest back."""
+        self.schedules.scheduler.stop(timeout)
         self.workers.stop(timeout)
 
     def close(self) -> None:
