@@ -21,7 +21,7 @@ from starlette.responses import Response
 from engine.auth import Accounts, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
-from engine.server import auth, formats, inspection, kinetic_v1, trigger_api
+from engine.server import auth, formats, inspection, kinetic_v1, tasks, trigger_api
 from engine.server.errors import TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
@@ -126,6 +126,7 @@ def create_app(
     app.include_router(trigger_api.router)
     app.include_router(inspection.router)
     app.include_router(kinetic_v1.router)
+    app.include_router(tasks.router)
     return app
 
 
