@@ -46,6 +46,9 @@ from engine.store.database import Database
 JOB_TABLE = "schedule_jobs"
 FIRING_THREADS = 4
 MAX_BACKOFF = 30.0
+# Firings of one schedule may overlap (a slow database, a backlog being coalesced): each slot
+# is its own firing, so APScheduler must not skip a slot because the last one is still running.
+MAX_INSTANCES = 64
 
 
 def fire_job(
@@ -91,6 +94,17 @@ class _FiringExecutor(BaseExecutor):  # type: ignore[misc]
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait)
+
+
+class _JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQLAlchemy job store on the engine's own connection pool.
+
+    Its ``shutdown`` would dispose of the pool it was given, under the feet of the engine's
+    workers: the pool is the engine's, and is disposed of when the engine closes.
+    """
+
+    def shutdown(self) -> None:
+        pass
 
 
 class Scheduler:
@@ -179,12 +193,16 @@ class Scheduler:
         if self.database.memory:
             jobstore: BaseJobStore = MemoryJobStore()
         else:
-            jobstore = SQLAlchemyJobStore(engine=self.database.engine, tablename=JOB_TABLE)
+            jobstore = _JobStore(engine=self.database.engine, tablename=JOB_TABLE)
         aps = BackgroundScheduler(
             jobstores={"default": jobstore},
             executors={"default": _FiringExecutor(self.firer)},
             # The policy is ours (engine.schedule_firing): hand every due slot over.
-            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
+            job_defaults={
+                "coalesce": False,
+                "misfire_grace_time": None,
+                "max_instances": MAX_INSTANCES,
+            },
             timezone=UTC,
         )
         self._store = jobstore
