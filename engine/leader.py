@@ -35,6 +35,7 @@ class Leadership:
         self.logger = logger
         self._lock_engine: sa.Engine | None = None
         self._connection: Connection | None = None
+        self.backend_pid: int | None = None  # the PostgreSQL session holding the lock
 
     @property
     def exclusive(self) -> bool:
@@ -52,6 +53,7 @@ class Leadership:
             # A check must answer quickly: a stalled server is as good as a lost lock.
             connection.execute(sa.text("SET statement_timeout = '5s'"))
             won = bool(connection.execute(_TRY).scalar_one())
+            pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         except BaseException:
             connection.close()
             raise
@@ -59,6 +61,7 @@ class Leadership:
             connection.close()
             return False
         self._connection = connection
+        self.backend_pid = int(pid)
         return True
 
     def held(self) -> bool:
@@ -75,13 +78,6 @@ class Leadership:
             return False
         return True
 
-    @property
-    def backend_pid(self) -> int | None:
-        """The PostgreSQL backend holding the lock for this process, if it does (for tests)."""
-        if self._connection is None:
-            return None
-        return int(self._connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
-
     def release(self) -> None:
         self._drop()
         if self._lock_engine is not None:
@@ -90,6 +86,7 @@ class Leadership:
 
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
+        self.backend_pid = None
         if connection is not None:
             try:
                 connection.close()  # ends the session, which frees the lock
