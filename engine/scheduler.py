@@ -236,7 +236,10 @@ class Scheduler:
             with contextlib.suppress(JobLookupError):  # gone already (a one-off that fired)
                 aps.remove_job(stale)
         for missing in set(wanted) - present:
-            self._add_job(aps, wanted[missing])
+            try:
+                self._add_job(aps, wanted[missing])
+            except Exception:  # one schedule APScheduler cannot take must not stop the others
+                self.logger.exception("schedule %s could not be scheduled", wanted[missing])
 
     def _add_job(self, aps: BackgroundScheduler, schedule_id: int) -> None:
         try:
