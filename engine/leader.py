@@ -43,32 +43,39 @@ class Leadership:
         return self.database.is_postgresql
 
     def acquire(self) -> bool:
-        """Try once, without waiting: True if this process now holds the lock."""
+        """Try once, without waiting: True if this process now holds the lock.
+
+        The connection is kept between attempts, so a process waiting to take over does not
+        open a new session every poll.
+        """
         if not self.exclusive:
             return True
-        if self._lock_engine is None:
-            self._lock_engine = sa.create_engine(self.database.url, poolclass=NullPool)
-        connection = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if self._connection is None:
+            if self._lock_engine is None:
+                self._lock_engine = sa.create_engine(self.database.url, poolclass=NullPool)
+            connection = self._lock_engine.connect()
+            self._connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                # A check must answer quickly: a stalled server is as good as a lost lock.
+                self._connection.execute(sa.text("SET statement_timeout = '5s'"))
+            except BaseException:
+                self._drop()
+                raise
         try:
-            # A check must answer quickly: a stalled server is as good as a lost lock.
-            connection.execute(sa.text("SET statement_timeout = '5s'"))
-            won = bool(connection.execute(_TRY).scalar_one())
-            pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            won = bool(self._connection.execute(_TRY).scalar_one())
+            pid = self._connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         except BaseException:
-            connection.close()
+            self._drop()
             raise
-        if not won:
-            connection.close()
-            return False
-        self._connection = connection
-        self.backend_pid = int(pid)
-        return True
+        if won:
+            self.backend_pid = int(pid)
+        return won
 
     def held(self) -> bool:
         """Whether the lock's connection is still alive (a session lock lasts as long)."""
         if not self.exclusive:
             return True
-        if self._connection is None:
+        if self._connection is None or self.backend_pid is None:
             return False
         try:
             self._connection.execute(_ALIVE)

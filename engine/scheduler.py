@@ -205,6 +205,8 @@ class Scheduler:
             },
             timezone=UTC,
         )
+        if isinstance(jobstore, SQLAlchemyJobStore):
+            jobstore.jobs_t.create(self.database.engine, checkfirst=True)
         self._store = jobstore
         self._aps = aps
         self.sync()  # before starting, so that start-up sees every job that is due
@@ -219,7 +221,6 @@ class Scheduler:
     def _job_ids(self) -> set[str]:
         if isinstance(self._store, SQLAlchemyJobStore):
             table = self._store.jobs_t
-            table.create(self.database.engine, checkfirst=True)
             with self.database.read() as connection:
                 return set(connection.execute(sa.select(table.c.id)).scalars())
         return {job.id for job in self._aps.get_jobs()} if self._aps else set()

@@ -373,3 +373,11 @@ def test_the_node_is_idempotent_and_a_refused_schedule_fails_the_node(eng: Engin
     assert error.type == "Handler Error"
     assert "when.every" in error.summary
     assert table_count(eng, "schedules") == 1
+
+
+def test_a_deleted_schedules_id_is_not_given_again(eng: Engine) -> None:
+    first = create(eng)
+    second = create(eng)
+    eng.schedules.delete(second.id)
+    third = create(eng)
+    assert third.id not in (first.id, second.id)

@@ -36,6 +36,9 @@ class ScheduleRow(SQLModel, table=True):
             sqlite_where=_KEYED,
             postgresql_where=_KEYED,
         ),
+        # Ids are never reused (SQLite would reuse the highest after a delete): the id is part
+        # of every firing's idempotency key, and a new schedule must not meet an old one's runs.
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
