@@ -389,9 +389,12 @@ class Engine:
             self.schedules.scheduler.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop the scheduler and claiming; finish the trigger in hand, hand the rest back."""
-        self.schedules.scheduler.stop(timeout)
+        """Stop claiming, then the scheduler; finish the trigger in hand, hand the rest back.
+
+        A firing after the workers stopped is a durable trigger that waits for the next start.
+        """
         self.workers.stop(timeout)
+        self.schedules.scheduler.stop(timeout)
 
     def close(self) -> None:
         self.stop()

@@ -260,7 +260,10 @@ class Schedules:
             return schedule
         tz = zone(schedule.timezone)
         trigger = build_trigger(When.stored(schedule.when), tz)
-        upcoming = trigger.get_next_fire_time(None, datetime.fromtimestamp(time.time(), tz))
+        try:
+            upcoming = trigger.get_next_fire_time(None, datetime.fromtimestamp(time.time(), tz))
+        except (OverflowError, ValueError):  # past year 9999: nothing to come
+            return schedule
         if upcoming is None:
             return schedule
         return replace(schedule, next_fire_time=upcoming.timestamp())
