@@ -381,3 +381,36 @@ def test_a_deleted_schedules_id_is_not_given_again(eng: Engine) -> None:
     eng.schedules.delete(second.id)
     third = create(eng)
     assert third.id not in (first.id, second.id)
+
+
+EVERY_KIND = [
+    {"kind": "once", "at": "2099-01-01T09:00"},
+    {"kind": "interval", "every": 2, "unit": "months"},
+    {"kind": "interval", "every": 3, "unit": "hours"},
+    {"kind": "weekdays", "time": "08:30"},
+    {"kind": "weekly", "days": ["tue", "sat"], "time": "17:00"},
+    {"kind": "monthly", "day": "last", "time": "23:00"},
+    {"kind": "cron", "cron": "0 9 * * 1-5"},
+]
+
+
+def test_every_kind_survives_the_job_store_across_a_restart(database_url: str) -> None:
+    with engine_on(database_url) as engine:
+        made = [
+            create(engine, name=when["kind"], when=when, timezone="Europe/Dublin")
+            for when in EVERY_KIND
+        ]
+        engine.start(workers=1)
+        wait_for(lambda: engine.schedules.scheduler.leading)
+        wait_for(lambda: table_count(engine, "schedule_jobs") == len(EVERY_KIND))
+    with engine_on(database_url) as again:
+        again.start(workers=1)
+        wait_for(lambda: again.schedules.scheduler.leading)
+        aps = again.schedules.scheduler._aps
+        assert aps is not None
+        jobs = {job.id: job for job in aps.get_jobs()}  # unpickled from the table
+        assert set(jobs) == {schedule.job_id for schedule in made}
+        for schedule in made:
+            job = jobs[schedule.job_id]
+            assert job.args == (schedule.id, schedule.revision)
+            assert job.next_run_time.timestamp() == schedule.next_fire_time
