@@ -23,6 +23,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine import inputs
 from engine.errors import BadRequest
 from engine.results_xml import parse_results, write_results
@@ -124,9 +126,18 @@ class Schedules:
             "created_at": now,
             "updated_at": now,
         }
-        with self.database.write() as connection:
-            schedule_id = store.insert_schedule(connection, columns)
-            schedule = store.read_schedule(connection, schedule_id)
+        try:
+            with self.database.write() as connection:
+                schedule_id = store.insert_schedule(connection, columns)
+                schedule = store.read_schedule(connection, schedule_id)
+        except sa.exc.IntegrityError:
+            if creation_key is None:
+                raise
+            with self.database.read() as connection:  # a concurrent call with the key won
+                found = store.find_by_creation_key(connection, creation_key)
+            if found is None:
+                raise
+            return self._shown(found)
         self.scheduler.wake()
         return self._shown(schedule)
 

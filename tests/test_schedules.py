@@ -20,10 +20,11 @@ import pytest
 import sqlalchemy as sa
 
 from engine import BadRequest, Engine, RunStatus, TreeNotFound
+from engine.engine import _Gateway
 from engine.errors import ScheduleNotFound
 from engine.store.schedules import Firing, Schedule
 
-from .support import small_tree, wait_for
+from .support import race, small_tree, wait_for
 
 TICK = small_tree(
     "Tick",
@@ -352,9 +353,7 @@ def test_a_tree_creates_a_schedule_that_fires(eng: Engine) -> None:
 
 
 def test_the_node_is_idempotent_and_a_refused_schedule_fails_the_node(eng: Engine) -> None:
-    from engine.engine import _Gateway
-
-    gateway = _Gateway(eng)
+    gateway = _Gateway(eng)  # what the node's handler is given
     fields = {"name": "n", **TREE, "when": EVERY_SECOND}
     first = gateway.create_schedule(creation_key="task:abc", **fields)
     again = gateway.create_schedule(creation_key="task:abc", **fields)
@@ -414,3 +413,11 @@ def test_every_kind_survives_the_job_store_across_a_restart(database_url: str) -
             job = jobs[schedule.job_id]
             assert job.args == (schedule.id, schedule.revision)
             assert job.next_run_time.timestamp() == schedule.next_fire_time
+
+
+def test_concurrent_creations_with_one_key_make_one_schedule(eng: Engine) -> None:
+    fields = {"name": "n", **TREE, "when": EVERY_SECOND, "creation_key": "task:race"}
+    outcomes = race(4, lambda: eng.schedules.create(**fields))
+    assert all(isinstance(outcome, Schedule) for outcome in outcomes), outcomes
+    assert len({outcome.id for outcome in outcomes}) == 1  # type: ignore[union-attr]
+    assert table_count(eng, "schedules") == 1
