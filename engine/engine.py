@@ -46,7 +46,7 @@ DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 
 
 class _Gateway:
-    """What handlers may ask of the engine: only to create Complete / Update triggers."""
+    """What handlers may ask of the engine: Complete / Update triggers, and schedules."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -85,6 +85,8 @@ class Engine:
     injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
     processed in order and committed in one transaction (group commit), so a larger batch
     means fewer commits under load and a longer wait before the first of them is visible.
+    Scheduled tasks are ``engine.schedules`` (:class:`~engine.schedules.Schedules`: create,
+    update, delete, list, run now, history); ``start()`` runs their scheduler.
     ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
     schedules changed by other processes, and how often the others try to take it over.
     """
