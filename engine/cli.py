@@ -22,6 +22,7 @@ from rich.text import Text
 from engine.cli_errors import errors
 from engine.cli_graph import draw_run, graph
 from engine.cli_kinetic import import_kinetic
+from engine.cli_schedules import schedules
 from engine.cli_serve import serve
 from engine.cli_support import console, engine_options, err_console, open_engine
 from engine.cli_users import users
@@ -80,6 +81,7 @@ main.add_command(graph)
 main.add_command(import_kinetic)
 main.add_command(errors)
 main.add_command(worker)
+main.add_command(schedules)
 
 
 @main.command()

@@ -44,7 +44,7 @@ It reads the password from standard input when that is not a terminal
     default=4,
     show_default=True,
     type=click.IntRange(0),
-    help="Engine worker threads in this process (0: accept triggers only).",
+    help="Engine worker threads in this process (0: accept triggers only, run no scheduler).",
 )
 @processing_options
 @click.option(

@@ -74,6 +74,14 @@ class TriggerNotFound(TreeflowError, LookupError):
         super().__init__(f"Unable to locate a trigger with the id {trigger_id!r}")
 
 
+class ScheduleNotFound(TreeflowError, LookupError):
+    """No schedule (scheduled task) has that id."""
+
+    def __init__(self, *, schedule_id: object) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"Unable to locate a schedule with the id {schedule_id!r}")
+
+
 class TokenNotFound(TreeflowError, LookupError):
     """The deferral token names no task that is still deferred (unknown, or already completed).
 
@@ -415,6 +423,7 @@ __all__ = [
     "Problem",
     "ProcessNotFound",
     "RunNotFound",
+    "ScheduleNotFound",
     "TokenNotFound",
     "TooManyFailures",
     "TreeError",
