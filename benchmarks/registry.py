@@ -24,6 +24,7 @@ from benchmarks.suite import (
     measure_fanout_join,
     measure_http,
     measure_linear10,
+    measure_processes,
     measure_scaling,
 )
 
@@ -230,9 +231,25 @@ HTTP = Workload(
     ),
 )
 
+PROCESSES = Workload(
+    name="processes",
+    summary=(
+        "a backlog of linear10 runs drained by 1, 2 and 4 `treeflow worker` processes"
+        " (PostgreSQL; SQLite: 1)"
+    ),
+    measure=measure_processes,
+    rows=(
+        Row("runs/s, 1 worker process", "treeflow.p1.runs_per_s"),
+        Row("runs/s, 2 worker processes", "treeflow.p2.runs_per_s"),
+        Row("runs/s, 2 worker processes, % of 1", "treeflow.p2.percent_of_one", unit="%"),
+        Row("runs/s, 4 worker processes", "treeflow.p4.runs_per_s"),
+        Row("runs/s, 4 worker processes, % of 1", "treeflow.p4.percent_of_one", unit="%"),
+    ),
+)
+
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (LINEAR10, DEFER_RESUME, FANOUT_JOIN, SCALING, HTTP)
+    w.name: w for w in (LINEAR10, DEFER_RESUME, FANOUT_JOIN, SCALING, HTTP, PROCESSES)
 }
-DEFAULT = ("linear10", "defer-resume", "fanout-join", "scaling", "http")
+DEFAULT = ("linear10", "defer-resume", "fanout-join", "scaling", "http", "processes")
 
 __all__ = ["DEFAULT", "WORKLOADS", "Row", "Workload", "derive", "figure"]

@@ -58,6 +58,11 @@ NOTES = (
     "processing of N new runs; *peak RSS* is the measuring process's high-water mark at its "
     "end (`VmHWM`; `ru_maxrss` on Linux includes the parent's size and is only recorded in the "
     "JSON). *% of smallest* compares with the first size (10^2, or 10 in quick mode).",
+    "**processes**: N linear10 runs accepted (untimed) but not yet due; K `treeflow worker` "
+    "processes of one worker thread each started and waited for; then one UPDATE makes the "
+    "backlog due, and runs/s = N / (that commit to the last close, from the rows). It shows "
+    "how far more engine processes on one database go on this machine: on a machine with "
+    "few cores, processes beyond the core count share them.",
     "**Targets** are the issue's, defined on SQLite and evaluated on the phased processing "
     "figures (the floor target on phased processing; accept + process is in the table); they "
     "are reported, not enforced: benchmarks are not tests, nothing asserts a timing.",

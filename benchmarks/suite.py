@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import defer_resume, floor, over_http, scaling, workloads
+from benchmarks import defer_resume, floor, over_http, processes, scaling, workloads
 from benchmarks.databases import Target, sqlite_file
 from benchmarks.measure import FANOUT_JOIN, LINEAR10, Progress, Shape
 from benchmarks.progress import Board
@@ -142,6 +142,24 @@ def measure_http(context: Context, target: Target) -> Figures:
     }
 
 
+def measure_processes(context: Context, target: Target) -> Figures:
+    """linear10 drained by 1, 2, 4 worker processes (1 on SQLite); ``pK`` per count K."""
+    n = context.runs
+    measured: Figures = {}
+    for count in processes.counts(target.name):
+        measured[f"p{count}"] = _step(
+            context,
+            target,
+            f"processes treeflow {count} worker process{'es' if count > 1 else ''}",
+            2 * n,
+            lambda url, progress, count=count: processes.measure(url, count, n, progress),
+        )
+    one = measured["p1"]["runs_per_s"]
+    for figures in measured.values():
+        figures["percent_of_one"] = 100 * figures["runs_per_s"] / one
+    return {"treeflow": measured}
+
+
 def measure_scaling(context: Context, target: Target) -> Figures:
     sizes, n = context.scaling_sizes, context.scaling_runs
     progress = context.board.track(
@@ -157,5 +175,6 @@ __all__ = [
     "measure_fanout_join",
     "measure_http",
     "measure_linear10",
+    "measure_processes",
     "measure_scaling",
 ]

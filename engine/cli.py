@@ -22,10 +22,12 @@ from rich.text import Text
 from engine.cli_errors import errors
 from engine.cli_graph import draw_run, graph
 from engine.cli_kinetic import import_kinetic
+from engine.cli_schedules import schedules
 from engine.cli_serve import serve
 from engine.cli_support import console, engine_options, err_console, open_engine
 from engine.cli_users import users
 from engine.cli_view import print_run, styled
+from engine.cli_worker import worker
 from engine.engine import Engine
 from engine.errors import TreeError
 from engine.expressions import Expressions
@@ -78,6 +80,8 @@ main.add_command(users)
 main.add_command(graph)
 main.add_command(import_kinetic)
 main.add_command(errors)
+main.add_command(worker)
+main.add_command(schedules)
 
 
 @main.command()

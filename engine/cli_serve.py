@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from engine.cli_support import DEFAULT_DATABASE, engine_options, err_console, open_engine
+from engine.cli_worker import processing_options, processing_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -43,8 +44,9 @@ It reads the password from standard input when that is not a terminal
     default=4,
     show_default=True,
     type=click.IntRange(0),
-    help="Engine worker threads in this process (0: accept triggers only).",
+    help="Engine worker threads in this process (0: accept triggers only, run no scheduler).",
 )
+@processing_options
 @click.option(
     "--subscription-id",
     envvar="TREEFLOW_SUBSCRIPTION_ID",
@@ -97,6 +99,7 @@ def serve(
     max_body_bytes: int | None,
     public_url: str | None,
     access_log: bool,
+    **processing: Any,
 ) -> None:
     """Serve the HTTP API (the seed's trigger API, POST /token, /healthz) with engine workers."""
     try:
@@ -122,7 +125,7 @@ def serve(
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    with open_engine(database, trees) as engine:
+    with open_engine(database, trees, **processing_settings(**processing)) as engine:
         if Accounts(engine.database, clock=engine.clock).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)

@@ -59,10 +59,13 @@ def _trees_path(trees: str | None) -> str | None:
 
 
 @contextmanager
-def open_engine(database: str, trees: str | None) -> Iterator[Engine]:
-    """An engine on ``database``; the engine's own errors become one-line CLI errors."""
+def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[Engine]:
+    """An engine on ``database``; the engine's own errors become one-line CLI errors.
+
+    ``options`` are further ``Engine`` keyword arguments (``treeflow worker``'s settings).
+    """
     try:
-        engine = Engine(database, trees=_trees_path(trees))
+        engine = Engine(database, trees=_trees_path(trees), **options)
     except TreeflowError as exc:
         raise click.ClickException(str(exc)) from exc
     except ModuleNotFoundError as exc:  # e.g. psycopg, for a postgresql+psycopg:// URL

@@ -25,12 +25,16 @@ from engine.errors import (
     TokenNotFound,
 )
 from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry, TriggerReceipt
+from engine.handlers import HandlerRegistry, ScheduleReceipt, TriggerReceipt
 from engine.instances import FieldsGiven, FieldValue, Instance, InstanceBook
 from engine.processes import Deployment, Process, ProcessShelf
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.runner import Runner
+from engine.schedule_firing import Firer
+from engine.scheduler import Scheduler
+from engine.schedules import Schedules
+from engine.selection import worker_selection
 from engine.starts import insert_start
 from engine.statuses import RunStatus, TriggerAction, TriggerStatus
 from engine.store import queue, resolutions
@@ -45,7 +49,7 @@ DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 
 
 class _Gateway:
-    """What handlers may ask of the engine: only to create Complete / Update triggers."""
+    """What handlers may ask of the engine: Complete / Update triggers, and schedules."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -68,6 +72,11 @@ class _Gateway:
         )
         return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
 
+    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt:
+        """A schedule made by a tree's node, keyed by its task so that a retry finds it."""
+        schedule = self._engine.schedules.create(**fields, creation_key=creation_key)
+        return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
+
 
 class Engine:
     """A treeflow engine over one database.
@@ -79,6 +88,14 @@ class Engine:
     injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
     processed in order and committed in one transaction (group commit), so a larger batch
     means fewer commits under load and a longer wait before the first of them is visible.
+    ``selection`` dedicates this engine's processing to the trees with those labels
+    (``engine.selection``; ``default`` names unlabelled trees); without it, it processes all.
+    ``max_attempts`` is how many claims of a trigger may end without closing it (a worker
+    killed, a commit lost) before it is closed as Failed with a Trigger Error.
+    Scheduled tasks are ``engine.schedules`` (:class:`~engine.schedules.Schedules`: create,
+    update, delete, list, run now, history); ``start()`` runs their scheduler.
+    ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
+    schedules changed by other processes, and how often the others try to take it over.
     """
 
     def __init__(
@@ -93,8 +110,11 @@ class Engine:
         batch_size: int = 64,
         max_results_bytes: int = MAX_RESULTS_BYTES,
         pool_size: int = 10,
+        selection: Iterable[str] | None = None,
+        max_attempts: int = 5,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        schedule_poll_seconds: float = 5.0,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -116,6 +136,8 @@ class Engine:
             lease_seconds=lease_seconds,
             engine_name=self.name,
             logger=self.logger,
+            max_attempts=max_attempts,
+            selection=worker_selection(selection),
             routine_lookup=self.catalog.routine,
         )
         self.workers = WorkerPool(
@@ -125,6 +147,23 @@ class Engine:
             self.database, self.catalog, clock=clock, wake=self.workers.wake
         )
         self.processes = ProcessShelf(self.database, self.catalog)
+        firer = Firer(
+            self.database,
+            start=self.create_start,
+            clock=clock,
+            engine_name=self.name,
+            logger=self.logger,
+        )
+        self.schedules = Schedules(
+            self.database,
+            catalog=self.catalog,
+            firer=firer,
+            scheduler=Scheduler(
+                self.database, firer, poll_seconds=schedule_poll_seconds, logger=self.logger
+            ),
+            clock=clock,
+            max_results_bytes=max_results_bytes,
+        )
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
             for tree in load_tree_files(
@@ -407,13 +446,23 @@ class Engine:
             done += self.runner.process(claim)
         return done
 
-    def start(self, workers: int = 4) -> None:
-        """Process triggers on ``workers`` background threads until :meth:`stop`."""
+    def start(self, workers: int = 4, *, schedules: bool = True) -> None:
+        """Process triggers on ``workers`` background threads until :meth:`stop`.
+
+        With ``schedules`` the process also takes part in running the scheduler: it runs it
+        when it holds the scheduler's lock (always, on SQLite), and waits to take over if not.
+        """
         self.workers.start(workers)
+        if schedules:
+            self.schedules.scheduler.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop claiming; finish the trigger in hand, hand the rest of each claim back."""
+        """Stop claiming, then the scheduler; finish the trigger in hand, hand the rest back.
+
+        A firing after the workers stopped is a durable trigger that waits for the next start.
+        """
         self.workers.stop(timeout)
+        self.schedules.scheduler.stop(timeout)
 
     def close(self) -> None:
         self.stop()

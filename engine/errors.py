@@ -74,6 +74,14 @@ class TriggerNotFound(TreeflowError, LookupError):
         super().__init__(f"Unable to locate a trigger with the id {trigger_id!r}")
 
 
+class ScheduleNotFound(TreeflowError, LookupError):
+    """No schedule (scheduled task) has that id."""
+
+    def __init__(self, *, schedule_id: object) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"Unable to locate a schedule with the id {schedule_id!r}")
+
+
 class TokenNotFound(TreeflowError, LookupError):
     """The deferral token names no task that is still deferred (unknown, or already completed).
 
@@ -379,12 +387,24 @@ class BodyTooLarge(TreeflowError, ValueError):
         super().__init__(f"{what} is over the limit of {limit} bytes")
 
 
+class BadSelection(TreeflowError, ValueError):
+    """A selection label that is not a lowercase word (see ``engine.selection``)."""
+
+    def __init__(self, *, label: object, limit: int) -> None:
+        self.label = label
+        super().__init__(
+            f"selection label {label!r} must be 1 to {limit} lowercase letters, digits,"
+            " '_', '.' or '-', starting with a letter or digit"
+        )
+
+
 __all__ = [
     "AuthError",
     "BadAction",
     "BadRequest",
     "BadResolution",
     "BadResults",
+    "BadSelection",
     "BodyTooLarge",
     "ErrorAlreadyResolved",
     "ErrorNotFound",
@@ -403,6 +423,7 @@ __all__ = [
     "Problem",
     "ProcessNotFound",
     "RunNotFound",
+    "ScheduleNotFound",
     "TokenNotFound",
     "TooManyFailures",
     "TreeError",

@@ -70,8 +70,16 @@ class TriggerReceipt:
     run_id: int
 
 
+@dataclass(frozen=True)
+class ScheduleReceipt:
+    """What creating a schedule from inside a handler gives back."""
+
+    schedule_id: int
+    next_fire_time: float | None
+
+
 class TriggerGateway(Protocol):
-    """The one engine service a handler may call: create a Complete or Update trigger."""
+    """What a handler may ask of the engine: a Complete or Update trigger, or a schedule."""
 
     def create_deferred(
         self,
@@ -82,6 +90,8 @@ class TriggerGateway(Protocol):
         message: str | None,
         idempotency_key: str | None,
     ) -> TriggerReceipt: ...
+
+    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt: ...
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,7 @@ __all__ = [
     "HandlerContext",
     "HandlerRegistry",
     "Parameter",
+    "ScheduleReceipt",
     "SourceInfo",
     "TriggerGateway",
     "TriggerReceipt",

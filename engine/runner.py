@@ -89,6 +89,7 @@ class Runner:
         engine_name: str,
         logger: logging.Logger,
         max_attempts: int = 5,
+        selection: Sequence[str] | None = None,
         routine_lookup: RoutineLookup | None = None,
     ) -> None:
         self.database = database
@@ -99,6 +100,7 @@ class Runner:
         self.engine_name = engine_name
         self.logger = logger
         self.max_attempts = max_attempts
+        self.selection = selection  # stored labels this runner claims; None: any (selection.py)
         self.routine_lookup = routine_lookup  # the routines calls start (engine.routines)
         self.observers = Observers()  # told what each commit closed (engine.observers)
 
@@ -111,6 +113,7 @@ class Runner:
                 now=self.clock(),
                 lease_seconds=self.lease_seconds,
                 limit=limit,
+                selection=self.selection,
             )
         return Claim(id=claim_id, triggers=claimed)
 

@@ -91,6 +91,7 @@ class Tree:
     status: str = "Active"
     file: str = "<string>"
     description: str = ""
+    selection: str = ""  # the stored label of the workers that process its runs (engine.selection)
     extra: Mapping[str, Any] = field(default_factory=dict)
     junctions: Mapping[str, JunctionRegion] = field(default_factory=dict)
     routine: RoutineSignature | None = None  # set when the tree is a routine

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from engine.control_nodes import constant, control_problems
-from engine.errors import ExpressionError, Problem, TreeError
+from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.fields import field_specs, process_name
 from engine.handlers import Behaviour, Handler, HandlerRegistry
@@ -46,12 +46,13 @@ from engine.routines import (
     routine_header,
     signature_of,
 )
+from engine.selection import stored_label
 from engine.statuses import ConnectorType
 from engine.tree import TREE_STATUSES, Connector, LoopPair, Node, Tree, TreeKey
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
-    {"source", "group", "name", "status", "description", "nodes", "process", "fields"}
+    {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
     | {"type", "definition_id", "inputs", "outputs"}
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
@@ -110,6 +111,11 @@ class _Builder:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
         process = process_name(data, key.name, self.problem)
         fields = field_specs(data.get("fields"), self.problem)
+        selection = ""
+        try:
+            selection = stored_label(data.get("selection"))
+        except BadSelection as exc:
+            self.problem(str(exc), "selection")
         self.routine = routine_header(data, self.problem, self.registry.ids)
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
@@ -144,6 +150,7 @@ class _Builder:
             status=str(status),
             file=self.file,
             description=str(data.get("description", "")),
+            selection=selection,
             junctions=regions,
             routine=self.routine,
             loops=loops,

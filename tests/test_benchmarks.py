@@ -19,7 +19,7 @@ import pytest
 
 from .support import run_treeflow
 
-WORKLOADS = ("linear10", "defer-resume", "fanout-join", "scaling", "http")
+WORKLOADS = ("linear10", "defer-resume", "fanout-join", "scaling", "http", "processes")
 COMPARED = ("linear10", "defer-resume", "fanout-join")
 PEER_METRICS = {
     "linear10": {"runs_per_s", "node_executions_per_s"},
@@ -74,7 +74,7 @@ def quick(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         capture_output=True,
         text=True,
         encoding="utf-8",
-        timeout=110,
+        timeout=170,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -153,8 +153,9 @@ def test_markdown_has_a_table_per_workload_and_is_printed(quick: Quick) -> None:
     label = LABELS[database]
     for name in WORKLOADS:
         assert f"\n## {name}: " in markdown
-    # linear10, defer-resume, fanout-join and http (whose peer cells are empty: no peer server)
-    assert markdown.count(f"| Metric | {label} treeflow | {label} peer | ratio |") == 4
+    # linear10, defer-resume, fanout-join, http and processes (the last two with empty peer
+    # cells: there is no peer server or peer worker process)
+    assert markdown.count(f"| Metric | {label} treeflow | {label} peer | ratio |") == 5
     assert f"| Stored runs | {label} runs/s | % of smallest | peak RSS MiB |" in markdown
     assert "## Targets" in markdown
     assert "## Notes" in markdown
@@ -185,3 +186,20 @@ def test_http_measures_create_start_against_the_servers_no_op(quick: Quick) -> N
     )
     assert "| createStart % of the no-op |" in markdown
     assert "http: createStart ≥ 40% of the no-op endpoint's requests/s" in markdown
+
+
+def test_processes_drains_the_backlog_with_every_worker_process(quick: Quick) -> None:
+    database, result, markdown, _ = quick
+    figures = result["workloads"]["processes"][database]["treeflow"]
+    counts = (1, 2, 4) if database == "postgresql" else (1,)
+    assert list(figures) == [f"p{count}" for count in counts]
+    for count in counts:
+        measured = figures[f"p{count}"]
+        assert measured["processes"] == count
+        assert measured["runs"] == 20
+        assert measured["runs_per_s"] > 0
+        assert 1 <= measured["engines"] <= count  # a worker may find the backlog gone
+        assert measured["percent_of_one"] == pytest.approx(
+            100 * measured["runs_per_s"] / figures["p1"]["runs_per_s"]
+        )
+    assert "| runs/s, 4 worker processes |" in markdown

@@ -601,7 +601,7 @@ BAD_TREES = {
         None,
         "sauce:",
         "unknown key 'sauce'; known keys: definition_id, description, fields, group, inputs, "
-        "name, nodes, outputs, process, source, status, type",
+        "name, nodes, outputs, process, selection, source, status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

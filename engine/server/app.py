@@ -21,7 +21,7 @@ from starlette.responses import Response
 from engine.auth import Accounts, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
-from engine.server import auth, formats, inspection, kinetic_v1, trigger_api
+from engine.server import auth, formats, inspection, kinetic_v1, tasks, trigger_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
 from engine.server.errors import TRIGGER_PREFIX, ErrorMap
@@ -130,6 +130,7 @@ def create_app(
     app.include_router(kinetic_v1.router)
     app.include_router(instance_api.router)
     app.include_router(process_api.router)
+    app.include_router(tasks.router)
     return app
 
 

@@ -58,6 +58,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.RunNotFound, ErrorRule(404)),
     (e.TriggerNotFound, ErrorRule(404)),
     (e.ErrorNotFound, ErrorRule(404)),
+    (e.ScheduleNotFound, ErrorRule(404)),
     (e.UserNotFound, ErrorRule(404)),
     (e.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),

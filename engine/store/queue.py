@@ -44,18 +44,22 @@ class ClaimedTrigger:
     created_at: float = 0.0  # when it was accepted: what the close observers' latency counts from
 
 
-def _claim_statement(dialect: str) -> sa.Update:
+def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
+    """The claim; ``selected`` limits it to the labels bound as ``labels`` (engine.selection)."""
     t, r = triggers.alias("t"), runs.alias("r")
     now = sa.bindparam("now", type_=sa.Float)
+    conditions = [
+        t.c.status.in_((_NEW_SQL, _WIP_SQL)),
+        t.c.due_at <= now,
+        sa.or_(t.c.status == _NEW_SQL, t.c.lease_until < now),
+        sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
+    ]
+    if selected:  # served by the partial index ix_triggers_open_selection
+        conditions.append(t.c.selection.in_(sa.bindparam("labels", expanding=True)))
     candidates = (
         sa.select(t.c.id)
         .join(r, r.c.id == t.c.run_id)
-        .where(
-            t.c.status.in_((_NEW_SQL, _WIP_SQL)),
-            t.c.due_at <= now,
-            sa.or_(t.c.status == _NEW_SQL, t.c.lease_until < now),
-            sa.or_(r.c.lease_until.is_(None), r.c.lease_until < now),
-        )
+        .where(*conditions)
         .order_by(t.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
     )
@@ -85,7 +89,11 @@ def _claim_statement(dialect: str) -> sa.Update:
 
 
 # Built once: hot statements are executed with parameters, never rebuilt per call.
-_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("sqlite", "postgresql")}
+_CLAIM = {
+    (dialect, selected): _claim_statement(dialect, selected=selected)
+    for dialect in ("sqlite", "postgresql")
+    for selected in (False, True)
+}
 _LEASE_RUNS = (
     runs.update()
     .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
@@ -107,12 +115,30 @@ _BY_KEY = sa.select(triggers.c.id, triggers.c.run_id).where(
 
 
 def claim(
-    connection: Connection, *, claim_id: str, now: float, lease_seconds: float, limit: int
+    connection: Connection,
+    *,
+    claim_id: str,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    selection: Sequence[str] | None = None,
 ) -> list[ClaimedTrigger]:
-    """Claim up to ``limit`` due triggers (oldest first) and lease their runs."""
+    """Claim up to ``limit`` due triggers (oldest first) and lease their runs.
+
+    ``selection`` (stored labels, see ``engine.selection``) limits the claim to triggers
+    carrying one of them; None claims any.
+    """
     until = now + lease_seconds
-    parameters = {"now": now, "limit": limit, "claim_id": claim_id, "until": until}
-    rows = connection.execute(_CLAIM[connection.dialect.name], parameters)
+    parameters: dict[str, object] = {
+        "now": now,
+        "limit": limit,
+        "claim_id": claim_id,
+        "until": until,
+    }
+    if selection is not None:
+        parameters["labels"] = list(selection)
+    statement = _CLAIM[connection.dialect.name, selection is not None]
+    rows = connection.execute(statement, parameters)
     claimed = sorted((ClaimedTrigger(*row) for row in rows), key=lambda c: c.id)
     if claimed:
         run_ids = sorted({c.run_id for c in claimed})

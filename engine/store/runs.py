@@ -17,9 +17,10 @@ from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import insert_all
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
+from engine.store.trigger_rows import insert_triggers
 
 _INSERT_RUN = insert_all(runs, returning_id=True)
-_INSERT_TRIGGER = insert_all(triggers, returning_id=True)
+_INSERT_TRIGGER = insert_triggers(returning_id=True)
 _RUN_DEFAULTS = {
     "lease_owner": None,
     "lease_until": None,

@@ -36,6 +36,7 @@ from engine.store.tables import (
     tasks,
     triggers,
 )
+from engine.store.trigger_rows import insert_triggers
 
 _WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
 
@@ -103,8 +104,9 @@ _REQUEUE_TRIGGERS = BulkStatement(
         closed_at=sa.null(),
     )
 )
-# Scheduled triggers (a wait's timer): every column but the id, which the database assigns.
-_INSERT_TRIGGERS = insert_all(triggers, database_id=True)
+# Scheduled triggers (a wait's timer): every column but the id, which the database assigns, and
+# the selection label, which the insert copies from the run.
+_INSERT_TRIGGERS = insert_triggers()
 # A timer completes its task only if no createDeferred Complete was accepted for it meanwhile:
 # the same conditional row update ``queue.reserve_token`` makes, so the two are serialized on
 # the task row and exactly one of them wins.

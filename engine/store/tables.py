@@ -38,6 +38,8 @@ class TreeVersionRow(SQLModel, table=True):
     version: int
     digest: str = Field(max_length=64)
     status: str = "Active"
+    # Copied into every trigger of its runs (engine.selection); '' is no label.
+    selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     definition: dict[str, Any] = _json()
     # A routine's definition id: callers find the version providing it (engine.routines).
     routine_id: str | None = Field(default=None, index=True)
@@ -102,6 +104,14 @@ class TriggerRow(SQLModel, table=True):
     __tablename__ = "triggers"
     __table_args__ = (
         sa.Index("ix_triggers_open", "id", postgresql_where=_OPEN, sqlite_where=_OPEN),
+        # What a worker with a selection claims from: its labels' open triggers, oldest first.
+        sa.Index(
+            "ix_triggers_open_selection",
+            "selection",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
         sa.Index(
             "ux_triggers_idempotency_key",
             "idempotency_key",
@@ -124,6 +134,8 @@ class TriggerRow(SQLModel, table=True):
     lease_owner: str | None = None
     lease_until: float | None = None
     attempts: int = 0
+    # Its run's tree version's label, set by the insert itself (engine.store.trigger_rows).
+    selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     engine: str | None = None  # which engine process closed it
     error: str | None = None
     created_at: float

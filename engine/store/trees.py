@@ -64,6 +64,7 @@ def save_version(connection: Connection, tree: Tree, *, now: float) -> StoredVer
             version=number,
             digest=tree.digest,
             status=tree.status,
+            selection=tree.selection,
             definition=dict(tree.definition),
             routine_id=tree.routine.definition_id if tree.routine is not None else None,
             created_at=now,

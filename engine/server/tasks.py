@@ -1,0 +1,200 @@
+"""Tasks (scheduled tasks) under ``/api/tasks``, for administrators.
+
+- ``POST /api/tasks`` creates one (201), ``GET /api/tasks`` lists them (paged, oldest first),
+  ``GET /api/tasks/{id}`` reads one, ``PUT`` replaces every field, ``PATCH`` changes the fields
+  given, ``DELETE`` removes it and its history (204);
+- ``POST /api/tasks/{id}/run-now`` fires it once now, enabled or not (202, the firing with its
+  trigger and run: durable, processed by the engine's workers);
+- ``GET /api/tasks/{id}/history``: its firings, newest first: runs started, and slots missed or
+  coalesced with the reason.
+
+Every route goes through ``Engine.schedules`` and needs an administrator's token (401 without
+one, 403 for a plain user). What the engine refuses is 400 naming the field (an unknown tree, a
+cron expression that does not parse, a one-off in the past, an interval of zero, an unknown time
+zone) and nothing is stored; an unknown id is 404; a body of the wrong shape is 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.auth import User
+from engine.engine import Engine
+from engine.server.auth import caller
+from engine.server.limits import page_bounds
+from engine.server.read_models import ErrorBody
+from engine.server.task_models import FiringOut, FiringPage, TaskIn, TaskOut, TaskPage, TaskPatch
+
+ADMIN_ROLES = ("admin",)
+MAX_ID = 2**31 - 1
+
+_admin = caller(ADMIN_ROLES)
+Admin = Annotated[User, Depends(_admin)]
+router = APIRouter(
+    prefix="/api/tasks",
+    tags=["tasks"],
+    dependencies=[Depends(_admin)],
+    responses={
+        401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
+        403: {"model": ErrorBody, "description": "The token's user is not an administrator"},
+    },
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No task has this id"}
+}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "A field the engine refuses, named: unknown tree, bad cron expression, "
+        "one-off in the past, interval of zero, unknown time zone, bad inputs",
+    },
+    413: {"model": ErrorBody, "description": "Request body over the size limit"},
+}
+_BAD_PAGE: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A limit over the cap, or a bad offset"}
+}
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int | None, Query(description="items per page: 1 to the cap (default 50)")]
+Offset = Annotated[int | None, Query(description="items to skip (default 0)")]
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _page(request: Request, limit: int | None, offset: int | None) -> tuple[int, int]:
+    return page_bounds(limit, offset, max_limit=request.app.state.settings.max_page_size)
+
+
+def _next(request: Request, *, total: int, limit: int, offset: int) -> str | None:
+    if offset + limit >= total:
+        return None
+    query = urlencode({"limit": limit, "offset": offset + limit})
+    return f"{request.url.path}?{query}"
+
+
+@router.post(
+    "",
+    summary="Create a scheduled task",
+    response_model=TaskOut,
+    status_code=201,
+    responses=_REFUSED,
+)
+async def create_task(request: Request, user: Admin, body: TaskIn) -> TaskOut:
+    schedules = _engine(request).schedules
+    created = await run_in_threadpool(
+        lambda: schedules.create(**body.as_engine(), created_by=user.name)
+    )
+    return TaskOut.of(created)
+
+
+@router.get(
+    "", summary="Scheduled tasks, oldest first", response_model=TaskPage, responses=_BAD_PAGE
+)
+async def list_tasks(request: Request, limit: Limit = None, offset: Offset = None) -> TaskPage:
+    limit, offset = _page(request, limit, offset)
+    schedules = _engine(request).schedules
+
+    def query() -> tuple[int, list[TaskOut]]:
+        found = schedules.list(limit=limit, offset=offset)
+        return schedules.count(), [TaskOut.of(schedule) for schedule in found]
+
+    total, items = await run_in_threadpool(query)
+    return TaskPage(
+        items=items,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=_next(request, total=total, limit=limit, offset=offset),
+    )
+
+
+@router.get("/{task_id}", summary="A scheduled task", response_model=TaskOut, responses=_NOT_FOUND)
+async def get_task(request: Request, task_id: Id) -> TaskOut:
+    return TaskOut.of(await run_in_threadpool(_engine(request).schedules.get, task_id))
+
+
+@router.put(
+    "/{task_id}",
+    summary="Replace a scheduled task's fields",
+    response_model=TaskOut,
+    responses=_NOT_FOUND | _REFUSED,
+)
+async def replace_task(request: Request, task_id: Id, body: TaskIn) -> TaskOut:
+    schedules = _engine(request).schedules
+    changed = await run_in_threadpool(lambda: schedules.update(task_id, **body.as_engine()))
+    return TaskOut.of(changed)
+
+
+@router.patch(
+    "/{task_id}",
+    summary="Change some of a scheduled task's fields",
+    response_model=TaskOut,
+    responses=_NOT_FOUND | _REFUSED,
+)
+async def change_task(request: Request, task_id: Id, body: TaskPatch) -> TaskOut:
+    schedules = _engine(request).schedules
+    changed = await run_in_threadpool(lambda: schedules.update(task_id, **body.as_engine()))
+    return TaskOut.of(changed)
+
+
+@router.delete(
+    "/{task_id}",
+    summary="Delete a scheduled task and its history",
+    status_code=204,
+    response_class=Response,
+    responses=_NOT_FOUND | {204: {"description": "Deleted"}},
+)
+async def delete_task(request: Request, task_id: Id) -> Response:
+    await run_in_threadpool(_engine(request).schedules.delete, task_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{task_id}/run-now",
+    summary="Fire a scheduled task once now (its run is processed by the engine's workers)",
+    response_model=FiringOut,
+    status_code=202,
+    responses=_NOT_FOUND
+    | {400: {"model": ErrorBody, "description": "The task's tree cannot be started now"}},
+)
+async def run_task_now(request: Request, task_id: Id) -> FiringOut:
+    firing = await run_in_threadpool(_engine(request).schedules.run_now, task_id)
+    return FiringOut.of(firing)
+
+
+@router.get(
+    "/{task_id}/history",
+    summary="A scheduled task's firings, newest first, skipped ones with why",
+    response_model=FiringPage,
+    responses=_NOT_FOUND | _BAD_PAGE,
+)
+async def task_history(
+    request: Request, task_id: Id, limit: Limit = None, offset: Offset = None
+) -> FiringPage:
+    limit, offset = _page(request, limit, offset)
+    schedules = _engine(request).schedules
+
+    def query() -> tuple[int, list[FiringOut]]:
+        found = schedules.history(task_id, limit=limit, offset=offset)
+        return schedules.count_history(task_id), [FiringOut.of(firing) for firing in found]
+
+    total, items = await run_in_threadpool(query)
+    return FiringPage(
+        items=items,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=_next(request, total=total, limit=limit, offset=offset),
+    )
+
+
+__all__ = ["router"]
