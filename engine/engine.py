@@ -149,6 +149,7 @@ class Engine:
         firer = Firer(
             self.database,
             start=self.create_start,
+            instances=self.instances,
             clock=clock,
             engine_name=self.name,
             logger=self.logger,
@@ -156,6 +157,7 @@ class Engine:
         self.schedules = Schedules(
             self.database,
             catalog=self.catalog,
+            instances=self.instances,
             firer=firer,
             scheduler=Scheduler(
                 self.database, firer, poll_seconds=schedule_poll_seconds, logger=self.logger

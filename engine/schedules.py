@@ -1,7 +1,8 @@
 """Scheduled tasks as the engine offers them: ``engine.schedules.create(...)`` and the rest.
 
 A schedule names a tree (source name, group, tree name), the source id and inputs its runs
-start with (results XML, or ``values`` written as one), and when it fires
+start with (results XML, or ``values`` written as one), or a process whose instances it creates
+with ``fields`` (:mod:`engine.schedule_targets`), and when it fires
 (:mod:`engine.schedule_when`) in a time zone. Everything is checked before anything is written,
 and a refusal names the field: an unknown tree, a bad cron expression, a one-off in the past,
 an interval of zero, an unknown time zone. What is stored is picked up by the scheduler of
@@ -27,8 +28,10 @@ import sqlalchemy as sa
 
 from engine import inputs
 from engine.errors import BadRequest
+from engine.instances import InstanceBook
 from engine.results_xml import parse_results, write_results
 from engine.schedule_firing import Firer
+from engine.schedule_targets import PROCESS_FIELDS, TREE_FIELDS, checked_target
 from engine.schedule_when import When, build_trigger, check_when, zone
 from engine.scheduler import Scheduler
 from engine.store import schedules as store
@@ -39,11 +42,11 @@ from engine.tree_catalog import TreeCatalog
 DEFAULT_GRACE_SECONDS = 300
 MAX_GRACE_SECONDS = 7 * 86_400
 MAX_NAME = 200
-TREE_FIELDS = ("source_name", "source_group", "tree_name")
 # What create and update take; update takes any of them.
 FIELDS = (
     "name",
     *TREE_FIELDS,
+    *PROCESS_FIELDS,
     "source_id",
     "results",
     "values",
@@ -63,6 +66,7 @@ class Schedules:
         database: Database,
         *,
         catalog: TreeCatalog,
+        instances: InstanceBook,
         firer: Firer,
         scheduler: Scheduler,
         clock: Callable[[], float],
@@ -70,6 +74,7 @@ class Schedules:
     ) -> None:
         self.database = database
         self.catalog = catalog
+        self.instances = instances
         self.firer = firer
         self.scheduler = scheduler
         self.clock = clock
@@ -79,10 +84,13 @@ class Schedules:
         self,
         *,
         name: str,
-        source_name: str,
-        source_group: str,
-        tree_name: str,
         when: Mapping[str, Any],
+        source_name: str = "",
+        source_group: str = "",
+        tree_name: str = "",
+        process: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        instance: str | None = None,
         timezone: str = "UTC",
         source_id: str = "",
         results: str | None = None,
@@ -91,9 +99,15 @@ class Schedules:
         grace_seconds: int = DEFAULT_GRACE_SECONDS,
         coalesce: bool = True,
         created_by: str | None = None,
+        creator_id: str | None = None,
         creation_key: str | None = None,
     ) -> store.Schedule:
         """Store a new schedule; nothing is written if any field is refused.
+
+        It names a tree (``source_name``, ``source_group``, ``tree_name``) or a ``process``,
+        whose instances it creates with ``fields`` (name: value) over the current fields of
+        ``instance``, if given (:mod:`engine.schedule_targets`). Those instances' creator is
+        ``creator_id`` (the HTTP API gives the caller's user id), else ``created_by``.
 
         ``creation_key`` makes the call idempotent: a second call with the same key returns
         the schedule the first one created (a tree's node uses its task id).
@@ -109,6 +123,9 @@ class Schedules:
             "source_name": source_name,
             "source_group": source_group,
             "tree_name": tree_name,
+            "process": process,
+            "fields": fields,
+            "instance": instance,
             "when": when,
             "timezone": timezone,
             "source_id": source_id,
@@ -122,6 +139,7 @@ class Schedules:
         columns = self._checked(given, now=now, check_tree=True, check_when_=True)
         columns |= {
             "created_by": inputs.optional("created_by", created_by),
+            "creator_id": inputs.optional("creator_id", creator_id, limit=36),
             "creation_key": creation_key,
             "created_at": now,
             "updated_at": now,
@@ -157,6 +175,9 @@ class Schedules:
             "source_name": current.source_name,
             "source_group": current.source_group,
             "tree_name": current.tree_name,
+            "process": current.process,
+            "fields": current.fields,
+            "instance": current.instance,
             "source_id": current.source_id,
             "results": current.results,
             "values": None,
@@ -168,12 +189,13 @@ class Schedules:
         }
         if "values" in changes and "results" not in changes:
             given["results"] = None
+        given |= self._switched(current, changes)
         given |= changes
         now = self.clock()
         columns = self._checked(
             given,
             now=now,
-            check_tree=any(field in changes for field in TREE_FIELDS),
+            check_tree=any(field in changes for field in (*TREE_FIELDS, *PROCESS_FIELDS)),
             check_when_="when" in changes or "timezone" in changes,
         )
         if "when" in changes or "timezone" in changes:
@@ -221,8 +243,7 @@ class Schedules:
     ) -> dict[str, Any]:
         """The columns for ``given``, every field checked; raises naming the first bad one."""
         columns: dict[str, Any] = {"name": inputs.text("name", given["name"], limit=MAX_NAME)}
-        for field in TREE_FIELDS:
-            columns[field] = inputs.text(field, given[field])
+        columns |= checked_target(given, instances=self.instances, check=check_tree)
         columns["source_id"] = inputs.text("source_id", given["source_id"], required=False)
         columns["results"] = self._results(given.get("results"), given.get("values"))
         tz = zone(given["timezone"])
@@ -246,9 +267,21 @@ class Schedules:
                 field="grace_seconds", reason=f"must be between 1 and {MAX_GRACE_SECONDS}"
             )
         columns["grace_seconds"] = grace
-        if check_tree:
+        if check_tree and columns["process"] is None:
             self.catalog.startable(TreeKey(*(columns[field] for field in TREE_FIELDS)))
         return columns
+
+    @staticmethod
+    def _switched(current: store.Schedule, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """What a change from naming a tree to naming a process (or back) clears: the other
+        form's fields, unless given too (then both are named, and refused)."""
+        if "process" not in changes:
+            return {}
+        if changes["process"] is None:
+            return {"fields": None, "instance": None}
+        if current.process is None:
+            return {field: "" for field in TREE_FIELDS} | {"source_id": "", "results": None}
+        return {}
 
     def _results(self, results: object, values: object) -> str | None:
         if results is not None and values is not None:

@@ -8,10 +8,17 @@
 - ``GET /api/tasks/{id}/history``: its firings, newest first: runs started, and slots missed or
   coalesced with the reason.
 
+A task names a tree (``source_name``, ``source_group``, ``tree_name``) or a process
+(``processName``), whose instances it creates with ``fields``, an object of name: value, over the
+current fields of ``instance`` if one is named; those instances' creator is the administrator who
+created the task. A firing's history entry names the instance it created.
+
 Every route goes through ``Engine.schedules`` and needs an administrator's token (401 without
-one, 403 for a plain user). What the engine refuses is 400 naming the field (an unknown tree, a
-cron expression that does not parse, a one-off in the past, an interval of zero, an unknown time
-zone) and nothing is stored; an unknown id is 404; a body of the wrong shape is 422.
+one, 403 for a plain user). What the engine refuses is 400 naming the field (an unknown tree or
+process, a field the process does not declare or let callers set, an unknown instance, a tree
+and a process both named or neither, a cron expression that does not parse, a one-off in the
+past, an interval of zero, an unknown time zone) and nothing is stored; an unknown id is 404; a
+body of the wrong shape is 422.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _REFUSED: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,
-        "description": "A field the engine refuses, named: unknown tree, bad cron expression, "
-        "one-off in the past, interval of zero, unknown time zone, bad inputs",
+        "description": "A field the engine refuses, named: unknown tree or process, unknown "
+        "or not settable field, unknown instance, tree and process both or neither, bad cron "
+        "expression, one-off in the past, interval of zero, unknown time zone, bad inputs",
     },
     413: {"model": ErrorBody, "description": "Request body over the size limit"},
 }
@@ -91,7 +99,7 @@ def _next(request: Request, *, total: int, limit: int, offset: int) -> str | Non
 async def create_task(request: Request, user: Admin, body: TaskIn) -> TaskOut:
     schedules = _engine(request).schedules
     created = await run_in_threadpool(
-        lambda: schedules.create(**body.as_engine(), created_by=user.name)
+        lambda: schedules.create(**body.as_engine(), created_by=user.name, creator_id=user.id)
     )
     return TaskOut.of(created)
 
