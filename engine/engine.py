@@ -381,14 +381,20 @@ class Engine:
         trigger_field: str | None = None,
         instance_id: str | None = None,
         created_by: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Instance:
-        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return."""
+        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return.
+
+        A repeat with an ``idempotency_key`` (createStart's, on the Root trigger) returns the
+        instance the first call created.
+        """
         return self.instances.create(
             process,
             fields,
             trigger_field=trigger_field,
             instance_id=instance_id,
             created_by=created_by,
+            idempotency_key=idempotency_key,
         )
 
     def get_instance(self, name: str, *, created_by: str | None = None) -> Instance:
