@@ -14,7 +14,8 @@ so a slot fired twice creates one instance, exactly as it starts one run of a tr
 
 Checked when a schedule is created or changed, before anything is written, each refusal naming
 what was wrong: an unknown process, a field it does not declare or does not let callers set, an
-unknown instance (or one of another process), a process and a tree both named, or neither.
+unknown instance (or one of another process), a process and a tree both named, or neither, and a
+creator too long to be a user id (``creator_id``, else ``created_by``: at most 36 characters).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from engine.store.schedules import Schedule
 
 TREE_FIELDS = ("source_name", "source_group", "tree_name")
 PROCESS_FIELDS = ("process", "fields", "instance")
+MAX_USER_ID = 36  # run_creators.user_id
 _NO_PROCESS = {"process": None, "fields": None, "instance": None}
 
 
@@ -71,6 +73,13 @@ def checked_target(
     if not isinstance(fields, Mapping):
         raise BadRequest(field="fields", reason="expected an object of name: value")
     instance = inputs.optional("instance", given.get("instance"))
+    creator = given.get("creator")
+    if creator is not None and len(creator) > MAX_USER_ID:
+        raise BadRequest(
+            field="creator_id",
+            reason=f"the instances' creator is a user id of at most {MAX_USER_ID} characters, "
+            f"not {creator[:40]!r}...: give creator_id",
+        )
     if check:
         _look_up(instances, process, fields, instance)
     return {field: "" for field in TREE_FIELDS} | {
@@ -134,4 +143,4 @@ def create_instance(
     return instance, int(keyed[0])
 
 
-__all__ = ["PROCESS_FIELDS", "TREE_FIELDS", "checked_target", "create_instance"]
+__all__ = ["MAX_USER_ID", "PROCESS_FIELDS", "TREE_FIELDS", "checked_target", "create_instance"]

@@ -31,7 +31,7 @@ from engine.errors import BadRequest
 from engine.instances import InstanceBook
 from engine.results_xml import parse_results, write_results
 from engine.schedule_firing import Firer
-from engine.schedule_targets import PROCESS_FIELDS, TREE_FIELDS, checked_target
+from engine.schedule_targets import MAX_USER_ID, PROCESS_FIELDS, TREE_FIELDS, checked_target
 from engine.schedule_when import When, build_trigger, check_when, zone
 from engine.scheduler import Scheduler
 from engine.store import schedules as store
@@ -119,6 +119,7 @@ class Schedules:
             if existing is not None:
                 return self._shown(existing)
         given = {
+            "creator": creator_id or created_by,
             "name": name,
             "source_name": source_name,
             "source_group": source_group,
@@ -139,7 +140,7 @@ class Schedules:
         columns = self._checked(given, now=now, check_tree=True, check_when_=True)
         columns |= {
             "created_by": inputs.optional("created_by", created_by),
-            "creator_id": inputs.optional("creator_id", creator_id, limit=36),
+            "creator_id": inputs.optional("creator_id", creator_id, limit=MAX_USER_ID),
             "creation_key": creation_key,
             "created_at": now,
             "updated_at": now,
@@ -171,6 +172,7 @@ class Schedules:
             raise BadRequest(field=unknown[0], reason=f"not a field of a schedule: use {FIELDS}")
         current = self.get(schedule_id)
         given: dict[str, Any] = {
+            "creator": current.creator_id or current.created_by,
             "name": current.name,
             "source_name": current.source_name,
             "source_group": current.source_group,

@@ -153,6 +153,7 @@ def test_the_instance_option_copies_its_current_fields_under_the_tasks(eng: Engi
         ({"values": {"Colour": "red"}}, BadRequest, "gives its inputs as fields"),
         ({"source_id": "x"}, BadRequest, "gives its inputs as fields"),
         ({"fields": ["Reason"]}, BadRequest, "expected an object of name: value"),
+        ({"created_by": "a" * 50}, BadRequest, "at most 36 characters"),
     ],
 )
 def test_a_refused_task_names_what_was_wrong_and_stores_nothing(
