@@ -4,9 +4,10 @@ A schedule names a tree (source name, group, tree name), the source id and input
 start with (results XML, or ``values`` written as one), or a process whose instances it creates
 with ``fields`` (:mod:`engine.schedule_targets`), and when it fires
 (:mod:`engine.schedule_when`) in a time zone. Everything is checked before anything is written,
-and a refusal names the field: an unknown tree, a bad cron expression, a one-off in the past,
-an interval of zero, an unknown time zone. What is stored is picked up by the scheduler of
-whichever engine process leads (:mod:`engine.scheduler`), at once in this process.
+and a refusal names the field: an unknown tree, process, field or instance, a bad cron
+expression, a one-off in the past, an interval of zero, an unknown time zone. What is stored is
+picked up by the scheduler of whichever engine process leads (:mod:`engine.scheduler`), at once
+in this process.
 
 Misfire policy, per schedule: ``grace_seconds`` (default 300) is how late a firing may still
 start its run, and ``coalesce`` (default on) makes a backlog of due firings one run. Five
@@ -118,6 +119,8 @@ class Schedules:
                 existing = store.find_by_creation_key(connection, creation_key)
             if existing is not None:
                 return self._shown(existing)
+        created_by = inputs.optional("created_by", created_by)
+        creator_id = inputs.optional("creator_id", creator_id, limit=MAX_USER_ID)
         given = {
             "creator": creator_id or created_by,
             "name": name,
@@ -137,10 +140,10 @@ class Schedules:
             "coalesce": coalesce,
         }
         now = self.clock()
-        columns = self._checked(given, now=now, check_tree=True, check_when_=True)
+        columns = self._checked(given, now=now, check_target=True, check_when_=True)
         columns |= {
-            "created_by": inputs.optional("created_by", created_by),
-            "creator_id": inputs.optional("creator_id", creator_id, limit=MAX_USER_ID),
+            "created_by": created_by,
+            "creator_id": creator_id,
             "creation_key": creation_key,
             "created_at": now,
             "updated_at": now,
@@ -165,7 +168,9 @@ class Schedules:
 
         Changing ``when`` or the time zone starts the schedule's slots afresh (an interval
         without a ``start`` counts from now again); enabling a schedule does not bring back
-        the slots it had while disabled.
+        the slots it had while disabled. Giving ``process`` to a schedule that names a tree
+        makes it name that process instead (its tree, source id and inputs cleared); giving
+        ``process=None`` with a tree does the opposite (its fields and instance cleared).
         """
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
@@ -197,7 +202,7 @@ class Schedules:
         columns = self._checked(
             given,
             now=now,
-            check_tree=any(field in changes for field in (*TREE_FIELDS, *PROCESS_FIELDS)),
+            check_target=any(field in changes for field in (*TREE_FIELDS, *PROCESS_FIELDS)),
             check_when_="when" in changes or "timezone" in changes,
         )
         if "when" in changes or "timezone" in changes:
@@ -241,11 +246,11 @@ class Schedules:
     # -- checks ----------------------------------------------------------------------------------
 
     def _checked(
-        self, given: Mapping[str, Any], *, now: float, check_tree: bool, check_when_: bool
+        self, given: Mapping[str, Any], *, now: float, check_target: bool, check_when_: bool
     ) -> dict[str, Any]:
         """The columns for ``given``, every field checked; raises naming the first bad one."""
         columns: dict[str, Any] = {"name": inputs.text("name", given["name"], limit=MAX_NAME)}
-        columns |= checked_target(given, instances=self.instances, check=check_tree)
+        columns |= checked_target(given, instances=self.instances, check=check_target)
         columns["source_id"] = inputs.text("source_id", given["source_id"], required=False)
         columns["results"] = self._results(given.get("results"), given.get("values"))
         tz = zone(given["timezone"])
@@ -269,7 +274,7 @@ class Schedules:
                 field="grace_seconds", reason=f"must be between 1 and {MAX_GRACE_SECONDS}"
             )
         columns["grace_seconds"] = grace
-        if check_tree and columns["process"] is None:
+        if check_target and columns["process"] is None:
             self.catalog.startable(TreeKey(*(columns[field] for field in TREE_FIELDS)))
         return columns
 
