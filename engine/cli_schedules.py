@@ -5,6 +5,10 @@ started with workers) on the same database picks a change up within its poll int
 the schedules; these commands never run the scheduler themselves. ``run-now`` fires a schedule
 once and processes its run here, as ``treeflow run`` does, and shows it.
 
+A schedule starts a tree (``--source``, ``--group``, ``--tree``) or creates an instance of a
+process (``--process``, with ``--field NAME=VALUE`` and ``--instance``); field values given on
+the command line are text.
+
 One of ``--at``, ``--every``, ``--weekdays``, ``--weekly``, ``--monthly`` and ``--cron`` says
 when; ``--time`` gives the time of day for the weekday, weekly and monthly kinds.
 """
@@ -79,28 +83,43 @@ def _when(options: Mapping[str, Any]) -> dict[str, Any]:
     return when
 
 
-def _values(pairs: tuple[str, ...]) -> dict[str, str] | None:
+def _values(pairs: tuple[str, ...], option: str = "--value") -> dict[str, str] | None:
     if not pairs:
         return None
     values: dict[str, str] = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals:
-            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--value")
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
         values[name] = value
     return values
 
 
+def _target(schedule: Schedule) -> str:
+    """What a schedule starts, in a few words."""
+    if schedule.process is None:
+        return f"{schedule.source_name} / {schedule.source_group} / {schedule.tree_name}"
+    copied = "" if schedule.instance is None else f" (fields of {schedule.instance})"
+    return f"process {schedule.process}{copied}"
+
+
+def _fields_text(fields: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{name}={value}" for name, value in (fields or {}).items())
+
+
 @click.group()
 def schedules() -> None:
-    """Scheduled tasks: start a tree at set times."""
+    """Scheduled tasks: start a tree, or create an instance of a process, at set times."""
 
 
 @schedules.command("add")
 @click.argument("name")
-@click.option("--source", "source_name", required=True, help="The tree's source name.")
-@click.option("--group", "source_group", required=True, help="The tree's source group.")
-@click.option("--tree", "tree_name", required=True, help="The tree's name.")
+@click.option("--source", "source_name", default="", help="The tree's source name.")
+@click.option("--group", "source_group", default="", help="The tree's source group.")
+@click.option("--tree", "tree_name", default="", help="The tree's name.")
+@click.option("--process", help="Instead of a tree: the process to create instances of.")
+@click.option("--field", "fields", multiple=True, help="A field NAME=VALUE (repeatable).")
+@click.option("--instance", help="An instance of the process whose fields each firing copies.")
 @click.option("--source-id", default="", help="The runs' source id.")
 @click.option("--results", help="The runs' inputs as results XML.")
 @click.option("--value", "values", multiple=True, help="An input NAME=VALUE (repeatable).")
@@ -130,6 +149,9 @@ def schedules_add(
     source_name: str,
     source_group: str,
     tree_name: str,
+    process: str | None,
+    fields: tuple[str, ...],
+    instance: str | None,
     source_id: str,
     results: str | None,
     values: tuple[str, ...],
@@ -141,7 +163,7 @@ def schedules_add(
     trees: str,
     **options: Any,
 ) -> None:
-    """Add the schedule NAME for a tree; print its id and next firing."""
+    """Add the schedule NAME for a tree or a process; print its id and next firing."""
     when = _when(options)
     with open_engine(database, trees) as engine:
         schedule = engine.schedules.create(
@@ -149,6 +171,9 @@ def schedules_add(
             source_name=source_name,
             source_group=source_group,
             tree_name=tree_name,
+            process=process,
+            fields=_values(fields, "--field"),
+            instance=instance,
             source_id=source_id,
             results=results,
             values=_values(values),
@@ -173,7 +198,7 @@ def schedules_list(limit: int, offset: int, database: str) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("Id", no_wrap=True)
     table.add_column("Name", overflow="fold")
-    table.add_column("Tree", overflow="fold")
+    table.add_column("Starts", overflow="fold")
     table.add_column("When", overflow="fold")
     table.add_column("Time zone")
     table.add_column("Enabled")
@@ -182,7 +207,7 @@ def schedules_list(limit: int, offset: int, database: str) -> None:
         table.add_row(
             str(schedule.id),
             Text(schedule.name),
-            Text(f"{schedule.source_name} / {schedule.source_group} / {schedule.tree_name}"),
+            Text(_target(schedule)),
             Text(describe(schedule.when)),
             schedule.timezone,
             "yes" if schedule.enabled else "no",
@@ -197,9 +222,9 @@ def _print_schedule(schedule: Schedule, history: list[Firing]) -> None:
     details.add_column(overflow="fold")
     for label, value in (
         ("Schedule", f"{schedule.id} {schedule.name}"),
-        ("Tree", f"{schedule.source_name} / {schedule.source_group} / {schedule.tree_name}"),
+        ("Starts", _target(schedule)),
         ("Source id", schedule.source_id),
-        ("Inputs", schedule.results or ""),
+        ("Inputs", schedule.results or _fields_text(schedule.fields)),
         ("When", f"{describe(schedule.when)} ({schedule.timezone})"),
         ("Enabled", "yes" if schedule.enabled else "no"),
         ("Misfires", f"grace {schedule.grace_seconds}s, coalesce {schedule.coalesce}"),
@@ -212,6 +237,7 @@ def _print_schedule(schedule: Schedule, history: list[Firing]) -> None:
     table.add_column("Outcome")
     table.add_column("Slots")
     table.add_column("Run")
+    table.add_column("Instance", overflow="fold")
     table.add_column("Reason", overflow="fold")
     for firing in history:
         table.add_row(
@@ -219,6 +245,7 @@ def _print_schedule(schedule: Schedule, history: list[Firing]) -> None:
             Text(firing.outcome, style=OUTCOME_STYLE.get(firing.outcome, "")),
             str(firing.slots),
             "" if firing.run_id is None else str(firing.run_id),
+            Text(firing.instance or ""),
             Text(firing.reason),
         )
     console.print(table)

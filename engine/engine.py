@@ -150,6 +150,7 @@ class Engine:
         firer = Firer(
             self.database,
             start=self.create_start,
+            instances=self.instances,
             clock=clock,
             engine_name=self.name,
             logger=self.logger,
@@ -157,6 +158,7 @@ class Engine:
         self.schedules = Schedules(
             self.database,
             catalog=self.catalog,
+            instances=self.instances,
             firer=firer,
             scheduler=Scheduler(
                 self.database, firer, poll_seconds=schedule_poll_seconds, logger=self.logger
@@ -383,14 +385,20 @@ class Engine:
         trigger_field: str | None = None,
         instance_id: str | None = None,
         created_by: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Instance:
-        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return."""
+        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return.
+
+        A repeat with an ``idempotency_key`` (createStart's, on the Root trigger) returns the
+        instance the first call created.
+        """
         return self.instances.create(
             process,
             fields,
             trigger_field=trigger_field,
             instance_id=instance_id,
             created_by=created_by,
+            idempotency_key=idempotency_key,
         )
 
     def get_instance(self, name: str, *, created_by: str | None = None) -> Instance:

@@ -33,6 +33,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from engine import inputs
 from engine.errors import (
     BadRequest,
@@ -47,8 +50,9 @@ from engine.starts import insert_start
 from engine.statuses import RunStatus
 from engine.store import instances as instance_store
 from engine.store import processes as process_store
+from engine.store import queue
 from engine.store.database import Database
-from engine.tree import Tree
+from engine.tree import Tree, TreeKey
 from engine.tree_catalog import TreeCatalog
 from engine.tree_yaml import scalar_text
 
@@ -155,12 +159,20 @@ class InstanceBook:
         trigger_field: str | None = None,
         instance_id: str | None = None,
         created_by: str | None = None,
+        idempotency_key: str | None = None,
+        source_data: Mapping[str, Any] | None = None,
     ) -> Instance:
         """Start an instance of ``process`` with ``fields`` set (the others at their defaults).
 
         ``instance_id`` is Kianda's: the prefix of the new name, which here is always the
         process name (anything else is refused). ``trigger_field``, if given, must name one of
         the process's fields; the run sees it as ``source.data['trigger_field']``.
+
+        ``idempotency_key`` is createStart's: it is stored on the Root trigger, under the same
+        unique index, so a repeat (or a concurrent call) with the key returns the instance the
+        first call created and creates nothing. ``source_data`` adds keys to the run's
+        ``source.data`` (``instance``, ``process`` and ``trigger_field`` are always the
+        instance's own).
         """
         process = inputs.text("processName", process, limit=MAX_PROCESS_NAME)
         if instance_id not in (None, "", process):
@@ -169,8 +181,53 @@ class InstanceBook:
                 reason=f"new instances of {process!r} are named {process!r}-<n>: "
                 f"give {process!r} or leave it out, not {instance_id!r}",
             )
-        given = _checked(fields)
         trigger_field = inputs.optional("TriggerField", trigger_field)
+        idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        key, version_id, tree, given = self.prepare(process, fields, trigger_field=trigger_field)
+        values = {spec.name: _default(spec) for spec in tree.fields}
+        values.update({item.name: _stored(item) for item in given})
+        for _attempt in range(2):
+            now = self.clock()
+            try:
+                with self.database.write() as connection:
+                    found = self._keyed(connection, idempotency_key)
+                    if found is None:
+                        row = self._insert(
+                            connection,
+                            process,
+                            key=key,
+                            version_id=version_id,
+                            values=values,
+                            source_data={
+                                **(source_data or {}),
+                                "process": process,
+                                "trigger_field": trigger_field or "",
+                            },
+                            created_by=created_by,
+                            idempotency_key=idempotency_key,
+                            now=now,
+                        )
+            except sa.exc.IntegrityError:
+                if idempotency_key is None:
+                    raise
+                continue  # a concurrent call with the same key won: return its instance
+            if found is not None:  # the tree is built outside the transaction
+                return self._instance(self.catalog.for_version(found["tree_version_id"]), found)
+            self.wake()
+            return self._instance(tree, row)
+        raise RuntimeError("unreachable: idempotency key conflict did not resolve")
+
+    def prepare(
+        self, process: str, fields: FieldsGiven, *, trigger_field: str | None = None
+    ) -> tuple[TreeKey, int, Tree, list[FieldValue]]:
+        """Check what a creation would start, writing nothing: the process's tree key, the
+        version new instances start on, its tree, and the fields given, checked.
+
+        Raises ProcessNotFound, UnknownField or FieldNotSettable (and BadRequest for a
+        malformed value), naming what was wrong.
+        """
+        process = inputs.text("processName", process, limit=MAX_PROCESS_NAME)
+        given = _checked(fields)
         with self.database.read() as connection:
             key = process_store.tree_of(connection, process)
         if key is None:
@@ -181,64 +238,73 @@ class InstanceBook:
         if trigger_field:
             names.append(trigger_field)
         self._check(tree, names, settable=[item.name for item in given])
-        values = {spec.name: _default(spec) for spec in tree.fields}
-        values.update({item.name: _stored(item) for item in given})
-        now = self.clock()
-        with self.database.write() as connection:
-            number = instance_store.next_number(connection, process)
-            name = f"{process}-{number}"
-            trigger = insert_start(
-                connection,
-                {
-                    "tree_version_id": stored.id,
-                    "source_name": key.source_name,
-                    "source_group": key.source_group,
-                    "tree_name": key.name,
-                    "source_id": name,
-                    "status": RunStatus.STAGED.value,
-                    "inputs": {},
-                    "values": {field: kept["value"] for field, kept in values.items()},
-                    "source_data": {
-                        "instance": name,
-                        "process": process,
-                        "trigger_field": trigger_field or "",
-                    },
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                created_by=created_by,
-                results=None,
-                message=None,
-                idempotency_key=None,
+        return key, stored.id, tree, given
+
+    @staticmethod
+    def _keyed(connection: Connection, idempotency_key: str | None) -> Mapping[str, Any] | None:
+        """The instance an earlier creation with this key made, if there was one."""
+        if idempotency_key is None:
+            return None
+        existing = queue.find_by_idempotency_key(connection, idempotency_key)
+        if existing is None:
+            return None
+        row = instance_store.read_instance_of_run(connection, existing[1])
+        if row is None:
+            raise BadRequest(
+                field="idempotency_key",
+                reason=f"{idempotency_key!r} already started run {existing[1]}, "
+                "which is not an instance",
             )
-            instance_store.insert_instance(
-                connection,
-                {
-                    "name": name,
-                    "process": process,
-                    "number": number,
-                    "run_id": trigger["run_id"],
-                    "version": 1,
-                    "fields": values,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-        self.wake()
-        return self._instance(
-            tree,
+        return row
+
+    @staticmethod
+    def _insert(
+        connection: Connection,
+        process: str,
+        *,
+        key: TreeKey,
+        version_id: int,
+        values: Mapping[str, Any],
+        source_data: Mapping[str, Any],
+        created_by: str | None,
+        idempotency_key: str | None,
+        now: float,
+    ) -> dict[str, Any]:
+        """Number the instance and write its run, Root trigger and row; the row as read."""
+        number = instance_store.next_number(connection, process)
+        name = f"{process}-{number}"
+        trigger = insert_start(
+            connection,
             {
-                "name": name,
-                "process": process,
-                "run_id": trigger["run_id"],
+                "tree_version_id": version_id,
+                "source_name": key.source_name,
+                "source_group": key.source_group,
+                "tree_name": key.name,
+                "source_id": name,
                 "status": RunStatus.STAGED.value,
-                "version": 1,
-                "fields": values,
-                "created_by": created_by,
+                "inputs": {},
+                "values": {field: kept["value"] for field, kept in values.items()},
+                "source_data": {**source_data, "instance": name},
                 "created_at": now,
                 "updated_at": now,
             },
+            created_by=created_by,
+            results=None,
+            message=None,
+            idempotency_key=idempotency_key,
         )
+        row = {
+            "name": name,
+            "process": process,
+            "number": number,
+            "run_id": trigger["run_id"],
+            "version": 1,
+            "fields": dict(values),
+            "created_at": now,
+            "updated_at": now,
+        }
+        instance_store.insert_instance(connection, row)
+        return row | {"status": RunStatus.STAGED.value, "created_by": created_by}
 
     # -- read ------------------------------------------------------------------------------------
 

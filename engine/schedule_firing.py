@@ -14,7 +14,8 @@ per slot: a schedule firing every second that was down for a day leaves two rows
 A run is started through createStart with the idempotency key ``schedule:<id>:<slot>`` (the
 scheduled time in UTC, ISO 8601), never the wall-clock time of the firing, so a slot fired twice
 (two processes, or a scheduler that died between firing and noting it) starts one run. Lateness
-is measured on the wall clock, the one APScheduler schedules by.
+is measured on the wall clock, the one APScheduler schedules by. A schedule that names a
+process creates an instance instead, with the same key (:mod:`engine.schedule_targets`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import ScheduleNotFound, TreeflowError
+from engine.instances import InstanceBook
 from engine.records import Trigger
+from engine.schedule_targets import create_instance
 from engine.store import schedules as store
 from engine.store.database import Database
 
@@ -59,12 +62,14 @@ class Firer:
         database: Database,
         *,
         start: StartRun,
+        instances: InstanceBook,
         clock: Callable[[], float],
         engine_name: str,
         logger: logging.Logger,
     ) -> None:
         self.database = database
         self.start = start
+        self.instances = instances
         self.clock = clock
         self.engine_name = engine_name
         self.logger = logger
@@ -110,21 +115,34 @@ class Firer:
         raises, recording nothing; a scheduled one records the refusal as Failed."""
         stamp = slot_text(slot)
         values: dict[str, Any] = {"fire_time": slot, "first_fire_time": slot, "manual": manual}
+        key = idempotency_key(schedule.id, slot)
+        source_data = {
+            "schedule_id": schedule.id,
+            "schedule_name": schedule.name,
+            "fire_time": stamp,
+            "manual": manual,
+        }
         try:
-            trigger = self.start(
-                source_name=schedule.source_name,
-                source_group=schedule.source_group,
-                tree_name=schedule.tree_name,
-                source_id=schedule.source_id,
-                results=schedule.results,
-                idempotency_key=idempotency_key(schedule.id, slot),
-                source_data={
-                    "schedule_id": schedule.id,
-                    "schedule_name": schedule.name,
-                    "fire_time": stamp,
-                    "manual": manual,
-                },
-            )
+            if schedule.process is not None:
+                instance, trigger_id = create_instance(
+                    self.instances, schedule, idempotency_key=key, source_data=source_data
+                )
+                started = {
+                    "trigger_id": trigger_id,
+                    "run_id": instance.run_id,
+                    "instance": instance.name,
+                }
+            else:
+                trigger = self.start(
+                    source_name=schedule.source_name,
+                    source_group=schedule.source_group,
+                    tree_name=schedule.tree_name,
+                    source_id=schedule.source_id,
+                    results=schedule.results,
+                    idempotency_key=key,
+                    source_data=source_data,
+                )
+                started = {"trigger_id": trigger.id, "run_id": trigger.run_id}
         except TreeflowError as exc:
             if manual:
                 raise
@@ -134,8 +152,7 @@ class Firer:
             values |= {
                 "outcome": Outcome.STARTED.value,
                 "reason": "run now" if manual else "",
-                "trigger_id": trigger.id,
-                "run_id": trigger.run_id,
+                **started,
             }
         return self._record(schedule.id, values)
 
@@ -170,6 +187,7 @@ class Firer:
             "reason": "",
             "trigger_id": None,
             "run_id": None,
+            "instance": None,
             **values,
         }
         try:

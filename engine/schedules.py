@@ -1,11 +1,13 @@
 """Scheduled tasks as the engine offers them: ``engine.schedules.create(...)`` and the rest.
 
 A schedule names a tree (source name, group, tree name), the source id and inputs its runs
-start with (results XML, or ``values`` written as one), and when it fires
+start with (results XML, or ``values`` written as one), or a process whose instances it creates
+with ``fields`` (:mod:`engine.schedule_targets`), and when it fires
 (:mod:`engine.schedule_when`) in a time zone. Everything is checked before anything is written,
-and a refusal names the field: an unknown tree, a bad cron expression, a one-off in the past,
-an interval of zero, an unknown time zone. What is stored is picked up by the scheduler of
-whichever engine process leads (:mod:`engine.scheduler`), at once in this process.
+and a refusal names the field: an unknown tree, process, field or instance, a bad cron
+expression, a one-off in the past, an interval of zero, an unknown time zone. What is stored is
+picked up by the scheduler of whichever engine process leads (:mod:`engine.scheduler`), at once
+in this process.
 
 Misfire policy, per schedule: ``grace_seconds`` (default 300) is how late a firing may still
 start its run, and ``coalesce`` (default on) makes a backlog of due firings one run. Five
@@ -27,8 +29,10 @@ import sqlalchemy as sa
 
 from engine import inputs
 from engine.errors import BadRequest
+from engine.instances import InstanceBook
 from engine.results_xml import parse_results, write_results
 from engine.schedule_firing import Firer
+from engine.schedule_targets import MAX_USER_ID, PROCESS_FIELDS, TREE_FIELDS, checked_target
 from engine.schedule_when import When, build_trigger, check_when, zone
 from engine.scheduler import Scheduler
 from engine.store import schedules as store
@@ -39,11 +43,11 @@ from engine.tree_catalog import TreeCatalog
 DEFAULT_GRACE_SECONDS = 300
 MAX_GRACE_SECONDS = 7 * 86_400
 MAX_NAME = 200
-TREE_FIELDS = ("source_name", "source_group", "tree_name")
 # What create and update take; update takes any of them.
 FIELDS = (
     "name",
     *TREE_FIELDS,
+    *PROCESS_FIELDS,
     "source_id",
     "results",
     "values",
@@ -63,6 +67,7 @@ class Schedules:
         database: Database,
         *,
         catalog: TreeCatalog,
+        instances: InstanceBook,
         firer: Firer,
         scheduler: Scheduler,
         clock: Callable[[], float],
@@ -70,6 +75,7 @@ class Schedules:
     ) -> None:
         self.database = database
         self.catalog = catalog
+        self.instances = instances
         self.firer = firer
         self.scheduler = scheduler
         self.clock = clock
@@ -79,10 +85,13 @@ class Schedules:
         self,
         *,
         name: str,
-        source_name: str,
-        source_group: str,
-        tree_name: str,
         when: Mapping[str, Any],
+        source_name: str = "",
+        source_group: str = "",
+        tree_name: str = "",
+        process: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        instance: str | None = None,
         timezone: str = "UTC",
         source_id: str = "",
         results: str | None = None,
@@ -91,9 +100,15 @@ class Schedules:
         grace_seconds: int = DEFAULT_GRACE_SECONDS,
         coalesce: bool = True,
         created_by: str | None = None,
+        creator_id: str | None = None,
         creation_key: str | None = None,
     ) -> store.Schedule:
         """Store a new schedule; nothing is written if any field is refused.
+
+        It names a tree (``source_name``, ``source_group``, ``tree_name``) or a ``process``,
+        whose instances it creates with ``fields`` (name: value) over the current fields of
+        ``instance``, if given (:mod:`engine.schedule_targets`). Those instances' creator is
+        ``creator_id`` (the HTTP API gives the caller's user id), else ``created_by``.
 
         ``creation_key`` makes the call idempotent: a second call with the same key returns
         the schedule the first one created (a tree's node uses its task id).
@@ -104,11 +119,17 @@ class Schedules:
                 existing = store.find_by_creation_key(connection, creation_key)
             if existing is not None:
                 return self._shown(existing)
+        created_by = inputs.optional("created_by", created_by)
+        creator_id = inputs.optional("creator_id", creator_id, limit=MAX_USER_ID)
         given = {
+            "creator": creator_id or created_by,
             "name": name,
             "source_name": source_name,
             "source_group": source_group,
             "tree_name": tree_name,
+            "process": process,
+            "fields": fields,
+            "instance": instance,
             "when": when,
             "timezone": timezone,
             "source_id": source_id,
@@ -119,9 +140,10 @@ class Schedules:
             "coalesce": coalesce,
         }
         now = self.clock()
-        columns = self._checked(given, now=now, check_tree=True, check_when_=True)
+        columns = self._checked(given, now=now, check_target=True, check_when_=True)
         columns |= {
-            "created_by": inputs.optional("created_by", created_by),
+            "created_by": created_by,
+            "creator_id": creator_id,
             "creation_key": creation_key,
             "created_at": now,
             "updated_at": now,
@@ -146,17 +168,23 @@ class Schedules:
 
         Changing ``when`` or the time zone starts the schedule's slots afresh (an interval
         without a ``start`` counts from now again); enabling a schedule does not bring back
-        the slots it had while disabled.
+        the slots it had while disabled. Giving ``process`` to a schedule that names a tree
+        makes it name that process instead (its tree, source id and inputs cleared); giving
+        ``process=None`` with a tree does the opposite (its fields and instance cleared).
         """
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
             raise BadRequest(field=unknown[0], reason=f"not a field of a schedule: use {FIELDS}")
         current = self.get(schedule_id)
         given: dict[str, Any] = {
+            "creator": current.creator_id or current.created_by,
             "name": current.name,
             "source_name": current.source_name,
             "source_group": current.source_group,
             "tree_name": current.tree_name,
+            "process": current.process,
+            "fields": current.fields,
+            "instance": current.instance,
             "source_id": current.source_id,
             "results": current.results,
             "values": None,
@@ -168,12 +196,13 @@ class Schedules:
         }
         if "values" in changes and "results" not in changes:
             given["results"] = None
+        given |= self._switched(current, changes)
         given |= changes
         now = self.clock()
         columns = self._checked(
             given,
             now=now,
-            check_tree=any(field in changes for field in TREE_FIELDS),
+            check_target=any(field in changes for field in (*TREE_FIELDS, *PROCESS_FIELDS)),
             check_when_="when" in changes or "timezone" in changes,
         )
         if "when" in changes or "timezone" in changes:
@@ -217,12 +246,11 @@ class Schedules:
     # -- checks ----------------------------------------------------------------------------------
 
     def _checked(
-        self, given: Mapping[str, Any], *, now: float, check_tree: bool, check_when_: bool
+        self, given: Mapping[str, Any], *, now: float, check_target: bool, check_when_: bool
     ) -> dict[str, Any]:
         """The columns for ``given``, every field checked; raises naming the first bad one."""
         columns: dict[str, Any] = {"name": inputs.text("name", given["name"], limit=MAX_NAME)}
-        for field in TREE_FIELDS:
-            columns[field] = inputs.text(field, given[field])
+        columns |= checked_target(given, instances=self.instances, check=check_target)
         columns["source_id"] = inputs.text("source_id", given["source_id"], required=False)
         columns["results"] = self._results(given.get("results"), given.get("values"))
         tz = zone(given["timezone"])
@@ -246,9 +274,21 @@ class Schedules:
                 field="grace_seconds", reason=f"must be between 1 and {MAX_GRACE_SECONDS}"
             )
         columns["grace_seconds"] = grace
-        if check_tree:
+        if check_target and columns["process"] is None:
             self.catalog.startable(TreeKey(*(columns[field] for field in TREE_FIELDS)))
         return columns
+
+    @staticmethod
+    def _switched(current: store.Schedule, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """What a change from naming a tree to naming a process (or back) clears: the other
+        form's fields, unless given too (then both are named, and refused)."""
+        if "process" not in changes:
+            return {}
+        if changes["process"] is None:
+            return {"fields": None, "instance": None}
+        if current.process is None:
+            return {field: "" for field in TREE_FIELDS} | {"source_id": "", "results": None}
+        return {}
 
     def _results(self, results: object, values: object) -> str | None:
         if results is not None and values is not None:

@@ -3,9 +3,13 @@
 The node's parameters are the fields of ``Engine.schedules.create`` as text (a node's
 parameters are rendered templates): ``kind`` chooses the schedule and the fields it uses are
 given, the others left empty. ``days`` is comma-separated (``mon,thu``); ``values`` is not
-offered, ``inputs`` takes results XML. The creation is keyed by the task id, so a retry of the
-node (handlers run at least once) finds the schedule the first attempt created instead of
-creating a second. A refused field fails the node with the engine's message, naming it.
+offered, ``inputs`` takes results XML. Instead of a tree (``source_name``, ``source_group``,
+``tree_name``) the node may name a ``process``, whose instances each firing creates: ``fields``
+is then a JSON object of name: value, and ``instance`` an instance whose fields are copied.
+
+The creation is keyed by the task id, so a retry of the node (handlers run at least once) finds
+the schedule the first attempt created instead of creating a second. A refused field fails the
+node with the engine's message, naming it.
 
 It is a ``system_`` node because it asks the engine itself for something, as the join and the
 wait do, rather than calling another system.
@@ -13,6 +17,7 @@ wait do, rather than calling another system.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,14 +54,29 @@ def _when(parameters: Mapping[str, str]) -> dict[str, Any]:
     return when
 
 
+def _fields(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(field="fields", reason=f"expected a JSON object: {exc}") from None
+    if not isinstance(fields, dict):
+        raise BadRequest(field="fields", reason="expected a JSON object of name: value")
+    return fields
+
+
 def _create_schedule(context: HandlerContext) -> Mapping[str, str]:
     parameters = context.parameters
     receipt = context.triggers.create_schedule(
         creation_key=f"task:{context.task_id}",
         name=parameters["name"],
-        source_name=parameters["source_name"],
-        source_group=parameters["source_group"],
-        tree_name=parameters["tree_name"],
+        source_name=parameters.get("source_name", ""),
+        source_group=parameters.get("source_group", ""),
+        tree_name=parameters.get("tree_name", ""),
+        process=parameters.get("process") or None,
+        fields=_fields(parameters.get("fields", "")),
+        instance=parameters.get("instance") or None,
         source_id=parameters.get("source_id", ""),
         results=parameters.get("inputs") or None,
         when=_when(parameters),
@@ -80,9 +100,12 @@ SCHEDULE_CREATE = Handler(
     execute=_create_schedule,
     parameters=(
         Parameter("name", required=True, description="the scheduled task's name"),
-        Parameter("source_name", required=True, description="the tree it starts: its source"),
-        Parameter("source_group", required=True),
-        Parameter("tree_name", required=True),
+        Parameter("source_name", default="", description="the tree it starts: its source"),
+        Parameter("source_group", default=""),
+        Parameter("tree_name", default=""),
+        Parameter("process", default="", description="instead of a tree: a process"),
+        Parameter("fields", default="", description="a process's fields, a JSON object"),
+        Parameter("instance", default="", description="an instance whose fields are copied"),
         Parameter("source_id", default=""),
         Parameter("inputs", default="", description="results XML the runs start with"),
         Parameter("kind", required=True, menu=tuple(kind.value for kind in Kind)),
@@ -101,7 +124,8 @@ SCHEDULE_CREATE = Handler(
         Parameter("enabled", default="true", menu=_FLAGS),
     ),
     results=("schedule_id", "next_fire_time"),
-    description="Creates a scheduled task that starts a tree at set times.",
+    description="Creates a scheduled task that starts a tree, or creates an instance of a "
+    "process, at set times.",
 )
 
 

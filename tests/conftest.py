@@ -64,6 +64,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A SQLite file for commands run as subprocesses (the CLI tests)."""
+    return f"sqlite:///{tmp_path / 't.db'}"
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine with the example trees loaded, on each database."""
     with Engine(database_url, trees=TREES) as eng:

@@ -29,11 +29,6 @@ Treeflow = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 't.db'}"
-
-
-@pytest.fixture
 def treeflow(tmp_path: Path, url: str) -> Treeflow:
     """``treeflow ARGS... --database <tmp>/t.db --trees <repo>/trees``, from a scratch folder."""
 

@@ -239,3 +239,116 @@ def test_an_unknown_task_is_404(
     response = admin.request(method, path.replace("/1", "/987654"), json=body)
     assert response.status_code == 404
     assert "987654" in response.json()["message"]
+
+
+PROCESS_TASK: dict[str, Any] = {
+    "name": "Training",
+    "processName": "new-training-process",
+    "fields": {"Reason": "Yearly refresher", "Days": 2},
+    "when": {"kind": "cron", "cron": "0 2 * * *"},
+}
+
+
+def test_a_process_task_creates_instances_with_its_fields(live: Live, admin: httpx.Client) -> None:
+    response = admin.post("/api/tasks", json=PROCESS_TASK)
+    assert response.status_code == 201, response.text
+    task = response.json()
+    assert (task["processName"], task["fields"], task["instance"]) == (
+        "new-training-process",
+        {"Reason": "Yearly refresher", "Days": 2},
+        None,
+    )
+    assert (task["source_name"], task["tree_name"], task["results"]) == ("", "", None)
+    assert admin.get(f"/api/tasks/{task['id']}").json() == task
+
+    fired = admin.post(f"/api/tasks/{task['id']}/run-now")
+    assert fired.status_code == 202, fired.text
+    firing = fired.json()
+    assert firing["outcome"] == "Started" and firing["trigger_id"] and firing["run_id"]
+    name = firing["instance"]
+    got = admin.get(f"/api/instances/{name}")
+    assert got.status_code == 200, got.text
+    instance = got.json()
+    assert (instance["processName"], instance["version"], instance["runId"]) == (
+        "new-training-process",
+        1,
+        firing["run_id"],
+    )
+    assert {f["name"]: f["value"] for f in instance["fields"]} == {
+        "Reason": "Yearly refresher",
+        "Course": "To be chosen",
+        "Days": 2,
+        "Budget Code": "HR-TRAINING",
+    }
+    [root] = [user for user in live.accounts.list_users() if user.name == "root"]
+    assert live.engine.get_instance(name).created_by == root.id
+    history = admin.get(f"/api/tasks/{task['id']}/history").json()["items"]
+    assert [(item["id"], item["instance"]) for item in history] == [(firing["id"], name)]
+
+    copying = admin.patch(
+        f"/api/tasks/{task['id']}", json={"instance": name, "fields": {"Course": "Go"}}
+    )
+    assert copying.status_code == 200, copying.text
+    assert copying.json()["instance"] == name
+    copied = admin.post(f"/api/tasks/{task['id']}/run-now").json()["instance"]
+    fields = admin.get(f"/api/instances/{copied}").json()["fields"]
+    assert {f["name"]: f["value"] for f in fields} == {
+        "Reason": "Yearly refresher",
+        "Course": "Go",
+        "Days": 2,
+        "Budget Code": "HR-TRAINING",
+    }
+
+    as_tree = admin.patch(f"/api/tasks/{task['id']}", json={"processName": None, **TASK})
+    assert as_tree.status_code == 200, as_tree.text
+    assert (as_tree.json()["processName"], as_tree.json()["tree_name"]) == (None, "Tick")
+    assert as_tree.json()["fields"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"processName": "no-such-process"}, "Invalid process: no process is named"),
+        ({"fields": {"Colour": "red"}}, "has no field 'Colour'"),
+        ({"fields": {"Budget Code": "X"}}, "may not set 'Budget Code'"),
+        ({"instance": "no-such-process-1"}, "Invalid instance: no instance is named"),
+        ({"tree_name": "Tick"}, "name a process or a tree (tree_name), not both"),
+        ({"processName": None}, "name a process, or a tree by source_name"),
+        ({"values": {"Colour": "red"}}, "gives its inputs as fields"),
+    ],
+)
+def test_a_bad_process_task_is_400_naming_it_and_stores_nothing(
+    admin: httpx.Client, changes: dict[str, Any], named: str
+) -> None:
+    before = total(admin)
+    response = admin.post("/api/tasks", json=PROCESS_TASK | changes)
+    assert response.status_code == 400, response.text
+    assert named in response.json()["message"]
+    assert total(admin) == before
+
+
+def test_a_process_task_fires_on_its_schedule(admin: httpx.Client) -> None:
+    task = create(
+        admin,
+        **{field: "" for field in ("source_name", "source_group", "tree_name", "source_id")},
+        values=None,
+        processName="new-training-process",
+        fields={"Reason": "every second"},
+        when={"kind": "interval", "every": 1, "unit": "seconds"},
+    )
+
+    def fired() -> list[dict[str, Any]]:
+        items = admin.get(f"/api/tasks/{task['id']}/history").json()["items"]
+        return [item for item in items if item["outcome"] == "Started"]
+
+    wait_for(lambda: len(fired()) >= 1)
+    admin.patch(f"/api/tasks/{task['id']}", json={"enabled": False})
+    firing = fired()[-1]
+    assert not firing["manual"]
+    instance = admin.get(f"/api/instances/{firing['instance']}").json()
+    assert instance["runId"] == firing["run_id"]
+    assert instance["fields"][0] == {
+        "name": "Reason",
+        "text": "every second",
+        "value": "every second",
+    }

@@ -32,11 +32,6 @@ Treeflow = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 't.db'}"
-
-
-@pytest.fixture
 def treeflow(tmp_path: Path, url: str) -> Treeflow:
     trees = tmp_path / "trees"
     trees.mkdir()
@@ -113,3 +108,62 @@ def test_an_unknown_tree_and_a_missing_when_are_refused(treeflow: Treeflow) -> N
     neither = treeflow("schedules", "add", "Bad", *TREE_FLAGS, trees_flag=True)
     assert neither.returncode == 2
     assert "give exactly one of --at, --every" in neither.stderr
+
+
+PROCESS_TREE = """\
+source: Tests
+group: Schedules
+name: Stocktake
+process: stocktake
+fields:
+  Shelf:
+    default: A
+  Counter:
+    default: nobody
+    settable: false
+nodes:
+  Start:
+    handler: system_start_v1
+    connectors:
+      - to: Echo
+  Echo:
+    handler: utilities_echo_v1
+    parameters:
+      input: "count shelf {{ values['Shelf'] }}"
+"""
+
+
+def test_a_schedule_names_a_process_with_fields(
+    treeflow: Treeflow, url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "trees" / "stocktake.yaml").write_text(PROCESS_TREE, encoding="utf-8")
+    refused = treeflow(
+        "schedules", "add", "Bad", "--process", "stocktake", "--field", "Counter=me",
+        "--cron", "0 6 * * mon", trees_flag=True,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "may not set 'Counter'" in refused.stderr
+    both = treeflow(
+        "schedules", "add", "Bad", "--process", "stocktake", *TREE_FLAGS,
+        "--cron", "0 6 * * mon", trees_flag=True,
+    )  # fmt: skip
+    assert both.returncode == 1
+    assert "not both" in both.stderr
+
+    added = treeflow(
+        "schedules", "add", "Stocktake", "--process", "stocktake", "--field", "Shelf=B",
+        "--cron", "0 6 * * mon", trees_flag=True,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("Schedule 1 added")
+    ran = treeflow("schedules", "run-now", "1", trees_flag=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "count shelf B" in ran.stdout
+    shown = treeflow("schedules", "show", "1")
+    assert "process stocktake" in shown.stdout and "stocktake-1" in shown.stdout
+    with Engine(url) as engine:
+        instance = engine.get_instance("stocktake-1")
+        assert [(f.name, f.value) for f in instance.fields] == [
+            ("Shelf", "B"),
+            ("Counter", "nobody"),
+        ]

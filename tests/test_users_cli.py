@@ -24,11 +24,6 @@ Treeflow = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 't.db'}"
-
-
-@pytest.fixture
 def treeflow(tmp_path: Path, url: str) -> Treeflow:
     def call(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return run_treeflow(*args, "--database", url, cwd=tmp_path, stdin=stdin)

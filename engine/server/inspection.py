@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.engine import Connection
@@ -40,7 +39,7 @@ from engine.auth import User
 from engine.engine import Engine
 from engine.records import Run, RunError
 from engine.server.auth import caller
-from engine.server.limits import page_bounds
+from engine.server.paging import MAX_ID, Id, Limit, Offset, app_engine, next_page, page_of
 from engine.server.read_models import (
     ErrorBody,
     ErrorOut,
@@ -58,7 +57,6 @@ from engine.store import inspection
 from engine.store import runs as run_store
 
 ADMIN_ROLES = ("admin",)
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: the largest PostgreSQL holds
 MAX_ERROR_ID = 64  # as Engine.resolve_error's
 _T = TypeVar("_T")
 
@@ -82,28 +80,6 @@ router = APIRouter(
     responses=_ERRORS,
 )
 
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-Limit = Annotated[int | None, Query(description="items per page: 1 to the cap (default 50)")]
-Offset = Annotated[int | None, Query(description="items to skip (default 0)")]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def _page(request: Request, limit: int | None, offset: int | None) -> tuple[int, int]:
-    return page_bounds(limit, offset, max_limit=request.app.state.settings.max_page_size)
-
-
-def _next(request: Request, *, total: int, limit: int, offset: int) -> str | None:
-    """The path and query of the page after this one, the filters kept; None on the last."""
-    if offset + limit >= total:
-        return None
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
-    query += [("limit", str(limit)), ("offset", str(offset + limit))]
-    return f"{request.url.path}?{urlencode(query)}"
-
 
 async def _read(engine: Engine, query: Callable[[Connection], _T]) -> _T:
     def read() -> _T:
@@ -120,7 +96,7 @@ async def _read(engine: Engine, query: Callable[[Connection], _T]) -> _T:
     responses=_NOT_FOUND,
 )
 async def get_run(request: Request, run_id: Id) -> RunOut:
-    run = await run_in_threadpool(_engine(request).get_run, run_id)
+    run = await run_in_threadpool(app_engine(request).get_run, run_id)
     return RunOut.of(run)
 
 
@@ -154,13 +130,13 @@ async def list_runs(
     limit: Limit = None,
     offset: Offset = None,
 ) -> RunPage:
-    limit, offset = _page(request, limit, offset)
+    limit, offset = page_of(request, limit, offset)
     filters: dict[str, Any] = {
         "status": None if status is None else status.value,
         "tree_name": inputs.optional("tree_name", tree_name),
         "source_id": inputs.optional("source_id", source_id),
     }
-    engine = _engine(request)
+    engine = app_engine(request)
 
     def query(connection: Connection) -> tuple[int, list[Run]]:
         total = inspection.count_runs(connection, **filters)
@@ -173,7 +149,7 @@ async def list_runs(
         total=total,
         limit=limit,
         offset=offset,
-        next=_next(request, total=total, limit=limit, offset=offset),
+        next=next_page(request, total=total, limit=limit, offset=offset),
     )
 
 
@@ -184,7 +160,7 @@ async def list_runs(
     responses=_NOT_FOUND,
 )
 async def get_trigger(request: Request, trigger_id: Id) -> TriggerOut:
-    trigger = await run_in_threadpool(_engine(request).get_trigger, trigger_id)
+    trigger = await run_in_threadpool(app_engine(request).get_trigger, trigger_id)
     return TriggerOut.of(trigger)
 
 
@@ -207,14 +183,14 @@ async def list_errors(
     limit: Limit = None,
     offset: Offset = None,
 ) -> ErrorPage:
-    limit, offset = _page(request, limit, offset)
+    limit, offset = page_of(request, limit, offset)
     filters: dict[str, Any] = {
         "run_id": run_id,
         "status": None if status is None else status.value,
         "error_type": inputs.optional("type", error_type),
     }
 
-    engine = _engine(request)
+    engine = app_engine(request)
 
     def query() -> tuple[int, list[RunError]]:
         total = engine.count_errors(**filters)
@@ -227,7 +203,7 @@ async def list_errors(
         total=total,
         limit=limit,
         offset=offset,
-        next=_next(request, total=total, limit=limit, offset=offset),
+        next=next_page(request, total=total, limit=limit, offset=offset),
     )
 
 
@@ -255,7 +231,7 @@ async def resolve_error(
     body: ResolveIn,
 ) -> ResolutionOut:
     trigger = await run_in_threadpool(
-        _engine(request).resolve_error,
+        app_engine(request).resolve_error,
         error_id,
         body.action,
         message=body.message,

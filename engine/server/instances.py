@@ -33,7 +33,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.auth import User
-from engine.engine import Engine
 from engine.errors import BadRequest, VersionRequired
 from engine.server.auth import AnyUser
 from engine.server.kianda_models import (
@@ -45,6 +44,7 @@ from engine.server.kianda_models import (
     PatchIn,
     ReplaceIn,
 )
+from engine.server.paging import app_engine
 from engine.server.read_models import ErrorBody
 
 _ETAG = re.compile(r'\s*(?:W/)?"?(\d{1,10})"?\s*')
@@ -82,11 +82,6 @@ IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", max_length=64, description='the version written as an ETag: "3"'),
 ]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
 
 
 def _owner(user: User) -> str | None:
@@ -133,7 +128,7 @@ def _version(body_version: int | None, if_match: str | None) -> int | None:
 async def create_instance(request: Request, user: AnyUser, body: CreateInstanceIn) -> CreatedOut:
     instance = await run_in_threadpool(
         partial(
-            _engine(request).create_instance,
+            app_engine(request).create_instance,
             body.processName,
             body.fields(),
             trigger_field=body.TriggerField,
@@ -153,7 +148,7 @@ async def create_instance(request: Request, user: AnyUser, body: CreateInstanceI
 )
 async def get_instance(request: Request, user: AnyUser, name: Name) -> Response:
     instance = await run_in_threadpool(
-        partial(_engine(request).get_instance, name, created_by=_owner(user))
+        partial(app_engine(request).get_instance, name, created_by=_owner(user))
     )
     return _with_etag(InstanceOut.of(instance))
 
@@ -175,7 +170,7 @@ async def get_fields(
 ) -> list[FieldOut]:
     wanted = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
     found = await run_in_threadpool(
-        partial(_engine(request).instance_fields, name, wanted, created_by=_owner(user))
+        partial(app_engine(request).instance_fields, name, wanted, created_by=_owner(user))
     )
     return [FieldOut.of(field) for field in found]
 
@@ -198,7 +193,7 @@ async def replace_fields(
         raise VersionRequired(subject=f"the instance {name!r}")
     instance = await run_in_threadpool(
         partial(
-            _engine(request).replace_instance_fields,
+            app_engine(request).replace_instance_fields,
             name,
             body.values(),
             version=version,
@@ -219,7 +214,7 @@ async def patch_fields(
 ) -> Response:
     instance = await run_in_threadpool(
         partial(
-            _engine(request).patch_instance_fields,
+            app_engine(request).patch_instance_fields,
             name,
             body.values(),
             version=_version(body.version, if_match),

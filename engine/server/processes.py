@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.fields import MAX_PROCESS_NAME
 from engine.server.auth import caller
@@ -35,6 +34,7 @@ from engine.server.kianda_models import (
     ProcessOut,
     ProcessSummaryOut,
 )
+from engine.server.paging import app_engine
 from engine.server.read_models import ErrorBody
 
 ADMIN_ROLES = ("admin",)
@@ -84,16 +84,11 @@ _DEPLOY_BODY: dict[str, Any] = {
 }
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 @router.get(
     "", summary="Every process at its current version", response_model=list[ProcessSummaryOut]
 )
 async def list_processes(request: Request) -> list[ProcessSummaryOut]:
-    found = await run_in_threadpool(_engine(request).list_processes)
+    found = await run_in_threadpool(app_engine(request).list_processes)
     return [ProcessSummaryOut.of(process) for process in found]
 
 
@@ -106,7 +101,7 @@ async def list_processes(request: Request) -> list[ProcessSummaryOut]:
 async def get_process(
     request: Request, name: Annotated[str, Path(min_length=1, max_length=MAX_PROCESS_NAME)]
 ) -> ProcessOut:
-    process = await run_in_threadpool(_engine(request).get_process, name)
+    process = await run_in_threadpool(app_engine(request).get_process, name)
     return ProcessOut.of(process)
 
 
@@ -131,7 +126,7 @@ async def deploy_process(request: Request) -> Response:
         raise BadRequest(field="body", reason=f"a definition is UTF-8 text: {exc}") from exc
     if "\x00" in text:
         raise BadRequest(field="body", reason="contains a NUL character")
-    deployed = await run_in_threadpool(_engine(request).deploy_process, text)
+    deployed = await run_in_threadpool(app_engine(request).deploy_process, text)
     body = DeployedOut(**ProcessOut.detail(deployed.process), created=deployed.created)
     return Response(
         body.model_dump_json(),

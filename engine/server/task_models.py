@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.fields import MAX_PROCESS_NAME
 from engine.schedule_firing import Outcome
 from engine.schedule_when import Kind, Unit
 from engine.store.schedules import Firing, Schedule
@@ -45,18 +46,39 @@ class WhenBody(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+FieldValue = str | int | float | bool | None
+FIELDS_DESCRIPTION = (
+    "a process's task: the new instances' fields as name: value (text, number, true/false "
+    "or null), over the named instance's if one is given"
+)
+INSTANCE_DESCRIPTION = (
+    "a process's task: an instance of the process whose current fields each new instance "
+    "starts from"
+)
+
+
 class _TaskFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The process is named by its tree. A Kianda process name (``process_name``) can be
-    # accepted here as another way to name the same tree once processes have names.
-    source_name: str = Field(max_length=MAX_TEXT, description="the tree's source")
-    source_group: str = Field(max_length=MAX_TEXT, description="the tree's source group")
-    tree_name: str = Field(max_length=MAX_TEXT, description="the tree's name")
+    # A task names its process either by its tree or by its Kianda process name.
+    source_name: str = Field("", max_length=MAX_TEXT, description="the tree's source")
+    source_group: str = Field("", max_length=MAX_TEXT, description="the tree's source group")
+    tree_name: str = Field("", max_length=MAX_TEXT, description="the tree's name")
+    processName: str | None = Field(
+        None,
+        max_length=MAX_PROCESS_NAME,
+        description="instead of the tree: a process, each firing creating an instance of it",
+    )
+    fields: dict[str, FieldValue] | None = Field(None, description=FIELDS_DESCRIPTION)
+    instance: str | None = Field(None, max_length=MAX_TEXT, description=INSTANCE_DESCRIPTION)
 
 
 class TaskIn(_TaskFields):
-    """``POST /api/tasks`` and ``PUT /api/tasks/{id}`` (which replaces every field)."""
+    """``POST /api/tasks`` and ``PUT /api/tasks/{id}`` (which replaces every field).
+
+    Name a tree (``source_name``, ``source_group``, ``tree_name``) or a process
+    (``processName``, with ``fields`` and optionally ``instance``), not both.
+    """
 
     name: str = Field(max_length=200)
     source_id: str = Field("", max_length=MAX_TEXT, description="the runs' source id")
@@ -73,8 +95,8 @@ class TaskIn(_TaskFields):
     coalesce: bool = Field(True, description="a backlog of due firings starts one run")
 
     def as_engine(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude={"when"})
-        return fields | {"when": self.when.as_engine()}
+        fields = self.model_dump(exclude={"when", "processName"})
+        return fields | {"process": self.processName, "when": self.when.as_engine()}
 
 
 class TaskPatch(BaseModel):
@@ -86,6 +108,13 @@ class TaskPatch(BaseModel):
     source_name: str | None = Field(None, max_length=MAX_TEXT)
     source_group: str | None = Field(None, max_length=MAX_TEXT)
     tree_name: str | None = Field(None, max_length=MAX_TEXT)
+    processName: str | None = Field(
+        None,
+        max_length=MAX_PROCESS_NAME,
+        description="a process instead of the tree (null: back to naming a tree)",
+    )
+    fields: dict[str, FieldValue] | None = Field(None, description=FIELDS_DESCRIPTION)
+    instance: str | None = Field(None, max_length=MAX_TEXT, description=INSTANCE_DESCRIPTION)
     source_id: str | None = Field(None, max_length=MAX_TEXT)
     results: str | None = Field(None, max_length=MAX_RESULTS)
     values: dict[str, str] | None = None
@@ -96,7 +125,9 @@ class TaskPatch(BaseModel):
     coalesce: bool | None = None
 
     def as_engine(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude_unset=True, exclude={"when"})
+        fields = self.model_dump(exclude_unset=True, exclude={"when", "processName"})
+        if "processName" in self.model_fields_set:
+            fields["process"] = self.processName
         if self.when is not None:
             fields["when"] = self.when.as_engine()
         return fields
@@ -114,6 +145,11 @@ class TaskOut(BaseModel):
     source_name: str
     source_group: str
     tree_name: str
+    processName: str | None = Field(
+        description="the process whose instances it creates; null when it names a tree"
+    )
+    fields: dict[str, Any] | None = Field(description="a process's task: the fields it sets")
+    instance: str | None = Field(description="a process's task: the instance it copies")
     source_id: str
     results: str | None = Field(description="the runs' inputs as results XML")
     when: dict[str, Any] = Field(description="as given, checked (an interval's start filled in)")
@@ -137,6 +173,9 @@ class TaskOut(BaseModel):
             source_name=schedule.source_name,
             source_group=schedule.source_group,
             tree_name=schedule.tree_name,
+            processName=schedule.process,
+            fields=None if schedule.fields is None else dict(schedule.fields),
+            instance=schedule.instance,
             source_id=schedule.source_id,
             results=schedule.results,
             when=dict(schedule.when),
@@ -176,6 +215,7 @@ class FiringOut(BaseModel):
     manual: bool = Field(description="fired by run now")
     trigger_id: int | None
     run_id: int | None
+    instance: str | None = Field(description="the instance a process's task created")
     engine: str | None = Field(description="the engine process that recorded it")
     recorded_at: float
 
@@ -193,6 +233,7 @@ class FiringOut(BaseModel):
             manual=firing.manual,
             trigger_id=firing.trigger_id,
             run_id=firing.run_id,
+            instance=firing.instance,
             engine=firing.engine,
             recorded_at=firing.recorded_at,
         )

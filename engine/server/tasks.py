@@ -8,31 +8,35 @@
 - ``GET /api/tasks/{id}/history``: its firings, newest first: runs started, and slots missed or
   coalesced with the reason.
 
+A task names a tree (``source_name``, ``source_group``, ``tree_name``) or a process
+(``processName``), whose instances it creates with ``fields``, an object of name: value, over the
+current fields of ``instance`` if one is named; those instances' creator is the administrator who
+created the task. A firing's history entry names the instance it created.
+
 Every route goes through ``Engine.schedules`` and needs an administrator's token (401 without
-one, 403 for a plain user). What the engine refuses is 400 naming the field (an unknown tree, a
-cron expression that does not parse, a one-off in the past, an interval of zero, an unknown time
-zone) and nothing is stored; an unknown id is 404; a body of the wrong shape is 422.
+one, 403 for a plain user). What the engine refuses is 400 naming the field (an unknown tree or
+process, a field the process does not declare or let callers set, an unknown instance, a tree
+and a process both named or neither, a cron expression that does not parse, a one-off in the
+past, an interval of zero, an unknown time zone) and nothing is stored; an unknown id is 404; a
+body of the wrong shape is 422.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.auth import User
-from engine.engine import Engine
 from engine.server.auth import caller
-from engine.server.limits import page_bounds
+from engine.server.paging import Id, Limit, Offset, app_engine, next_page, page_of
 from engine.server.read_models import ErrorBody
 from engine.server.task_models import FiringOut, FiringPage, TaskIn, TaskOut, TaskPage, TaskPatch
 
 ADMIN_ROLES = ("admin",)
-MAX_ID = 2**31 - 1
 
 _admin = caller(ADMIN_ROLES)
 Admin = Annotated[User, Depends(_admin)]
@@ -51,34 +55,15 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _REFUSED: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,
-        "description": "A field the engine refuses, named: unknown tree, bad cron expression, "
-        "one-off in the past, interval of zero, unknown time zone, bad inputs",
+        "description": "A field the engine refuses, named: unknown tree or process, unknown "
+        "or not settable field, unknown instance, tree and process both or neither, bad cron "
+        "expression, one-off in the past, interval of zero, unknown time zone, bad inputs",
     },
     413: {"model": ErrorBody, "description": "Request body over the size limit"},
 }
 _BAD_PAGE: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "A limit over the cap, or a bad offset"}
 }
-
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-Limit = Annotated[int | None, Query(description="items per page: 1 to the cap (default 50)")]
-Offset = Annotated[int | None, Query(description="items to skip (default 0)")]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def _page(request: Request, limit: int | None, offset: int | None) -> tuple[int, int]:
-    return page_bounds(limit, offset, max_limit=request.app.state.settings.max_page_size)
-
-
-def _next(request: Request, *, total: int, limit: int, offset: int) -> str | None:
-    if offset + limit >= total:
-        return None
-    query = urlencode({"limit": limit, "offset": offset + limit})
-    return f"{request.url.path}?{query}"
 
 
 @router.post(
@@ -89,9 +74,9 @@ def _next(request: Request, *, total: int, limit: int, offset: int) -> str | Non
     responses=_REFUSED,
 )
 async def create_task(request: Request, user: Admin, body: TaskIn) -> TaskOut:
-    schedules = _engine(request).schedules
+    schedules = app_engine(request).schedules
     created = await run_in_threadpool(
-        lambda: schedules.create(**body.as_engine(), created_by=user.name)
+        lambda: schedules.create(**body.as_engine(), created_by=user.name, creator_id=user.id)
     )
     return TaskOut.of(created)
 
@@ -100,8 +85,8 @@ async def create_task(request: Request, user: Admin, body: TaskIn) -> TaskOut:
     "", summary="Scheduled tasks, oldest first", response_model=TaskPage, responses=_BAD_PAGE
 )
 async def list_tasks(request: Request, limit: Limit = None, offset: Offset = None) -> TaskPage:
-    limit, offset = _page(request, limit, offset)
-    schedules = _engine(request).schedules
+    limit, offset = page_of(request, limit, offset)
+    schedules = app_engine(request).schedules
 
     def query() -> tuple[int, list[TaskOut]]:
         found = schedules.list(limit=limit, offset=offset)
@@ -113,13 +98,13 @@ async def list_tasks(request: Request, limit: Limit = None, offset: Offset = Non
         total=total,
         limit=limit,
         offset=offset,
-        next=_next(request, total=total, limit=limit, offset=offset),
+        next=next_page(request, total=total, limit=limit, offset=offset),
     )
 
 
 @router.get("/{task_id}", summary="A scheduled task", response_model=TaskOut, responses=_NOT_FOUND)
 async def get_task(request: Request, task_id: Id) -> TaskOut:
-    return TaskOut.of(await run_in_threadpool(_engine(request).schedules.get, task_id))
+    return TaskOut.of(await run_in_threadpool(app_engine(request).schedules.get, task_id))
 
 
 @router.put(
@@ -129,7 +114,7 @@ async def get_task(request: Request, task_id: Id) -> TaskOut:
     responses=_NOT_FOUND | _REFUSED,
 )
 async def replace_task(request: Request, task_id: Id, body: TaskIn) -> TaskOut:
-    schedules = _engine(request).schedules
+    schedules = app_engine(request).schedules
     changed = await run_in_threadpool(lambda: schedules.update(task_id, **body.as_engine()))
     return TaskOut.of(changed)
 
@@ -141,7 +126,7 @@ async def replace_task(request: Request, task_id: Id, body: TaskIn) -> TaskOut:
     responses=_NOT_FOUND | _REFUSED,
 )
 async def change_task(request: Request, task_id: Id, body: TaskPatch) -> TaskOut:
-    schedules = _engine(request).schedules
+    schedules = app_engine(request).schedules
     changed = await run_in_threadpool(lambda: schedules.update(task_id, **body.as_engine()))
     return TaskOut.of(changed)
 
@@ -154,7 +139,7 @@ async def change_task(request: Request, task_id: Id, body: TaskPatch) -> TaskOut
     responses=_NOT_FOUND | {204: {"description": "Deleted"}},
 )
 async def delete_task(request: Request, task_id: Id) -> Response:
-    await run_in_threadpool(_engine(request).schedules.delete, task_id)
+    await run_in_threadpool(app_engine(request).schedules.delete, task_id)
     return Response(status_code=204)
 
 
@@ -167,7 +152,7 @@ async def delete_task(request: Request, task_id: Id) -> Response:
     | {400: {"model": ErrorBody, "description": "The task's tree cannot be started now"}},
 )
 async def run_task_now(request: Request, task_id: Id) -> FiringOut:
-    firing = await run_in_threadpool(_engine(request).schedules.run_now, task_id)
+    firing = await run_in_threadpool(app_engine(request).schedules.run_now, task_id)
     return FiringOut.of(firing)
 
 
@@ -180,8 +165,8 @@ async def run_task_now(request: Request, task_id: Id) -> FiringOut:
 async def task_history(
     request: Request, task_id: Id, limit: Limit = None, offset: Offset = None
 ) -> FiringPage:
-    limit, offset = _page(request, limit, offset)
-    schedules = _engine(request).schedules
+    limit, offset = page_of(request, limit, offset)
+    schedules = app_engine(request).schedules
 
     def query() -> tuple[int, list[FiringOut]]:
         found = schedules.history(task_id, limit=limit, offset=offset)
@@ -193,7 +178,7 @@ async def task_history(
         total=total,
         limit=limit,
         offset=offset,
-        next=_next(request, total=total, limit=limit, offset=offset),
+        next=next_page(request, total=total, limit=limit, offset=offset),
     )
 
 

@@ -63,6 +63,11 @@ def read_instance(
     return connection.execute(statement).mappings().first()
 
 
+def read_instance_of_run(connection: Connection, run_id: int) -> Mapping[str, Any] | None:
+    """The instance whose run is ``run_id`` (as :func:`read_instance`), if it is one."""
+    return connection.execute(_READ.where(instances.c.run_id == run_id)).mappings().first()
+
+
 def write_fields(
     connection: Connection,
     *,
@@ -92,4 +97,10 @@ def write_fields(
     return True
 
 
-__all__ = ["insert_instance", "next_number", "read_instance", "write_fields"]
+__all__ = [
+    "insert_instance",
+    "next_number",
+    "read_instance",
+    "read_instance_of_run",
+    "write_fields",
+]

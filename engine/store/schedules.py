@@ -6,7 +6,8 @@ with every change, and the scheduler's job id carries it, so the scheduler can t
 from the ids alone, without unpickling anything.
 
 A firing row is unique per schedule and scheduled time, so two processes that fire the same
-slot record it once (the run itself is made one by createStart's idempotency key).
+slot record it once (the run itself is made one by createStart's idempotency key, and an
+instance by the same key on its Root trigger).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ class ScheduleRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
-    source_name: str
+    source_name: str  # a tree-named schedule's tree; "" for one that names a process
     source_group: str
     tree_name: str
     source_id: str = ""
     results: str | None = None  # the start's inputs, as results XML
+    # A process-named schedule: each firing creates an instance of ``process`` with ``fields``
+    # (name: value), over the current fields of ``instance`` if one is named.
+    process: str | None = Field(default=None, max_length=150)
+    fields: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    instance: str | None = Field(default=None, max_length=180)
+    creator_id: str | None = Field(default=None, max_length=36)  # the instances' creator
     kind: str = Field(max_length=16)
     when: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
     timezone: str = Field(max_length=64)
@@ -76,6 +83,7 @@ class ScheduleFiringRow(SQLModel, table=True):
     manual: bool = False  # run now
     trigger_id: int | None = None
     run_id: int | None = None
+    instance: str | None = None  # the instance a process-named schedule's firing created
     engine: str | None = None
     recorded_at: float
 
@@ -95,6 +103,10 @@ class Schedule:
     tree_name: str
     source_id: str
     results: str | None
+    process: str | None
+    fields: Mapping[str, Any] | None
+    instance: str | None
+    creator_id: str | None
     when: Mapping[str, Any]
     timezone: str
     enabled: bool
@@ -127,6 +139,7 @@ class Firing:
     manual: bool
     trigger_id: int | None
     run_id: int | None
+    instance: str | None
     engine: str | None
     recorded_at: float
 
