@@ -16,7 +16,7 @@ import pytest
 
 from engine import Engine, Handler, Parameter, Run, hookimpl
 from engine.server import ServerSettings
-from engine.server.inspection import MAX_ID
+from engine.server.paging import MAX_ID
 
 from .conftest import TREES, postgres_schema_url
 from .live_server import DATABASES, Live, live_server

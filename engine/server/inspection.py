@@ -107,7 +107,7 @@ async def get_run(request: Request, run_id: Id) -> RunOut:
     responses=_NOT_FOUND,
 )
 async def get_run_tree(request: Request, run_id: Id) -> RunTreeOut:
-    engine = _engine(request)
+    engine = app_engine(request)
 
     def read() -> RunTreeOut:
         run = engine.get_run(run_id)
