@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.errors import ProcessNotFound
+from engine.errors import Problem, ProcessNotFound, TreeError
 from engine.fields import FieldSpec
 from engine.store import processes as process_store
 from engine.store import trees as tree_store
@@ -92,6 +92,12 @@ class ProcessShelf:
             expressions=self.catalog.expressions,
             routines=self.catalog.routine_signatures(),  # a deployed tree may call routines
         )
+        if tree.routine is not None:
+            message = (
+                f"{tree.routine.definition_id!r} is a routine, not a process: load routines "
+                "as tree files (--trees)"
+            )
+            raise TreeError(problems=[Problem(file=DEPLOYED_FILE, message=message)])
         with self.database.read() as connection:
             before = tree_store.latest_version(connection, tree.key)
         self.catalog.register(tree)

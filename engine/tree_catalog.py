@@ -98,7 +98,11 @@ class TreeCatalog:
                     if tree.routine is not None:
                         _refuse_taken_routine_id(connection, tree)
                     stored = tree_store.save_version(connection, tree, now=self.clock())
-                    other = process_store.claim(connection, tree.process, tree.key)
+                    other = (
+                        process_store.claim(connection, tree.process, tree.key)
+                        if tree.process  # a routine is not a process
+                        else None
+                    )
                     if other is not None:
                         message = (
                             f"process name {tree.process!r} is already the process of tree "

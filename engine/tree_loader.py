@@ -34,7 +34,7 @@ import networkx as nx
 from engine.control_nodes import constant, control_problems
 from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
-from engine.fields import field_specs, process_name
+from engine.fields import FieldSpec, field_specs, process_name
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
 from engine.loop_pairs import loop_structure
@@ -109,8 +109,6 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
-        process = process_name(data, key.name, self.problem)
-        fields = field_specs(data.get("fields"), self.problem)
         selection = ""
         try:
             selection = stored_label(data.get("selection"))
@@ -119,6 +117,7 @@ class _Builder:
         self.routine = routine_header(data, self.problem, self.registry.ids)
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
+        process, fields = self._process_and_fields(data, key.name)
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -159,6 +158,23 @@ class _Builder:
             process=process,
             fields=fields,
         )
+
+    def _process_and_fields(
+        self, data: dict[str, Any], tree_name: str
+    ) -> tuple[str, tuple[FieldSpec, ...]]:
+        """A tree is a process with fields; a routine is neither (it is called, not started
+        through the instance API, and its inputs are its ``inputs``)."""
+        if self.routine is None:
+            process = process_name(data, tree_name, self.problem)
+            return process, field_specs(data.get("fields"), self.problem)
+        for key in ("process", "fields"):
+            if key in data:
+                self.problem(
+                    f"a routine is not a process: '{key}' is for trees (a routine's callers "
+                    "give its 'inputs')",
+                    key,
+                )
+        return "", ()
 
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)
@@ -514,7 +530,7 @@ def load_tree_files(
             message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
             problems.append(Problem(file=str(file), message=message))
             continue
-        other = processes.get(tree.process)
+        other = processes.get(tree.process) if tree.process else None
         if other is not None:
             message = (
                 f"process name {tree.process!r} is also the process of tree "
@@ -523,7 +539,8 @@ def load_tree_files(
             problems.append(Problem(file=str(file), message=message))
             continue
         seen[tree.key] = str(file)
-        processes[tree.process] = (tree.key, str(file))
+        if tree.process:
+            processes[tree.process] = (tree.key, str(file))
         trees.append(tree)
     if problems:
         raise TreeError(problems=problems)

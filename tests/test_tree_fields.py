@@ -170,8 +170,9 @@ def test_the_example_trees_have_distinct_process_names() -> None:
         registry=REGISTRY,
         expressions=EXPRESSIONS,
     )
-    names = [t.process for t in trees]
+    names = [t.process for t in trees if t.routine is None]
     assert len(set(names)) == len(names)
+    assert {t.process for t in trees if t.routine is not None} == {""}
     training = next(t for t in trees if t.process == "new-training-process")
     assert [(f.name, f.settable) for f in training.fields] == [
         ("Reason", True),
@@ -179,3 +180,54 @@ def test_the_example_trees_have_distinct_process_names() -> None:
         ("Days", True),
         ("Budget Code", False),
     ]
+
+
+ROUTINE = textwrap.dedent("""\
+    type: routine
+    definition_id: routine_shout_v1
+    source: "-"
+    group: "-"
+    name: Shout
+    inputs: [Text]
+    outputs: [Loud]
+    nodes:
+      Start:
+        handler: system_start_v1
+        connectors:
+          - to: Return
+      Return:
+        handler: system_tree_return_v1
+        parameters:
+          Loud: "{{ inputs['Text'] | upper }}"
+    """)
+
+
+def test_a_routine_is_not_a_process() -> None:
+    assert load(ROUTINE).process == ""
+    text = ROUTINE.replace(
+        "inputs: [Text]", "process: shout\nfields: {Colour: null}\ninputs: [Text]"
+    )
+    with pytest.raises(TreeError) as caught:
+        load(text)
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (
+            line_of(text, "process: shout"),
+            "a routine is not a process: 'process' is for trees (a routine's callers give its "
+            "'inputs')",
+        ),
+        (
+            line_of(text, "fields:"),
+            "a routine is not a process: 'fields' is for trees (a routine's callers give its "
+            "'inputs')",
+        ),
+    ]
+
+
+def test_routines_are_not_listed_or_deployed_as_processes(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(ROUTINE)
+        engine.load_tree(tree("Expenses"))
+        assert [p.name for p in engine.list_processes()] == ["expenses"]
+        with pytest.raises(TreeError, match="'routine_shout_v1' is a routine, not a process"):
+            engine.deploy_process(ROUTINE)
+        assert [p.name for p in engine.list_processes()] == ["expenses"]
