@@ -206,11 +206,22 @@ class Scheduler:
             timezone=UTC,
         )
         if isinstance(jobstore, SQLAlchemyJobStore):
-            jobstore.jobs_t.create(self.database.engine, checkfirst=True)
+            # A write transaction (BEGIN IMMEDIATE on SQLite): the check-then-create must not
+            # upgrade a read snapshot to a write while the workers write, which SQLite refuses
+            # at once with "database is locked" instead of waiting.
+            with self.database.write() as connection:
+                jobstore.jobs_t.create(connection, checkfirst=True)
+        try:
+            self._sync(aps, jobstore)  # before starting, so start-up sees every job that is due
+            aps.start()
+        except BaseException:
+            if aps.running:
+                aps.shutdown(wait=False)
+            raise
+        # Published only once started: a scheduler not yet started answers get_jobs with its
+        # pending jobs only, not those in the job store, so it must not be seen as leading.
         self._store = jobstore
         self._aps = aps
-        self.sync()  # before starting, so that start-up sees every job that is due
-        aps.start()
 
     def _shut_down(self) -> None:
         aps, self._aps = self._aps, None
@@ -218,21 +229,24 @@ class Scheduler:
         if aps is not None and aps.running:
             aps.shutdown(wait=True)
 
-    def _job_ids(self) -> set[str]:
-        if isinstance(self._store, SQLAlchemyJobStore):
-            table = self._store.jobs_t
+    def _job_ids(self, aps: BackgroundScheduler, jobstore: BaseJobStore) -> set[str]:
+        if isinstance(jobstore, SQLAlchemyJobStore):
+            table = jobstore.jobs_t
             with self.database.read() as connection:
                 return set(connection.execute(sa.select(table.c.id)).scalars())
-        return {job.id for job in self._aps.get_jobs()} if self._aps else set()
+        return {job.id for job in aps.get_jobs()}
 
     def sync(self) -> None:
         """Add a job for each enabled schedule that lacks one; remove jobs no schedule has."""
-        aps = self._aps
-        if aps is None:
+        aps, jobstore = self._aps, self._store
+        if aps is None or jobstore is None:
             return
+        self._sync(aps, jobstore)
+
+    def _sync(self, aps: BackgroundScheduler, jobstore: BaseJobStore) -> None:
         with self.database.read() as connection:
             wanted = store.active_job_ids(connection)
-        present = self._job_ids()
+        present = self._job_ids(aps, jobstore)
         for stale in present - set(wanted):
             with contextlib.suppress(JobLookupError):  # gone already (a one-off that fired)
                 aps.remove_job(stale)
