@@ -113,7 +113,8 @@ def test_interval_firings_start_runs_with_the_source_id_and_inputs(eng: Engine) 
 
 
 def test_a_one_off_fires_once_and_is_then_done(eng: Engine) -> None:
-    schedule = create(eng, when={"kind": "once", "at": in_seconds(1.5)})
+    # Far enough ahead that a slow creation on a loaded machine cannot find it in the past.
+    schedule = create(eng, when={"kind": "once", "at": in_seconds(3)})
     assert schedule.next_fire_time is not None
     eng.start(workers=1)
     wait_for(lambda: eng.schedules.get(schedule.id).done)
@@ -236,7 +237,9 @@ def test_missed_slots_within_the_grace_time_are_coalesced_into_one_run(
         wait_for(lambda: history(second, schedule, "Coalesced"))
         wait_for(lambda: len(started(second, schedule)) > len(before))
         second.stop()
-        [coalesced] = history(second, schedule, "Coalesced")
+        # The backlog is the first Coalesced row; a scheduler thread stalled for over a second
+        # (a loaded machine) may coalesce a later pair of slots too, which is also correct.
+        coalesced = history(second, schedule, "Coalesced")[0]
         assert coalesced.slots >= 2
         assert coalesced.first_fire_time == before[-1].fire_time + 1, "no slot left unrecorded"
         assert coalesced.fire_time == coalesced.first_fire_time + coalesced.slots - 1
@@ -259,14 +262,18 @@ def test_missed_slots_beyond_the_grace_time_are_skipped_with_the_reason(
         second.start(workers=1)
         wait_for(lambda: history(second, schedule, "Missed"))
         second.stop()
-        [missed] = history(second, schedule, "Missed")
+        # The backlog is the first Missed row; a scheduler thread stalled for over the grace
+        # time (a loaded machine) may miss later slots too, which is also correct.
+        missed_rows = history(second, schedule, "Missed")
+        missed = missed_rows[0]
         assert missed.slots >= 2
         assert missed.first_fire_time == before[-1].fire_time + 1
-        assert "over the grace time of 1s" in missed.reason
+        assert all("over the grace time of 1s" in row.reason for row in missed_rows)
         runs = {f.run_id for f in started(second, schedule)}
         assert table_count(second, "runs") == len(runs)
         assert all(
-            not missed.first_fire_time <= f.fire_time <= missed.fire_time
+            not row.first_fire_time <= f.fire_time <= row.fire_time
+            for row in missed_rows
             for f in started(second, schedule)
         )
     finally:
