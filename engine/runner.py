@@ -26,7 +26,7 @@ import logging
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from engine.observers import Observers
 from engine.resolution import apply_to_run
 from engine.results_xml import parse_results
 from engine.routines import RoutineLookup
+from engine.run_cache import RunCache
 from engine.run_state import RunState
 from engine.statuses import (
     ErrorStatus,
@@ -73,6 +74,8 @@ class _Loaded:
     tasks: Mapping[int, Sequence[Mapping[str, Any]]]
     error_nodes: Mapping[int, dict[str, int]]
     resolutions: Mapping[int, Mapping[str, Any]]  # Resolve trigger id -> the error it resolves
+    # States built or taken from the cache for this batch (engine.run_cache).
+    states: dict[int, RunState] = field(default_factory=dict)
 
 
 class Runner:
@@ -103,6 +106,7 @@ class Runner:
         self.selection = selection  # stored labels this runner claims; None: any (selection.py)
         self.routine_lookup = routine_lookup  # the routines calls start (engine.routines)
         self.observers = Observers()  # told what each commit closed (engine.observers)
+        self.run_cache = RunCache()  # states kept between batches (engine.run_cache)
 
     def claim(self, limit: int) -> Claim:
         claim_id = ids.claim_id()
@@ -135,7 +139,7 @@ class Runner:
             write = self._execute_run(run_id, group, loaded)
             if write is not None:
                 writes.append(write)
-        done = self._commit(claim.id, writes, claim.triggers)
+        done = self._commit(claim.id, writes, claim.triggers, loaded)
         if unprocessed:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
@@ -144,12 +148,20 @@ class Runner:
     def _load(self, run_ids: list[int], resolve_ids: list[int]) -> _Loaded:
         with self.database.read() as connection:
             run_rows = run_store.load_runs(connection, run_ids)
-            started = [rid for rid, row in run_rows.items() if row["status"] != RunStatus.STAGED]
+            kept: dict[int, RunState] = {}
+            started = []
+            for run_id, row in run_rows.items():
+                state = self.run_cache.take(run_id, row["revision"])
+                if state is not None:
+                    kept[run_id] = state
+                elif row["status"] != RunStatus.STAGED:
+                    started.append(run_id)
             return _Loaded(
                 runs=run_rows,
                 tasks=run_store.load_tasks(connection, started),
                 error_nodes=run_store.active_error_nodes(connection, started),
                 resolutions=resolutions.pending(connection, run_ids, resolve_ids),
+                states=kept,
             )
 
     def _execute_run(
@@ -157,7 +169,7 @@ class Runner:
     ) -> RunWrite | None:
         """Execute a run's triggers of this batch in order; None if the run must be retried."""
         write = RunWrite(run_id)
-        state: RunState | None = None
+        state = loaded.states.get(run_id)
         executed = False
         for trigger in group:
             if trigger.attempts > self.max_attempts:
@@ -177,6 +189,7 @@ class Runner:
                         loaded.tasks.get(run_id, ()),
                         loaded.error_nodes.get(run_id, {}),
                     )
+                    loaded.states[run_id] = state
                 refused = self._execute(state, trigger, write, error)
             except TreeError as exc:
                 self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
@@ -314,12 +327,13 @@ class Runner:
         claim_id: str,
         writes: Sequence[RunWrite],
         claimed: Sequence[ClaimedTrigger] = (),
+        loaded: _Loaded | None = None,
     ) -> int:
         """Commit the batch in one transaction; if that fails, each run's part on its own."""
         if not writes:
             return 0
         try:
-            self._commit_together(claim_id, writes, claimed)
+            self._commit_together(claim_id, writes, claimed, loaded)
             return sum(len(w.closes) for w in writes)
         except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
             if len(writes) == 1:
@@ -328,19 +342,41 @@ class Runner:
         done = 0
         for write in writes:
             try:
-                self._commit_together(claim_id, [write], claimed)
+                self._commit_together(claim_id, [write], claimed, loaded)
                 done += len(write.closes)
             except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
                 self._log_lost(claim_id, write)
         return done
 
     def _commit_together(
-        self, claim_id: str, writes: Sequence[RunWrite], claimed: Sequence[ClaimedTrigger] = ()
+        self,
+        claim_id: str,
+        writes: Sequence[RunWrite],
+        claimed: Sequence[ClaimedTrigger] = (),
+        loaded: _Loaded | None = None,
     ) -> None:
         now = self.clock()
         with self.database.write() as connection:
             steps.commit(connection, writes, claim_id=claim_id, now=now, engine=self.engine_name)
+        if loaded is not None:
+            for write in writes:
+                self._keep(write, loaded)
         self.observers.committed(writes, claimed, now=now)
+
+    def _keep(self, write: RunWrite, loaded: _Loaded) -> None:
+        """Keep a committed run's state for its next batch, if reading it back would give it.
+
+        The commit bumped the run's revision by one (``steps.commit``), so the state is valid
+        while the run is at that revision. A run that settled needs no state; a batch that
+        failed a trigger or applied a resolution wrote rows the state does not mirror.
+        """
+        state = loaded.states.get(write.run_id)
+        if state is None or write.written_status is not RunStatus.STARTED:
+            return
+        if write.resolved_errors or any(c.status is not TriggerStatus.CLOSED for c in write.closes):
+            return
+        state.status = RunStatus.STARTED
+        self.run_cache.keep(write.run_id, loaded.runs[write.run_id]["revision"] + 1, state)
 
     def _log_lost(self, claim_id: str, write: RunWrite) -> None:
         self.logger.warning(

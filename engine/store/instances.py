@@ -93,7 +93,11 @@ def write_fields(
     # another field write of the same instance.
     existing = connection.execute(sa.select(runs.c["values"]).where(runs.c.id == run_id))
     merged = {**existing.scalar_one(), **values}
-    connection.execute(runs.update().where(runs.c.id == run_id).values(values=merged))
+    connection.execute(
+        runs.update()
+        .where(runs.c.id == run_id)
+        .values(values=merged, revision=runs.c.revision + 1)  # cached states reload it
+    )
     return True
 
 

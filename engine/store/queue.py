@@ -109,6 +109,10 @@ _RESERVE = (
     .values(completing=sa.bindparam("b_complete"))
     .returning(tasks.c.id, tasks.c.run_id)
 )
+# A Complete accepted changes the task a worker may hold in memory (engine.run_cache).
+_BUMP_REVISION = (
+    runs.update().where(runs.c.id == sa.bindparam("run_id")).values(revision=runs.c.revision + 1)
+)
 _BY_KEY = sa.select(triggers.c.id, triggers.c.run_id).where(
     triggers.c.idempotency_key == sa.bindparam("key")
 )
@@ -195,7 +199,11 @@ def reserve_token(connection: Connection, *, token: str, complete: bool) -> tupl
     token are serialized: exactly one Complete wins, and no Update is accepted after it.
     """
     row = connection.execute(_RESERVE, {"b_token": token, "b_complete": complete}).first()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    if complete:
+        connection.execute(_BUMP_REVISION, {"run_id": row[1]})
+    return (row[0], row[1])
 
 
 def find_by_idempotency_key(connection: Connection, key: str) -> sa.Row[tuple[int, int]] | None:

@@ -27,6 +27,7 @@ _RUN_DEFAULTS = {
     "parent_run_id": None,
     "parent_task_id": None,
     "call_depth": 0,
+    "revision": 0,
 }
 _TRIGGER_DEFAULTS = {
     "task_id": None,

@@ -138,6 +138,7 @@ _UPDATE_RUNS = BulkStatement(
     .values(
         status=sa.bindparam("b_status"),
         updated_at=sa.bindparam("b_now"),
+        revision=runs.c.revision + sa.literal_column("1"),
         lease_owner=sa.null(),
         lease_until=sa.null(),
     )
@@ -156,7 +157,7 @@ _RELEASE_RUNS = (
         runs.c.id.in_(sa.bindparam("run_ids", expanding=True)),
         runs.c.lease_owner == sa.bindparam("claim_id"),
     )
-    .values(lease_owner=None, lease_until=None)
+    .values(lease_owner=None, lease_until=None, revision=runs.c.revision + 1)
 )
 
 
@@ -192,6 +193,7 @@ class RunWrite:
     cancelled_timers: list[str] = field(default_factory=list)  # keys of timers to close
     resolved_errors: list[str] = field(default_factory=list)  # error ids now Handled
     requeued_triggers: list[int] = field(default_factory=list)  # failed triggers retried
+    written_status: RunStatus | None = None  # what the commit wrote: Started if still open
 
 
 def commit(
@@ -252,16 +254,18 @@ def commit(
     if settled:
         run_ids = [w.run_id for w in settled]
         still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
-    updates = [
-        {
-            "b_id": w.run_id,
-            "b_claim": claim_id,
-            "b_status": (RunStatus.STARTED if w.run_id in still_open else w.status).value,
-            "b_now": now,
-        }
-        for w in writes
-        if w.status is not None
-    ]
+    updates = []
+    for w in writes:
+        if w.status is not None:
+            w.written_status = RunStatus.STARTED if w.run_id in still_open else w.status
+            updates.append(
+                {
+                    "b_id": w.run_id,
+                    "b_claim": claim_id,
+                    "b_status": w.written_status.value,
+                    "b_now": now,
+                }
+            )
     if _UPDATE_RUNS.execute(connection, updates) != len(updates):
         raise LostClaim
     untouched = [w.run_id for w in writes if w.status is None]

@@ -68,6 +68,8 @@ class RunRow(SQLModel, table=True):
     parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
     parent_task_id: str | None = Field(default=None, max_length=32)
     call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Bumped by every write that changes what a worker loads for the run (engine.run_cache).
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = None
     lease_until: float | None = None
     created_at: float
