@@ -42,7 +42,7 @@ from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_catalog import TreeCatalog, TreeSource
-from engine.tree_loader import load_tree_files
+from engine.tree_files import load_tree_files
 from engine.workers import WorkerPool
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
