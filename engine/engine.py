@@ -25,8 +25,9 @@ from engine.errors import (
     TokenNotFound,
 )
 from engine.expressions import Expressions
+from engine.field_values import FieldsGiven, FieldValue
 from engine.handlers import HandlerRegistry, ScheduleReceipt, TriggerReceipt
-from engine.instances import FieldsGiven, FieldValue, Instance, InstanceBook
+from engine.instances import Instance, InstanceBook
 from engine.processes import Deployment, Process, ProcessShelf
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
