@@ -11,6 +11,7 @@ workers are woken once the trigger is committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,15 +26,13 @@ from engine.store.database import Database
 from engine.tree import TreeKey
 
 
+@dataclass(frozen=True)
 class TriggerIntake:
     """The durable half of ``create_start``, ``create_deferred`` and ``resolve_error``."""
 
-    def __init__(
-        self, database: Database, *, clock: Callable[[], float], wake: Callable[[], None]
-    ) -> None:
-        self.database = database
-        self.clock = clock
-        self.wake = wake
+    database: Database
+    clock: Callable[[], float]
+    wake: Callable[[], None]  # the workers', once a trigger is committed
 
     def start(
         self,
