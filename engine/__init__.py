@@ -42,10 +42,11 @@ from engine.errors import (
     VersionConflict,
     VersionRequired,
 )
+from engine.field_values import FieldValue
 from engine.fields import FieldSpec
 from engine.handlers import Handler, HandlerContext, Parameter, SourceInfo
 from engine.hookspecs import hookimpl
-from engine.instances import FieldValue, Instance
+from engine.instances import Instance
 from engine.processes import Deployment, Process, ProcessVersion
 from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import (

@@ -34,7 +34,7 @@ from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.statuses import RunStatus
 from engine.tree import Tree
-from engine.tree_loader import load_tree_files, tree_files
+from engine.tree_files import load_tree_files, tree_files
 
 
 def _results_argument(value: str | None) -> str | None:

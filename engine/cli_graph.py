@@ -22,7 +22,7 @@ from engine.graph import run_dot, tree_dot, write_picture
 from engine.handlers import HandlerRegistry
 from engine.records import Run
 from engine.tree import Tree
-from engine.tree_loader import load_tree_files, routines_in
+from engine.tree_files import load_tree_files, routines_in
 
 OUTPUT_HELP = "File to draw into: .svg, .png, or .dot/.gv for DOT text."
 

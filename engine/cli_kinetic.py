@@ -19,7 +19,8 @@ from engine.errors import KineticImportError, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.kinetic_import import convert_kinetic
-from engine.tree_loader import load_tree_text, routines_in
+from engine.tree_files import routines_in
+from engine.tree_loader import load_tree_text
 
 
 def _say(kind: str, style: str, text: str) -> None:

@@ -18,15 +18,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import ids, inputs
-from engine.errors import (
-    BadAction,
-    ErrorAlreadyResolved,
-    ErrorNotFound,
-    TokenNotFound,
-)
+from engine.errors import BadAction, ErrorNotFound
 from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry, ScheduleReceipt, TriggerReceipt
-from engine.instances import FieldsGiven, FieldValue, Instance, InstanceBook
+from engine.field_values import FieldsGiven, FieldValue
+from engine.gateway import EngineGateway
+from engine.handlers import HandlerRegistry
+from engine.instances import Instance, InstanceBook
+from engine.intake import TriggerIntake
 from engine.processes import Deployment, Process, ProcessShelf
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
@@ -35,47 +33,16 @@ from engine.schedule_firing import Firer
 from engine.scheduler import Scheduler
 from engine.schedules import Schedules
 from engine.selection import worker_selection
-from engine.starts import insert_start
-from engine.statuses import RunStatus, TriggerAction, TriggerStatus
-from engine.store import queue, resolutions
+from engine.statuses import TriggerAction
+from engine.store import resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_catalog import TreeCatalog, TreeSource
-from engine.tree_loader import load_tree_files
+from engine.tree_files import load_tree_files
 from engine.workers import WorkerPool
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
-
-
-class _Gateway:
-    """What handlers may ask of the engine: Complete / Update triggers, and schedules."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def create_deferred(
-        self,
-        *,
-        token: str,
-        action: str,
-        results: str | None,
-        message: str | None,
-        idempotency_key: str | None,
-    ) -> TriggerReceipt:
-        trigger = self._engine.create_deferred(
-            token=token,
-            action=action,
-            results=results,
-            message=message,
-            idempotency_key=idempotency_key,
-        )
-        return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
-
-    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt:
-        """A schedule made by a tree's node, keyed by its task so that a retry finds it."""
-        schedule = self._engine.schedules.create(**fields, creation_key=creation_key)
-        return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
 
 
 class Engine:
@@ -131,7 +98,7 @@ class Engine:
         self.runner = Runner(
             self.database,
             resolve_tree=self.catalog.for_version,
-            gateway=_Gateway(self),
+            gateway=EngineGateway(self),
             clock=clock,
             lease_seconds=lease_seconds,
             engine_name=self.name,
@@ -143,6 +110,7 @@ class Engine:
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
         )
+        self.intake = TriggerIntake(self.database, clock=clock, wake=self.workers.wake)
         self.instances = InstanceBook(
             self.database, self.catalog, clock=clock, wake=self.workers.wake
         )
@@ -221,41 +189,17 @@ class Engine:
         start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
         stored = self.catalog.startable(key)
-        now = self.clock()
-        for _attempt in range(2):
-            try:
-                with self.database.write() as connection:
-                    if idempotency_key is not None:
-                        existing = queue.find_by_idempotency_key(connection, idempotency_key)
-                        if existing is not None:
-                            return run_store.read_trigger(connection, existing[0])
-                    values = insert_start(
-                        connection,
-                        {
-                            "tree_version_id": stored.id,
-                            "source_name": key.source_name,
-                            "source_group": key.source_group,
-                            "tree_name": key.name,
-                            "source_id": source_id,
-                            "status": RunStatus.STAGED.value,
-                            "inputs": start_inputs,
-                            "values": {},
-                            "source_data": dict(source_data or {}),
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                        created_by=created_by,
-                        results=raw_results,
-                        message=message,
-                        idempotency_key=idempotency_key,
-                    )
-            except sa.exc.IntegrityError:
-                if idempotency_key is None:
-                    raise
-                continue  # a concurrent call with the same key won: return its trigger
-            self.workers.wake()
-            return run_store.trigger_record({**values, **_UNSET})
-        raise RuntimeError("unreachable: idempotency key conflict did not resolve")
+        return self.intake.start(
+            stored.id,
+            key,
+            source_id,
+            start_inputs,
+            raw_results,
+            message,
+            idempotency_key,
+            source_data,
+            created_by,
+        )
 
     def create_deferred(
         self,
@@ -274,31 +218,7 @@ class Engine:
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
-        now = self.clock()
-        with self.database.write() as connection:
-            if idempotency_key is not None:
-                existing = queue.find_by_idempotency_key(connection, idempotency_key)
-                if existing is not None:
-                    return run_store.read_trigger(connection, existing[0])
-            reserved = queue.reserve_token(connection, token=token, complete=action == "Complete")
-            if reserved is None:
-                raise TokenNotFound(token=token)
-            task_id, run_id = reserved
-            values = {
-                "action": action,
-                "status": TriggerStatus.NEW.value,
-                "run_id": run_id,
-                "task_id": task_id,
-                "token": token,
-                "results": raw_results,
-                "message": message,
-                "idempotency_key": idempotency_key,
-                "due_at": now,
-                "created_at": now,
-            }
-            trigger_id = run_store.insert_trigger(connection, values)
-        self.workers.wake()
-        return run_store.trigger_record({**_UNSET, **values, "id": trigger_id})
+        return self.intake.deferred(token, action, raw_results, message, idempotency_key)
 
     def resolve_error(
         self,
@@ -320,20 +240,7 @@ class Engine:
         action = inputs.text("action", action, limit=64)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         resolved_by = inputs.optional("resolved_by", resolved_by, inputs.MAX_TEXT)
-        try:
-            with self.database.write() as connection:
-                values = resolutions.accept(
-                    connection,
-                    error_id=error_id,
-                    action=action,
-                    message=message,
-                    resolved_by=resolved_by,
-                    now=self.clock(),
-                )
-        except sa.exc.IntegrityError as exc:  # the key resolve:<id>: another was accepted first
-            raise ErrorAlreadyResolved(error_id=error_id, action=None) from exc
-        self.workers.wake()
-        return run_store.trigger_record({**_UNSET, **values})
+        return self.intake.resolution(error_id, action, message, resolved_by)
 
     def get_error(self, error_id: str) -> RunError:
         with self.database.read() as connection:
@@ -520,12 +427,7 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-_UNSET: dict[str, Any] = {
-    "task_id": None,
-    "token": None,
-    "closed_at": None,
-    "engine": None,
-    "error": None,
-}
+# The gateway's name here before it had a module of its own (tests still import it from here).
+_Gateway = EngineGateway
 
 __all__ = ["Engine"]

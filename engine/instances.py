@@ -8,11 +8,10 @@ and a Root trigger are written in one transaction, with the instance row, so not
 is lost. The run's ``source.id`` is the instance's name and ``source.data`` holds ``instance``,
 ``process`` and ``trigger_field``.
 
-Every field has a ``value`` (a text, number, boolean or null) and a ``text``, how the value is
-shown (Kianda's FieldsMappings carry both; ``text`` defaults to the value written as text).
-Writes are checked before anything is written: a field the process does not declare raises
-:class:`UnknownField` and one declared ``settable: false`` :class:`FieldNotSettable`, naming
-every such field. Each write adds one to the instance's ``version`` (1 when created):
+Every field has a ``value`` and a ``text`` (``engine.field_values``). Writes are checked
+before anything is written: a field the process does not declare raises :class:`UnknownField`
+and one declared ``settable: false`` :class:`FieldNotSettable`, naming every such field.
+Each write adds one to the instance's ``version`` (1 when created):
 
 - ``replace`` sets every settable field: those given, and the others back to their defaults
   (the fields callers may not set keep their values). It must name the version it was based
@@ -28,8 +27,7 @@ Fields stay writable after the run completes (an instance is also a record).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +43,14 @@ from engine.errors import (
     UnknownField,
     VersionConflict,
 )
-from engine.fields import MAX_PROCESS_NAME, FieldSpec, FieldValueType
+from engine.field_values import (
+    FieldsGiven,
+    FieldValue,
+    checked_fields,
+    default_field,
+    stored_field,
+)
+from engine.fields import MAX_PROCESS_NAME
 from engine.starts import insert_start
 from engine.statuses import RunStatus
 from engine.store import instances as instance_store
@@ -54,20 +59,8 @@ from engine.store import queue
 from engine.store.database import Database
 from engine.tree import Tree, TreeKey
 from engine.tree_catalog import TreeCatalog
-from engine.tree_yaml import scalar_text
 
-MAX_VALUE = inputs.MAX_MESSAGE  # characters of a field's value or text
-MAX_INTEGER = 2**53 - 1  # the integers every JSON reader holds exactly
 PATCH_ATTEMPTS = 20  # unversioned patches re-read this often under contention before giving up
-
-
-@dataclass(frozen=True)
-class FieldValue:
-    """A field of an instance; given to a write, ``text`` may be None (the value as text)."""
-
-    name: str
-    value: FieldValueType
-    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,50 +80,6 @@ class Instance:
             if field.name == name:
                 return field
         raise KeyError(name)
-
-
-FieldsGiven = Mapping[str, FieldValueType] | Iterable[FieldValue]
-
-
-def shown(value: FieldValueType) -> str:
-    """A value written as text: "" for null, ``true``/``false``, numbers as written."""
-    return scalar_text(value) or ""
-
-
-def _checked(given: FieldsGiven) -> list[FieldValue]:
-    items = (
-        [FieldValue(name, value) for name, value in given.items()]
-        if isinstance(given, Mapping)
-        else list(given)
-    )
-    seen: set[str] = set()
-    for item in items:
-        name = inputs.text("field name", item.name)
-        if name in seen:
-            raise BadRequest(field="fields", reason=f"the field {name!r} is given twice")
-        seen.add(name)
-        value = item.value
-        if isinstance(value, str):
-            inputs.text(f"field {name!r}", value, required=False, limit=MAX_VALUE)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise BadRequest(field=f"field {name!r}", reason="a number must be finite")
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
-            reason = f"an integer must be within ±{MAX_INTEGER} (JSON's exact range)"
-            raise BadRequest(field=f"field {name!r}", reason=reason)
-        elif value is not None and not isinstance(value, int | float | bool):
-            what = type(value).__name__
-            raise BadRequest(field=f"field {name!r}", reason=f"a value is a scalar, not {what}")
-        inputs.optional(f"text of field {name!r}", item.text, limit=MAX_VALUE)
-    return items
-
-
-def _stored(field: FieldValue) -> dict[str, Any]:
-    text = shown(field.value) if field.text is None else field.text
-    return {"text": text, "value": field.value}
-
-
-def _default(spec: FieldSpec) -> dict[str, Any]:
-    return {"text": shown(spec.default), "value": spec.default}
 
 
 class InstanceBook:
@@ -184,8 +133,8 @@ class InstanceBook:
         trigger_field = inputs.optional("TriggerField", trigger_field)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         key, version_id, tree, given = self.prepare(process, fields, trigger_field=trigger_field)
-        values = {spec.name: _default(spec) for spec in tree.fields}
-        values.update({item.name: _stored(item) for item in given})
+        values = {spec.name: default_field(spec) for spec in tree.fields}
+        values.update({item.name: stored_field(item) for item in given})
         for _attempt in range(2):
             now = self.clock()
             try:
@@ -227,7 +176,7 @@ class InstanceBook:
         malformed value), naming what was wrong.
         """
         process = inputs.text("processName", process, limit=MAX_PROCESS_NAME)
-        given = _checked(fields)
+        given = checked_fields(fields)
         with self.database.read() as connection:
             key = process_store.tree_of(connection, process)
         if key is None:
@@ -331,7 +280,7 @@ class InstanceBook:
         self, name: str, fields: FieldsGiven, *, version: int, created_by: str | None = None
     ) -> Instance:
         """Set every settable field (defaults for those not given) if still at ``version``."""
-        given = _checked(fields)
+        given = checked_fields(fields)
         return self._write(name, given, version, created_by, replace=True)
 
     def patch(
@@ -343,7 +292,7 @@ class InstanceBook:
         created_by: str | None = None,
     ) -> Instance:
         """Change only the fields given; checked against ``version`` when one is given."""
-        given = _checked(fields)
+        given = checked_fields(fields)
         conflict: VersionConflict | None = None
         for _attempt in range(PATCH_ATTEMPTS if version is None else 1):
             try:
@@ -378,13 +327,13 @@ class InstanceBook:
             current = row["fields"]
             stored = {
                 spec.name: (
-                    _default(spec)
+                    default_field(spec)
                     if replace and spec.settable
-                    else current.get(spec.name, _default(spec))
+                    else current.get(spec.name, default_field(spec))
                 )
                 for spec in tree.fields
             }
-            stored.update({item.name: _stored(item) for item in given})
+            stored.update({item.name: stored_field(item) for item in given})
             written = instance_store.write_fields(
                 connection,
                 name=name,
@@ -446,12 +395,4 @@ class InstanceBook:
         )
 
 
-__all__ = [
-    "MAX_INTEGER",
-    "MAX_VALUE",
-    "FieldValue",
-    "FieldsGiven",
-    "Instance",
-    "InstanceBook",
-    "shown",
-]
+__all__ = ["Instance", "InstanceBook"]

@@ -25,8 +25,9 @@ from typing import Any
 
 from engine import inputs
 from engine.errors import BadRequest, InstanceNotFound, ProcessNotFound
+from engine.field_values import FieldValue
 from engine.fields import MAX_PROCESS_NAME
-from engine.instances import FieldValue, Instance, InstanceBook
+from engine.instances import Instance, InstanceBook
 from engine.store import queue
 from engine.store.schedules import Schedule
 

@@ -8,10 +8,10 @@ present, templates and conditions that compile, reachability from the start, no 
 is a head/tail pair, not a cycle: ``engine.loop_pairs``), ``defers`` only on deferrable
 handlers, join settings, junctions with incoming connectors, loop heads paired with their
 tails, and the instance API's declarations: the ``process`` name and the ``fields``
-(``engine.fields``). Each junction's region and each loop's body are computed here, once. A
-routine's header and its callers' parameters are checked against the routines known
-(``engine.routines``), which a directory of files loaded together gathers from all of its
-files first.
+(``engine.fields``); the checks only the whole graph can make are ``engine.tree_graph``'s.
+Each junction's region and each loop's body are computed here, once. A routine's header and
+its callers' parameters are checked against the routines known (``engine.routines``); loading
+files and directories together, and what is checked across them, is ``engine.tree_files``.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -22,33 +22,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path as FsPath
 from typing import Any, TypeVar
 
 import networkx as nx
 
-from engine.control_nodes import constant, control_problems
+from engine.control_nodes import constant
 from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.expressions import Condition, Expressions, Template
 from engine.fields import FieldSpec, field_specs, process_name
 from engine.handlers import Behaviour, Handler, HandlerRegistry
 from engine.junctions import junction_regions, members
-from engine.loop_pairs import loop_structure
 from engine.routines import (
     RETURN_HANDLER,
     RoutineSignature,
     call_handler,
     return_handler,
     routine_header,
-    signature_of,
 )
 from engine.selection import stored_label
 from engine.statuses import ConnectorType
-from engine.tree import TREE_STATUSES, Connector, LoopPair, Node, Tree, TreeKey
+from engine.tree import TREE_STATUSES, Connector, Node, Tree, TreeKey
+from engine.tree_graph import GraphChecks
 from engine.tree_yaml import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
@@ -57,7 +54,6 @@ TREE_KEYS = frozenset(
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
-START_HANDLER = "system_start_v1"
 Compiled = TypeVar("Compiled", Template, Condition)
 
 
@@ -126,8 +122,9 @@ class _Builder:
         self.graph.add_nodes_from(raw_nodes)
         built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
         nodes = {name: node for name, node in built.items() if node is not None}
-        start = self._check_graph(nodes)
-        loops = self._check_loops(nodes)
+        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem)
+        start = checks.check_graph(nodes)
+        loops = checks.check_loops(nodes)
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
             self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
@@ -353,55 +350,6 @@ class _Builder:
             self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
             return None
 
-    def _check_graph(self, nodes: Mapping[str, Node]) -> str:
-        starts = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.START]
-        if not starts:
-            message = f"a tree needs one node with handler {START_HANDLER}; it has none"
-            self.problem(message, "nodes")
-        for extra in starts[1:]:
-            message = f"a second start node: {starts[0]!r} already uses {START_HANDLER}"
-            self.problem(message, "nodes", extra, "handler", node=extra)
-        into_start = list(self.graph.in_edges(starts))
-        for source, start in into_start:
-            path = self.edge_paths[(source, start)]
-            self.problem(f"connector into the start node {start!r}", *path, node=source)
-        self._check_cycles(self.graph.edge_subgraph(set(self.graph.edges) - set(into_start)))
-        said = set()  # a junction without incoming connectors is not also called unreachable
-        for name, parameter, message in control_problems(self.graph, nodes):
-            path = ("parameters", parameter) if parameter else ()
-            self.problem(message, "nodes", name, *path, node=name)
-            said.update(() if parameter else (name,))
-        if starts and not self.opaque:  # with connectors unread, what is reachable is unknown
-            reachable = set(starts).union(*(nx.descendants(self.graph, s) for s in starts))
-            for name in self.graph:
-                if name in reachable or name in said:
-                    continue
-                message = f"node is not reachable from the start node {starts[0]!r}"
-                self.problem(message, "nodes", name, node=name)
-        return starts[0] if starts else ""
-
-    def _check_loops(self, nodes: Mapping[str, Node]) -> dict[str, LoopPair]:
-        pairs, problems = loop_structure(self.graph, nodes)
-        for name, parameter, message in problems:
-            path = ("parameters", parameter) if parameter else ()
-            self.problem(message, "nodes", name, *path, node=name)
-        return pairs
-
-    def _check_cycles(self, graph: nx.DiGraph) -> None:
-        """Report each cycle once, at the connector that closes it (found from its first node)."""
-        order = {name: index for index, name in enumerate(self.graph)}
-        components = nx.strongly_connected_components(graph)
-        for component in sorted(components, key=lambda c: min(order[n] for n in c)):
-            first = min(component, key=order.__getitem__)
-            if len(component) == 1 and not graph.has_edge(first, first):
-                continue
-            edges = nx.find_cycle(graph.subgraph(component), source=first)
-            source, target = edges[-1][:2]
-            cycle = " -> ".join([*(edge[0] for edge in edges), target])
-            message = f"connector to {target!r} closes a cycle: {cycle} (only a loop head and "
-            message += "its tail repeat work, once per element of the head's data source)"
-            self.problem(message, *self.edge_paths[(source, target)], node=source)
-
 
 def build_tree(
     parsed: ParsedYaml,
@@ -451,108 +399,9 @@ def load_tree_data(
     )
 
 
-def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
-    """Expand files and directories into the YAML files they hold, sorted, each once."""
-    files: list[FsPath] = []
-    for path in map(FsPath, paths):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
-        else:
-            files.append(path)
-    unique: dict[FsPath, FsPath] = {}  # a file named twice (or inside a directory named) once
-    for file in files:
-        unique.setdefault(file.resolve(), file)
-    return list(unique.values())
-
-
-def routines_in(paths: Iterable[str | os.PathLike[str]]) -> dict[str, RoutineSignature]:
-    """The routines the YAML files under ``paths`` declare, read without validating the files.
-
-    For checking a tree against routines that live elsewhere (``treeflow import-kinetic``);
-    a file that cannot be read or parsed declares none.
-    """
-    found: dict[str, RoutineSignature] = {}
-    for file in tree_files(paths):
-        try:
-            signature = signature_of(
-                parse_yaml(file.read_text(encoding="utf-8"), file=str(file)).data
-            )
-        except (OSError, UnicodeDecodeError):
-            continue
-        if signature is not None:
-            found.setdefault(signature.definition_id, signature)
-    return found
-
-
-def load_tree_files(
-    paths: Iterable[str | os.PathLike[str]],
-    *,
-    registry: HandlerRegistry,
-    expressions: Expressions,
-    routines: Mapping[str, RoutineSignature] | None = None,
-) -> list[Tree]:
-    """Load every tree under ``paths``; one TreeError lists the problems of all files.
-
-    The routines of all the files are known to every file (a caller may come before its
-    routine), besides ``routines`` known already; two files may not provide one routine id.
-    """
-    trees: list[Tree] = []
-    problems: list[Problem] = []
-    seen: dict[TreeKey, str] = {}
-    parsed_files: list[tuple[FsPath, ParsedYaml]] = []
-    known = dict(routines or {})
-    provided: dict[str, str] = {}
-    processes: dict[str, tuple[TreeKey, str]] = {}
-    for file in tree_files(paths):
-        try:
-            parsed = parse_yaml(file.read_text(encoding="utf-8"), file=str(file))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(file=str(file), message=f"cannot read the file: {exc}"))
-            continue
-        signature = signature_of(parsed.data)
-        if signature is not None and signature.definition_id in provided:
-            other = provided[signature.definition_id]
-            message = f"routine {signature.definition_id!r} is also provided by {other}"
-            problems.append(Problem(file=str(file), message=message))
-        elif signature is not None:
-            provided[signature.definition_id] = str(file)
-            known[signature.definition_id] = signature
-        parsed_files.append((file, parsed))
-    for file, parsed in parsed_files:
-        try:
-            tree = build_tree(
-                parsed, file=str(file), registry=registry, expressions=expressions, routines=known
-            )
-        except TreeError as exc:
-            problems.extend(exc.problems)
-            continue
-        if tree.key in seen:
-            message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
-            problems.append(Problem(file=str(file), message=message))
-            continue
-        other = processes.get(tree.process) if tree.process else None
-        if other is not None:
-            message = (
-                f"process name {tree.process!r} is also the process of tree "
-                f"{str(other[0])!r} in {other[1]}"
-            )
-            problems.append(Problem(file=str(file), message=message))
-            continue
-        seen[tree.key] = str(file)
-        if tree.process:
-            processes[tree.process] = (tree.key, str(file))
-        trees.append(tree)
-    if problems:
-        raise TreeError(problems=problems)
-    return trees
-
-
 __all__ = [
     "build_tree",
     "definition_digest",
     "load_tree_data",
-    "load_tree_files",
     "load_tree_text",
-    "routines_in",
-    "tree_files",
 ]

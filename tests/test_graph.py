@@ -22,7 +22,7 @@ from engine.expressions import Expressions
 from engine.graph import CONNECTOR_STYLE, STATUS_FILL, render, run_dot, tree_dot, write_picture
 from engine.handlers import HandlerRegistry
 from engine.tree import Tree
-from engine.tree_loader import load_tree_files
+from engine.tree_files import load_tree_files
 
 from .support import REGISTRATION, run_treeflow, small_tree, start, start_small
 

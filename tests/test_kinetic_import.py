@@ -17,7 +17,8 @@ from engine.errors import KineticImportError, Problem, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.kinetic_import import KineticTree, convert_kinetic
-from engine.tree_loader import load_tree_files, load_tree_text
+from engine.tree_files import load_tree_files
+from engine.tree_loader import load_tree_text
 
 from .support import run_treeflow
 

@@ -12,7 +12,8 @@ from engine import Engine, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.routines import signature_of
-from engine.tree_loader import load_tree_data, load_tree_files, load_tree_text
+from engine.tree_files import load_tree_files
+from engine.tree_loader import load_tree_data, load_tree_text
 
 from .support import run_treeflow
 from .test_routines import greet, routine, welcome

@@ -14,7 +14,8 @@ from engine.expressions import Expressions
 from engine.fields import derived_process_name
 from engine.handlers import HandlerRegistry
 from engine.tree import Tree
-from engine.tree_loader import load_tree_files, load_tree_text
+from engine.tree_files import load_tree_files
+from engine.tree_loader import load_tree_text
 
 NODES = textwrap.dedent("""\
     nodes:

@@ -19,13 +19,8 @@ from engine.errors import Problem, TreeError
 from engine.expressions import Expressions
 from engine.handlers import HandlerRegistry
 from engine.tree import Tree
-from engine.tree_loader import (
-    load_tree_data,
-    load_tree_files,
-    load_tree_text,
-    routines_in,
-    tree_files,
-)
+from engine.tree_files import load_tree_files, routines_in, tree_files
+from engine.tree_loader import load_tree_data, load_tree_text
 from engine.tree_yaml import MAX_VALUES
 
 TREES = Path(__file__).resolve().parents[1] / "trees"
