@@ -427,7 +427,4 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-# The gateway's name here before it had a module of its own (tests still import it from here).
-_Gateway = EngineGateway
-
 __all__ = ["Engine"]
