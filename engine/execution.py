@@ -44,8 +44,8 @@ from engine.statuses import (
     RunStatus,
     TaskStatus,
     TriggerAction,
-    TriggerStatus,
 )
+from engine.store.trigger_rows import new_trigger_row
 from engine.tree import Connector, Node
 
 ROOT_LOOP = "/"
@@ -369,24 +369,14 @@ class Execution(LoopSteps):
         the idempotency key ``wait:<task id>``, by which an early Complete closes it.
         """
         self.state.new_triggers.append(
-            {
-                "action": TriggerAction.COMPLETE.value,
-                "status": TriggerStatus.NEW.value,
-                "run_id": self.state.id,
-                "task_id": task.id,
-                "token": None,
-                "results": None,
-                "message": None,
-                "idempotency_key": timer_key(task.id),
-                "due_at": due_at,
-                "lease_owner": None,
-                "lease_until": None,
-                "attempts": 0,
-                "engine": None,
-                "error": None,
-                "created_at": self.now,
-                "closed_at": None,
-            }
+            new_trigger_row(
+                TriggerAction.COMPLETE,
+                run_id=self.state.id,
+                now=self.now,
+                task_id=task.id,
+                idempotency_key=timer_key(task.id),
+                due_at=due_at,
+            )
         )
 
     def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME, LoopSourceError, loop_values
 from engine.run_state import RunState, TaskState
-from engine.statuses import ErrorType, TaskStatus, TriggerAction, TriggerStatus
+from engine.statuses import ErrorType, TaskStatus, TriggerAction
+from engine.store.trigger_rows import new_trigger_row
 from engine.tree import Node
 
 if TYPE_CHECKING:
@@ -197,24 +198,9 @@ class LoopSteps:
             iteration = self._new_task(node, TaskStatus.NEW, None, index)
             self.state.set_results(iteration, {VALUE: value, INDEX: str(position)})
             self.state.new_triggers.append(
-                {
-                    "action": TriggerAction.ITERATION.value,
-                    "status": TriggerStatus.NEW.value,
-                    "run_id": run_id,
-                    "task_id": iteration.id,
-                    "token": None,
-                    "results": None,
-                    "message": None,
-                    "idempotency_key": None,
-                    "due_at": now,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "attempts": 0,
-                    "engine": None,
-                    "error": None,
-                    "created_at": now,
-                    "closed_at": None,
-                }
+                new_trigger_row(
+                    TriggerAction.ITERATION, run_id=run_id, now=now, task_id=iteration.id
+                )
             )
 
     def _skip_loop(self: Execution, node: Node, task: TaskState) -> None:

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.handlers import DEFINITION_ID, Behaviour, Handler, HandlerContext, Parameter
 from engine.results_xml import write_results
-from engine.statuses import ErrorType, RunStatus, TaskStatus, TriggerAction, TriggerStatus
+from engine.statuses import ErrorType, RunStatus, TaskStatus, TriggerAction
+from engine.store.trigger_rows import new_trigger_row
 
 if TYPE_CHECKING:
     from engine.run_state import RunState, TaskState
@@ -326,24 +327,14 @@ def return_trigger(state: RunState, task: TaskState, now: float) -> dict[str, An
             continue
         if state.tree.nodes[other.node].handler.behaviour is Behaviour.RETURN:
             return None  # the first return of a run is the one the caller gets
-    return {
-        "action": TriggerAction.COMPLETE.value,
-        "status": TriggerStatus.NEW.value,
-        "run_id": state.parent_run_id,
-        "task_id": state.parent_task_id,
-        "token": None,
-        "results": results,
-        "message": None,
-        "idempotency_key": return_key(state.parent_task_id),
-        "due_at": now,
-        "lease_owner": None,
-        "lease_until": None,
-        "attempts": 0,
-        "engine": None,
-        "error": None,
-        "created_at": now,
-        "closed_at": None,
-    }
+    return new_trigger_row(
+        TriggerAction.COMPLETE,
+        run_id=state.parent_run_id,
+        now=now,
+        task_id=state.parent_task_id,
+        results=results,
+        idempotency_key=return_key(state.parent_task_id),
+    )
 
 
 __all__ = [
