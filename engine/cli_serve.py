@@ -101,7 +101,12 @@ def serve(
     access_log: bool,
     **processing: Any,
 ) -> None:
-    """Serve the HTTP API (the seed's trigger API, POST /token, /healthz) with engine workers."""
+    """Serve the HTTP API with engine workers and the scheduler.
+
+    Routes: the seed's trigger API, Kinetic Task 4's v1 routes, POST /token, the Kianda-style
+    /api/instances, /api/processes and /api/tasks, inspection under /api/runs, /api/triggers
+    and /api/errors, /healthz, /metrics and /openapi.json.
+    """
     try:
         import uvicorn
 
