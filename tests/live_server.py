@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -97,17 +98,20 @@ def live_server(engine: Engine, settings: ServerSettings | None = None) -> Itera
 
 @contextmanager
 def module_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    **options: Any,
 ) -> Iterator[Engine]:
     """An engine with the example trees on a fresh database of the kind ``request.param``
-    names, for a module-scoped server (the ``database_url`` convention, one scope up)."""
+    names, for a module-scoped server (the ``database_url`` convention, one scope up);
+    ``options`` are the Engine's (plugins, poll intervals)."""
     if request.param == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('http') / 't.db'}"])
     else:
         urls = postgres_schema_url()
     url = next(urls)
     try:
-        with Engine(url, trees=TREES) as engine:
+        with Engine(url, trees=TREES, **options) as engine:
             yield engine
     finally:
         next(urls, None)  # drops the PostgreSQL schema

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine import Engine
+from engine import Engine, Handler, Parameter, hookimpl
 
 REGISTRATION = {
     "source_name": "Kinetic Request",
@@ -107,3 +107,15 @@ def run_treeflow(
         timeout=60,
         check=False,
     )
+
+
+def explode(context: object) -> dict[str, str]:
+    raise RuntimeError("the mail server said no")
+
+
+class ExplodePlugin:
+    """``tests_explode_v1``: a handler that always fails, for error records to look at."""
+
+    @hookimpl
+    def treeflow_node_handlers(self) -> list[Handler]:
+        return [Handler("tests_explode_v1", explode, parameters=(Parameter("to"),))]

@@ -19,7 +19,15 @@ from engine import (
     TriggerStatus,
 )
 
-from .support import APPROVED, REGISTRATION, counts, small_tree, start, start_small
+from .support import (
+    APPROVED,
+    REGISTRATION,
+    ExplodePlugin,
+    counts,
+    small_tree,
+    start,
+    start_small,
+)
 
 # -- createStart ---------------------------------------------------------------------------------
 
@@ -369,17 +377,7 @@ def test_missing_key_in_a_condition_is_a_connector_error(engine: Engine) -> None
 
 
 def test_handler_exception_is_a_handler_error_with_traceback(database_url: str) -> None:
-    from engine import Handler, Parameter, hookimpl
-
-    def explode(context: object) -> dict[str, str]:
-        raise RuntimeError("the mail server said no")
-
-    class Plugin:
-        @hookimpl
-        def treeflow_node_handlers(self) -> list[Handler]:
-            return [Handler("tests_explode_v1", explode, parameters=(Parameter("to"),))]
-
-    with Engine(database_url, plugins=[Plugin()]) as engine:
+    with Engine(database_url, plugins=[ExplodePlugin()]) as engine:
         engine.load_tree(
             small_tree(
                 "Explode",

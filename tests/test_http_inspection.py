@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import Engine, Handler, Parameter, Run, hookimpl
+from engine import Run
 from engine.server import ServerSettings
 from engine.server.paging import MAX_ID
 
-from .conftest import TREES, postgres_schema_url
-from .live_server import DATABASES, Live, live_server
-from .support import small_tree
+from .live_server import DATABASES, Live, live_server, module_engine
+from .support import ExplodePlugin, small_tree
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
 DEFERRED_URL = "/kineticTask/rest/v1/Trigger/createDeferred"
@@ -35,43 +34,26 @@ PAGE_CAP = 20
 INVALID_TOKEN = "security token is invalid or has expired"
 
 
-def explode(context: object) -> dict[str, str]:
-    raise RuntimeError("the mail server said no")
-
-
-class Plugin:
-    @hookimpl
-    def treeflow_node_handlers(self) -> list[Handler]:
-        return [Handler("tests_explode_v1", explode, parameters=(Parameter("to"),))]
-
-
 @pytest.fixture(scope="module", params=DATABASES)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('insp') / 't.db'}"])
-    else:
-        urls = postgres_schema_url()
-    try:
-        with Engine(next(urls), trees=TREES, plugins=[Plugin()]) as engine:
-            engine.load_tree(
-                small_tree(
-                    "Explode",
-                    {
-                        "Start": {"handler": "system_start_v1", "connectors": [{"to": "Send"}]},
-                        "Send": {"handler": "tests_explode_v1", "parameters": {"to": "x"}},
-                    },
-                )
-                | {"source": EXPLODE["source_name"], "group": EXPLODE["source_group"]}
+    with module_engine(request, tmp_path_factory, plugins=[ExplodePlugin()]) as engine:
+        engine.load_tree(
+            small_tree(
+                "Explode",
+                {
+                    "Start": {"handler": "system_start_v1", "connectors": [{"to": "Send"}]},
+                    "Send": {"handler": "tests_explode_v1", "parameters": {"to": "x"}},
+                },
             )
-            settings = ServerSettings(workers=0, max_page_size=PAGE_CAP)
-            with live_server(engine, settings) as server:
-                server.add_user("root", "admin")
-                server.add_user("ada", "user")
-                yield server
-    finally:
-        next(urls, None)
+            | {"source": EXPLODE["source_name"], "group": EXPLODE["source_group"]}
+        )
+        settings = ServerSettings(workers=0, max_page_size=PAGE_CAP)
+        with live_server(engine, settings) as server:
+            server.add_user("root", "admin")
+            server.add_user("ada", "user")
+            yield server
 
 
 @pytest.fixture(scope="module")

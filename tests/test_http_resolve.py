@@ -13,58 +13,41 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import Engine, Handler, Parameter, hookimpl
 from engine.server import ServerSettings
 
-from .conftest import TREES, postgres_schema_url
-from .live_server import DATABASES, Live, live_server
-from .support import small_tree, wait_for
+from .live_server import DATABASES, Live, live_server, module_engine
+from .support import ExplodePlugin, small_tree, wait_for
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
 TREE = {"source_name": "Tests", "source_group": "Resolve", "tree_name": "Explode Then Echo"}
-
-
-def explode(context: object) -> dict[str, str]:
-    raise RuntimeError("the mail server said no")
-
-
-class Plugin:
-    @hookimpl
-    def treeflow_node_handlers(self) -> list[Handler]:
-        return [Handler("tests_explode_v1", explode, parameters=(Parameter("to"),))]
 
 
 @pytest.fixture(scope="module", params=DATABASES)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('res') / 't.db'}"])
-    else:
-        urls = postgres_schema_url()
-    try:
-        with Engine(next(urls), trees=TREES, plugins=[Plugin()], poll_interval=0.05) as engine:
-            engine.load_tree(
-                small_tree(
-                    TREE["tree_name"],
-                    {
-                        "Start": {"handler": "system_start_v1", "connectors": [{"to": "Send"}]},
-                        "Send": {
-                            "handler": "tests_explode_v1",
-                            "parameters": {"to": "x"},
-                            "connectors": [{"to": "Next"}],
-                        },
-                        "Next": {"handler": "utilities_echo_v1", "parameters": {"input": "on"}},
+    with module_engine(
+        request, tmp_path_factory, plugins=[ExplodePlugin()], poll_interval=0.05
+    ) as engine:
+        engine.load_tree(
+            small_tree(
+                TREE["tree_name"],
+                {
+                    "Start": {"handler": "system_start_v1", "connectors": [{"to": "Send"}]},
+                    "Send": {
+                        "handler": "tests_explode_v1",
+                        "parameters": {"to": "x"},
+                        "connectors": [{"to": "Next"}],
                     },
-                )
-                | {"source": TREE["source_name"], "group": TREE["source_group"]}
+                    "Next": {"handler": "utilities_echo_v1", "parameters": {"input": "on"}},
+                },
             )
-            with live_server(engine, ServerSettings(workers=2)) as server:
-                server.add_user("root", "admin")
-                server.add_user("ada", "user")
-                yield server
-    finally:
-        next(urls, None)
+            | {"source": TREE["source_name"], "group": TREE["source_group"]}
+        )
+        with live_server(engine, ServerSettings(workers=2)) as server:
+            server.add_user("root", "admin")
+            server.add_user("ada", "user")
+            yield server
 
 
 @pytest.fixture(scope="module")

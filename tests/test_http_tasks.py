@@ -13,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import Engine
 from engine.server import ServerSettings
 
-from .conftest import TREES, postgres_schema_url
-from .live_server import DATABASES, Live, live_server
+from .live_server import DATABASES, Live, live_server, module_engine
 from .support import small_tree, wait_for
 
 TICK = small_tree(
@@ -46,21 +44,14 @@ TASK: dict[str, Any] = {
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('tasks') / 't.db'}"])
-    else:
-        urls = postgres_schema_url()
-    try:
-        with Engine(
-            next(urls), trees=TREES, schedule_poll_seconds=0.2, poll_interval=0.05
-        ) as engine:
-            engine.load_tree(TICK)
-            with live_server(engine, ServerSettings(workers=1)) as server:
-                server.add_user("root", "admin")
-                server.add_user("plain", "user")
-                yield server
-    finally:
-        next(urls, None)
+    with module_engine(
+        request, tmp_path_factory, schedule_poll_seconds=0.2, poll_interval=0.05
+    ) as engine:
+        engine.load_tree(TICK)
+        with live_server(engine, ServerSettings(workers=1)) as server:
+            server.add_user("root", "admin")
+            server.add_user("plain", "user")
+            yield server
 
 
 @pytest.fixture(scope="module")
