@@ -48,7 +48,7 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
         sent = f"{media!r} is not" if media else "missing: expected"
         raise BadRequest(field="Content-Type", reason=f"{sent} {FORM_TYPES[0]}")
     if media == FORM_TYPES[0]:
-        pairs = _urlencoded(await request.body())
+        pairs = urlencoded_pairs(await request.body())
     else:
         pairs = await _multipart(request, max_bytes)
     fields: dict[str, str] = {}
@@ -61,7 +61,7 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
     return _checked(fields, spec)
 
 
-def _urlencoded(body: bytes) -> list[tuple[str, str]]:
+def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
     """Form pairs from a body that must be UTF-8 (raw or percent-encoded), never Latin-1."""
     try:
         return parse_qsl(
@@ -132,4 +132,11 @@ def openapi_form(spec: FormSpec, descriptions: Mapping[str, str]) -> dict[str, o
     }
 
 
-__all__ = ["FORM_TYPES", "FormSpec", "openapi_form", "optional", "read_form"]
+__all__ = [
+    "FORM_TYPES",
+    "FormSpec",
+    "openapi_form",
+    "optional",
+    "read_form",
+    "urlencoded_pairs",
+]

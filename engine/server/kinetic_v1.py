@@ -21,7 +21,6 @@ import json
 from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -34,7 +33,7 @@ from engine.errors import BadRequest
 from engine.results_xml import write_results
 from engine.server import formats
 from engine.server.auth import AnyUser
-from engine.server.forms import MAX_FIELDS
+from engine.server.forms import urlencoded_pairs
 from engine.server.read_models import ErrorBody
 
 PREFIX = "/app/api/v1"
@@ -146,18 +145,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _form(body: bytes) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FIELDS,
-        )
-    except UnicodeDecodeError as exc:
-        raise BadRequest(field="form", reason=f"not UTF-8 text: {exc.reason}") from None
-    except ValueError as exc:  # more than MAX_FIELDS fields
-        raise BadRequest(field="form", reason=str(exc)) from None
+    pairs = urlencoded_pairs(body)
     fields: dict[str, str] = {}
     for name, value in pairs:
         if name in fields:
