@@ -52,7 +52,7 @@ def _spawn(url: str, log: Path) -> subprocess.Popen[bytes]:
             [
                 sys.executable,
                 "-c",
-                "from engine.cli import main; main()",
+                "from engine.cli.main import main; main()",
                 "worker",
                 f"--database={url}",
                 f"--trees={LINEAR10.path}",

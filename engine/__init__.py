@@ -42,12 +42,11 @@ from engine.errors import (
     VersionConflict,
     VersionRequired,
 )
-from engine.field_values import FieldValue
-from engine.fields import FieldSpec
-from engine.handlers import Handler, HandlerContext, Parameter, SourceInfo
-from engine.hookspecs import hookimpl
-from engine.instances import Instance
-from engine.processes import Deployment, Process, ProcessVersion
+from engine.handlers.handler import Handler, HandlerContext, Parameter, SourceInfo
+from engine.handlers.hookspecs import hookimpl
+from engine.kianda.field_values import FieldValue
+from engine.kianda.instances import Instance
+from engine.kianda.processes import Deployment, Process, ProcessVersion
 from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.statuses import (
     ConnectorType,
@@ -59,7 +58,8 @@ from engine.statuses import (
     TriggerAction,
     TriggerStatus,
 )
-from engine.tree import Tree, TreeKey
+from engine.tree.fields import FieldSpec
+from engine.tree.model import Tree, TreeKey
 
 __all__ = [
     "AuthError",

@@ -4,7 +4,7 @@
 is active, the results XML is safe, the token names a task still deferred) and write nothing
 when a check fails; what they accept is a trigger row, durable once they return. Triggers are
 processed by ``run_until_idle`` on the caller's thread (tests, scripts) or by worker threads
-after ``start()``; both go through the same :class:`~engine.runner.Runner`.
+after ``start()``; both go through the same :class:`~engine.processing.runner.Runner`.
 """
 
 from __future__ import annotations
@@ -19,28 +19,28 @@ import sqlalchemy as sa
 
 from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound
-from engine.expressions import Expressions
-from engine.field_values import FieldsGiven, FieldValue
 from engine.gateway import EngineGateway
-from engine.handlers import HandlerRegistry
-from engine.instances import Instance, InstanceBook
-from engine.intake import TriggerIntake
-from engine.processes import Deployment, Process, ProcessShelf
+from engine.handlers.handler import HandlerRegistry
+from engine.kianda.field_values import FieldsGiven, FieldValue
+from engine.kianda.instances import Instance, InstanceBook
+from engine.kianda.processes import Deployment, Process, ProcessShelf
+from engine.processing.intake import TriggerIntake
+from engine.processing.runner import Runner
+from engine.processing.workers import WorkerPool
 from engine.records import Run, RunError, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
-from engine.runner import Runner
-from engine.schedule_firing import Firer
-from engine.scheduler import Scheduler
-from engine.schedules import Schedules
-from engine.selection import worker_selection
+from engine.schedule.firing import Firer
+from engine.schedule.scheduler import Scheduler
+from engine.schedule.schedules import Schedules
 from engine.statuses import TriggerAction
 from engine.store import resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
-from engine.tree import Tree, TreeKey
-from engine.tree_catalog import TreeCatalog, TreeSource
-from engine.tree_files import load_tree_files
-from engine.workers import WorkerPool
+from engine.tree.catalog import TreeCatalog, TreeSource
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files
+from engine.tree.model import Tree, TreeKey
+from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 
@@ -56,10 +56,10 @@ class Engine:
     processed in order and committed in one transaction (group commit), so a larger batch
     means fewer commits under load and a longer wait before the first of them is visible.
     ``selection`` dedicates this engine's processing to the trees with those labels
-    (``engine.selection``; ``default`` names unlabelled trees); without it, it processes all.
+    (``engine.tree.selection``; ``default`` names unlabelled trees); without it, it processes all.
     ``max_attempts`` is how many claims of a trigger may end without closing it (a worker
     killed, a commit lost) before it is closed as Failed with a Trigger Error.
-    Scheduled tasks are ``engine.schedules`` (:class:`~engine.schedules.Schedules`: create,
+    Scheduled tasks are ``engine.schedules`` (:class:`~engine.schedule.schedules.Schedules`: create,
     update, delete, list, run now, history); ``start()`` runs their scheduler.
     ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
     schedules changed by other processes, and how often the others try to take it over.
@@ -230,7 +230,7 @@ class Engine:
     ) -> Trigger:
         """Resolve an active error with ``action``; durable when this returns, applied by a worker.
 
-        The action must be one Kinetic Task allows for the error's type (``engine.resolution``
+        The action must be one Kinetic Task allows for the error's type (``engine.run.resolution``
         says what each does). Refused, with nothing written: an unknown id (ErrorNotFound), an
         error resolved already or whose resolution is queued (ErrorAlreadyResolved; of
         concurrent resolutions exactly one is accepted), an action the type does not allow
@@ -282,7 +282,7 @@ class Engine:
                 connection, run_id=run_id, status=status, error_type=error_type
             )
 
-    # -- instances and processes (engine.instances, engine.processes) --------------------------
+    # -- instances and processes (engine.kianda) -----------------------------------------------
 
     def create_instance(
         self,

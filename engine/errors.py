@@ -388,7 +388,7 @@ class BodyTooLarge(TreeflowError, ValueError):
 
 
 class BadSelection(TreeflowError, ValueError):
-    """A selection label that is not a lowercase word (see ``engine.selection``)."""
+    """A selection label that is not a lowercase word (see ``engine.tree.selection``)."""
 
     def __init__(self, *, label: object, limit: int) -> None:
         self.label = label

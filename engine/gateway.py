@@ -1,16 +1,16 @@
 """The one door from a node's handler back into its engine (``HandlerContext.triggers``).
 
-A handler that defers, or that makes schedules, needs a little of the engine and no more: this
-gives it ``create_deferred`` and ``create_schedule`` (the
-:class:`~engine.handlers.TriggerGateway` protocol) and answers with receipts, not the engine's
-records, so handlers depend on ``engine.handlers`` alone.
+A handler that defers, or that makes schedules, needs a little of the engine and no more: this gives
+it ``create_deferred`` and ``create_schedule`` (the :class:`~engine.handlers.handler.TriggerGateway`
+protocol) and answers with receipts, not the engine's records, so handlers depend on
+``engine.handlers.handler`` alone.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.handlers import ScheduleReceipt, TriggerReceipt
+from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
 
 if TYPE_CHECKING:
     from engine.engine import Engine

@@ -39,7 +39,7 @@ class TriggerAction(StrEnum):
     COMPLETE = "Complete"
     UPDATE = "Update"
     RESOLVE = "Resolve"  # applies an error's resolution (``Engine.resolve_error``)
-    ITERATION = "Iteration"  # runs one iteration of a loop (``engine.loops``)
+    ITERATION = "Iteration"  # runs one iteration of a loop (``engine.run.loops``)
 
 
 class ConnectorType(StrEnum):

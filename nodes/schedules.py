@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import BadRequest
-from engine.handlers import Handler, HandlerContext, Parameter
-from engine.hookspecs import hookimpl
-from engine.schedule_when import Kind, Unit
+from engine.handlers.handler import Handler, HandlerContext, Parameter
+from engine.handlers.hookspecs import hookimpl
+from engine.schedule.when import Kind, Unit
 
 _WHEN_TEXT = ("at", "time", "day", "cron", "start", "end", "unit")
 _FLAGS = ("true", "false")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from engine.control_nodes import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
-from engine.handlers import Behaviour, Handler, HandlerContext, Parameter
-from engine.hookspecs import hookimpl
-from engine.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME
-from engine.routines import RETURN_HANDLER, return_outputs
+from engine.handlers.handler import Behaviour, Handler, HandlerContext, Parameter
+from engine.handlers.hookspecs import hookimpl
+from engine.tree.control import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
+from engine.tree.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME
+from engine.tree.routines import RETURN_HANDLER, return_outputs
 
 
 def _nothing(context: HandlerContext) -> Mapping[str, str]:

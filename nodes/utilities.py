@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from engine.handlers import Handler, HandlerContext, Parameter
-from engine.hookspecs import hookimpl
+from engine.handlers.handler import Handler, HandlerContext, Parameter
+from engine.handlers.hookspecs import hookimpl
 
 
 def _echo(context: HandlerContext) -> Mapping[str, str]:

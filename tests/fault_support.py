@@ -129,7 +129,7 @@ class Workers:
         command = [
             sys.executable,
             "-c",
-            "from engine.cli import main; main()",
+            "from engine.cli.main import main; main()",
             "worker",
             f"--database={self.url}",
             f"--trees={self.trees}",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.erb import Kept, Untranslatable, translate_condition, translate_template
-from engine.expressions import Expressions
+from engine.kinetic.erb import Kept, Untranslatable, translate_condition, translate_template
+from engine.tree.expressions import Expressions
 
 SCOPE = {
     "results": {"Review": {"Status": "Approved", "Count": "150", "Note": ""}},

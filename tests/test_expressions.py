@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ExpressionError
-from engine.expressions import MAX_SOURCE, Expressions
+from engine.tree.expressions import MAX_SOURCE, Expressions
 
 SCOPE: dict[str, Any] = {
     "results": {"Review": {"Status": "Approved", "deferral_token": "tok-1"}},

@@ -18,11 +18,18 @@ from lxml import etree
 
 from engine import Engine
 from engine.errors import BadRequest, GraphvizNotFound
-from engine.expressions import Expressions
-from engine.graph import CONNECTOR_STYLE, STATUS_FILL, render, run_dot, tree_dot, write_picture
-from engine.handlers import HandlerRegistry
-from engine.tree import Tree
-from engine.tree_files import load_tree_files
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files
+from engine.tree.model import Tree
+from engine.tree.picture import (
+    CONNECTOR_STYLE,
+    STATUS_FILL,
+    render,
+    run_dot,
+    tree_dot,
+    write_picture,
+)
 
 from .support import REGISTRATION, run_treeflow, small_tree, start, start_small
 

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine import TriggerStatus
-from engine.observers import ClosedTrigger
+from engine.processing.observers import ClosedTrigger
 from engine.server.metrics import Metrics
 
 from .live_server import DATABASES, Live, live_server, module_engine

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, ErrorType, RunStatus, TaskStatus, TreeError
-from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry
-from engine.tree import Tree
-from engine.tree_loader import load_tree_data
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.loader import load_tree_data
+from engine.tree.model import Tree
 
 from .support import small_tree, start_small
 

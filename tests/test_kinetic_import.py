@@ -14,11 +14,11 @@ import yaml
 
 from engine import Engine, RunStatus, TaskStatus
 from engine.errors import KineticImportError, Problem, TreeError
-from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry
-from engine.kinetic_import import KineticTree, convert_kinetic
-from engine.tree_files import load_tree_files
-from engine.tree_loader import load_tree_text
+from engine.handlers.handler import HandlerRegistry
+from engine.kinetic.importer import KineticTree, convert_kinetic
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files
+from engine.tree.loader import load_tree_text
 
 from .support import run_treeflow
 

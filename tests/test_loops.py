@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, ErrorType, RunStatus, TaskStatus, TreeError
-from engine.graph import run_dot
 from engine.records import Run
 from engine.results_xml import write_results as _results
 from engine.store.tables import tasks
+from engine.tree.picture import run_dot
 
 from .conftest import TREES
 from .support import run_treeflow, small_tree, start_small, wait_for

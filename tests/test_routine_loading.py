@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from engine import Engine, TreeError
-from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry
-from engine.routines import signature_of
-from engine.tree_files import load_tree_files
-from engine.tree_loader import load_tree_data, load_tree_text
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files
+from engine.tree.loader import load_tree_data, load_tree_text
+from engine.tree.routines import signature_of
 
 from .support import run_treeflow
 from .test_routines import greet, routine, welcome

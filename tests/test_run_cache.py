@@ -1,9 +1,9 @@
 """A worker keeps a run's state between its batches, and never uses it once the run moved on.
 
-A big loop is claimed in many batches; the runner reuses the state its last commit left instead
-of reading every task row again (engine.run_cache). These tests have other engines process
-batches of the same run in between, and a worker lose its lease, and check that every
-iteration still runs exactly once and the tail sees every result.
+A big loop is claimed in many batches; the runner reuses the state its last commit left instead of
+reading every task row again (engine.processing.run_cache). These tests have other engines process
+batches of the same run in between, and a worker lose its lease, and check that every iteration
+still runs exactly once and the tail sees every result.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections import Counter
 import sqlalchemy as sa
 
 from engine import Engine, RunStatus, TaskStatus
-from engine.run_cache import RunCache
-from engine.run_state import RunState
+from engine.processing.run_cache import RunCache
+from engine.run.state import RunState
 
 from .support import small_tree
 

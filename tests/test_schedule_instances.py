@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import BadRequest, Engine, FieldNotSettable, FieldValue, Instance, RunStatus
-from engine.schedule_firing import slot_text
+from engine.schedule.firing import slot_text
 from engine.store.schedules import Firing, Schedule
 
 from .conftest import TREES

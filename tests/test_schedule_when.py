@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine import BadRequest
-from engine.schedule_when import MonthlyTrigger, build_trigger, check_when, zone
+from engine.schedule.when import MonthlyTrigger, build_trigger, check_when, zone
 
 DUBLIN = ZoneInfo("Europe/Dublin")
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=DUBLIN).timestamp()

@@ -11,8 +11,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import ExpressionError
-from engine.expressions import Expressions
-from engine.substitution import substitute, substitution_parts
+from engine.tree.expressions import Expressions
+from engine.tree.substitution import substitute, substitution_parts
 
 # Keys that are also dict attributes ("items", "keys") are where a naive lookup would differ.
 KEYS = ["id", "output", "Step 1", "items", "keys", "a"]

@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, FieldSpec, TreeError
-from engine.expressions import Expressions
-from engine.fields import derived_process_name
-from engine.handlers import HandlerRegistry
-from engine.tree import Tree
-from engine.tree_files import load_tree_files
-from engine.tree_loader import load_tree_text
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.fields import derived_process_name
+from engine.tree.files import load_tree_files
+from engine.tree.loader import load_tree_text
+from engine.tree.model import Tree
 
 NODES = textwrap.dedent("""\
     nodes:

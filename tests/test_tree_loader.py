@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Problem, TreeError
-from engine.expressions import Expressions
-from engine.handlers import HandlerRegistry
-from engine.tree import Tree
-from engine.tree_files import load_tree_files, routines_in, tree_files
-from engine.tree_loader import load_tree_data, load_tree_text
-from engine.tree_yaml import MAX_VALUES
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files, routines_in, tree_files
+from engine.tree.loader import load_tree_data, load_tree_text
+from engine.tree.model import Tree
+from engine.tree.yaml_reader import MAX_VALUES
 
 TREES = Path(__file__).resolve().parents[1] / "trees"
 HEAD = "source: Kinetic Request\ngroup: Tests\nname: Tree\n"

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, ErrorType, Handler, RunStatus, TaskStatus, TreeError, hookimpl
-from engine.handlers import HandlerContext
+from engine.handlers.handler import HandlerContext
 
 from .conftest import TREES
 from .support import small_tree, start_small

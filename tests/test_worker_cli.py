@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from engine import Engine, Handler, HandlerContext, Parameter, RunStatus, hookimpl
-from engine.cli import main
-from engine.outage import MAX_DELAY, Outage
+from engine.cli.main import main
+from engine.processing.outage import MAX_DELAY, Outage
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 from .fault_support import terminate_backends, with_application_name
@@ -47,7 +47,7 @@ def _worker(url: str, trees: Path, log: Path, *options: str) -> subprocess.Popen
             [
                 sys.executable,
                 "-c",
-                "from engine.cli import main; main()",
+                "from engine.cli.main import main; main()",
                 "worker",
                 f"--database={url}",
                 f"--trees={trees}",

@@ -2,7 +2,7 @@
 
 Request bodies forbid keys they do not define (a misspelt ``FieldsMappings`` is refused with
 422 naming it, not ignored). Field values are texts, numbers, booleans or null, bounded as the
-engine bounds them (``engine.field_values``). Names are Kianda's where Kianda has them
+engine bounds them (``engine.kianda.field_values``). Names are Kianda's where Kianda has them
 (``processName``, ``instanceID``, ``TriggerField``, ``FieldsMappings`` with ``fieldname``,
 ``text``, ``value``; fields read as ``name``, ``text``, ``value``).
 """
@@ -14,12 +14,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import Problem
-from engine.field_values import MAX_INTEGER, MAX_VALUE, FieldValue
-from engine.fields import MAX_FIELD_NAME, MAX_PROCESS_NAME, FieldSpec
-from engine.instances import Instance
-from engine.processes import Process
+from engine.kianda.field_values import MAX_INTEGER, MAX_VALUE, FieldValue
+from engine.kianda.instances import Instance
+from engine.kianda.processes import Process
 from engine.server.read_models import ErrorBody
 from engine.statuses import RunStatus
+from engine.tree.fields import MAX_FIELD_NAME, MAX_PROCESS_NAME, FieldSpec
 
 MAX_FIELDS = 1000  # fields in one request
 MAX_VERSION = 2**31 - 1  # versions are INTEGER columns

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.engine import Engine
-from engine.observers import ClosedTrigger
+from engine.processing.observers import ClosedTrigger
 from engine.statuses import TriggerStatus
 from engine.store import inspection
 

@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.errors import BadRequest
-from engine.fields import MAX_PROCESS_NAME
 from engine.server.auth import caller
 from engine.server.kianda_models import (
     DeployedOut,
@@ -36,6 +35,7 @@ from engine.server.kianda_models import (
 )
 from engine.server.paging import app_engine
 from engine.server.read_models import ErrorBody
+from engine.tree.fields import MAX_PROCESS_NAME
 
 ADMIN_ROLES = ("admin",)
 EXAMPLE = """\

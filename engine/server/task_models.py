@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.fields import MAX_PROCESS_NAME
-from engine.schedule_firing import Outcome
-from engine.schedule_when import Kind, Unit
+from engine.schedule.firing import Outcome
+from engine.schedule.when import Kind, Unit
 from engine.store.schedules import Firing, Schedule
+from engine.tree.fields import MAX_PROCESS_NAME
 
 MAX_TEXT = 4096
 MAX_RESULTS = 4 * 1024 * 1024

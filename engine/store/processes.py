@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from engine.store.instance_tables import processes
 from engine.store.tables import tree_versions
-from engine.tree import TreeKey
+from engine.tree.model import TreeKey
 
 
 def _key(row: Mapping[str, Any]) -> TreeKey:

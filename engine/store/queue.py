@@ -45,7 +45,8 @@ class ClaimedTrigger:
 
 
 def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
-    """The claim; ``selected`` limits it to the labels bound as ``labels`` (engine.selection)."""
+    """The claim; ``selected`` limits it to the labels bound as ``labels``
+    (``engine.tree.selection``)."""
     t, r = triggers.alias("t"), runs.alias("r")
     now = sa.bindparam("now", type_=sa.Float)
     conditions = [
@@ -109,7 +110,7 @@ _RESERVE = (
     .values(completing=sa.bindparam("b_complete"))
     .returning(tasks.c.id, tasks.c.run_id)
 )
-# A Complete accepted changes the task a worker may hold in memory (engine.run_cache).
+# A Complete accepted changes the task a worker may hold in memory (engine.processing.run_cache).
 _BUMP_REVISION = (
     runs.update().where(runs.c.id == sa.bindparam("run_id")).values(revision=runs.c.revision + 1)
 )
@@ -129,7 +130,7 @@ def claim(
 ) -> list[ClaimedTrigger]:
     """Claim up to ``limit`` due triggers (oldest first) and lease their runs.
 
-    ``selection`` (stored labels, see ``engine.selection``) limits the claim to triggers
+    ``selection`` (stored labels, see ``engine.tree.selection``) limits the claim to triggers
     carrying one of them; None claims any.
     """
     until = now + lease_seconds

@@ -7,7 +7,7 @@ transaction and one statement per table instead of five statements and a commit 
 
 A wait's timer is part of the step that deferred it: its trigger row is inserted here, with
 the task rows, so a crash either loses the step and its timer together or keeps both. So are a
-routine call's child run with its Root trigger, and a routine's return (``engine.routines``).
+routine call's child run with its Root trigger, and a routine's return (``engine.tree.routines``).
 
 Every write is fenced on the claim. A trigger closes only while this claim still holds it, and a
 run's status is written only while this claim holds the run; when any fence fails, the batch
@@ -24,7 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.routines import call_key
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
 from engine.store.runs import insert_run, insert_trigger
@@ -37,6 +36,7 @@ from engine.store.tables import (
     triggers,
 )
 from engine.store.trigger_rows import insert_triggers
+from engine.tree.routines import call_key
 
 _WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
 

@@ -38,10 +38,10 @@ class TreeVersionRow(SQLModel, table=True):
     version: int
     digest: str = Field(max_length=64)
     status: str = "Active"
-    # Copied into every trigger of its runs (engine.selection); '' is no label.
+    # Copied into every trigger of its runs (engine.tree.selection); '' is no label.
     selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     definition: dict[str, Any] = _json()
-    # A routine's definition id: callers find the version providing it (engine.routines).
+    # A routine's definition id: callers find the version providing it (engine.tree.routines).
     routine_id: str | None = Field(default=None, index=True)
     created_at: float
 
@@ -68,7 +68,8 @@ class RunRow(SQLModel, table=True):
     parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
     parent_task_id: str | None = Field(default=None, max_length=32)
     call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    # Bumped by every write that changes what a worker loads for the run (engine.run_cache).
+    # Bumped by every write that changes what a worker loads for the run
+    # (engine.processing.run_cache).
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     lease_owner: str | None = None
     lease_until: float | None = None

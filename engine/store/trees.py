@@ -2,7 +2,7 @@
 
 A routine's versions also carry its definition id (``routine_id``). The routine an id names is
 the one whose latest version provides it: a newer version that is Inactive or provides another
-id takes the id away (``engine.routines``).
+id takes the id away (``engine.tree.routines``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.store.tables import tree_versions
-from engine.tree import Tree, TreeKey
+from engine.tree.model import Tree, TreeKey
 
 
 @dataclass(frozen=True)

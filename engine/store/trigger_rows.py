@@ -1,6 +1,6 @@
 """The INSERT every trigger row goes through: it copies its run's selection label itself.
 
-A trigger's ``selection`` (what ``engine.selection`` lets a worker claim by) is its run's tree
+A trigger's ``selection`` (what ``engine.tree.selection`` lets a worker claim by) is its run's tree
 version's label. The insert reads it in SQL from the run it names, so no caller (createStart,
 createDeferred, a resolution, a wait's timer, whatever later creates triggers) has to know
 about labels, and a trigger can never carry a label other than its run's.

@@ -1,0 +1,1 @@
+"""The ``treeflow`` command line: one module per command group, ``main`` holding the root."""

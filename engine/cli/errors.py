@@ -1,0 +1,118 @@
+"""``treeflow errors``: list the errors recorded on runs, and resolve one.
+
+``resolve`` accepts the resolution as the engine's API does (a Resolve trigger, refused with the
+engine's own message when the action does not fit the error's type), processes it in the
+embedded engine, as ``treeflow deferred`` does, and shows the run.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from engine.cli.support import console, engine_options, open_engine
+from engine.cli.view import print_run, styled
+from engine.records import RunError
+from engine.statuses import ErrorStatus, ErrorType, ResolutionAction
+
+
+def _resolution(error: RunError) -> Text:
+    if error.resolution_action is None:
+        return Text("")
+    text = error.resolution_action
+    if error.status == ErrorStatus.ACTIVE:
+        text += " (queued)"
+    if error.resolved_by:
+        text += f" by {error.resolved_by}"
+    if error.resolution_message:
+        text += f": {error.resolution_message}"
+    return Text(text)
+
+
+@click.group()
+def errors() -> None:
+    """List errors recorded on runs and resolve them."""
+
+
+@errors.command("list")
+@click.option("--run", "run_id", type=int, help="Only errors of this run.")
+@click.option(
+    "--status",
+    type=click.Choice(["Active", "Handled", "Resolved"], case_sensitive=False),
+    help="Only errors in this status; Resolved is another name for Handled (Kinetic's word).",
+)
+@click.option(
+    "--type",
+    "error_type",
+    type=click.Choice([t.value for t in ErrorType]),
+    help="Only errors of this type.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@engine_options
+def errors_list(
+    run_id: int | None,
+    status: str | None,
+    error_type: str | None,
+    limit: int,
+    offset: int,
+    database: str,
+    trees: str,
+) -> None:
+    """List errors, newest first, with their resolutions."""
+    if status == "Resolved":
+        status = ErrorStatus.HANDLED.value
+    with open_engine(database, None) as engine:
+        found = engine.list_errors(
+            run_id=run_id, status=status, error_type=error_type, limit=limit, offset=offset
+        )
+    table = Table(show_header=True, header_style="bold")
+    # The id and the type are never wrapped: the id is what ``resolve`` takes, copied whole.
+    table.add_column("Error", no_wrap=True)
+    table.add_column("Run")
+    table.add_column("Node", overflow="fold")
+    table.add_column("Type", no_wrap=True)
+    table.add_column("Status")
+    table.add_column("Summary", overflow="fold")
+    table.add_column("Resolution", overflow="fold")
+    for error in found:
+        table.add_row(
+            error.id,
+            str(error.run_id),
+            Text(error.node),
+            Text(error.type),
+            styled(error.status),
+            Text(error.summary),
+            _resolution(error),
+        )
+    console.print(table)
+
+
+@errors.command("resolve")
+@click.argument("error_id")
+@click.option(
+    "--action",
+    required=True,
+    help="One of " + ", ".join(a.value for a in ResolutionAction) + " (which apply depends on "
+    "the error's type).",
+)
+@click.option("--message", help="Why, or what was fixed; stored with the resolution.")
+@click.option("--by", "resolved_by", help="Who resolves it; stored with the resolution.")
+@engine_options
+def errors_resolve(
+    error_id: str,
+    action: str,
+    message: str | None,
+    resolved_by: str | None,
+    database: str,
+    trees: str,
+) -> None:
+    """Resolve the error ERROR_ID with --action, process it, show the run."""
+    with open_engine(database, trees) as engine:
+        trigger = engine.resolve_error(error_id, action, message=message, resolved_by=resolved_by)
+        engine.run_until_idle()
+        print_run(engine.get_run(trigger.run_id))
+
+
+__all__ = ["errors"]

@@ -1,0 +1,237 @@
+"""The ``treeflow`` command: validate trees, run them in an embedded engine, resume, inspect,
+``serve`` the HTTP API and manage its ``users`` (each in its own module), and ``bench``, which
+hands its arguments to the benchmark harness (``benchmarks.cli``).
+
+Settings come from flags or ``TREEFLOW_*`` environment variables, flags winning:
+``--database`` / ``TREEFLOW_DATABASE_URL`` (default ``sqlite:///treeflow.db``) and ``--trees`` /
+``TREEFLOW_TREES`` (default ``trees/``). Errors the engine raises are printed as one line
+(the error's own message) with exit status 1; tables are tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from engine.cli.errors import errors
+from engine.cli.graph import draw_run, graph
+from engine.cli.kinetic import import_kinetic
+from engine.cli.schedules import schedules
+from engine.cli.serve import serve
+from engine.cli.support import console, engine_options, err_console, open_engine
+from engine.cli.users import users
+from engine.cli.view import print_run, styled
+from engine.cli.worker import worker
+from engine.engine import Engine
+from engine.errors import TreeError
+from engine.handlers.handler import HandlerRegistry
+from engine.statuses import RunStatus
+from engine.tree.expressions import Expressions
+from engine.tree.files import load_tree_files, tree_files
+from engine.tree.model import Tree
+
+
+def _results_argument(value: str | None) -> str | None:
+    """``@file`` reads the results XML from a file (``@-``: standard input)."""
+    if value is None or not value.startswith("@"):
+        return value
+    name = value[1:]
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read the results file {name!r}: {exc}") from exc
+
+
+def _find_tree(engine: Engine, name: str, source: str | None, group: str | None) -> Tree:
+    matches = [
+        tree
+        for tree in engine.trees
+        if tree.key.name == name
+        and (source is None or tree.key.source_name == source)
+        and (group is None or tree.key.source_group == group)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(sorted(repr(t.key.name) for t in engine.trees)) or "none"
+        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known})")
+    raise click.ClickException(
+        f"{len(matches)} trees are named {name!r}: give --source and --group to choose"
+    )
+
+
+@click.group()
+@click.version_option(package_name="treeflow")
+def main() -> None:
+    """treeflow: run task trees with durable triggers."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(serve)
+main.add_command(users)
+main.add_command(graph)
+main.add_command(import_kinetic)
+main.add_command(errors)
+main.add_command(worker)
+main.add_command(schedules)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def validate(paths: tuple[str, ...]) -> None:
+    """Validate tree files (or directories of them); list every problem found."""
+    files = tree_files(paths)
+    try:
+        trees = load_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
+    except TreeError as exc:
+        for problem in exc.problems:
+            line = f"[red]error[/red] {escape(str(problem))}"
+            err_console.print(line, highlight=False, soft_wrap=True)
+        err_console.print(f"{len(exc.problems)} problem(s) in {len(files)} file(s)")
+        sys.exit(1)
+    for tree in trees:
+        what = escape(f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)")
+        console.print(f"[green]ok[/green] {what}", highlight=False, soft_wrap=True)
+
+
+@main.command("run")
+@click.argument("tree_name")
+@click.option("--source", help="Source name, when several trees share TREE_NAME.")
+@click.option("--group", help="Source group, when several trees share TREE_NAME.")
+@click.option("--source-id", default="", help="The record the run is for.")
+@click.option("--results", help="Results XML for the start node (or @FILE, @- for stdin).")
+@click.option("--message", help="A message stored with the trigger.")
+@engine_options
+def run_tree(
+    tree_name: str,
+    source: str | None,
+    group: str | None,
+    source_id: str,
+    results: str | None,
+    message: str | None,
+    database: str,
+    trees: str,
+) -> None:
+    """Start TREE_NAME in an embedded engine, process it until it waits or ends, show the run."""
+    with open_engine(database, trees) as engine:
+        tree = _find_tree(engine, tree_name, source, group)
+        trigger = engine.create_start(
+            source_name=tree.key.source_name,
+            source_group=tree.key.source_group,
+            tree_name=tree.key.name,
+            source_id=source_id,
+            results=_results_argument(results),
+            message=message,
+        )
+        engine.run_until_idle()
+        print_run(engine.get_run(trigger.run_id))
+
+
+@main.command()
+@click.argument("token")
+@click.option(
+    "--action", type=click.Choice(["Complete", "Update"]), default="Complete", show_default=True
+)
+@click.option("--results", help="Results XML for the task (or @FILE, @- for stdin).")
+@click.option("--message", help="A message stored with the trigger.")
+@engine_options
+def deferred(
+    token: str, action: str, results: str | None, message: str | None, database: str, trees: str
+) -> None:
+    """Complete or update the deferred task TOKEN names, process it, show the run."""
+    with open_engine(database, trees) as engine:
+        trigger = engine.create_deferred(
+            token=token, action=action, results=_results_argument(results), message=message
+        )
+        engine.run_until_idle()
+        print_run(engine.get_run(trigger.run_id))
+
+
+@main.group()
+def runs() -> None:
+    """List and show runs."""
+
+
+@runs.command("list")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus]),
+    help="Only runs in this status.",
+)
+@click.option("--tree", "tree_name", help="Only runs of this tree name.")
+@click.option("--source-id", help="Only runs for this source id.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@engine_options
+def runs_list(
+    status: str | None,
+    tree_name: str | None,
+    source_id: str | None,
+    limit: int,
+    offset: int,
+    database: str,
+    trees: str,
+) -> None:
+    """List runs, newest first."""
+    with open_engine(database, None) as engine:
+        found = engine.list_runs(
+            status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
+        )
+    table = Table(show_header=True, header_style="bold")
+    for column in ("Run", "Tree", "Version", "Source id", "Status"):
+        table.add_column(column)
+    for run in found:
+        table.add_row(
+            str(run.id),
+            Text(run.tree_name),
+            str(run.tree_version),
+            Text(run.source_id),
+            styled(run.status.value),
+        )
+    console.print(table)
+
+
+@main.command(
+    short_help="Run the benchmark harness (treeflow bench --help for its options).",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],  # --help goes to the benchmark's own parser
+    },
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def bench(arguments: tuple[str, ...]) -> None:
+    """Run the benchmarks, as python -m benchmarks does, with the same options."""
+    # Imported here: the harness pulls in the peer engine and is not needed by any other command.
+    from benchmarks.cli import main as bench_main
+
+    sys.exit(bench_main(list(arguments), prog="treeflow bench"))
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option(
+    "--graph",
+    "graph_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the run, nodes coloured by task status (.svg, .png or .dot).",
+)
+@engine_options
+def runs_show(run_id: int, graph_file: Path | None, database: str, trees: str) -> None:
+    """Show one run: each node, its status, its results, open deferral tokens."""
+    with open_engine(database, None) as engine:
+        run = engine.get_run(run_id)
+        print_run(run)
+        if graph_file is not None:
+            draw_run(engine, run, graph_file)
+
+
+__all__ = ["main"]

@@ -1,0 +1,170 @@
+"""``treeflow serve``: the HTTP adapter under uvicorn, with engine workers in the same process.
+
+Settings come from flags or ``TREEFLOW_*`` variables (flags win), as DESIGN.md lists them. With
+no user defined yet it says how to create the first administrator; it never makes one up.
+SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the requests in flight,
+then the app's lifespan stops the engine workers, which finish the trigger in hand and hand the
+rest back.
+
+uvicorn's access log is off unless ``--access-log`` asks for it: formatting and writing a line
+per request costs the event loop about as much as answering ``/healthz`` does, and a proxy in
+front usually logs the requests already. Errors and start-up messages are logged either way.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+import click
+
+from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
+from engine.cli.worker import processing_options, processing_settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_TOKEN_CACHE_SECONDS = 2.0  # as ServerSettings, which needs the server extra to import
+FIRST_ADMIN_HINT = """\
+No user exists yet, so every API call will be refused. Create the first administrator with:
+
+  treeflow users add NAME --role admin{database}
+
+It reads the password from standard input when that is not a terminal
+(printf '%s' "$PASSWORD" | treeflow users add NAME --role admin), and asks for it otherwise."""
+
+
+@click.command()
+@engine_options
+@click.option("--host", envvar="TREEFLOW_HOST", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", envvar="TREEFLOW_PORT", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--workers",
+    envvar="TREEFLOW_WORKERS",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Engine worker threads in this process (0: accept triggers only, run no scheduler).",
+)
+@processing_options
+@click.option(
+    "--subscription-id",
+    envvar="TREEFLOW_SUBSCRIPTION_ID",
+    help="This installation's subscription id: the scope POST /token expects.",
+)
+@click.option(
+    "--token-seconds",
+    envvar="TREEFLOW_TOKEN_SECONDS",
+    default=299,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How long a bearer token lives.",
+)
+@click.option(
+    "--token-cache-seconds",
+    envvar="TREEFLOW_TOKEN_CACHE_SECONDS",
+    default=DEFAULT_TOKEN_CACHE_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How long a verified token is remembered (0: check the database on every request); "
+    "a user rotated or disabled by another process keeps access at most this long.",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="TREEFLOW_MAX_BODY_BYTES",
+    type=click.IntRange(1),
+    help="Largest request body accepted (default 4 MiB).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    envvar="TREEFLOW_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="Log every request (uvicorn's access log).",
+)
+@click.option(
+    "--public-url",
+    envvar="TREEFLOW_PUBLIC_URL",
+    help="The URL clients reach the server at (hostURL in token responses).",
+)
+def serve(
+    database: str,
+    trees: str,
+    host: str,
+    port: int,
+    workers: int,
+    subscription_id: str | None,
+    token_seconds: int,
+    token_cache_seconds: float,
+    max_body_bytes: int | None,
+    public_url: str | None,
+    access_log: bool,
+    **processing: Any,
+) -> None:
+    """Serve the HTTP API with engine workers and the scheduler.
+
+    Routes: the seed's trigger API, Kinetic Task 4's v1 routes, POST /token, the Kianda-style
+    /api/instances, /api/processes and /api/tasks, inspection under /api/runs, /api/triggers
+    and /api/errors, /healthz, /metrics and /openapi.json.
+    """
+    try:
+        import uvicorn
+
+        from engine.auth import Accounts
+        from engine.server import ServerSettings, create_app
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"{exc}: treeflow serve needs the server extra: pip install 'treeflow[server]'"
+        ) from exc
+    options = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            workers=workers,
+            subscription_id=subscription_id,
+            public_url=public_url,
+            token_seconds=token_seconds,
+            token_cache_seconds=token_cache_seconds,
+            **options,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with open_engine(database, trees, **processing_settings(**processing)) as engine:
+        if Accounts(engine.database, clock=engine.clock).count_users() == 0:
+            shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
+            err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
+        app = create_app(engine, settings)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            timeout_graceful_shutdown=int(settings.shutdown_seconds),
+            log_level="info",
+            access_log=access_log,
+        )
+        server = uvicorn.Server(config)
+        _run_until_signalled(server)
+
+
+def _run_until_signalled(server: Any) -> None:
+    """Run uvicorn; SIGINT or SIGTERM stop it gracefully and the command exits with status 0.
+
+    uvicorn installs its own handlers while it runs, then puts back the ones it found and
+    raises the signal again: these are the ones it finds, so that re-raise ends nowhere and
+    the engine is closed normally. A signal arriving before uvicorn is listening asks the
+    server to stop as soon as it has started.
+    """
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["serve"]

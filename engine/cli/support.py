@@ -1,0 +1,94 @@
+"""What the ``treeflow`` commands share: the engine options, opening an engine, the consoles.
+
+Kept apart from ``engine.cli.main`` so that command groups in their own modules (``users``,
+``serve``) can use them while ``engine.cli.main`` imports those groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+
+from engine.engine import Engine
+from engine.errors import TreeflowError
+
+DEFAULT_DATABASE = "sqlite:///treeflow.db"
+DEFAULT_TREES = "trees/"
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+def database_option(function: F) -> F:
+    return click.option(
+        "--database",
+        envvar="TREEFLOW_DATABASE_URL",
+        default=DEFAULT_DATABASE,
+        show_default=True,
+        help="SQLAlchemy URL of the engine's database.",
+    )(function)
+
+
+def engine_options(function: F) -> F:
+    function = click.option(
+        "--trees",
+        envvar="TREEFLOW_TREES",
+        default=DEFAULT_TREES,
+        show_default=True,
+        help="Directory or file of YAML trees to load.",
+    )(function)
+    return database_option(function)
+
+
+def _trees_path(trees: str | None) -> str | None:
+    """The trees to load: a missing default folder loads none; a missing path given is an error."""
+    if not trees or Path(trees).exists():
+        return trees or None
+    context = click.get_current_context(silent=True)
+    source = context.get_parameter_source("trees") if context else None
+    if source in (None, click.core.ParameterSource.DEFAULT):
+        return None
+    raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
+
+
+@contextmanager
+def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[Engine]:
+    """An engine on ``database``; the engine's own errors become one-line CLI errors.
+
+    ``options`` are further ``Engine`` keyword arguments (``treeflow worker``'s settings).
+    """
+    try:
+        engine = Engine(database, trees=_trees_path(trees), **options)
+    except TreeflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ModuleNotFoundError as exc:  # e.g. psycopg, for a postgresql+psycopg:// URL
+        raise click.ClickException(
+            f"{exc} (PostgreSQL needs: pip install 'treeflow[postgres]')"
+        ) from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # the URL itself is wrong
+        raise click.ClickException(f"--database / TREEFLOW_DATABASE_URL: {exc}") from exc
+    except sa.exc.OperationalError as exc:
+        raise click.ClickException(f"cannot open the database: {exc.orig}") from exc
+    with engine:
+        try:
+            yield engine
+        except TreeflowError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_TREES",
+    "console",
+    "database_option",
+    "engine_options",
+    "err_console",
+    "open_engine",
+]

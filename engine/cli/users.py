@@ -1,0 +1,117 @@
+"""``treeflow users``: add, list, disable, enable and rotate the users of the HTTP API.
+
+There is no default user and no default password: the first administrator is made with
+``treeflow users add NAME --role admin``. The password is read from standard input when that
+is not a terminal (``printf '%s' "$PASSWORD" | treeflow users add ...``; one final line break
+is dropped), and prompted for twice, hidden, when it is. ``rotate`` gives the user a new
+security stamp, which revokes every token issued to it; ``disable`` refuses its sign-ins until
+``enable`` and revokes its tokens for good.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from engine.cli.support import console, database_option, open_engine
+
+if TYPE_CHECKING:
+    from engine.auth import Accounts, User
+
+ROLE_CHOICE = click.Choice(["admin", "user"])
+
+
+@contextmanager
+def open_accounts(database: str) -> Iterator[Accounts]:
+    """The accounts of ``database``; tells how to install argon2-cffi if it is missing."""
+    try:
+        from engine.auth import Accounts
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"{exc}: users need the server extra: pip install 'treeflow[server]'"
+        ) from exc
+    with open_engine(database, None) as engine:
+        yield Accounts(engine.database, clock=engine.clock)
+
+
+def read_password() -> str:
+    if sys.stdin is not None and not sys.stdin.isatty():
+        text = sys.stdin.read()
+        return text.removesuffix("\n").removesuffix("\r")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def _said(verb: str, user: User) -> None:
+    console.print(f"{verb} user {user.name!r} (role {user.role}, id {user.id})", highlight=False)
+
+
+@click.group()
+def users() -> None:
+    """Manage who may call the HTTP API (treeflow serve)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, default="user", show_default=True)
+@database_option
+def users_add(name: str, role: str, database: str) -> None:
+    """Add user NAME; the password comes from standard input (or a prompt on a terminal)."""
+    password = read_password()
+    with open_accounts(database) as accounts:
+        _said("Added", accounts.add_user(name, password, role=role))
+
+
+@users.command("list")
+@database_option
+def users_list(database: str) -> None:
+    """List the users: name, role, whether disabled, id, when added."""
+    with open_accounts(database) as accounts:
+        found = accounts.list_users()
+    table = Table(show_header=True, header_style="bold")
+    for column in ("Name", "Role", "Status", "Id", "Added (UTC)"):
+        table.add_column(column, no_wrap=column == "Id")
+    for user in found:
+        status = Text("disabled", style="red") if user.disabled else Text("enabled", "green")
+        table.add_row(Text(user.name), user.role, status, user.id, _when(user.created_at))
+    console.print(table)
+
+
+@users.command("disable")
+@click.argument("name")
+@database_option
+def users_disable(name: str, database: str) -> None:
+    """Disable user NAME: its sign-ins and its tokens are refused until it is enabled."""
+    with open_accounts(database) as accounts:
+        _said("Disabled", accounts.set_disabled(name, True))
+
+
+@users.command("enable")
+@click.argument("name")
+@database_option
+def users_enable(name: str, database: str) -> None:
+    """Enable user NAME again; it signs in anew (disabling revoked its tokens)."""
+    with open_accounts(database) as accounts:
+        _said("Enabled", accounts.set_disabled(name, False))
+
+
+@users.command("rotate")
+@click.argument("name")
+@database_option
+def users_rotate(name: str, database: str) -> None:
+    """Rotate NAME's security stamp: every token issued to it so far stops working."""
+    with open_accounts(database) as accounts:
+        _said("Rotated the security stamp of", accounts.rotate(name))
+
+
+__all__ = ["users"]

@@ -1,0 +1,217 @@
+"""``treeflow worker``: an engine process that only processes triggers (no HTTP).
+
+Any number of them, on any number of machines, share one PostgreSQL database with the
+``treeflow serve`` processes that accept the triggers (see ``engine.store.queue``). SIGTERM or
+SIGINT stops one gracefully, with exit status 0: it claims nothing more, finishes the run in
+hand, hands the rest of its claims back so another worker takes them at once, and closes its
+connections. A worker that is killed outright loses nothing either: its leases run out and the
+others take its triggers up. A database that is away when a worker starts is retried for half
+a minute before it gives up with status 1; once running, it retries for as long as an outage
+lasts. Settings come from flags or ``TREEFLOW_*`` variables, flags winning.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from engine.cli.support import engine_options, open_engine
+from engine.engine import Engine
+from engine.processing.outage import Outage, is_database_error
+from engine.tree.selection import shown
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+STARTUP_RETRY_SECONDS = 30.0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def processing_options(function: F) -> F:
+    """The options of engine processing that ``worker`` and ``serve`` share."""
+    function = click.option(
+        "--max-attempts",
+        envvar="TREEFLOW_MAX_ATTEMPTS",
+        default=5,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Claims of a trigger that may end without closing it before it fails.",
+    )(function)
+    function = click.option(
+        "--selection",
+        envvar="TREEFLOW_SELECTION",
+        multiple=True,
+        help="Process only trees with this selection label (repeatable; 'default' names trees "
+        "without one). Without it, every tree. TREEFLOW_SELECTION takes labels separated by "
+        "spaces.",
+    )(function)
+    function = click.option(
+        "--poll-interval",
+        envvar="TREEFLOW_POLL_INTERVAL",
+        default=0.5,
+        show_default=True,
+        type=click.FloatRange(0.01),
+        help="Seconds an idle worker thread sleeps between claims (Kinetic's Sleep Delay).",
+    )(function)
+    function = click.option(
+        "--lease-seconds",
+        envvar="TREEFLOW_LEASE_SECONDS",
+        default=30.0,
+        show_default=True,
+        type=click.FloatRange(0.3),
+        help="How long a claim is held without renewal: how soon the triggers of a dead worker "
+        "are taken up again (leases are renewed every third of it while work is in hand).",
+    )(function)
+    function = click.option(
+        "--batch-size",
+        envvar="TREEFLOW_BATCH_SIZE",
+        default=64,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="Triggers one claim takes and commits together.",
+    )(function)
+    return function
+
+
+def processing_settings(
+    batch_size: int,
+    lease_seconds: float,
+    poll_interval: float,
+    selection: tuple[str, ...],
+    max_attempts: int,
+) -> dict[str, Any]:
+    """Those options as ``Engine`` keyword arguments."""
+    return {
+        "batch_size": batch_size,
+        "lease_seconds": lease_seconds,
+        "poll_interval": poll_interval,
+        "selection": selection or None,
+        "max_attempts": max_attempts,
+    }
+
+
+@click.command()
+@engine_options
+@click.option(
+    "--workers",
+    envvar="TREEFLOW_WORKERS",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker threads (Kinetic's Max Threads). Handlers that wait on other systems want "
+    "more; CPU-bound trees gain little above one per core (one GIL per process).",
+)
+@processing_options
+@click.option(
+    "--pool-size",
+    envvar="TREEFLOW_POOL_SIZE",
+    type=click.IntRange(1),
+    help="Database connections kept open (PostgreSQL; default: workers + 2).",
+)
+@click.option(
+    "--shutdown-seconds",
+    envvar="TREEFLOW_SHUTDOWN_SECONDS",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGTERM, how long to wait for the runs in hand to finish.",
+)
+@click.option(
+    "--log-level",
+    envvar="TREEFLOW_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS),
+)
+def worker(
+    database: str,
+    trees: str,
+    workers: int,
+    batch_size: int,
+    lease_seconds: float,
+    poll_interval: float,
+    pool_size: int | None,
+    selection: tuple[str, ...],
+    max_attempts: int,
+    shutdown_seconds: float,
+    log_level: str,
+) -> None:
+    """Process triggers on engine worker threads until SIGTERM or SIGINT (no HTTP server)."""
+    logger = logging.getLogger("treeflow")
+    logger.setLevel(log_level.upper())
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stopping.set()
+
+    options = {
+        **processing_settings(batch_size, lease_seconds, poll_interval, selection, max_attempts),
+        "pool_size": pool_size or workers + 2,
+        "logger": logger,
+    }
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ExitStack() as stack:
+            engine = _open(stack, database, trees, options, stopping, logger)
+            if engine is None:
+                return
+            engine.start(workers)
+            logger.info(
+                "worker %s started: %d threads, selection %s, batch %d, lease %gs, poll %gs,"
+                " %d trees, database %s",
+                engine.name,
+                workers,
+                shown(engine.runner.selection),
+                batch_size,
+                lease_seconds,
+                poll_interval,
+                len(engine.trees),
+                engine.database.url.render_as_string(hide_password=True),
+            )
+            while not stopping.wait(1.0):
+                pass
+            logger.info(
+                "worker %s: %s received, stopping", engine.name, signal.Signals(received[0]).name
+            )
+            engine.stop(shutdown_seconds)
+            logger.info("worker %s stopped", engine.name)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _open(
+    stack: ExitStack,
+    database: str,
+    trees: str,
+    options: dict[str, Any],
+    stopping: threading.Event,
+    logger: logging.Logger,
+) -> Engine | None:
+    """Open the engine, riding out a database that is briefly away (restarting, or its
+    backend terminated mid-start) for up to STARTUP_RETRY_SECONDS; None if stopped meanwhile.
+    Any other problem (a bad URL, a tree that does not load) fails at once."""
+    outage = Outage(logger, "opening the database")
+    deadline = time.monotonic() + STARTUP_RETRY_SECONDS
+    while True:
+        try:
+            return stack.enter_context(open_engine(database, trees, **options))
+        except click.ClickException as exc:
+            cause = exc.__cause__
+            if cause is None or not is_database_error(cause) or time.monotonic() > deadline:
+                raise
+            if stopping.wait(outage.failed(cause)):
+                return None
+
+
+__all__ = ["processing_options", "processing_settings", "worker"]

@@ -1,0 +1,227 @@
+"""Node handlers: what a handler declares, what it receives, and the registry that holds them.
+
+A handler is declarative first (definition id, parameters, result names, ``deferrable``) and
+behaviour second (``execute``). It knows nothing of the database: it gets a
+:class:`HandlerContext` with its rendered parameters and returns its results as a mapping of
+strings. Whether the task then defers is the node's choice (``defers: true`` in the tree), which
+is only allowed for a deferrable handler.
+
+The registry is the engine's own pluggy ``PluginManager``: built-in and third-party plugins
+register through the same hook and entry-point group, and nothing is global.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import pluggy
+
+from engine.errors import HandlerContractError
+from engine.handlers import hookspecs
+
+DEFINITION_ID = re.compile(r"^[a-z][a-z0-9_]*_v[0-9]+$")
+
+
+class Behaviour(StrEnum):
+    """How the runner treats a node, beyond calling its handler."""
+
+    PLAIN = "plain"
+    START = "start"  # the single entry of a tree
+    JOIN = "join"  # fires once its incoming connectors satisfy its type
+    JUNCTION = "junction"  # fires once every branch of its region has gone as far as it can
+    WAIT = "wait"  # always defers; a trigger scheduled for later completes it
+    ROUTINE = (
+        "routine"  # calls a routine: defers until the child run returns (engine.tree.routines)
+    )
+    RETURN = "return"  # ends a routine: its parameters complete the caller's task
+    LOOP_HEAD = "loop head"  # one Iteration trigger per element of its data source
+    LOOP_TAIL = "loop tail"  # fires once when enough iterations of its head reached it
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter a handler accepts; ``menu`` restricts the values it may take."""
+
+    name: str
+    required: bool = False
+    default: str | None = None
+    menu: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Who started the run: the source application and the record it ran for."""
+
+    name: str
+    group: str
+    id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TriggerReceipt:
+    """What creating a trigger from inside a handler gives back."""
+
+    trigger_id: int
+    run_id: int
+
+
+@dataclass(frozen=True)
+class ScheduleReceipt:
+    """What creating a schedule from inside a handler gives back."""
+
+    schedule_id: int
+    next_fire_time: float | None
+
+
+class TriggerGateway(Protocol):
+    """What a handler may ask of the engine: a Complete or Update trigger, or a schedule."""
+
+    def create_deferred(
+        self,
+        *,
+        token: str,
+        action: str,
+        results: str | None,
+        message: str | None,
+        idempotency_key: str | None,
+    ) -> TriggerReceipt: ...
+
+    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt: ...
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """Everything a handler may know about the node it runs for.
+
+    ``task_id`` is stable across retries of the same task, so a handler that calls another
+    system should use it as that call's idempotency key: handlers run at least once.
+    """
+
+    parameters: Mapping[str, str]
+    node_name: str
+    task_id: str
+    deferral_token: str | None
+    run_id: int
+    loop_index: str
+    source: SourceInfo
+    inputs: Mapping[str, str]
+    logger: logging.Logger
+    triggers: TriggerGateway
+
+
+Execute = Callable[[HandlerContext], Mapping[str, str] | None]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A node handler as a plugin declares it."""
+
+    definition_id: str
+    execute: Execute
+    parameters: tuple[Parameter, ...] = ()
+    results: tuple[str, ...] = ()
+    deferrable: bool = False
+    behaviour: Behaviour = Behaviour.PLAIN
+    description: str = ""
+
+    def parameter(self, name: str) -> Parameter | None:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        return None
+
+
+def check_contract(handler: object, *, plugin: str) -> Handler:
+    """Return ``handler`` if it satisfies the contract, else raise naming what is wrong."""
+    name = getattr(handler, "definition_id", repr(handler))
+    if not isinstance(handler, Handler):
+        raise HandlerContractError(
+            handler=str(name), reason=f"plugin {plugin!r} returned {type(handler).__name__}"
+        )
+    if not DEFINITION_ID.match(handler.definition_id):
+        raise HandlerContractError(
+            handler=handler.definition_id,
+            reason="a definition id is lower_snake_case ending in a version such as _v1",
+        )
+    if not callable(handler.execute):
+        raise HandlerContractError(handler=handler.definition_id, reason="execute is not callable")
+    names = [p.name for p in handler.parameters]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise HandlerContractError(
+            handler=handler.definition_id, reason=f"parameters declared twice: {duplicates}"
+        )
+    for parameter in handler.parameters:
+        if (
+            parameter.menu
+            and parameter.default is not None
+            and parameter.default not in parameter.menu
+        ):
+            raise HandlerContractError(
+                handler=handler.definition_id,
+                reason=f"default {parameter.default!r} of {parameter.name!r} is not in its menu",
+            )
+    return handler
+
+
+class HandlerRegistry:
+    """The handlers one engine can run, gathered from its plugin manager."""
+
+    def __init__(self, plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> None:
+        self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.plugin_manager.add_hookspecs(hookspecs)
+        if load_entry_points:
+            self.plugin_manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+        for plugin in plugins:
+            self.plugin_manager.register(plugin)
+        self._handlers = self._collect()
+
+    def _collect(self) -> dict[str, Handler]:
+        handlers: dict[str, Handler] = {}
+        owners: dict[str, str] = {}
+        hook = self.plugin_manager.hook.treeflow_node_handlers
+        for impl in hook.get_hookimpls():
+            plugin = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
+            for candidate in impl.function() or ():
+                handler = check_contract(candidate, plugin=plugin)
+                if handler.definition_id in handlers:
+                    raise HandlerContractError(
+                        handler=handler.definition_id,
+                        reason=f"already provided by plugin {owners[handler.definition_id]!r}, "
+                        f"provided again by {plugin!r}",
+                    )
+                handlers[handler.definition_id] = handler
+                owners[handler.definition_id] = plugin
+        return handlers
+
+    def get(self, definition_id: str) -> Handler | None:
+        return self._handlers.get(definition_id)
+
+    def __contains__(self, definition_id: object) -> bool:
+        return definition_id in self._handlers
+
+    @property
+    def ids(self) -> Sequence[str]:
+        return sorted(self._handlers)
+
+
+__all__ = [
+    "Behaviour",
+    "Execute",
+    "Handler",
+    "HandlerContext",
+    "HandlerRegistry",
+    "Parameter",
+    "ScheduleReceipt",
+    "SourceInfo",
+    "TriggerGateway",
+    "TriggerReceipt",
+    "check_contract",
+]

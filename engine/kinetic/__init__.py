@@ -1,0 +1,1 @@
+"""Kinetic Task interop at load time: importing tree and routine exports, translating their ERB."""

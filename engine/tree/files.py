@@ -1,0 +1,121 @@
+"""Load the trees of YAML files and directories together, with the checks across files.
+
+A tree alone is built by ``engine.tree.loader``; what needs all the files at once lives here:
+expanding directories into their YAML files, the routines every file may call (gathered from
+all of them first, so a caller may come before its routine), and the names no two files may
+share (a tree key, a routine id, a process name). One :class:`~engine.errors.TreeError` lists
+the problems of every file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path as FsPath
+
+from engine.errors import Problem, TreeError
+from engine.handlers.handler import HandlerRegistry
+from engine.tree.expressions import Expressions
+from engine.tree.loader import build_tree
+from engine.tree.model import Tree, TreeKey
+from engine.tree.routines import RoutineSignature, signature_of
+from engine.tree.yaml_reader import ParsedYaml, parse_yaml
+
+
+def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
+    """Expand files and directories into the YAML files they hold, sorted, each once."""
+    files: list[FsPath] = []
+    for path in map(FsPath, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    unique: dict[FsPath, FsPath] = {}  # a file named twice (or inside a directory named) once
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values())
+
+
+def routines_in(paths: Iterable[str | os.PathLike[str]]) -> dict[str, RoutineSignature]:
+    """The routines the YAML files under ``paths`` declare, read without validating the files.
+
+    For checking a tree against routines that live elsewhere (``treeflow import-kinetic``);
+    a file that cannot be read or parsed declares none.
+    """
+    found: dict[str, RoutineSignature] = {}
+    for file in tree_files(paths):
+        try:
+            signature = signature_of(
+                parse_yaml(file.read_text(encoding="utf-8"), file=str(file)).data
+            )
+        except (OSError, UnicodeDecodeError):
+            continue
+        if signature is not None:
+            found.setdefault(signature.definition_id, signature)
+    return found
+
+
+def load_tree_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
+) -> list[Tree]:
+    """Load every tree under ``paths``; one TreeError lists the problems of all files.
+
+    The routines of all the files are known to every file (a caller may come before its
+    routine), besides ``routines`` known already; two files may not provide one routine id.
+    """
+    trees: list[Tree] = []
+    problems: list[Problem] = []
+    seen: dict[TreeKey, str] = {}
+    parsed_files: list[tuple[FsPath, ParsedYaml]] = []
+    known = dict(routines or {})
+    provided: dict[str, str] = {}
+    processes: dict[str, tuple[TreeKey, str]] = {}
+    for file in tree_files(paths):
+        try:
+            parsed = parse_yaml(file.read_text(encoding="utf-8"), file=str(file))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(file=str(file), message=f"cannot read the file: {exc}"))
+            continue
+        signature = signature_of(parsed.data)
+        if signature is not None and signature.definition_id in provided:
+            other = provided[signature.definition_id]
+            message = f"routine {signature.definition_id!r} is also provided by {other}"
+            problems.append(Problem(file=str(file), message=message))
+        elif signature is not None:
+            provided[signature.definition_id] = str(file)
+            known[signature.definition_id] = signature
+        parsed_files.append((file, parsed))
+    for file, parsed in parsed_files:
+        try:
+            tree = build_tree(
+                parsed, file=str(file), registry=registry, expressions=expressions, routines=known
+            )
+        except TreeError as exc:
+            problems.extend(exc.problems)
+            continue
+        if tree.key in seen:
+            message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
+            problems.append(Problem(file=str(file), message=message))
+            continue
+        other = processes.get(tree.process) if tree.process else None
+        if other is not None:
+            message = (
+                f"process name {tree.process!r} is also the process of tree "
+                f"{str(other[0])!r} in {other[1]}"
+            )
+            problems.append(Problem(file=str(file), message=message))
+            continue
+        seen[tree.key] = str(file)
+        if tree.process:
+            processes[tree.process] = (tree.key, str(file))
+        trees.append(tree)
+    if problems:
+        raise TreeError(problems=problems)
+    return trees
+
+
+__all__ = ["load_tree_files", "routines_in", "tree_files"]

@@ -1,0 +1,407 @@
+"""Build a validated :class:`~engine.tree.model.Tree` from YAML text, a file, or plain data.
+
+Validation never stops at the first problem: it walks the whole definition and raises one
+:class:`~engine.errors.TreeError` listing every problem with its file, node and line, so a user
+fixes a tree in one pass. What it checks is SPEC section 2: exactly one start, known handlers,
+connectors to known nodes, parameters declared by the handler and required ones present, templates
+and conditions that compile, reachability from the start, no cycles (a loop is a head/tail pair, not
+a cycle: ``engine.tree.loop_pairs``), ``defers`` only on deferrable handlers, join settings,
+junctions with incoming connectors, loop heads paired with their tails, and the instance API's
+declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks only the
+whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each loop's body
+are computed here, once. A routine's header and its callers' parameters are checked against the
+routines known (``engine.tree.routines``); loading files and directories together, and what is
+checked across them, is ``engine.tree.files``.
+
+A problem is reported once, where it is: a node with an unknown handler still keeps its
+connectors in the graph, so the nodes after it are not also reported as unreachable, and a
+parameter that does not compile is not also reported as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import networkx as nx
+
+from engine.errors import BadSelection, ExpressionError, Problem, TreeError
+from engine.handlers.handler import Behaviour, Handler, HandlerRegistry
+from engine.statuses import ConnectorType
+from engine.tree.control import constant
+from engine.tree.expressions import Condition, Expressions, Template
+from engine.tree.fields import FieldSpec, field_specs, process_name
+from engine.tree.graph_checks import GraphChecks
+from engine.tree.junctions import junction_regions, members
+from engine.tree.model import TREE_STATUSES, Connector, Node, Tree, TreeKey
+from engine.tree.routines import (
+    RETURN_HANDLER,
+    RoutineSignature,
+    call_handler,
+    return_handler,
+    routine_header,
+)
+from engine.tree.selection import stored_label
+from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
+
+TREE_KEYS = frozenset(
+    {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
+    | {"type", "definition_id", "inputs", "outputs"}
+)
+NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
+CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
+Compiled = TypeVar("Compiled", Template, Condition)
+
+
+def definition_digest(definition: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a definition: equal content, equal digest, whatever the layout."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Builder:
+    """One pass over a definition, gathering problems as it builds nodes and the graph."""
+
+    def __init__(
+        self,
+        parsed: ParsedYaml,
+        *,
+        file: str,
+        registry: HandlerRegistry,
+        expressions: Expressions,
+        routines: Mapping[str, RoutineSignature],
+    ) -> None:
+        self.parsed = parsed
+        self.file = file
+        self.registry = registry
+        self.expressions = expressions
+        self.routines = routines
+        self.routine: RoutineSignature | None = None
+        self.problems: list[Problem] = list(parsed.problems)
+        self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
+        self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
+        self.opaque: set[str] = set()  # nodes whose connectors could not be read
+
+    def problem(self, message: str, *path: str | int, node: str | None = None) -> None:
+        line = None
+        for end in range(len(path), -1, -1):  # the nearest enclosing path with a known line
+            line = self.parsed.line(*path[:end])
+            if line is not None:
+                break
+        self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
+
+    def build(self) -> Tree:
+        data = self.parsed.data
+        if not isinstance(data, dict):
+            if data is not None or not self.problems:  # None after a YAML error: said already
+                self.problem(f"a tree is a mapping, not {yaml_kind(data)}")
+            raise TreeError(problems=self.problems)
+        self._unknown_keys(data, TREE_KEYS)
+        key = TreeKey(*(self._text(data, field) for field in ("source", "group", "name")))
+        status = data.get("status", "Active")
+        if status not in TREE_STATUSES:
+            self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        selection = ""
+        try:
+            selection = stored_label(data.get("selection"))
+        except BadSelection as exc:
+            self.problem(str(exc), "selection")
+        self.routine = routine_header(data, self.problem, self.registry.ids)
+        if self.routine is not None:  # a routine may call itself
+            self.routines = {**self.routines, self.routine.definition_id: self.routine}
+        process, fields = self._process_and_fields(data, key.name)
+        raw_nodes = data.get("nodes")
+        if not isinstance(raw_nodes, dict) or not raw_nodes:
+            what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
+            self.problem(f"'nodes' must map node names to nodes; it {what}", "nodes")
+            raise TreeError(problems=self.problems)
+        self.graph.add_nodes_from(raw_nodes)
+        built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
+        nodes = {name: node for name, node in built.items() if node is not None}
+        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem)
+        start = checks.check_graph(nodes)
+        loops = checks.check_loops(nodes)
+        returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
+        if self.routine is not None and not returns and nodes:
+            self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
+        if self.problems:
+            raise TreeError(problems=self.problems)
+        junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
+        regions = junction_regions(self.graph, start, junctions)
+        member_of, before = members(regions), self.graph.predecessors
+        return Tree(
+            key=key,
+            nodes={
+                name: replace(node, incoming=tuple(before(name)), junctions=member_of.get(name, ()))
+                for name, node in nodes.items()
+            },
+            start=start,
+            graph=self.graph,
+            definition=data,
+            digest=definition_digest(data),
+            status=str(status),
+            file=self.file,
+            description=str(data.get("description", "")),
+            selection=selection,
+            junctions=regions,
+            routine=self.routine,
+            loops=loops,
+            loop_tails={pair.tail: pair for pair in loops.values()},
+            loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
+            process=process,
+            fields=fields,
+        )
+
+    def _process_and_fields(
+        self, data: dict[str, Any], tree_name: str
+    ) -> tuple[str, tuple[FieldSpec, ...]]:
+        """A tree is a process with fields; a routine is neither (it is called, not started
+        through the instance API, and its inputs are its ``inputs``)."""
+        if self.routine is None:
+            process = process_name(data, tree_name, self.problem)
+            return process, field_specs(data.get("fields"), self.problem)
+        for key in ("process", "fields"):
+            if key in data:
+                self.problem(
+                    f"a routine is not a process: '{key}' is for trees (a routine's callers "
+                    "give its 'inputs')",
+                    key,
+                )
+        return "", ()
+
+    def _text(self, data: dict[str, Any], key: str) -> str:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.problem(f"{key!r} is required and must be a non-empty text", key)
+            return ""
+        return value
+
+    def _unknown_keys(self, raw: dict[str, Any], known: frozenset[str], *path: str | int) -> None:
+        node = str(path[1]) if len(path) > 1 else None
+        for key in raw:
+            if key not in known:
+                message = f"unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                self.problem(message, *path, key, node=node)
+
+    def _node(self, name: str, raw: Any) -> Node | None:
+        path = ("nodes", name)
+        if not isinstance(raw, dict):
+            message = f"a node is a mapping with a 'handler', not {yaml_kind(raw)}"
+            self.problem(message, *path, node=name)
+            self.opaque.add(name)
+            return None
+        self._unknown_keys(raw, NODE_KEYS, *path)
+        handler = self._handler(name, raw.get("handler"), raw.get("parameters"))
+        kind = {Behaviour.WAIT: "wait node", Behaviour.ROUTINE: "routine call"}.get(
+            handler.behaviour if handler is not None else Behaviour.PLAIN
+        )
+        defers = raw.get("defers", kind is not None)  # its timer or its routine's return ends it
+        if kind is not None and defers is not True:
+            self.problem(f"a {kind} always defers, not 'defers: {defers!r}'", *path, node=name)
+        elif not isinstance(defers, bool):
+            message = f"'defers' must be true or false, not {defers!r}"
+            self.problem(message, *path, "defers", node=name)
+            defers = None  # unknown: Create and Update connectors are not judged by it
+        elif defers and handler is not None and not handler.deferrable:
+            message = f"'defers: true' but handler {handler.definition_id!r} is not deferrable"
+            self.problem(message, *path, "defers", node=name)
+        parameters = self._parameters(name, raw.get("parameters"), handler)
+        connectors = self._connectors(name, raw.get("connectors"), defers)
+        if handler is None:
+            return None
+        self.graph.add_node(name, handler=handler.definition_id, defers=defers is True)
+        by_type = {kind: tuple(c for c in connectors if c.type is kind) for kind in ConnectorType}
+        return Node(
+            name=name,
+            handler=handler,
+            parameters=parameters,
+            defers=defers is True,
+            connectors=connectors,
+            complete_connectors=by_type[ConnectorType.COMPLETE],
+            create_connectors=by_type[ConnectorType.CREATE],
+            update_connectors=by_type[ConnectorType.UPDATE],
+            line=self.parsed.line(*path),
+        )
+
+    def _handler(self, node: str, handler_id: Any, parameters: Any) -> Handler | None:
+        """The node's handler; a routine's id gives a call, a return node this routine's return."""
+        handler = self.registry.get(handler_id) if isinstance(handler_id, str) else None
+        called = self.routines.get(handler_id) if isinstance(handler_id, str) else None
+        given = parameters if isinstance(parameters, dict) else ()
+        if handler is not None and handler.behaviour is Behaviour.RETURN:
+            if self.routine is not None:
+                return return_handler(self.routine, given)
+            if self.parsed.data.get("type", "tree") == "tree":
+                message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
+                self.problem(message, "nodes", node, "handler", node=node)
+            return return_handler(RoutineSignature(RETURN_HANDLER, None, None), given)
+        elif handler is None and called is not None:
+            return call_handler(called, given)
+        elif handler is None:
+            what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
+            message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
+            if self.routines:
+                message += f"; known routines: {', '.join(sorted(self.routines))}"
+            self.problem(message, "nodes", node, "handler", node=node)
+        return handler
+
+    def _parameters(self, node: str, raw: Any, handler: Handler | None) -> dict[str, Template]:
+        path = ("nodes", node, "parameters")
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            message = f"'parameters' must be a mapping of names to templates, not {yaml_kind(raw)}"
+            self.problem(message, *path, node=node)
+            return {}
+        compiled: dict[str, Template] = {}
+        for name, value in raw.items():
+            text = scalar_text(value)
+            if text is None:
+                message = f"parameter {name!r} must be a template (a text), not {yaml_kind(value)}"
+                self.problem(message, *path, name, node=node)
+            elif handler is not None and handler.parameter(name) is None:
+                declared = ", ".join(p.name for p in handler.parameters) or "none"
+                message = f"parameter {name!r} is not declared by {handler.definition_id!r}"
+                self.problem(f"{message} (declared: {declared})", *path, name, node=node)
+            else:
+                what = f"parameter {name!r}"
+                template = self._compile(self.expressions.template, text, what, node, (*path, name))
+                if template is not None:
+                    compiled[name] = template
+        if handler is None:
+            return compiled
+        for parameter in handler.parameters:
+            if parameter.name in compiled:
+                value = constant(compiled[parameter.name])
+                if parameter.menu and value is not None and value not in parameter.menu:
+                    message = f"parameter {parameter.name!r} is {value!r}; it must be one of "
+                    menu = ", ".join(parameter.menu)
+                    self.problem(message + menu, *path, parameter.name, node=node)
+            elif parameter.name in raw:
+                continue  # given, but wrong: reported above
+            elif parameter.default is not None:
+                compiled[parameter.name] = self.expressions.template(parameter.default)
+            elif parameter.required:
+                message = f"required parameter {parameter.name!r} of {handler.definition_id!r}"
+                self.problem(f"{message} is missing", *path, node=node)
+        return compiled
+
+    def _connectors(self, node: str, raw: Any, defers: bool | None) -> tuple[Connector, ...]:
+        path = ("nodes", node, "connectors")
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.problem(f"'connectors' must be a list, not {yaml_kind(raw)}", *path, node=node)
+            self.opaque.add(node)
+            return ()
+        built = [self._connector(node, item, (*path, i), defers) for i, item in enumerate(raw)]
+        return tuple(connector for connector in built if connector is not None)
+
+    def _connector(self, node: str, item: Any, path: Path, defers: bool | None) -> Connector | None:
+        if not isinstance(item, dict) or not isinstance(item.get("to"), str):
+            self.problem("a connector is a mapping with 'to: NODE NAME'", *path, node=node)
+            self.opaque.add(node)
+            return None
+        self._unknown_keys(item, CONNECTOR_KEYS, *path)
+        target, label, valid = item["to"], scalar_text(item.get("label")), True
+        kind = next((t for t in ConnectorType if t.value == item.get("type", "Complete")), None)
+        if kind is None:
+            choices = ", ".join(t.value for t in ConnectorType)
+            message = f"connector type {item.get('type')!r} is not one of {choices}"
+            self.problem(message, *path, "type", node=node)
+            valid = False
+        elif kind is not ConnectorType.COMPLETE and defers is False:
+            message = f"a {kind.value} connector to {target!r} never fires: the node does not defer"
+            self.problem(message, *path, "type", node=node)
+        if target in self.graph:
+            self.graph.add_edge(node, target, type=kind and kind.value, label=label)
+            self.edge_paths.setdefault((node, target), path)
+        else:
+            self.problem(f"connector to unknown node {target!r}", *path, "to", node=node)
+            valid = False
+        condition: Condition | None = None
+        if "condition" in item:
+            text = scalar_text(item["condition"])
+            if text is None:
+                message = f"a condition is an expression, not {yaml_kind(item['condition'])}"
+                self.problem(message, *path, "condition", node=node)
+            else:
+                compile_ = self.expressions.condition
+                condition = self._compile(compile_, text, "condition", node, (*path, "condition"))
+            valid = valid and condition is not None
+        if not valid or kind is None:
+            return None
+        return Connector(source=node, target=target, type=kind, label=label, condition=condition)
+
+    def _compile(
+        self, compile_: Callable[[str], Compiled], source: str, what: str, node: str, path: Path
+    ) -> Compiled | None:
+        try:
+            return compile_(source)
+        except ExpressionError as exc:
+            # The key's line; in a literal block (key: |) the very line of the template.
+            start, line = self.parsed.literal_lines.get(path), self.parsed.line(*path)
+            if start is not None and exc.line is not None:
+                line = start + exc.line - 1
+            message = f"{what} does not compile: {exc}"
+            self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
+            return None
+
+
+def build_tree(
+    parsed: ParsedYaml,
+    *,
+    file: str,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
+) -> Tree:
+    """Validate and compile parsed data into a Tree, or raise TreeError with every problem.
+
+    ``routines`` are the routines callers may name, by definition id.
+    """
+    builder = _Builder(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines or {}
+    )
+    return builder.build()
+
+
+def load_tree_text(
+    text: str,
+    *,
+    file: str = "<string>",
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
+) -> Tree:
+    """Build from YAML text; ``file`` names it in problems, which carry the lines."""
+    parsed = parse_yaml(text, file=file)
+    return build_tree(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+    )
+
+
+def load_tree_data(
+    data: Mapping[str, Any],
+    *,
+    file: str = "<dict>",
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
+) -> Tree:
+    """Build from plain data (a dict, or a stored definition): no lines to point at."""
+    parsed = ParsedYaml(data=dict(data))
+    return build_tree(
+        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+    )
+
+
+__all__ = [
+    "build_tree",
+    "definition_digest",
+    "load_tree_data",
+    "load_tree_text",
+]
