@@ -1,65 +1,152 @@
 """treeflow: a workflow engine that runs task trees.
 
-Import everything from here::
+Import everything public from here::
 
     from engine import Engine, TreeError, TokenNotFound
+
+The names load on first use (a module ``__getattr__``, PEP 562): a plugin's
+``from engine import Handler, HandlerContext, Parameter, hookimpl`` loads the plugin API and
+nothing else, while ``from engine import Engine`` brings in the database, templates and
+scheduler the engine runs on. Where each name lives is ``ARCHITECTURE.md``'s code map.
 """
 
-from engine.engine import Engine
-from engine.errors import (
-    AuthError,
-    BadAction,
-    BadRequest,
-    BadResolution,
-    BadResults,
-    BodyTooLarge,
-    ErrorAlreadyResolved,
-    ErrorNotFound,
-    ExpressionError,
-    FieldNotSettable,
-    HandlerContractError,
-    IllegalTransition,
-    InstanceNotFound,
-    InsufficientRole,
-    InvalidCredentials,
-    InvalidScope,
-    InvalidToken,
-    MissingToken,
-    Problem,
-    ProcessNotFound,
-    RunNotFound,
-    ScheduleNotFound,
-    TokenNotFound,
-    TooManyFailures,
-    TreeError,
-    TreeflowError,
-    TreeNotFound,
-    TriggerNotFound,
-    UnknownField,
-    UnsupportedGrantType,
-    UserExists,
-    UserNotFound,
-    VersionConflict,
-    VersionRequired,
-)
-from engine.handlers.handler import Handler, HandlerContext, Parameter, SourceInfo
-from engine.handlers.hookspecs import hookimpl
-from engine.kianda.field_values import FieldValue
-from engine.kianda.instances import Instance
-from engine.kianda.processes import Deployment, Process, ProcessVersion
-from engine.records import Run, RunError, RunLink, Task, Trigger
-from engine.statuses import (
-    ConnectorType,
-    ErrorStatus,
-    ErrorType,
-    ResolutionAction,
-    RunStatus,
-    TaskStatus,
-    TriggerAction,
-    TriggerStatus,
-)
-from engine.tree.fields import FieldSpec
-from engine.tree.model import Tree, TreeKey
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from engine.errors import (
+        AuthError,
+        BadAction,
+        BadRequest,
+        BadResolution,
+        BadResults,
+        BodyTooLarge,
+        ErrorAlreadyResolved,
+        ErrorNotFound,
+        ExpressionError,
+        FieldNotSettable,
+        HandlerContractError,
+        IllegalTransition,
+        InstanceNotFound,
+        InsufficientRole,
+        InvalidCredentials,
+        InvalidScope,
+        InvalidToken,
+        MissingToken,
+        Problem,
+        ProcessNotFound,
+        RunNotFound,
+        ScheduleNotFound,
+        TokenNotFound,
+        TooManyFailures,
+        TreeError,
+        TreeflowError,
+        TreeNotFound,
+        TriggerNotFound,
+        UnknownField,
+        UnsupportedGrantType,
+        UserExists,
+        UserNotFound,
+        VersionConflict,
+        VersionRequired,
+    )
+    from engine.handlers.handler import (
+        Handler,
+        HandlerContext,
+        Parameter,
+        SourceInfo,
+    )
+    from engine.handlers.hookspecs import hookimpl
+    from engine.kianda.field_values import FieldValue
+    from engine.kianda.instances import Instance
+    from engine.kianda.processes import Deployment, Process, ProcessVersion
+    from engine.records import (
+        Run,
+        RunError,
+        RunLink,
+        Task,
+        Trigger,
+    )
+    from engine.statuses import (
+        ConnectorType,
+        ErrorStatus,
+        ErrorType,
+        ResolutionAction,
+        RunStatus,
+        TaskStatus,
+        TriggerAction,
+        TriggerStatus,
+    )
+    from engine.tree.fields import FieldSpec
+    from engine.tree.model import Tree, TreeKey
+
+# Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "Engine": "engine.engine",
+    "AuthError": "engine.errors",
+    "BadAction": "engine.errors",
+    "BadRequest": "engine.errors",
+    "BadResolution": "engine.errors",
+    "BadResults": "engine.errors",
+    "BodyTooLarge": "engine.errors",
+    "ErrorAlreadyResolved": "engine.errors",
+    "ErrorNotFound": "engine.errors",
+    "ExpressionError": "engine.errors",
+    "FieldNotSettable": "engine.errors",
+    "HandlerContractError": "engine.errors",
+    "IllegalTransition": "engine.errors",
+    "InstanceNotFound": "engine.errors",
+    "InsufficientRole": "engine.errors",
+    "InvalidCredentials": "engine.errors",
+    "InvalidScope": "engine.errors",
+    "InvalidToken": "engine.errors",
+    "MissingToken": "engine.errors",
+    "Problem": "engine.errors",
+    "ProcessNotFound": "engine.errors",
+    "RunNotFound": "engine.errors",
+    "ScheduleNotFound": "engine.errors",
+    "TokenNotFound": "engine.errors",
+    "TooManyFailures": "engine.errors",
+    "TreeError": "engine.errors",
+    "TreeflowError": "engine.errors",
+    "TreeNotFound": "engine.errors",
+    "TriggerNotFound": "engine.errors",
+    "UnknownField": "engine.errors",
+    "UnsupportedGrantType": "engine.errors",
+    "UserExists": "engine.errors",
+    "UserNotFound": "engine.errors",
+    "VersionConflict": "engine.errors",
+    "VersionRequired": "engine.errors",
+    "Handler": "engine.handlers.handler",
+    "HandlerContext": "engine.handlers.handler",
+    "Parameter": "engine.handlers.handler",
+    "SourceInfo": "engine.handlers.handler",
+    "hookimpl": "engine.handlers.hookspecs",
+    "Run": "engine.records",
+    "RunError": "engine.records",
+    "RunLink": "engine.records",
+    "Task": "engine.records",
+    "Trigger": "engine.records",
+    "ConnectorType": "engine.statuses",
+    "ErrorStatus": "engine.statuses",
+    "ErrorType": "engine.statuses",
+    "ResolutionAction": "engine.statuses",
+    "RunStatus": "engine.statuses",
+    "TaskStatus": "engine.statuses",
+    "TriggerAction": "engine.statuses",
+    "TriggerStatus": "engine.statuses",
+    "Tree": "engine.tree.model",
+    "TreeKey": "engine.tree.model",
+    "FieldSpec": "engine.tree.fields",
+    "FieldValue": "engine.kianda.field_values",
+    "Instance": "engine.kianda.instances",
+    "Deployment": "engine.kianda.processes",
+    "Process": "engine.kianda.processes",
+    "ProcessVersion": "engine.kianda.processes",
+}
 
 __all__ = [
     "AuthError",
@@ -124,3 +211,16 @@ __all__ = [
     "VersionRequired",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

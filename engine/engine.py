@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound
 from engine.gateway import EngineGateway
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.kianda.field_values import FieldsGiven, FieldValue
 from engine.kianda.instances import Instance, InstanceBook
 from engine.kianda.processes import Deployment, Process, ProcessShelf

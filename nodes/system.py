@@ -10,15 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from engine.handlers.builtin import (
+    DATA_SOURCE,
+    LOOP_PATH,
+    QUORUM_NUMBER,
+    QUORUM_TYPE,
+    QUORUM_TYPES,
+    RETURN_HANDLER,
+    UNIT_SECONDS,
+    VAR_NAME,
+    WAIT_TIME,
+    WAIT_UNIT,
+)
 from engine.handlers.handler import Behaviour, Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
-from engine.tree.control import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
-from engine.tree.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME
-from engine.tree.routines import RETURN_HANDLER, return_outputs
 
 
 def _nothing(context: HandlerContext) -> Mapping[str, str]:
     return {}
+
+
+def _outputs(context: HandlerContext) -> Mapping[str, str]:
+    # A routine's return node gets a handler of its own at load, declaring the routine's
+    # outputs (engine.tree.routines); this declaration is what validation and listings see.
+    return dict(context.parameters)
 
 
 START = Handler(
@@ -39,8 +54,10 @@ JOIN = Handler(
     execute=_nothing,
     behaviour=Behaviour.JOIN,
     parameters=(
-        Parameter("type", default="All", menu=("All", "Any", "Some")),
-        Parameter("number", default="", description="how many connectors a Some join waits for"),
+        Parameter(QUORUM_TYPE, default="All", menu=QUORUM_TYPES),
+        Parameter(
+            QUORUM_NUMBER, default="", description="how many connectors a Some join waits for"
+        ),
     ),
     description="Fires once per run and loop index when its direct incoming connectors have "
     "fired: all of them, any one, or some number.",
@@ -73,7 +90,7 @@ WAIT = Handler(
 
 TREE_RETURN = Handler(
     definition_id=RETURN_HANDLER,
-    execute=return_outputs,
+    execute=_outputs,
     behaviour=Behaviour.RETURN,
     description="Ends a routine: its parameters are the routine's outputs (each one declared "
     "in the routine's 'outputs'), which become the results of the node that called it.",
@@ -106,8 +123,10 @@ LOOP_TAIL = Handler(
     execute=_nothing,
     behaviour=Behaviour.LOOP_TAIL,
     parameters=(
-        Parameter("type", default="All", menu=("All", "Any", "Some")),
-        Parameter("number", default="", description="how many iterations a Some tail waits for"),
+        Parameter(QUORUM_TYPE, default="All", menu=QUORUM_TYPES),
+        Parameter(
+            QUORUM_NUMBER, default="", description="how many iterations a Some tail waits for"
+        ),
     ),
     description="Fires once, when all, any one, or some number of its head's iterations have "
     "reached it (at once for a data source with no elements).",

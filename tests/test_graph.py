@@ -18,7 +18,7 @@ from lxml import etree
 
 from engine import Engine
 from engine.errors import BadRequest, GraphvizNotFound
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files
 from engine.tree.model import Tree

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, ErrorType, RunStatus, TaskStatus, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.loader import load_tree_data
 from engine.tree.model import Tree

@@ -14,7 +14,7 @@ import yaml
 
 from engine import Engine, RunStatus, TaskStatus
 from engine.errors import KineticImportError, Problem, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import KineticTree, convert_kinetic
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files

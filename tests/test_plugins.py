@@ -128,6 +128,85 @@ def test_an_installed_plugin_declares_its_required_parameter(
     assert result.stdout.strip() == "required parameter 'name' of 'greeter_hello_v1' is missing"
 
 
+# -- what a plugin author imports, and the built-ins whatever is on the path -----------------------
+
+HEAVY = ("sqlalchemy", "sqlmodel", "apscheduler", "jinja2", "lxml", "networkx")
+
+
+def test_the_plugin_api_imports_none_of_the_engines_heavy_libraries(tmp_path: Path) -> None:
+    script = f"""
+        import sys
+        from engine import Handler, HandlerContext, Parameter, hookimpl
+        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
+        print(",".join(loaded) or "none", Handler.__module__, hookimpl.project_name, sep="|")
+    """
+
+    result = _run_python(script, cwd=tmp_path, site=None)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "none|engine.handlers.handler|treeflow"
+
+
+def test_importing_the_engine_itself_still_loads_what_it_runs_on(tmp_path: Path) -> None:
+    script = f"""
+        import sys
+        from engine import Engine
+        print(",".join(sorted({{n.split(".")[0] for n in sys.modules}} & set({HEAVY!r}))))
+    """
+
+    result = _run_python(script, cwd=tmp_path, site=None)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ",".join(sorted(HEAVY))
+
+
+def test_every_public_name_of_the_facade_resolves_to_the_object_its_module_defines() -> None:
+    import importlib
+
+    import engine
+
+    for name in engine.__all__:
+        exported = getattr(engine, name)
+        module = importlib.import_module(engine._EXPORTS[name])  # type: ignore[attr-defined]
+        assert exported is getattr(module, name), name
+    assert sorted(engine.__all__) == sorted(engine._EXPORTS)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="module 'engine' has no attribute 'Nothing'"):
+        engine.Nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_nodes_module_beside_the_script_does_not_hide_the_built_in_nodes(tmp_path: Path) -> None:
+    (tmp_path / "nodes.py").write_text('GREETING = "the host\'s own nodes"\n', encoding="utf-8")
+    echo_tree = GREET_TREE.replace("greeter_hello_v1", "utilities_echo_v1").replace(
+        "{name:", "{input:"
+    )
+    script = f"""
+        import nodes
+        from engine import Engine
+
+        with Engine() as engine:
+            engine.load_tree({echo_tree!r})
+            trigger = engine.create_start(
+                source_name="Examples", source_group="Plugins", tree_name="Greet", source_id="Ada"
+            )
+            engine.run_until_idle()
+            run = engine.get_run(trigger.run_id)
+        print(nodes.GREETING, run.status.value, run.task("Greet").results["output"], sep="|")
+    """
+
+    result = _run_python(script, cwd=tmp_path, site=None)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "the host's own nodes|Completed|Ada"
+
+
+def test_without_entry_points_an_engine_still_knows_the_built_in_nodes() -> None:
+    with Engine(load_entry_points=False) as engine:
+        ids = set(engine.registry.ids)
+
+    assert {"system_start_v1", "system_join_v1", "utilities_echo_v1"} <= ids
+    assert "system_schedule_create_v1" in ids
+
+
 # -- the contract, in process --------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from engine import Engine, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files
 from engine.tree.loader import load_tree_data, load_tree_text

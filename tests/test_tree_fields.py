@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine, FieldSpec, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.fields import derived_process_name
 from engine.tree.files import load_tree_files

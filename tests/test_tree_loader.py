@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Problem, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files, routines_in, tree_files
 from engine.tree.loader import load_tree_data, load_tree_text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 
 from .support import TREEFLOW, run_treeflow
 

@@ -17,7 +17,7 @@ from rich.markup import escape
 from engine.cli.support import DEFAULT_TREES, err_console
 from engine.engine import Engine
 from engine.errors import TreeError, TreeflowError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.records import Run
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files, routines_in

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from engine.cli.support import err_console
 from engine.errors import KineticImportError, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import convert_kinetic
 from engine.tree.expressions import Expressions
 from engine.tree.files import routines_in

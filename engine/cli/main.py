@@ -30,7 +30,7 @@ from engine.cli.view import print_run, styled
 from engine.cli.worker import worker
 from engine.engine import Engine
 from engine.errors import TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.statuses import RunStatus
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files, tree_files

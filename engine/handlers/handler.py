@@ -1,28 +1,26 @@
-"""Node handlers: what a handler declares, what it receives, and the registry that holds them.
+"""What a node handler declares and what it receives: the contract a plugin implements.
 
 A handler is declarative first (definition id, parameters, result names, ``deferrable``) and
 behaviour second (``execute``). It knows nothing of the database: it gets a
 :class:`HandlerContext` with its rendered parameters and returns its results as a mapping of
 strings. Whether the task then defers is the node's choice (``defers: true`` in the tree), which
-is only allowed for a deferrable handler.
+is only allowed for a deferrable handler. :func:`check_contract` is applied to every handler when
+it is registered (``engine.handlers.registry``), so a bad plugin fails when an engine starts.
 
-The registry is the engine's own pluggy ``PluginManager``: built-in and third-party plugins
-register through the same hook and entry-point group, and nothing is global.
+This module is what plugin authors import (through ``from engine import Handler, ...``), so it
+imports nothing but the standard library and the error hierarchy.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import pluggy
-
 from engine.errors import HandlerContractError
-from engine.handlers import hookspecs
 
 DEFINITION_ID = re.compile(r"^[a-z][a-z0-9_]*_v[0-9]+$")
 
@@ -171,53 +169,11 @@ def check_contract(handler: object, *, plugin: str) -> Handler:
     return handler
 
 
-class HandlerRegistry:
-    """The handlers one engine can run, gathered from its plugin manager."""
-
-    def __init__(self, plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> None:
-        self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
-        self.plugin_manager.add_hookspecs(hookspecs)
-        if load_entry_points:
-            self.plugin_manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
-        for plugin in plugins:
-            self.plugin_manager.register(plugin)
-        self._handlers = self._collect()
-
-    def _collect(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = {}
-        owners: dict[str, str] = {}
-        hook = self.plugin_manager.hook.treeflow_node_handlers
-        for impl in hook.get_hookimpls():
-            plugin = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-            for candidate in impl.function() or ():
-                handler = check_contract(candidate, plugin=plugin)
-                if handler.definition_id in handlers:
-                    raise HandlerContractError(
-                        handler=handler.definition_id,
-                        reason=f"already provided by plugin {owners[handler.definition_id]!r}, "
-                        f"provided again by {plugin!r}",
-                    )
-                handlers[handler.definition_id] = handler
-                owners[handler.definition_id] = plugin
-        return handlers
-
-    def get(self, definition_id: str) -> Handler | None:
-        return self._handlers.get(definition_id)
-
-    def __contains__(self, definition_id: object) -> bool:
-        return definition_id in self._handlers
-
-    @property
-    def ids(self) -> Sequence[str]:
-        return sorted(self._handlers)
-
-
 __all__ = [
     "Behaviour",
     "Execute",
     "Handler",
     "HandlerContext",
-    "HandlerRegistry",
     "Parameter",
     "ScheduleReceipt",
     "SourceInfo",

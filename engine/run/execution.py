@@ -33,6 +33,7 @@ from typing import Any
 
 from engine import ids
 from engine.errors import BadResults, ExpressionError
+from engine.handlers.builtin import WAIT_TIME, WAIT_UNIT
 from engine.handlers.handler import Behaviour, HandlerContext, TriggerGateway
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run.state import RunState, TaskState
@@ -45,7 +46,7 @@ from engine.statuses import (
 )
 from engine.store.trigger_rows import new_trigger_row
 from engine.tree import routines
-from engine.tree.control import WAIT_TIME, WAIT_UNIT, wait_seconds
+from engine.tree.control import wait_seconds
 from engine.tree.junctions import region_finished
 from engine.tree.model import Connector, Node
 

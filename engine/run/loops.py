@@ -50,10 +50,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, VAR_NAME
 from engine.run.state import RunState, TaskState
 from engine.statuses import ErrorType, TaskStatus, TriggerAction
 from engine.store.trigger_rows import new_trigger_row
-from engine.tree.loop_source import DATA_SOURCE, LOOP_PATH, VAR_NAME, LoopSourceError, loop_values
+from engine.tree.loop_source import LoopSourceError, loop_values
 from engine.tree.model import Node
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.errors import Problem, TreeError, TreeNotFound
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.store import processes as process_store
 from engine.store import trees as tree_store
 from engine.store.database import Database

@@ -14,20 +14,12 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from engine.handlers.builtin import UNIT_SECONDS, WAIT_TIME, WAIT_UNIT
 from engine.handlers.handler import Behaviour
 from engine.tree.expressions import Template
 from engine.tree.junctions import junction_problems
 from engine.tree.model import Node
 
-WAIT_TIME = "Time to wait"
-WAIT_UNIT = "Time unit"
-UNIT_SECONDS: Mapping[str, int] = {
-    "Second": 1,
-    "Minute": 60,
-    "Hour": 3600,
-    "Day": 86_400,
-    "Week": 604_800,
-}
 _AMOUNT = re.compile(r"\d+(\.\d+)?")
 
 # (node, parameter or None, message): where the loader reports it.
@@ -102,9 +94,6 @@ def control_problems(graph: nx.DiGraph, nodes: Mapping[str, Node]) -> list[Probl
 
 
 __all__ = [
-    "UNIT_SECONDS",
-    "WAIT_TIME",
-    "WAIT_UNIT",
     "constant",
     "control_problems",
     "wait_seconds",

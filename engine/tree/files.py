@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path as FsPath
 
 from engine.errors import Problem, TreeError
-from engine.handlers.handler import HandlerRegistry
+from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
 from engine.tree.loader import build_tree
 from engine.tree.model import Tree, TreeKey

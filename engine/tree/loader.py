@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from engine.errors import BadSelection, ExpressionError, Problem, TreeError
-from engine.handlers.handler import Behaviour, Handler, HandlerRegistry
+from engine.handlers.builtin import RETURN_HANDLER
+from engine.handlers.handler import Behaviour, Handler
+from engine.handlers.registry import HandlerRegistry
 from engine.statuses import ConnectorType
 from engine.tree.control import constant
 from engine.tree.expressions import Condition, Expressions, Template
@@ -39,7 +41,6 @@ from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree, TreeKey
 from engine.tree.routines import (
-    RETURN_HANDLER,
     RoutineSignature,
     call_handler,
     return_handler,

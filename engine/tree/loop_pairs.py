@@ -21,10 +21,11 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from engine.handlers.builtin import LOOP_PATH, VAR_NAME
 from engine.handlers.handler import Behaviour
 from engine.run.loops import var_name_problem
 from engine.tree.control import Problem, constant
-from engine.tree.loop_source import LOOP_PATH, VAR_NAME, LoopSourceError, check_path
+from engine.tree.loop_source import LoopSourceError, check_path
 from engine.tree.model import LoopPair, Node
 
 

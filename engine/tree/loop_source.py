@@ -36,11 +36,9 @@ from jsonpath_ng.ext import parse as parse_jsonpath
 from lxml import etree
 
 from engine.errors import BadResults
+from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH
 from engine.results_xml import parse_xml
 
-DATA_SOURCE = "data_source"
-LOOP_PATH = "loop_path"
-VAR_NAME = "var_name"
 MAX_SOURCE_BYTES = 16 * 1_048_576
 
 
@@ -135,9 +133,6 @@ def _xml_text(item: Any) -> str:
 
 
 __all__ = [
-    "DATA_SOURCE",
-    "LOOP_PATH",
-    "VAR_NAME",
     "LoopSourceError",
     "check_path",
     "is_json_path",

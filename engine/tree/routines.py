@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.handlers.builtin import RETURN_HANDLER
 from engine.handlers.handler import DEFINITION_ID, Behaviour, Handler, HandlerContext, Parameter
 from engine.results_xml import write_results
 from engine.statuses import ErrorType, RunStatus, TaskStatus, TriggerAction
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from engine.run.state import RunState, TaskState
     from engine.tree.model import Tree
 
-RETURN_HANDLER = "system_tree_return_v1"
 ROUTINE_KEYS = ("definition_id", "inputs", "outputs")
 INPUT_KEYS = frozenset({"name", "required", "default", "description"})
 MAX_CALL_DEPTH = 20  # a top-level run is depth 0; its routines' runs 1, theirs 2, ...
@@ -339,7 +339,6 @@ def return_trigger(state: RunState, task: TaskState, now: float) -> dict[str, An
 
 __all__ = [
     "MAX_CALL_DEPTH",
-    "RETURN_HANDLER",
     "CallRefused",
     "CalledRoutine",
     "RoutineInput",
