@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         RunError,
         RunLink,
         Task,
+        TreeKey,
         Trigger,
     )
     from engine.statuses import (
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
         TriggerStatus,
     )
     from engine.tree.fields import FieldSpec
-    from engine.tree.model import Tree, TreeKey
+    from engine.tree.model import Tree
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {

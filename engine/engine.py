@@ -27,7 +27,7 @@ from engine.kianda.processes import Deployment, Process, ProcessShelf
 from engine.processing.intake import TriggerIntake
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
-from engine.records import Run, RunError, Trigger
+from engine.records import Run, RunError, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
@@ -39,7 +39,7 @@ from engine.store.database import Database
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files
-from engine.tree.model import Tree, TreeKey
+from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
@@ -190,15 +190,15 @@ class Engine:
         raw_results = results.decode() if isinstance(results, bytes) else results
         stored = self.catalog.startable(key)
         return self.intake.start(
-            stored.id,
-            key,
-            source_id,
-            start_inputs,
-            raw_results,
-            message,
-            idempotency_key,
-            source_data,
-            created_by,
+            tree_version_id=stored.id,
+            key=key,
+            source_id=source_id,
+            inputs=start_inputs,
+            raw_results=raw_results,
+            message=message,
+            idempotency_key=idempotency_key,
+            source_data=source_data,
+            created_by=created_by,
         )
 
     def create_deferred(
@@ -218,7 +218,13 @@ class Engine:
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
-        return self.intake.deferred(token, action, raw_results, message, idempotency_key)
+        return self.intake.deferred(
+            token=token,
+            action=action,
+            raw_results=raw_results,
+            message=message,
+            idempotency_key=idempotency_key,
+        )
 
     def resolve_error(
         self,
@@ -240,7 +246,9 @@ class Engine:
         action = inputs.text("action", action, limit=64)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         resolved_by = inputs.optional("resolved_by", resolved_by, inputs.MAX_TEXT)
-        return self.intake.resolution(error_id, action, message, resolved_by)
+        return self.intake.resolution(
+            error_id=error_id, action=action, message=message, resolved_by=resolved_by
+        )
 
     def get_error(self, error_id: str) -> RunError:
         with self.database.read() as connection:

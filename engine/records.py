@@ -1,7 +1,8 @@
-"""What the engine hands back to callers: plain, frozen snapshots of rows.
+"""What the engine hands back to callers: plain, frozen snapshots of rows, and the names of things.
 
 They are read models, not live objects: reading a run twice gives two snapshots, and nothing a
-caller does to one changes the database.
+caller does to one changes the database. Every layer may use them (the store builds them from
+rows), so this module imports nothing of the engine but its statuses.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.statuses import RunStatus, TaskStatus, TriggerAction, TriggerStatus
+
+ROOT_LOOP_INDEX = "/"  # the loop index of every task outside loops; /0, /1, /0/2 inside them
+
+
+@dataclass(frozen=True)
+class TreeKey:
+    """What names a tree: source name, source group and tree name."""
+
+    source_name: str
+    source_group: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.source_name} :: {self.source_group} :: {self.name}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,7 @@ class Run:
     parent_task_id: str | None = None
     children: tuple[RunLink, ...] = ()
 
-    def task(self, name: str, loop_index: str = "/") -> Task:
+    def task(self, name: str, loop_index: str = ROOT_LOOP_INDEX) -> Task:
         """The latest task of node ``name`` (raises KeyError naming it if it never ran)."""
         for task in reversed(self.tasks):
             if task.name == name and task.loop_index == loop_index:
@@ -115,4 +130,72 @@ class Trigger:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-__all__ = ["Run", "RunError", "RunLink", "Task", "Trigger"]
+def job_id(schedule_id: int, revision: int) -> str:
+    """The scheduler's job for one revision of a schedule: a stale job shows in its id alone."""
+    return f"schedule-{schedule_id}-r{revision}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as callers see it (``next_fire_time`` is computed when it is read)."""
+
+    id: int
+    name: str
+    source_name: str
+    source_group: str
+    tree_name: str
+    source_id: str
+    results: str | None
+    process: str | None
+    fields: Mapping[str, Any] | None
+    instance: str | None
+    creator_id: str | None
+    when: Mapping[str, Any]
+    timezone: str
+    enabled: bool
+    grace_seconds: int
+    coalesce: bool
+    revision: int
+    done: bool
+    created_by: str | None
+    created_at: float
+    updated_at: float
+    next_fire_time: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        """The scheduler's job for this revision of the schedule."""
+        return job_id(self.id, self.revision)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One entry of a schedule's history: a run started, or slots skipped and why."""
+
+    id: int
+    schedule_id: int
+    fire_time: float
+    first_fire_time: float
+    slots: int
+    outcome: str
+    reason: str
+    manual: bool
+    trigger_id: int | None
+    run_id: int | None
+    instance: str | None
+    engine: str | None
+    recorded_at: float
+
+
+__all__ = [
+    "ROOT_LOOP_INDEX",
+    "Firing",
+    "Run",
+    "RunError",
+    "RunLink",
+    "Schedule",
+    "Task",
+    "TreeKey",
+    "Trigger",
+    "job_id",
+]

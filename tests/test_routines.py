@@ -21,7 +21,7 @@ from engine import (
     hookimpl,
 )
 from engine.results_xml import write_results
-from engine.tree.routines import MAX_CALL_DEPTH
+from engine.run.routines import MAX_CALL_DEPTH
 
 from .support import small_tree, start_small, wait_for
 

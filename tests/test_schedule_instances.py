@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from engine import BadRequest, Engine, FieldNotSettable, FieldValue, Instance, RunStatus
+from engine.records import Firing, Schedule
 from engine.schedule.firing import slot_text
-from engine.store.schedules import Firing, Schedule
 
 from .conftest import TREES
 from .support import race, small_tree, wait_for

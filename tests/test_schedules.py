@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from engine import BadRequest, Engine, RunStatus, TreeNotFound
 from engine.errors import ScheduleNotFound
 from engine.gateway import EngineGateway
-from engine.store.schedules import Firing, Schedule
+from engine.records import Firing, Schedule
 
 from .support import race, small_tree, wait_for
 

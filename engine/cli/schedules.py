@@ -25,8 +25,8 @@ from rich.text import Text
 
 from engine.cli.support import console, database_option, engine_options, open_engine
 from engine.cli.view import print_run
+from engine.records import Firing, Schedule
 from engine.schedule.schedules import DEFAULT_GRACE_SECONDS
-from engine.store.schedules import Firing, Schedule
 
 KIND_OPTIONS = ("at", "every", "weekdays", "weekly", "monthly", "cron")
 OUTCOME_STYLE = {"Started": "green", "Coalesced": "yellow", "Missed": "red", "Failed": "red"}

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.support import console
-from engine.records import Run
+from engine.records import ROOT_LOOP_INDEX, Run
 from engine.statuses import ErrorStatus, TaskStatus
 
 STATUS_STYLE = {
@@ -59,7 +59,7 @@ def print_run(run: Run) -> None:
     if run.parent_run_id is not None:
         console.print(f"A routine's run, called by run {run.parent_run_id}.", highlight=False)
     table = Table(show_header=True, header_style="bold")
-    looped = any(task.loop_index != "/" for task in run.tasks)
+    looped = any(task.loop_index != ROOT_LOOP_INDEX for task in run.tasks)
     table.add_column("Node")
     if looped:  # a run with loops shows which iteration each task belongs to
         table.add_column("Loop", no_wrap=True)
@@ -97,7 +97,9 @@ def print_run(run: Run) -> None:
         if task.status is not TaskStatus.DEFERRED or not task.token or task.id in calling:
             continue
         token = task.token
-        name = task.name if task.loop_index == "/" else f"{task.name} ({task.loop_index})"
+        name = (
+            task.name if task.loop_index == ROOT_LOOP_INDEX else f"{task.name} ({task.loop_index})"
+        )
         # Printed unwrapped, so the token and the command can be copied whatever the width.
         console.print(
             f"{name} is deferred; its token is {token}. Complete it with:",

@@ -31,10 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine import inputs
+from engine import inputs, rows
 from engine.errors import (
     BadRequest,
     FieldNotSettable,
@@ -50,7 +49,8 @@ from engine.kianda.field_values import (
     default_field,
     stored_field,
 )
-from engine.processing.starts import insert_start
+from engine.processing.intake import insert_start
+from engine.records import TreeKey
 from engine.statuses import RunStatus
 from engine.store import instances as instance_store
 from engine.store import processes as process_store
@@ -58,7 +58,7 @@ from engine.store import queue
 from engine.store.database import Database
 from engine.tree.catalog import TreeCatalog
 from engine.tree.fields import MAX_PROCESS_NAME
-from engine.tree.model import Tree, TreeKey
+from engine.tree.model import Tree
 
 PATCH_ATTEMPTS = 20  # unversioned patches re-read this often under contention before giving up
 
@@ -135,36 +135,33 @@ class InstanceBook:
         key, version_id, tree, given = self.prepare(process, fields, trigger_field=trigger_field)
         values = {spec.name: default_field(spec) for spec in tree.fields}
         values.update({item.name: stored_field(item) for item in given})
-        for _attempt in range(2):
-            now = self.clock()
-            try:
-                with self.database.write() as connection:
-                    found = self._keyed(connection, idempotency_key)
-                    if found is None:
-                        row = self._insert(
-                            connection,
-                            process,
-                            key=key,
-                            version_id=version_id,
-                            values=values,
-                            source_data={
-                                **(source_data or {}),
-                                "process": process,
-                                "trigger_field": trigger_field or "",
-                            },
-                            created_by=created_by,
-                            idempotency_key=idempotency_key,
-                            now=now,
-                        )
-            except sa.exc.IntegrityError:
-                if idempotency_key is None:
-                    raise
-                continue  # a concurrent call with the same key won: return its instance
-            if found is not None:  # the tree is built outside the transaction
-                return self._instance(self.catalog.for_version(found["tree_version_id"]), found)
-            self.wake()
-            return self._instance(tree, row)
-        raise RuntimeError("unreachable: idempotency key conflict did not resolve")
+
+        def write(connection: Connection) -> Mapping[str, Any]:
+            return self._insert(
+                connection,
+                process,
+                key=key,
+                version_id=version_id,
+                values=values,
+                source_data={
+                    **(source_data or {}),
+                    "process": process,
+                    "trigger_field": trigger_field or "",
+                },
+                created_by=created_by,
+                idempotency_key=idempotency_key,
+                now=self.clock(),
+            )
+
+        row, written = self.database.write_once(
+            idempotency_key,
+            find=lambda connection: self._keyed(connection, idempotency_key),
+            write=write,
+        )
+        if not written:  # an earlier creation's: its tree is built outside the transaction
+            return self._instance(self.catalog.for_version(row["tree_version_id"]), row)
+        self.wake()
+        return self._instance(tree, row)
 
     def prepare(
         self, process: str, fields: FieldsGiven, *, trigger_field: str | None = None
@@ -224,19 +221,15 @@ class InstanceBook:
         name = f"{process}-{number}"
         trigger = insert_start(
             connection,
-            {
-                "tree_version_id": version_id,
-                "source_name": key.source_name,
-                "source_group": key.source_group,
-                "tree_name": key.name,
-                "source_id": name,
-                "status": RunStatus.STAGED.value,
-                "inputs": {},
-                "values": {field: kept["value"] for field, kept in values.items()},
-                "source_data": {**source_data, "instance": name},
-                "created_at": now,
-                "updated_at": now,
-            },
+            rows.run_row(
+                tree_version_id=version_id,
+                key=key,
+                source_id=name,
+                inputs={},
+                values={field: kept["value"] for field, kept in values.items()},
+                source_data={**source_data, "instance": name},
+                now=now,
+            ),
             created_by=created_by,
             results=None,
             message=None,

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import Problem, ProcessNotFound, TreeError
+from engine.records import TreeKey
 from engine.store import processes as process_store
 from engine.store import trees as tree_store
 from engine.store.database import Database
 from engine.tree.catalog import TreeCatalog
 from engine.tree.fields import FieldSpec
 from engine.tree.loader import load_tree_text
-from engine.tree.model import TreeKey
 
 DEPLOYED_FILE = "<deployed>"
 _KEY_COLUMNS = (

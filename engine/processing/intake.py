@@ -2,10 +2,10 @@
 
 The facade (``engine.engine``) checks what the caller gave and this writes it, so that the trigger
 API reads as what it accepts while how acceptance is made durable stays in one place: each trigger
-is written in one transaction (a Root trigger with its run, through ``engine.processing.starts``), a
-repeated idempotency key returns the trigger the first call was given (a concurrent call with the
-same key loses the unique index and returns the winner's), and the workers are woken once the
-trigger is committed.
+is written in one transaction (a Root trigger with its run: :func:`insert_start`, which the
+instance API's creations go through too), a repeated idempotency key returns the trigger the first
+call was given (``Database.write_once``: a concurrent call with the same key loses the unique index
+and returns the winner's), and the workers are woken once the trigger is committed.
 """
 
 from __future__ import annotations
@@ -15,15 +15,57 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from engine import rows
 from engine.errors import ErrorAlreadyResolved, TokenNotFound
-from engine.processing.starts import insert_start
-from engine.records import Trigger
-from engine.statuses import RunStatus, TriggerStatus
+from engine.records import TreeKey, Trigger
+from engine.statuses import TriggerAction
 from engine.store import queue, resolutions
 from engine.store import runs as run_store
+from engine.store import users as user_store
 from engine.store.database import Database
-from engine.tree.model import TreeKey
+
+
+def insert_start(
+    connection: Connection,
+    run: Mapping[str, Any],
+    *,
+    created_by: str | None,
+    results: str | None,
+    message: str | None,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Insert ``run`` (``engine.rows.run_row``), who created it, and its Root trigger.
+
+    Both ``Engine.create_start`` and the instance API accept runs through here, so a run started
+    either way is the same rows: a Staged run, the user who created it (when one did) and a New
+    Root trigger due at the run's ``created_at``. Returns the trigger's row, with its ``id``;
+    durable when the caller's transaction commits.
+    """
+    run_id = run_store.insert_run(connection, run)
+    if created_by is not None:
+        user_store.insert_run_creator(connection, run_id=run_id, user_id=created_by)
+    trigger = rows.trigger_row(
+        TriggerAction.ROOT,
+        run_id=run_id,
+        now=run["created_at"],
+        results=results,
+        message=message,
+        idempotency_key=idempotency_key,
+    )
+    trigger["id"] = run_store.insert_trigger(connection, trigger)
+    return trigger
+
+
+def _keyed_trigger(idempotency_key: str | None) -> Callable[[Connection], Trigger | None]:
+    """What an earlier call with ``idempotency_key`` was given: its trigger, if there is one."""
+
+    def find(connection: Connection) -> Trigger | None:
+        existing = queue.find_by_idempotency_key(connection, idempotency_key or "")
+        return None if existing is None else run_store.read_trigger(connection, existing[0])
+
+    return find
 
 
 @dataclass(frozen=True)
@@ -36,10 +78,11 @@ class TriggerIntake:
 
     def start(
         self,
+        *,
         tree_version_id: int,
         key: TreeKey,
         source_id: str,
-        start_inputs: dict[str, Any],
+        inputs: Mapping[str, Any],
         raw_results: str | None,
         message: str | None,
         idempotency_key: str | None,
@@ -47,44 +90,36 @@ class TriggerIntake:
         created_by: str | None,
     ) -> Trigger:
         """Write a run of ``tree_version_id`` and its Root trigger (or find the keyed one)."""
-        now = self.clock()
-        for _attempt in range(2):
-            try:
-                with self.database.write() as connection:
-                    if idempotency_key is not None:
-                        existing = queue.find_by_idempotency_key(connection, idempotency_key)
-                        if existing is not None:
-                            return run_store.read_trigger(connection, existing[0])
-                    values = insert_start(
-                        connection,
-                        {
-                            "tree_version_id": tree_version_id,
-                            "source_name": key.source_name,
-                            "source_group": key.source_group,
-                            "tree_name": key.name,
-                            "source_id": source_id,
-                            "status": RunStatus.STAGED.value,
-                            "inputs": start_inputs,
-                            "values": {},
-                            "source_data": dict(source_data or {}),
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                        created_by=created_by,
-                        results=raw_results,
-                        message=message,
-                        idempotency_key=idempotency_key,
-                    )
-            except sa.exc.IntegrityError:
-                if idempotency_key is None:
-                    raise
-                continue  # a concurrent call with the same key won: return its trigger
+        run = rows.run_row(
+            tree_version_id=tree_version_id,
+            key=key,
+            source_id=source_id,
+            inputs=inputs,
+            source_data=source_data,
+            now=self.clock(),
+        )
+
+        def write(connection: Connection) -> Trigger:
+            trigger = insert_start(
+                connection,
+                run,
+                created_by=created_by,
+                results=raw_results,
+                message=message,
+                idempotency_key=idempotency_key,
+            )
+            return run_store.trigger_record(trigger)
+
+        trigger, written = self.database.write_once(
+            idempotency_key, find=_keyed_trigger(idempotency_key), write=write
+        )
+        if written:
             self.wake()
-            return run_store.trigger_record({**values, **_UNSET})
-        raise RuntimeError("unreachable: idempotency key conflict did not resolve")
+        return trigger
 
     def deferred(
         self,
+        *,
         token: str,
         action: str,
         raw_results: str | None,
@@ -93,38 +128,40 @@ class TriggerIntake:
     ) -> Trigger:
         """Write a Complete or Update trigger for the task ``token`` names, reserving it."""
         now = self.clock()
-        with self.database.write() as connection:
-            if idempotency_key is not None:
-                existing = queue.find_by_idempotency_key(connection, idempotency_key)
-                if existing is not None:
-                    return run_store.read_trigger(connection, existing[0])
-            reserved = queue.reserve_token(connection, token=token, complete=action == "Complete")
+
+        def write(connection: Connection) -> Trigger:
+            complete = action == TriggerAction.COMPLETE
+            reserved = queue.reserve_token(connection, token=token, complete=complete)
             if reserved is None:
                 raise TokenNotFound(token=token)
             task_id, run_id = reserved
-            values = {
-                "action": action,
-                "status": TriggerStatus.NEW.value,
-                "run_id": run_id,
-                "task_id": task_id,
-                "token": token,
-                "results": raw_results,
-                "message": message,
-                "idempotency_key": idempotency_key,
-                "due_at": now,
-                "created_at": now,
-            }
-            trigger_id = run_store.insert_trigger(connection, values)
-        self.wake()
-        return run_store.trigger_record({**_UNSET, **values, "id": trigger_id})
+            trigger = rows.trigger_row(
+                TriggerAction(action),
+                run_id=run_id,
+                now=now,
+                task_id=task_id,
+                token=token,
+                results=raw_results,
+                message=message,
+                idempotency_key=idempotency_key,
+            )
+            trigger["id"] = run_store.insert_trigger(connection, trigger)
+            return run_store.trigger_record(trigger)
+
+        trigger, written = self.database.write_once(
+            idempotency_key, find=_keyed_trigger(idempotency_key), write=write
+        )
+        if written:
+            self.wake()
+        return trigger
 
     def resolution(
-        self, error_id: str, action: str, message: str | None, resolved_by: str | None
+        self, *, error_id: str, action: str, message: str | None, resolved_by: str | None
     ) -> Trigger:
         """Write the trigger that applies ``action`` to the error; one per error is accepted."""
         try:
             with self.database.write() as connection:
-                values = resolutions.accept(
+                trigger = resolutions.accept(
                     connection,
                     error_id=error_id,
                     action=action,
@@ -135,15 +172,7 @@ class TriggerIntake:
         except sa.exc.IntegrityError as exc:  # the key resolve:<id>: another was accepted first
             raise ErrorAlreadyResolved(error_id=error_id, action=None) from exc
         self.wake()
-        return run_store.trigger_record({**_UNSET, **values})
+        return run_store.trigger_record(trigger)
 
 
-_UNSET: dict[str, Any] = {
-    "task_id": None,
-    "token": None,
-    "closed_at": None,
-    "engine": None,
-    "error": None,
-}
-
-__all__ = ["TriggerIntake"]
+__all__ = ["TriggerIntake", "insert_start"]

@@ -31,17 +31,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import ids
+from engine import ids, rows
 from engine.errors import TreeError
 from engine.handlers.handler import Behaviour, TriggerGateway
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
 from engine.results_xml import parse_results
-from engine.run.execution import Execution, timer_key
+from engine.run.execution import Execution
 from engine.run.resolution import apply_to_run
+from engine.run.routines import RoutineLookup
 from engine.run.state import RunState
 from engine.statuses import (
-    ErrorStatus,
     ErrorType,
     ResolutionAction,
     RunStatus,
@@ -55,7 +55,6 @@ from engine.store.database import Database
 from engine.store.queue import ClaimedTrigger
 from engine.store.steps import LostClaim, RunWrite, TriggerClose
 from engine.tree.model import Tree
-from engine.tree.routines import RoutineLookup
 
 TreeResolver = Callable[[int], Tree]
 
@@ -271,7 +270,7 @@ class Runner:
             if timer:
                 write.timer_completions.append(task.id)
             elif state.tree.nodes[task.node].handler.behaviour is Behaviour.WAIT:
-                write.cancelled_timers.append(timer_key(task.id))
+                write.cancelled_timers.append(rows.timer_key(task.id))
             execution.complete(task, results)
         else:
             execution.update(task, results)
@@ -306,20 +305,15 @@ class Runner:
         trace = traceback.format_exc()
         write.closes.append(TriggerClose(trigger.id, TriggerStatus.FAILED, reason))
         write.error_inserts.append(
-            {
-                "id": ids.row_id(),
-                "run_id": trigger.run_id,
-                "task_id": trigger.task_id,
-                "trigger_id": trigger.id,
-                "node": "",
-                "loop_index": "/",
-                "type": kind.value,
-                "status": ErrorStatus.ACTIVE.value,
-                "summary": reason.splitlines()[0],
-                "text": reason if trace.startswith("NoneType: None") else f"{reason}\n{trace}",
-                "connector_to": None,
-                "created_at": self.clock(),
-            }
+            rows.error_row(
+                kind,
+                run_id=trigger.run_id,
+                summary=reason.splitlines()[0],
+                text=reason if trace.startswith("NoneType: None") else f"{reason}\n{trace}",
+                now=self.clock(),
+                task_id=trigger.task_id,
+                trigger_id=trigger.id,
+            )
         )
 
     def _commit(

@@ -31,36 +31,29 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine import ids
+from engine import ids, rows
 from engine.errors import BadResults, ExpressionError
 from engine.handlers.builtin import WAIT_TIME, WAIT_UNIT
 from engine.handlers.handler import Behaviour, HandlerContext, TriggerGateway
+from engine.records import ROOT_LOOP_INDEX
+from engine.run import routines
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
-    ErrorStatus,
     ErrorType,
     RunStatus,
     TaskStatus,
     TriggerAction,
 )
-from engine.store.trigger_rows import new_trigger_row
-from engine.tree import routines
 from engine.tree.control import wait_seconds
 from engine.tree.junctions import region_finished
 from engine.tree.model import Connector, Node
-
-ROOT_LOOP = "/"
+from engine.tree.routines import CalledRoutine
 
 
 @functools.lru_cache(maxsize=1024)
 def _handler_logger(parent: logging.Logger, handler_id: str) -> logging.Logger:
     return parent.getChild(handler_id)
-
-
-def timer_key(task_id: str) -> str:
-    """The idempotency key of a wait's timer trigger: one timer per wait task."""
-    return f"wait:{task_id}"
 
 
 class Execution(LoopSteps):
@@ -106,7 +99,7 @@ class Execution(LoopSteps):
 
     def root(self) -> None:
         self.state.status = RunStatus.STARTED
-        self._stack.append((self.state.tree.start, "", ROOT_LOOP))
+        self._stack.append((self.state.tree.start, "", ROOT_LOOP_INDEX))
         self._drain()
 
     def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
@@ -155,12 +148,14 @@ class Execution(LoopSteps):
             self._follow(node, task, node.complete_connectors)
         self.settle(node.name, task.loop_index)
 
-    def continue_branch(self, node_name: str, target: str, loop_index: str = ROOT_LOOP) -> None:
+    def continue_branch(
+        self, node_name: str, target: str, loop_index: str = ROOT_LOOP_INDEX
+    ) -> None:
         """Follow the connector ``node_name -> target`` as if its condition had held."""
         self._stack.append((target, node_name, loop_index))
         self.settle(node_name, loop_index)
 
-    def settle(self, node_name: str, loop_index: str = ROOT_LOOP) -> None:
+    def settle(self, node_name: str, loop_index: str = ROOT_LOOP_INDEX) -> None:
         """Walk what is queued, then judge the junctions whose region holds ``node_name``.
 
         An error no longer active may be what a junction waited for, so a resolution re-checks
@@ -238,7 +233,11 @@ class Execution(LoopSteps):
         return False
 
     def _new_task(
-        self, node: Node, status: TaskStatus, token: str | None = None, loop_index: str = ROOT_LOOP
+        self,
+        node: Node,
+        status: TaskStatus,
+        token: str | None = None,
+        loop_index: str = ROOT_LOOP_INDEX,
     ) -> TaskState:
         task = TaskState(
             id=ids.row_id(),
@@ -258,7 +257,7 @@ class Execution(LoopSteps):
 
     def _scope(self, task: TaskState) -> dict[str, Any]:
         scope = dict(self.base_scope)
-        if task.loop_index != ROOT_LOOP:
+        if task.loop_index != ROOT_LOOP_INDEX:
             scope.update(iteration_scope(self.state, task.loop_index))
         scope["task"] = {
             "id": task.id,
@@ -277,7 +276,7 @@ class Execution(LoopSteps):
             )
             return None
 
-    def _execute(self, node: Node, loop_index: str = ROOT_LOOP) -> None:
+    def _execute(self, node: Node, loop_index: str = ROOT_LOOP_INDEX) -> None:
         if node.junctions:
             self._touch(node, loop_index)
         token = ids.deferral_token() if node.defers else None
@@ -343,7 +342,7 @@ class Execution(LoopSteps):
 
     def _routine(
         self, node: Node, task: TaskState, parameters: Mapping[str, str]
-    ) -> routines.CalledRoutine | None:
+    ) -> CalledRoutine | None:
         """The routine a call starts; None after recording why it cannot start."""
         found = routines.prepare_call(
             self.state, node.name, node.handler_id, parameters, self.routine_lookup
@@ -371,12 +370,12 @@ class Execution(LoopSteps):
         the idempotency key ``wait:<task id>``, by which an early Complete closes it.
         """
         self.state.new_triggers.append(
-            new_trigger_row(
+            rows.trigger_row(
                 TriggerAction.COMPLETE,
                 run_id=self.state.id,
                 now=self.now,
                 task_id=task.id,
-                idempotency_key=timer_key(task.id),
+                idempotency_key=rows.timer_key(task.id),
                 due_at=due_at,
             )
         )
@@ -460,21 +459,19 @@ class Execution(LoopSteps):
         self.state.active_errors += 1
         self.state.error_nodes[task.node] = self.state.error_nodes.get(task.node, 0) + 1
         self.state.new_errors.append(
-            {
-                "id": ids.row_id(),
-                "run_id": self.state.id,
-                "task_id": task.id,
-                "trigger_id": self.trigger_id,
-                "node": task.node,
-                "loop_index": task.loop_index,
-                "type": kind.value,
-                "status": ErrorStatus.ACTIVE.value,
-                "summary": summary,
-                "text": text or summary,
-                "connector_to": connector_to,
-                "created_at": self.now,
-            }
+            rows.error_row(
+                kind,
+                run_id=self.state.id,
+                summary=summary,
+                text=text,
+                now=self.now,
+                node=task.node,
+                loop_index=task.loop_index,
+                task_id=task.id,
+                trigger_id=self.trigger_id,
+                connector_to=connector_to,
+            )
         )
 
 
-__all__ = ["ROOT_LOOP", "Execution", "timer_key"]
+__all__ = ["Execution"]

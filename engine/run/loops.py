@@ -50,17 +50,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine import rows
 from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, VAR_NAME
+from engine.records import ROOT_LOOP_INDEX
 from engine.run.state import RunState, TaskState
 from engine.statuses import ErrorType, TaskStatus, TriggerAction
-from engine.store.trigger_rows import new_trigger_row
 from engine.tree.loop_source import LoopSourceError, loop_values
 from engine.tree.model import Node
 
 if TYPE_CHECKING:
     from engine.run.execution import Execution
 
-ROOT = "/"
 MAX_ITERATIONS = 10_000
 COUNT, VARIABLE, VALUE, INDEX = "Count", "Variable", "Value", "Index"
 # Names a var_name must not shadow: what every template sees.
@@ -70,11 +70,11 @@ RESERVED_NAMES = frozenset(
 
 
 def child_index(parent: str, position: int) -> str:
-    return f"/{position}" if parent == ROOT else f"{parent}/{position}"
+    return f"/{position}" if parent == ROOT_LOOP_INDEX else f"{parent}/{position}"
 
 
 def parent_index(index: str) -> str:
-    return index.rsplit("/", 1)[0] or ROOT
+    return index.rsplit("/", 1)[0] or ROOT_LOOP_INDEX
 
 
 def index_key(index: str) -> tuple[int, ...]:
@@ -199,7 +199,7 @@ class LoopSteps:
             iteration = self._new_task(node, TaskStatus.NEW, None, index)
             self.state.set_results(iteration, {VALUE: value, INDEX: str(position)})
             self.state.new_triggers.append(
-                new_trigger_row(
+                rows.trigger_row(
                     TriggerAction.ITERATION, run_id=run_id, now=now, task_id=iteration.id
                 )
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.handlers.handler import SourceInfo
+from engine.records import ROOT_LOOP_INDEX
 from engine.statuses import RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
 
@@ -131,7 +132,7 @@ class RunState:
         self.tasks.append(task)
         self.by_id[task.id] = task
         self.latest[(task.node, task.loop_index)] = task
-        if task.loop_index == "/":
+        if task.loop_index == ROOT_LOOP_INDEX:
             self.results[task.node] = task.results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
@@ -142,7 +143,7 @@ class RunState:
     def set_results(self, task: TaskState, results: dict[str, Any]) -> None:
         task.results = results
         task.dirty = True
-        if task.loop_index == "/":
+        if task.loop_index == ROOT_LOOP_INDEX:
             self.results[task.node] = results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = results

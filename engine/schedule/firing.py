@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from engine.errors import ScheduleNotFound, TreeflowError
 from engine.kianda.instances import InstanceBook
-from engine.records import Trigger
+from engine.records import Firing, Schedule, Trigger
 from engine.schedule.targets import create_instance
 from engine.store import schedules as store
 from engine.store.database import Database
@@ -110,7 +110,7 @@ class Firer:
             with self.database.write() as connection:
                 store.mark_done(connection, schedule.id, revision=revision, now=self.clock())
 
-    def fire(self, schedule: store.Schedule, slot: float, *, manual: bool) -> store.Firing:
+    def fire(self, schedule: Schedule, slot: float, *, manual: bool) -> Firing:
         """Start the run of one slot and record it. A manual firing raises what createStart
         raises, recording nothing; a scheduled one records the refusal as Failed."""
         stamp = slot_text(slot)
@@ -157,7 +157,7 @@ class Firer:
         return self._record(schedule.id, values)
 
     def _record_group(
-        self, schedule: store.Schedule, slots: Sequence[float], outcome: Outcome, why: str
+        self, schedule: Schedule, slots: Sequence[float], outcome: Outcome, why: str
     ) -> None:
         count = len(slots)
         if count > 1:
@@ -178,7 +178,7 @@ class Firer:
             },
         )
 
-    def _record(self, schedule_id: int, values: dict[str, Any]) -> store.Firing:
+    def _record(self, schedule_id: int, values: dict[str, Any]) -> Firing:
         row = {
             "schedule_id": schedule_id,
             "engine": self.engine_name,

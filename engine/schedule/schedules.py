@@ -24,11 +24,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from engine import inputs
 from engine.errors import BadRequest
 from engine.kianda.instances import InstanceBook
+from engine.records import Firing, Schedule, TreeKey
 from engine.results_xml import parse_results, write_results
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
@@ -37,7 +38,6 @@ from engine.schedule.when import When, build_trigger, check_when, zone
 from engine.store import schedules as store
 from engine.store.database import Database
 from engine.tree.catalog import TreeCatalog
-from engine.tree.model import TreeKey
 
 DEFAULT_GRACE_SECONDS = 300
 MAX_GRACE_SECONDS = 7 * 86_400
@@ -101,7 +101,7 @@ class Schedules:
         created_by: str | None = None,
         creator_id: str | None = None,
         creation_key: str | None = None,
-    ) -> store.Schedule:
+    ) -> Schedule:
         """Store a new schedule; nothing is written if any field is refused.
 
         It names a tree (``source_name``, ``source_group``, ``tree_name``) or a ``process``,
@@ -147,22 +147,20 @@ class Schedules:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            with self.database.write() as connection:
-                schedule_id = store.insert_schedule(connection, columns)
-                schedule = store.read_schedule(connection, schedule_id)
-        except sa.exc.IntegrityError:
-            if creation_key is None:
-                raise
-            with self.database.read() as connection:  # a concurrent call with the key won
-                found = store.find_by_creation_key(connection, creation_key)
-            if found is None:
-                raise
-            return self._shown(found)
-        self.scheduler.wake()
+
+        def write(connection: Connection) -> Schedule:
+            return store.read_schedule(connection, store.insert_schedule(connection, columns))
+
+        schedule, written = self.database.write_once(
+            creation_key,
+            find=lambda connection: store.find_by_creation_key(connection, creation_key or ""),
+            write=write,
+        )
+        if written:
+            self.scheduler.wake()
         return self._shown(schedule)
 
-    def update(self, schedule_id: int, **changes: Any) -> store.Schedule:
+    def update(self, schedule_id: int, **changes: Any) -> Schedule:
         """Change some fields (a PATCH); the rest stay. Checked whole, as create checks.
 
         Changing ``when`` or the time zone starts the schedule's slots afresh (an interval
@@ -219,7 +217,7 @@ class Schedules:
             store.delete_schedule(connection, schedule_id)
         self.scheduler.wake()
 
-    def get(self, schedule_id: int) -> store.Schedule:
+    def get(self, schedule_id: int) -> Schedule:
         with self.database.read() as connection:
             return self._shown(store.read_schedule(connection, schedule_id))
 
@@ -227,12 +225,12 @@ class Schedules:
         with self.database.read() as connection:
             return store.count_schedules(connection)
 
-    def run_now(self, schedule_id: int) -> store.Firing:
+    def run_now(self, schedule_id: int) -> Firing:
         """Fire once now, enabled or not, outside its slots; recorded in its history."""
         schedule = self.get(schedule_id)
         return self.firer.fire(schedule, self.clock(), manual=True)
 
-    def history(self, schedule_id: int, *, limit: int = 50, offset: int = 0) -> list[store.Firing]:
+    def history(self, schedule_id: int, *, limit: int = 50, offset: int = 0) -> list[Firing]:
         """The schedule's firings, newest first: runs started and slots skipped, with why."""
         with self.database.read() as connection:
             store.read_schedule(connection, schedule_id)
@@ -278,7 +276,7 @@ class Schedules:
         return columns
 
     @staticmethod
-    def _switched(current: store.Schedule, changes: Mapping[str, Any]) -> dict[str, Any]:
+    def _switched(current: Schedule, changes: Mapping[str, Any]) -> dict[str, Any]:
         """What a change from naming a tree to naming a process (or back) clears: the other
         form's fields, unless given too (then both are named, and refused)."""
         if "process" not in changes:
@@ -304,7 +302,7 @@ class Schedules:
         parse_results(text, max_bytes=self.max_results_bytes)
         return text or None
 
-    def _shown(self, schedule: store.Schedule) -> store.Schedule:
+    def _shown(self, schedule: Schedule) -> Schedule:
         """The schedule with its next firing time (none if disabled or a one-off that fired)."""
         if not schedule.enabled or schedule.done:
             return schedule
@@ -319,7 +317,7 @@ class Schedules:
         return replace(schedule, next_fire_time=upcoming.timestamp())
 
     # Last in the class, so that ``list`` in the annotations above is the builtin.
-    def list(self, *, limit: int = 50, offset: int = 0) -> list[store.Schedule]:
+    def list(self, *, limit: int = 50, offset: int = 0) -> list[Schedule]:
         """Schedules in the order they were created."""
         with self.database.read() as connection:
             found = store.list_schedules(connection, limit=limit, offset=offset)

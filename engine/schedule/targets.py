@@ -27,8 +27,8 @@ from engine import inputs
 from engine.errors import BadRequest, InstanceNotFound, ProcessNotFound
 from engine.kianda.field_values import FieldValue
 from engine.kianda.instances import Instance, InstanceBook
+from engine.records import Schedule
 from engine.store import queue
-from engine.store.schedules import Schedule
 from engine.tree.fields import MAX_PROCESS_NAME
 
 TREE_FIELDS = ("source_name", "source_group", "tree_name")

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.records import Firing, Schedule
 from engine.schedule.firing import Outcome
 from engine.schedule.when import Kind, Unit
-from engine.store.schedules import Firing, Schedule
 from engine.tree.fields import MAX_PROCESS_NAME
 
 MAX_TEXT = 4096

@@ -16,9 +16,9 @@ PostgreSQL needs none of this: row locks and ``SKIP LOCKED`` do the work (see ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from engine.store import schedules as _schedules  # noqa: F401  (registers its t
 from engine.store import tables as _tables  # noqa: F401  (registers the tables)
 from engine.store.bulk import dumps
 
+_T = TypeVar("_T")
 MEMORY_URL = "sqlite://"
 # The same codec as the driver-level writes (engine.store.bulk), for every JSON column read.
 _JSON_CODEC: dict[str, Any] = {"json_serializer": dumps, "json_deserializer": orjson.loads}
@@ -133,6 +134,35 @@ class Database:
                     writer.close()
                     self._writer = None
                 raise
+
+    def write_once(
+        self,
+        key: str | None,
+        *,
+        find: Callable[[Connection], _T | None],
+        write: Callable[[Connection], _T],
+    ) -> tuple[_T, bool]:
+        """Run ``write`` in a write transaction, once per idempotency ``key``.
+
+        With a key, ``find`` first looks for what an earlier call with it wrote, and returns
+        that instead: ``(found, False)``. Two calls racing with one key may both find nothing
+        and both write; the unique index on the key refuses the second insert, whose
+        transaction then rolls back and looks again, and finds the winner's. ``(written,
+        True)`` when this call wrote. Without a key, ``write`` runs once and an
+        ``IntegrityError`` is the caller's.
+        """
+        for attempt in range(2):
+            try:
+                with self.write() as connection:
+                    if key is not None:
+                        found = find(connection)
+                        if found is not None:
+                            return found, False
+                    return write(connection), True
+            except sa.exc.IntegrityError:
+                if key is None or attempt:
+                    raise
+        raise AssertionError("unreachable: the second attempt returned or raised")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.records import TreeKey
 from engine.store.instance_tables import processes
 from engine.store.tables import tree_versions
-from engine.tree.model import TreeKey
 
 
 def _key(row: Mapping[str, Any]) -> TreeKey:

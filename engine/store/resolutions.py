@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine import rows
 from engine.errors import BadResolution, ErrorAlreadyResolved, ErrorNotFound
 from engine.records import RunError
-from engine.statuses import ErrorStatus, TriggerAction, TriggerStatus, allowed_resolutions
+from engine.statuses import ErrorStatus, TriggerAction, allowed_resolutions
 from engine.store.runs import error_record, insert_trigger
 from engine.store.tables import errors
 
@@ -46,11 +47,6 @@ _PENDING = sa.select(errors).where(
     errors.c.run_id.in_(sa.bindparam("run_ids", expanding=True)),
     errors.c.resolution_trigger_id.in_(sa.bindparam("trigger_ids", expanding=True)),
 )
-
-
-def resolve_key(error_id: str) -> str:
-    """The idempotency key of the trigger that applies an error's resolution: one per error."""
-    return f"resolve:{error_id}"
 
 
 def read_error_row(connection: Connection, error_id: str) -> Mapping[str, Any] | None:
@@ -79,16 +75,14 @@ def accept(
     allowed = allowed_resolutions(row["type"], at_node=bool(row["node"]))
     if action not in allowed:
         raise BadResolution(action=action, error_type=row["type"], allowed=allowed)
-    values: dict[str, Any] = {
-        "action": TriggerAction.RESOLVE.value,
-        "status": TriggerStatus.NEW.value,
-        "run_id": row["run_id"],
-        "task_id": row["task_id"],
-        "message": message,
-        "idempotency_key": resolve_key(error_id),
-        "due_at": now,
-        "created_at": now,
-    }
+    values = rows.trigger_row(
+        TriggerAction.RESOLVE,
+        run_id=row["run_id"],
+        now=now,
+        task_id=row["task_id"],
+        message=message,
+        idempotency_key=rows.resolve_key(error_id),
+    )
     values["id"] = insert_trigger(connection, values)
     if not reserve(
         connection,
@@ -190,5 +184,4 @@ __all__ = [
     "pending",
     "read_error_row",
     "reserve",
-    "resolve_key",
 ]

@@ -21,38 +21,18 @@ from engine.store.trigger_rows import insert_triggers
 
 _INSERT_RUN = insert_all(runs, returning_id=True)
 _INSERT_TRIGGER = insert_triggers(returning_id=True)
-_RUN_DEFAULTS = {
-    "lease_owner": None,
-    "lease_until": None,
-    "parent_run_id": None,
-    "parent_task_id": None,
-    "call_depth": 0,
-    "revision": 0,
-}
-_TRIGGER_DEFAULTS = {
-    "task_id": None,
-    "token": None,
-    "results": None,
-    "message": None,
-    "idempotency_key": None,
-    "lease_owner": None,
-    "lease_until": None,
-    "attempts": 0,
-    "engine": None,
-    "error": None,
-    "closed_at": None,
-}
 _RUNS_BY_ID = sa.select(runs).where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
 
 
-def insert_run(connection: Connection, values: Mapping[str, Any]) -> int:
-    """Insert a run (unleased); the driver-level insert keeps createStart's cost at its commit."""
-    return int(_INSERT_RUN.scalar(connection, {**_RUN_DEFAULTS, **values}))
+def insert_run(connection: Connection, row: Mapping[str, Any]) -> int:
+    """Insert a run row (``engine.rows.run_row``); the driver-level insert keeps createStart's
+    cost at its commit. Returns the run's id."""
+    return int(_INSERT_RUN.scalar(connection, row))
 
 
-def insert_trigger(connection: Connection, values: Mapping[str, Any]) -> int:
-    """Insert a New trigger; columns ``values`` leaves out take their defaults."""
-    return int(_INSERT_TRIGGER.scalar(connection, {**_TRIGGER_DEFAULTS, **values}))
+def insert_trigger(connection: Connection, row: Mapping[str, Any]) -> int:
+    """Insert a trigger row (``engine.rows.trigger_row``); returns the trigger's id."""
+    return int(_INSERT_TRIGGER.scalar(connection, row))
 
 
 def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:

@@ -13,7 +13,6 @@ instance by the same key on its Root trigger).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlmodel import Field, SQLModel
 
 from engine.errors import ScheduleNotFound
+from engine.records import Firing, Schedule, job_id
 from engine.store.tables import JSONType
 
 _KEYED = sa.text("creation_key IS NOT NULL")
@@ -90,62 +90,6 @@ class ScheduleFiringRow(SQLModel, table=True):
 
 schedules = ScheduleRow.__table__
 schedule_firings = ScheduleFiringRow.__table__
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A schedule as callers see it (``next_fire_time`` is computed when it is read)."""
-
-    id: int
-    name: str
-    source_name: str
-    source_group: str
-    tree_name: str
-    source_id: str
-    results: str | None
-    process: str | None
-    fields: Mapping[str, Any] | None
-    instance: str | None
-    creator_id: str | None
-    when: Mapping[str, Any]
-    timezone: str
-    enabled: bool
-    grace_seconds: int
-    coalesce: bool
-    revision: int
-    done: bool
-    created_by: str | None
-    created_at: float
-    updated_at: float
-    next_fire_time: float | None = None
-
-    @property
-    def job_id(self) -> str:
-        """The scheduler's job for this revision of the schedule."""
-        return job_id(self.id, self.revision)
-
-
-@dataclass(frozen=True)
-class Firing:
-    """One entry of a schedule's history: a run started, or slots skipped and why."""
-
-    id: int
-    schedule_id: int
-    fire_time: float
-    first_fire_time: float
-    slots: int
-    outcome: str
-    reason: str
-    manual: bool
-    trigger_id: int | None
-    run_id: int | None
-    instance: str | None
-    engine: str | None
-    recorded_at: float
-
-
-def job_id(schedule_id: int, revision: int) -> str:
-    return f"schedule-{schedule_id}-r{revision}"
 
 
 def schedule_record(row: RowMapping | Mapping[str, Any]) -> Schedule:
@@ -257,8 +201,6 @@ def count_firings(connection: Connection, schedule_id: int) -> int:
 
 
 __all__ = [
-    "Firing",
-    "Schedule",
     "ScheduleFiringRow",
     "ScheduleRow",
     "active_job_ids",
@@ -269,7 +211,6 @@ __all__ = [
     "firing_record",
     "insert_firing",
     "insert_schedule",
-    "job_id",
     "list_firings",
     "list_schedules",
     "mark_done",

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine import rows
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
 from engine.store.runs import insert_run, insert_trigger
@@ -36,7 +37,6 @@ from engine.store.tables import (
     triggers,
 )
 from engine.store.trigger_rows import insert_triggers
-from engine.tree.routines import call_key
 
 _WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
 
@@ -227,14 +227,12 @@ def commit(
     _INSERT_ERRORS.execute(connection, [row for w in writes for row in w.error_inserts])
     _INSERT_TRIGGERS.execute(connection, [row for w in writes for row in w.trigger_inserts])
     for child in (row for w in writes for row in w.child_runs):  # rare: one by one
-        root = {
-            "action": TriggerAction.ROOT.value,
-            "status": TriggerStatus.NEW.value,
-            "run_id": insert_run(connection, child),
-            "idempotency_key": call_key(child["parent_task_id"]),
-            "due_at": now,
-            "created_at": now,
-        }
+        root = rows.trigger_row(
+            TriggerAction.ROOT,
+            run_id=insert_run(connection, child),
+            now=now,
+            idempotency_key=rows.call_key(child["parent_task_id"]),
+        )
         insert_trigger(connection, root)
     _CLOSE_TIMERS.execute(
         connection,

@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.records import TreeKey
 from engine.store.tables import tree_versions
-from engine.tree.model import Tree, TreeKey
 
 
 @dataclass(frozen=True)
@@ -49,29 +49,39 @@ def latest_version(connection: Connection, key: TreeKey) -> StoredVersion | None
     return None if row is None else StoredVersion(*row)
 
 
-def save_version(connection: Connection, tree: Tree, *, now: float) -> StoredVersion:
-    """Store ``tree`` as a new version unless the latest stored one has the same content."""
-    latest = latest_version(connection, tree.key)
-    if latest is not None and latest.digest == tree.digest:
+def save_version(
+    connection: Connection,
+    *,
+    key: TreeKey,
+    digest: str,
+    status: str,
+    selection: str,
+    definition: Mapping[str, Any],
+    routine_id: str | None,
+    now: float,
+) -> StoredVersion:
+    """Store a definition as a new version unless the latest stored one has the same digest."""
+    latest = latest_version(connection, key)
+    if latest is not None and latest.digest == digest:
         return latest
     number = 1 if latest is None else latest.version + 1
     version_id = connection.execute(
         tree_versions.insert()
         .values(
-            source_name=tree.key.source_name,
-            source_group=tree.key.source_group,
-            name=tree.key.name,
+            source_name=key.source_name,
+            source_group=key.source_group,
+            name=key.name,
             version=number,
-            digest=tree.digest,
-            status=tree.status,
-            selection=tree.selection,
-            definition=dict(tree.definition),
-            routine_id=tree.routine.definition_id if tree.routine is not None else None,
+            digest=digest,
+            status=status,
+            selection=selection,
+            definition=dict(definition),
+            routine_id=routine_id,
             created_at=now,
         )
         .returning(tree_versions.c.id)
     ).scalar_one()
-    return StoredVersion(id=version_id, version=number, status=tree.status, digest=tree.digest)
+    return StoredVersion(id=version_id, version=number, status=status, digest=digest)
 
 
 _LATER = tree_versions.alias("later")

@@ -8,11 +8,8 @@ about labels, and a trigger can never carry a label other than its run's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
-from engine.statuses import TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement
 from engine.store.tables import runs, tree_versions, triggers
 
@@ -25,7 +22,8 @@ _RUN_LABEL = (
 
 
 def insert_triggers(*, returning_id: bool = False) -> BulkStatement:
-    """An INSERT of trigger rows naming every column but ``id`` and ``selection``."""
+    """An INSERT of trigger rows (``engine.rows.trigger_row``): every column but ``id`` and
+    ``selection``, which it copies from the run."""
     columns = [c for c in triggers.columns if c.name not in ("id", "selection")]
     statement = triggers.insert().values(
         {**{c.name: sa.bindparam(c.name) for c in columns}, "selection": _RUN_LABEL}
@@ -35,36 +33,4 @@ def insert_triggers(*, returning_id: bool = False) -> BulkStatement:
     return BulkStatement(statement)
 
 
-def new_trigger_row(
-    action: TriggerAction,
-    *,
-    run_id: int,
-    now: float,
-    task_id: str | None = None,
-    results: str | None = None,
-    idempotency_key: str | None = None,
-    due_at: float | None = None,
-) -> dict[str, Any]:
-    """A New trigger a step writes for work that resumes later (an iteration, a timer, a
-    routine's return), with every column :func:`insert_triggers` names; due now by default."""
-    return {
-        "action": action.value,
-        "status": TriggerStatus.NEW.value,
-        "run_id": run_id,
-        "task_id": task_id,
-        "token": None,
-        "results": results,
-        "message": None,
-        "idempotency_key": idempotency_key,
-        "due_at": now if due_at is None else due_at,
-        "lease_owner": None,
-        "lease_until": None,
-        "attempts": 0,
-        "engine": None,
-        "error": None,
-        "created_at": now,
-        "closed_at": None,
-    }
-
-
-__all__ = ["insert_triggers", "new_trigger_row"]
+__all__ = ["insert_triggers"]

@@ -23,12 +23,13 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import Problem, TreeError, TreeNotFound
 from engine.handlers.registry import HandlerRegistry
+from engine.records import TreeKey
 from engine.store import processes as process_store
 from engine.store import trees as tree_store
 from engine.store.database import Database
 from engine.tree.expressions import Expressions
 from engine.tree.loader import load_tree_data, load_tree_text
-from engine.tree.model import Tree, TreeKey
+from engine.tree.model import Tree
 from engine.tree.routines import CalledRoutine, RoutineSignature, signature_of, unchecked
 
 TreeSource = str | Mapping[str, Any] | os.PathLike[str]
@@ -97,7 +98,16 @@ class TreeCatalog:
                 with self.database.write() as connection:
                     if tree.routine is not None:
                         _refuse_taken_routine_id(connection, tree)
-                    stored = tree_store.save_version(connection, tree, now=self.clock())
+                    stored = tree_store.save_version(
+                        connection,
+                        key=tree.key,
+                        digest=tree.digest,
+                        status=tree.status,
+                        selection=tree.selection,
+                        definition=tree.definition,
+                        routine_id=None if tree.routine is None else tree.routine.definition_id,
+                        now=self.clock(),
+                    )
                     other = (
                         process_store.claim(connection, tree.process, tree.key)
                         if tree.process  # a routine is not a process

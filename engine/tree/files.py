@@ -15,9 +15,10 @@ from pathlib import Path as FsPath
 
 from engine.errors import Problem, TreeError
 from engine.handlers.registry import HandlerRegistry
+from engine.records import TreeKey
 from engine.tree.expressions import Expressions
 from engine.tree.loader import build_tree
-from engine.tree.model import Tree, TreeKey
+from engine.tree.model import Tree
 from engine.tree.routines import RoutineSignature, signature_of
 from engine.tree.yaml_reader import ParsedYaml, parse_yaml
 

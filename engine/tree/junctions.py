@@ -22,6 +22,7 @@ from typing import Protocol
 
 import networkx as nx
 
+from engine.records import ROOT_LOOP_INDEX
 from engine.statuses import TaskStatus
 
 
@@ -88,7 +89,7 @@ def region_finished(
     region: JunctionRegion,
     tasks: Iterable[_Task],
     error_nodes: Mapping[str, int],
-    loop_index: str = "/",
+    loop_index: str = ROOT_LOOP_INDEX,
 ) -> bool:
     """Whether every branch of ``region`` has gone as far as it can.
 
@@ -103,7 +104,7 @@ def region_finished(
     error in one iteration keeps the same junction of every iteration waiting.
     """
     nodes = region.nodes
-    within = "/" if loop_index == "/" else loop_index + "/"
+    within = ROOT_LOOP_INDEX if loop_index == ROOT_LOOP_INDEX else loop_index + "/"
     if any(count and node in nodes for node, count in error_nodes.items()):
         return False
     parent_completed = False

@@ -33,13 +33,14 @@ from engine.errors import BadSelection, ExpressionError, Problem, TreeError
 from engine.handlers.builtin import RETURN_HANDLER
 from engine.handlers.handler import Behaviour, Handler
 from engine.handlers.registry import HandlerRegistry
+from engine.records import TreeKey
 from engine.statuses import ConnectorType
 from engine.tree.control import constant
 from engine.tree.expressions import Condition, Expressions, Template
 from engine.tree.fields import FieldSpec, field_specs, process_name
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
-from engine.tree.model import TREE_STATUSES, Connector, Node, Tree, TreeKey
+from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
 from engine.tree.routines import (
     RoutineSignature,
     call_handler,

@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from engine.handlers.handler import Handler
+from engine.records import TreeKey
 from engine.statuses import ConnectorType
 from engine.tree.expressions import Condition, Template
 from engine.tree.fields import FieldSpec
@@ -23,18 +24,6 @@ from engine.tree.junctions import JunctionRegion
 from engine.tree.routines import RoutineSignature
 
 TREE_STATUSES = ("Active", "Inactive", "Paused")
-
-
-@dataclass(frozen=True)
-class TreeKey:
-    """What names a tree: source name, source group and tree name."""
-
-    source_name: str
-    source_group: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.source_name} :: {self.source_group} :: {self.name}"
 
 
 @dataclass(frozen=True)
@@ -108,4 +97,4 @@ class Tree:
         return self.status == "Active"
 
 
-__all__ = ["TREE_STATUSES", "Connector", "LoopPair", "Node", "Tree", "TreeKey"]
+__all__ = ["TREE_STATUSES", "Connector", "LoopPair", "Node", "Tree"]

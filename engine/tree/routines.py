@@ -1,32 +1,17 @@
-"""Routines: trees with declared inputs and outputs, called from other trees like a handler.
+"""Routines at load time: what a routine declares, and the handlers its callers and return run.
 
 A routine file adds ``type: routine``, a ``definition_id`` and its ``inputs`` and ``outputs``
-(SPEC section 2). A node whose handler is that id calls it: the node's parameters are the
-routine's inputs, its task defers, and a child run of the routine starts, with the parent run
-and task recorded on it. When the child reaches ``system_tree_return_v1``, that node's
-parameters (the routine's outputs) complete the caller's task as its results.
-
-Both moves are triggers written in the step that causes them, never work done across runs in
-one step: the caller's step inserts the child run with its Root trigger (idempotency key
-``call:<caller task>``), and the child's step that returns inserts a Complete of the caller's
-task with no token (``return:<caller task>``), which the runner treats as it treats a wait's
-timer: it completes the task unless it was completed first, fenced on the task row. Only the
-first return of a child completes its caller; a later one (another branch) only closes.
+(README, Routines). A node whose handler is that id calls it: the loader gives the node a handler
+whose parameters are the routine's inputs (:func:`call_handler`), and the routine's return node
+one whose parameters are its outputs (:func:`return_handler`). What happens when a call runs is
+``engine.run.routines``'s.
 
 When is a routine id checked? At load, a caller naming an id that is neither a handler nor a
-known routine is refused like any unknown handler (SPEC: a typo is caught before anything
-runs), and its parameters must be the routine's inputs. At run time the id is looked up again,
-in the database: the routine the caller was checked against may since have been made
-Inactive, or a newer version of its file may provide another id. Then the caller's task fails
-with a Missing Routine Error (as in Kinetic Task), which Retry Task resolves once a routine
-with that id is active again. For the same reason the inputs are checked again, against the
-routine's current version, as a Node Parameter Error. A stored tree version is rebuilt without
-these load-time checks (``unchecked``): it was valid when loaded, and what changed since is
-the run-time check's to report, at the node that calls.
-
-Routine calls nest (a routine may call routines, itself included); :data:`MAX_CALL_DEPTH`
-bounds the depth, so runaway recursion fails one task with a Handler Error instead of
-creating runs forever.
+known routine is refused like any unknown handler (a typo is caught before anything runs), and
+its parameters must be the routine's inputs. At run time the id is looked up again (the routine
+may since have been made Inactive, or a newer version may provide another id). A stored tree
+version is rebuilt without these load-time checks (:func:`unchecked`): it was valid when loaded,
+and what changed since is the run-time check's to report, at the node that calls.
 """
 
 from __future__ import annotations
@@ -37,17 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine.handlers.builtin import RETURN_HANDLER
 from engine.handlers.handler import DEFINITION_ID, Behaviour, Handler, HandlerContext, Parameter
-from engine.results_xml import write_results
-from engine.statuses import ErrorType, RunStatus, TaskStatus, TriggerAction
-from engine.store.trigger_rows import new_trigger_row
 
 if TYPE_CHECKING:
-    from engine.run.state import RunState, TaskState
     from engine.tree.model import Tree
 
 ROUTINE_KEYS = ("definition_id", "inputs", "outputs")
 INPUT_KEYS = frozenset({"name", "required", "default", "description"})
-MAX_CALL_DEPTH = 20  # a top-level run is depth 0; its routines' runs 1, theirs 2, ...
 
 Report = Callable[..., None]  # the loader's problem(message, *path)
 
@@ -214,9 +194,6 @@ def return_handler(signature: RoutineSignature, given: Iterable[str] = ()) -> Ha
     )
 
 
-# -- run time -------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class CalledRoutine:
     """The routine an id names now: the tree of its current version, that version's id, and
@@ -227,131 +204,13 @@ class CalledRoutine:
     signature: RoutineSignature
 
 
-RoutineLookup = Callable[[str], CalledRoutine | None]
-
-
-@dataclass(frozen=True)
-class CallRefused:
-    """Why a call cannot start: recorded as an error of the calling task."""
-
-    type: ErrorType
-    summary: str
-
-
-def call_key(caller_task_id: str) -> str:
-    """The idempotency key of a child run's Root trigger: one child per calling task."""
-    return f"call:{caller_task_id}"
-
-
-def return_key(caller_task_id: str) -> str:
-    """The idempotency key of the Complete a child's return writes: one per calling task."""
-    return f"return:{caller_task_id}"
-
-
-def prepare_call(
-    state: RunState,
-    node: str,
-    definition_id: str,
-    parameters: Mapping[str, str],
-    lookup: RoutineLookup | None,
-) -> CalledRoutine | CallRefused:
-    """Look the routine up and check the inputs against its current version."""
-    depth = state.call_depth + 1
-    if depth > MAX_CALL_DEPTH:
-        return CallRefused(
-            ErrorType.HANDLER,
-            f"Routine call {node!r} refused: calling {definition_id!r} would nest routine runs"
-            f" {depth} deep; the limit is {MAX_CALL_DEPTH} (a routine that calls itself"
-            " without end?)",
-        )
-    routine = None if lookup is None else lookup(definition_id)
-    if routine is None:
-        return CallRefused(
-            ErrorType.MISSING_ROUTINE,
-            f"Routine {definition_id!r} called by node {node!r} is not available: no active"
-            " routine has that definition id",
-        )
-    signature = routine.signature
-    for name in parameters:
-        if signature.input(name) is None:
-            declared = ", ".join(i.name for i in signature.inputs or ()) or "none"
-            return CallRefused(
-                ErrorType.NODE_PARAMETER,
-                f"Routine {definition_id!r} has no input {name!r}, which node {node!r} gives"
-                f" (its inputs: {declared})",
-            )
-    for wanted in signature.inputs or ():
-        if wanted.required and wanted.default is None and wanted.name not in parameters:
-            return CallRefused(
-                ErrorType.NODE_PARAMETER,
-                f"Routine {definition_id!r} requires the input {wanted.name!r}, which node"
-                f" {node!r} does not give",
-            )
-    return routine
-
-
-def child_run(
-    state: RunState, routine: CalledRoutine, parameters: Mapping[str, str], task_id: str, now: float
-) -> dict[str, Any]:
-    """The row of a child run: on the caller's source, pinned to the routine's version now."""
-    inputs = {i.name: i.default for i in routine.signature.inputs or () if i.default is not None}
-    inputs.update(parameters)
-    return {
-        "tree_version_id": routine.version_id,
-        "source_name": state.source.name,
-        "source_group": state.source.group,
-        "tree_name": routine.tree.key.name,
-        "source_id": state.source.id,
-        "status": RunStatus.STAGED.value,
-        "inputs": inputs,
-        "values": {},
-        "source_data": dict(state.source.data),
-        "parent_run_id": state.id,
-        "parent_task_id": task_id,
-        "call_depth": state.call_depth + 1,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def return_trigger(state: RunState, task: TaskState, now: float) -> dict[str, Any] | None:
-    """The Complete of the caller's task a return writes; None if there is no caller to tell.
-
-    Raises BadResults for an output XML cannot carry (a NUL in it), before anything changed.
-    """
-    results = write_results(task.results)
-    if state.parent_task_id is None:
-        return None  # the routine was started on its own: nobody waits for it
-    for other in state.tasks:
-        if other is task or other.status is not TaskStatus.CLOSED:
-            continue
-        if state.tree.nodes[other.node].handler.behaviour is Behaviour.RETURN:
-            return None  # the first return of a run is the one the caller gets
-    return new_trigger_row(
-        TriggerAction.COMPLETE,
-        run_id=state.parent_run_id,
-        now=now,
-        task_id=state.parent_task_id,
-        results=results,
-        idempotency_key=return_key(state.parent_task_id),
-    )
-
-
 __all__ = [
-    "MAX_CALL_DEPTH",
-    "CallRefused",
     "CalledRoutine",
     "RoutineInput",
-    "RoutineLookup",
     "RoutineSignature",
     "call_handler",
-    "call_key",
-    "child_run",
-    "prepare_call",
     "return_handler",
-    "return_key",
     "return_outputs",
-    "return_trigger",
     "routine_header",
     "signature_of",
     "unchecked",
