@@ -308,6 +308,34 @@ def test_join_fires_when_its_type_is_met(
     assert engine.get_run(run_id).status is RunStatus.COMPLETED
 
 
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("0", "number '0' is not a whole number from 1 to 3"),
+        ("4", "number '4' is not a whole number from 1 to 3"),
+        ("two", "number 'two' is not a whole number from 1 to 3"),
+    ],
+    ids=["none", "more than its connectors", "not a number"],
+)
+def test_a_rendered_some_number_the_loader_would_refuse_fails_the_join(
+    engine: Engine, number: str, reason: str
+) -> None:
+    engine.load_tree(_join_tree("Some", "{{ inputs['Wanted'] }}"))
+    results = f'<results><result name="Wanted">{number}</result></results>'
+    run_id = start_small(engine, "Join Some", results=results)
+    for branch in "ABC":
+        engine.create_deferred(token=engine.get_run(run_id).task(branch).token or "")
+        engine.run_until_idle()
+
+    run = engine.get_run(run_id)
+    assert [t.name for t in run.tasks].count("After") == 0
+    assert run.task("Join").status is TaskStatus.FAILED
+    assert [(e.type, e.summary) for e in run.errors] == [
+        ("Node Parameter Error", f"Join 'Join': {reason}")
+    ]
+    assert run.status is RunStatus.FAILED
+
+
 def test_plain_node_reached_twice_runs_twice(engine: Engine) -> None:
     engine.load_tree(
         small_tree(

@@ -256,7 +256,7 @@ class Runner:
                 write.resolved_errors.append(error["id"])
             return refused
         if trigger.action == TriggerAction.ITERATION:
-            return execution.iterate(state.task_by_id(trigger.task_id))
+            return execution.loops.iterate(state.task_by_id(trigger.task_id))
         task = state.task_by_id(trigger.task_id)
         timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
         if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):

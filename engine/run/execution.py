@@ -7,7 +7,7 @@ type and stops only that branch. Plain nodes run inline, so a linear tree is one
 
 A node runs once for every connector that fires into it (Kinetic's rule, so two branches
 meeting at a plain node run it twice); a join instead fires once per run and loop index when
-its direct incoming connectors satisfy its type.
+its direct incoming connectors satisfy its type (``engine.tree.control.quorum``).
 
 A junction fires once per run (per loop index) when its region (``engine.tree.junctions``) has
 finished. Whether it has is decided when the walk of a trigger has nothing left to do (the stack
@@ -15,11 +15,12 @@ is empty), for the junctions whose region a node of this walk belongs to: any st
 (a node executed, failed or deferred, a connector found false, a deferred task completed or
 updated by a later trigger) may be the one that finishes it, and only then is no branch of it
 still under way in memory. A wait defers like any deferring node and adds a trigger row
-scheduled for later (its timer), written with the task rows. Loop heads and tails are
-``engine.run.loops``: the walk carries each node's loop index, which only a loop's Iteration trigger
-deepens and its tail undoes. A routine call defers and adds a child run; a routine's return adds
-the Complete of its caller's task (``engine.tree.routines``). Nothing here touches the database,
-except to look a called routine up through ``routine_lookup``.
+scheduled for later (its timer), written with the task rows. Loop heads and tails are the
+:class:`~engine.run.loops.LoopSteps` the walk holds: the walk carries each node's loop index,
+which only a loop's Iteration trigger deepens and its tail undoes. A routine call defers and adds
+a child run; a routine's return adds the Complete of its caller's task (``engine.run.routines``).
+Nothing here touches the database, except to look a called routine up through
+``routine_lookup``; every row it adds is built by ``engine.rows``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from engine import ids, rows
 from engine.errors import BadResults, ExpressionError
-from engine.handlers.builtin import WAIT_TIME, WAIT_UNIT
+from engine.handlers.builtin import QUORUM_NUMBER, QUORUM_TYPE, WAIT_TIME, WAIT_UNIT
 from engine.handlers.handler import Behaviour, HandlerContext, TriggerGateway
 from engine.records import ROOT_LOOP_INDEX
 from engine.run import routines
@@ -45,7 +46,7 @@ from engine.statuses import (
     TaskStatus,
     TriggerAction,
 )
-from engine.tree.control import wait_seconds
+from engine.tree.control import quorum, wait_seconds
 from engine.tree.junctions import region_finished
 from engine.tree.model import Connector, Node
 from engine.tree.routines import CalledRoutine
@@ -56,7 +57,7 @@ def _handler_logger(parent: logging.Logger, handler_id: str) -> logging.Logger:
     return parent.getChild(handler_id)
 
 
-class Execution(LoopSteps):
+class Execution:
     """The work of one trigger on one run."""
 
     def __init__(
@@ -94,29 +95,30 @@ class Execution(LoopSteps):
         self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
         # Junctions (and the loop index they are judged at) whose region moved during this walk.
         self._touched: set[tuple[str, str]] = set()
+        self.loops = LoopSteps(self)
 
     # -- entry points, one per trigger action ------------------------------------------------
 
     def root(self) -> None:
         self.state.status = RunStatus.STARTED
-        self._stack.append((self.state.tree.start, "", ROOT_LOOP_INDEX))
-        self._drain()
+        self.push((self.state.tree.start, "", ROOT_LOOP_INDEX))
+        self.drain()
 
     def complete(self, task: TaskState, results: Mapping[str, str]) -> None:
         self.state.set_results(task, {**task.results, **results})
         task.move(TaskStatus.CLOSED, self.now)
         node = self.state.tree.nodes[task.node]
-        self._touch(node, task.loop_index)
-        self._follow(node, task, node.complete_connectors)
-        self._drain()
+        self.touch(node, task.loop_index)
+        self.follow(node, task, node.complete_connectors)
+        self.drain()
 
     def update(self, task: TaskState, results: Mapping[str, str]) -> None:
         if results:
             self.state.set_results(task, {**task.results, **results})
         node = self.state.tree.nodes[task.node]
-        self._touch(node, task.loop_index)
-        self._follow(node, task, node.update_connectors)
-        self._drain()
+        self.touch(node, task.loop_index)
+        self.follow(node, task, node.update_connectors)
+        self.drain()
 
     # -- resolutions of a node's errors (``engine.run.resolution`` decides which applies) ------
 
@@ -132,27 +134,27 @@ class Execution(LoopSteps):
             self._judge_join(node, task)
         elif node.handler.behaviour is Behaviour.LOOP_TAIL:
             task.move(TaskStatus.NEW, self.now)
-            self._judge_tail(node, task)
+            self.loops.judge_tail(node, task)
         else:
-            self._stack.append((node.name, "", task.loop_index))
+            self.push((node.name, "", task.loop_index))
         self.settle(node.name, task.loop_index)
 
     def skip(self, task: TaskState) -> None:
         """Close a failed task without running it, with no results; follow Complete connectors."""
         node = self.state.tree.nodes[task.node]
         if node.handler.behaviour is Behaviour.LOOP_HEAD:
-            self._skip_loop(node, task)
+            self.loops.skip(node, task)
         else:
             self.state.set_results(task, {})
             task.move(TaskStatus.CLOSED, self.now)
-            self._follow(node, task, node.complete_connectors)
+            self.follow(node, task, node.complete_connectors)
         self.settle(node.name, task.loop_index)
 
     def continue_branch(
         self, node_name: str, target: str, loop_index: str = ROOT_LOOP_INDEX
     ) -> None:
         """Follow the connector ``node_name -> target`` as if its condition had held."""
-        self._stack.append((target, node_name, loop_index))
+        self.push((target, node_name, loop_index))
         self.settle(node_name, loop_index)
 
     def settle(self, node_name: str, loop_index: str = ROOT_LOOP_INDEX) -> None:
@@ -163,12 +165,16 @@ class Execution(LoopSteps):
         """
         node = self.state.tree.nodes.get(node_name)
         if node is not None:
-            self._touch(node, loop_index)
-        self._drain()
+            self.touch(node, loop_index)
+        self.drain()
 
-    # -- the walk ----------------------------------------------------------------------------
+    # -- the walk: also what the loop steps (engine.run.loops) use ---------------------------
 
-    def _drain(self) -> None:
+    def push(self, step: tuple[str, str, str]) -> None:
+        """Queue a node to walk to: (its name, the node it is reached from, its loop index)."""
+        self._stack.append(step)
+
+    def drain(self) -> None:
         while True:
             while self._stack:
                 name, came_from, loop_index = self._stack.pop()
@@ -179,15 +185,15 @@ class Execution(LoopSteps):
                 elif behaviour is Behaviour.JUNCTION:
                     self._arrive_at_junction(node, came_from, loop_index)
                 elif behaviour is Behaviour.LOOP_HEAD:
-                    self._start_loop(node, loop_index)
+                    self.loops.start(node, loop_index)
                 elif behaviour is Behaviour.LOOP_TAIL:
-                    self._arrive_at_tail(node, loop_index)
+                    self.loops.arrive_at_tail(node, loop_index)
                 else:
                     self._execute(node, loop_index)
             if not self._touched or not self._fire_finished_junctions():
                 return
 
-    def _touch(self, node: Node, loop_index: str) -> None:
+    def touch(self, node: Node, loop_index: str) -> None:
         """Re-check the junctions whose region holds ``node``, each at its own loop depth."""
         depths = self.state.tree.loop_depths
         for junction in node.junctions:
@@ -197,14 +203,14 @@ class Execution(LoopSteps):
         """Record the arrival; whether the junction fires is decided once the walk is done."""
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
             return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
             task.dirty = True
         self._touched.add((node.name, loop_index))
-        self._touch(node, loop_index)
+        self.touch(node, loop_index)
 
     def _fire_finished_junctions(self) -> bool:
         """Fire the first touched junction whose region has finished; True if one fired.
@@ -224,15 +230,15 @@ class Execution(LoopSteps):
                     continue
                 node = self.state.tree.nodes[name]
                 if task is None:  # every branch into it was false: it fires all the same
-                    task = self._new_task(node, TaskStatus.NEW, None, index)
+                    task = self.new_task(node, TaskStatus.NEW, None, index)
                 task.move(TaskStatus.CLOSED, self.now)
-                self._touch(node, index)
-                self._follow(node, task, node.complete_connectors)
+                self.touch(node, index)
+                self.follow(node, task, node.complete_connectors)
                 return True
         self._touched.clear()
         return False
 
-    def _new_task(
+    def new_task(
         self,
         node: Node,
         status: TaskStatus,
@@ -255,7 +261,7 @@ class Execution(LoopSteps):
         self.state.remember(task)
         return task
 
-    def _scope(self, task: TaskState) -> dict[str, Any]:
+    def scope(self, task: TaskState) -> dict[str, Any]:
         scope = dict(self.base_scope)
         if task.loop_index != ROOT_LOOP_INDEX:
             scope.update(iteration_scope(self.state, task.loop_index))
@@ -267,22 +273,20 @@ class Execution(LoopSteps):
         }
         return scope
 
-    def _render(self, node: Node, task: TaskState, scope: dict[str, Any]) -> dict[str, str] | None:
+    def render(self, node: Node, task: TaskState, scope: dict[str, Any]) -> dict[str, str] | None:
         try:
             return {name: template.render(scope) for name, template in node.parameters.items()}
         except ExpressionError as exc:
-            self._fail(
-                task, ErrorType.NODE_PARAMETER, f"Parameter of node {node.name!r}: {exc}", ""
-            )
+            self.fail(task, ErrorType.NODE_PARAMETER, f"Parameter of node {node.name!r}: {exc}", "")
             return None
 
     def _execute(self, node: Node, loop_index: str = ROOT_LOOP_INDEX) -> None:
         if node.junctions:
-            self._touch(node, loop_index)
+            self.touch(node, loop_index)
         token = ids.deferral_token() if node.defers else None
-        task = self._new_task(node, TaskStatus.NEW, token, loop_index)
-        scope = self._scope(task)
-        parameters = self._render(node, task, scope)
+        task = self.new_task(node, TaskStatus.NEW, token, loop_index)
+        scope = self.scope(task)
+        parameters = self.render(node, task, scope)
         if parameters is None:
             return
         due_at = None
@@ -311,7 +315,7 @@ class Execution(LoopSteps):
             returned = node.handler.execute(context)
         except Exception as exc:
             summary = f"{node.handler_id} raised {type(exc).__name__}: {exc}"
-            self._fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
+            self.fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
             return
         results = {str(k): v if isinstance(v, str) else str(v) for k, v in (returned or {}).items()}
         if due_at is not None:
@@ -324,19 +328,19 @@ class Execution(LoopSteps):
             if called is not None:
                 child = routines.child_run(self.state, called, parameters, task.id, self.now)
                 self.state.new_runs.append(child)
-            self._follow(node, task, node.create_connectors, scope)
+            self.follow(node, task, node.create_connectors, scope)
         else:
             if node.handler.behaviour is Behaviour.RETURN and not self._return(task):
                 return
             task.move(TaskStatus.CLOSED, self.now)
-            self._follow(node, task, node.complete_connectors, scope)
+            self.follow(node, task, node.complete_connectors, scope)
 
     def _due_at(self, node: Node, task: TaskState, parameters: Mapping[str, str]) -> float | None:
         """When a wait's timer completes it; None after recording a Node Parameter Error."""
         try:
             seconds = wait_seconds(parameters[WAIT_TIME], parameters[WAIT_UNIT])
         except ValueError as exc:
-            self._fail(task, ErrorType.NODE_PARAMETER, f"Wait {node.name!r}: {exc}", "")
+            self.fail(task, ErrorType.NODE_PARAMETER, f"Wait {node.name!r}: {exc}", "")
             return None
         return self.now + seconds
 
@@ -348,7 +352,7 @@ class Execution(LoopSteps):
             self.state, node.name, node.handler_id, parameters, self.routine_lookup
         )
         if isinstance(found, routines.CallRefused):
-            self._fail(task, found.type, found.summary, "")
+            self.fail(task, found.type, found.summary, "")
             return None
         return found
 
@@ -357,7 +361,7 @@ class Execution(LoopSteps):
         try:
             returned = routines.return_trigger(self.state, task, self.now)
         except BadResults as exc:
-            self._fail(task, ErrorType.NODE_PARAMETER, f"Return {task.node!r}: {exc}", "")
+            self.fail(task, ErrorType.NODE_PARAMETER, f"Return {task.node!r}: {exc}", "")
             return False
         if returned is not None:
             self.state.new_triggers.append(returned)
@@ -383,7 +387,7 @@ class Execution(LoopSteps):
     def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index)
         elif task.status is not TaskStatus.NEW:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
@@ -393,38 +397,24 @@ class Execution(LoopSteps):
 
     def _judge_join(self, node: Node, task: TaskState) -> None:
         """Fire the join if its arrivals satisfy its type; a bad type or number fails it."""
-        parameters = self._render(node, task, self._scope(task))
+        parameters = self.render(node, task, self.scope(task))
         if parameters is None:
             return
-        kind = parameters.get("type") or "All"
-        if kind == "Any":
-            fired = True
-        elif kind == "Some":
-            number = parameters.get("number", "")
-            if not number.isdigit():
-                self._fail(
-                    task,
-                    ErrorType.NODE_PARAMETER,
-                    f"Join {node.name!r}: number {number!r} is not a whole number",
-                    "",
-                )
-                return
-            fired = len(task.arrived) >= int(number)
-        elif kind == "All":
-            fired = set(node.incoming) <= set(task.arrived)
-        else:
-            self._fail(
-                task,
-                ErrorType.NODE_PARAMETER,
-                f"Join {node.name!r}: type {kind!r} is not All, Any or Some",
-                "",
+        incoming = set(node.incoming)
+        try:
+            wanted = quorum(
+                parameters.get(QUORUM_TYPE, ""),
+                parameters.get(QUORUM_NUMBER, ""),
+                most=len(incoming),
             )
+        except ValueError as exc:
+            self.fail(task, ErrorType.NODE_PARAMETER, f"Join {node.name!r}: {exc}", "")
             return
-        if fired:
+        if len(incoming.intersection(task.arrived)) >= wanted.needed(len(incoming)):
             task.move(TaskStatus.CLOSED, self.now)
-            self._follow(node, task, node.complete_connectors)
+            self.follow(node, task, node.complete_connectors)
 
-    def _follow(
+    def follow(
         self,
         node: Node,
         task: TaskState,
@@ -434,7 +424,7 @@ class Execution(LoopSteps):
         if not connectors:
             return
         if scope is None:
-            scope = self._scope(task)
+            scope = self.scope(task)
         targets = []
         for connector in connectors:
             if connector.condition is not None:
@@ -448,7 +438,7 @@ class Execution(LoopSteps):
             targets.append((connector.target, node.name, task.loop_index))
         self._stack.extend(reversed(targets))  # the first connector's branch runs first
 
-    def _fail(self, task: TaskState, kind: ErrorType, summary: str, text: str) -> None:
+    def fail(self, task: TaskState, kind: ErrorType, summary: str, text: str) -> None:
         task.move(TaskStatus.FAILED, self.now)
         self._record_error(task, kind, summary, text, None)
 

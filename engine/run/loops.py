@@ -51,11 +51,12 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine import rows
-from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, VAR_NAME
+from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, QUORUM_NUMBER, QUORUM_TYPE, VAR_NAME
 from engine.records import ROOT_LOOP_INDEX
 from engine.run.state import RunState, TaskState
 from engine.statuses import ErrorType, TaskStatus, TriggerAction
-from engine.tree.loop_source import LoopSourceError, loop_values
+from engine.tree.control import quorum
+from engine.tree.loop_source import LoopSourceError, loop_values, var_name_problem
 from engine.tree.model import Node
 
 if TYPE_CHECKING:
@@ -63,10 +64,6 @@ if TYPE_CHECKING:
 
 MAX_ITERATIONS = 10_000
 COUNT, VARIABLE, VALUE, INDEX = "Count", "Variable", "Value", "Index"
-# Names a var_name must not shadow: what every template sees.
-RESERVED_NAMES = frozenset(
-    {"results", "inputs", "values", "source", "run", "task", "trigger", "iterations"}
-)
 
 
 def child_index(parent: str, position: int) -> str:
@@ -93,17 +90,6 @@ def enclosing(index: str) -> Iterator[str]:
     parts = [part for part in index.split("/") if part]
     for depth in range(1, len(parts) + 1):
         yield "/" + "/".join(parts[:depth])
-
-
-def var_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name the loop variable; None if it can (or is empty: no variable)."""
-    if not name:
-        return None
-    if not name.isidentifier():
-        return f"{VAR_NAME} {name!r} is not a name templates can use (letters, digits, _)"
-    if name in RESERVED_NAMES:
-        return f"{VAR_NAME} {name!r} would hide the template name {name!r}"
-    return None
 
 
 class Iterations(Mapping[str, Mapping[str, Any]]):
@@ -144,32 +130,43 @@ def iteration_scope(state: RunState, loop_index: str) -> dict[str, Any]:
 
 
 class LoopSteps:
-    """The loop nodes' part of :class:`~engine.run.execution.Execution` (mixed into it)."""
+    """The loop nodes' steps, for one :class:`~engine.run.execution.Execution`.
 
-    def iterate(self: Execution, task: TaskState | None) -> str | None:
+    A collaborator of the walk rather than a part of it: it reads and changes the walk's run
+    state and uses the walk's primitives (a new task, rendering, failing, following connectors),
+    and the walk calls it when it reaches a loop head or tail, or processes an Iteration trigger.
+    """
+
+    def __init__(self, walk: Execution) -> None:
+        self.walk = walk
+        self.state = walk.state
+
+    def iterate(self, task: TaskState | None) -> str | None:
         """Run one iteration: close its head task and walk into the body under its index."""
+        walk = self.walk
         if task is None or task.status is not TaskStatus.NEW:
             found = "no task" if task is None else f"task status {task.status.value}"
             return f"Iteration trigger found {found}"
         node = self.state.tree.nodes[task.node]
         pair = self.state.tree.loops[node.name]
-        task.move(TaskStatus.CLOSED, self.now)
-        self._touch(node, task.loop_index)
+        task.move(TaskStatus.CLOSED, walk.now)
+        walk.touch(node, task.loop_index)
         body = tuple(c for c in node.complete_connectors if c.target != pair.tail)
         if body:
-            self._follow(node, task, body)
+            walk.follow(node, task, body)
         else:  # a loop with nothing inside: the iteration is at its tail at once
-            self._stack.append((pair.tail, node.name, task.loop_index))
-        self._drain()
+            walk.push((pair.tail, node.name, task.loop_index))
+        walk.drain()
         return None
 
-    def _start_loop(self: Execution, node: Node, loop_index: str) -> None:
+    def start(self, node: Node, loop_index: str) -> None:
         """Read the head's elements; add a task and an Iteration trigger for each."""
+        walk = self.walk
         existing = self.state.latest.get((node.name, loop_index))
         if existing is not None and existing.status is not TaskStatus.FAILED:
             return  # a loop head runs once per loop index: its iterations' indexes are taken
-        task = self._new_task(node, TaskStatus.NEW, None, loop_index)
-        parameters = self._render(node, task, self._scope(task))
+        task = walk.new_task(node, TaskStatus.NEW, None, loop_index)
+        parameters = walk.render(node, task, walk.scope(task))
         if parameters is None:
             return
         var_name = parameters.get(VAR_NAME, "").strip()
@@ -184,19 +181,19 @@ class LoopSteps:
                     f"{MAX_ITERATIONS} iterations"
                 )
         except LoopSourceError as exc:
-            self._fail(task, ErrorType.NODE_PARAMETER, f"Loop head {node.name!r}: {exc}", "")
+            walk.fail(task, ErrorType.NODE_PARAMETER, f"Loop head {node.name!r}: {exc}", "")
             return
         self.state.set_results(task, {COUNT: str(len(values)), VARIABLE: var_name})
-        task.move(TaskStatus.CLOSED, self.now)
+        task.move(TaskStatus.CLOSED, walk.now)
         self._add_iterations(node, loop_index, values)
         if not values:
             self._judge_tail_of(node.name, loop_index)
 
-    def _add_iterations(self: Execution, node: Node, loop_index: str, values: list[str]) -> None:
-        now, run_id = self.now, self.state.id
+    def _add_iterations(self, node: Node, loop_index: str, values: list[str]) -> None:
+        now, run_id = self.walk.now, self.state.id
         for position, value in enumerate(values):
             index = child_index(loop_index, position)
-            iteration = self._new_task(node, TaskStatus.NEW, None, index)
+            iteration = self.walk.new_task(node, TaskStatus.NEW, None, index)
             self.state.set_results(iteration, {VALUE: value, INDEX: str(position)})
             self.state.new_triggers.append(
                 rows.trigger_row(
@@ -204,60 +201,50 @@ class LoopSteps:
                 )
             )
 
-    def _skip_loop(self: Execution, node: Node, task: TaskState) -> None:
+    def skip(self, node: Node, task: TaskState) -> None:
         """Skip Task of a failed head: closed with no iterations, so its tail fires."""
         self.state.set_results(task, {COUNT: "0", VARIABLE: ""})
-        task.move(TaskStatus.CLOSED, self.now)
+        task.move(TaskStatus.CLOSED, self.walk.now)
         self._judge_tail_of(node.name, task.loop_index)
 
-    def _judge_tail_of(self: Execution, head: str, loop_index: str) -> None:
+    def _judge_tail_of(self, head: str, loop_index: str) -> None:
         tail = self.state.tree.nodes[self.state.tree.loops[head].tail]
         task = self.state.latest.get((tail.name, loop_index))
         if task is None:
-            task = self._new_task(tail, TaskStatus.NEW, None, loop_index)
+            task = self.walk.new_task(tail, TaskStatus.NEW, None, loop_index)
         if task.status is TaskStatus.NEW:
-            self._judge_tail(tail, task)
+            self.judge_tail(tail, task)
 
-    def _arrive_at_tail(self: Execution, node: Node, iteration: str) -> None:
+    def arrive_at_tail(self, node: Node, iteration: str) -> None:
         """An iteration reached the tail: record it on the tail's task under the head's index."""
         loop_index = parent_index(iteration)
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self._new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index)
         if iteration not in task.arrived:
             task.arrived = [*task.arrived, iteration]
             task.dirty = True
         if task.status is TaskStatus.NEW:  # a tail fires once; later arrivals are only recorded
-            self._judge_tail(node, task)
+            self.judge_tail(node, task)
 
-    def _judge_tail(self: Execution, node: Node, task: TaskState) -> None:
+    def judge_tail(self, node: Node, task: TaskState) -> None:
         """Fire the tail if enough iterations arrived; a bad type or number fails it."""
-        parameters = self._render(node, task, self._scope(task))
+        walk = self.walk
+        parameters = walk.render(node, task, walk.scope(task))
         if parameters is None:
             return
         head = self.state.tree.loop_tails[node.name].head
         loop = self.state.latest.get((head, task.loop_index))
         count = int(loop.results.get(COUNT, "0")) if loop is not None else 0
-        kind = parameters.get("type") or "All"
-        if kind == "All":
-            needed = count
-        elif kind == "Any":
-            needed = min(1, count)
-        elif kind == "Some":
-            number = parameters.get("number", "").strip()
-            if not number.isdigit() or int(number) < 1:
-                message = f"Loop tail {node.name!r}: number {number!r} is not a whole number of 1 "
-                self._fail(task, ErrorType.NODE_PARAMETER, message + "or more", "")
-                return
-            needed = min(int(number), count)
-        else:
-            message = f"Loop tail {node.name!r}: type {kind!r} is not All, Any or Some"
-            self._fail(task, ErrorType.NODE_PARAMETER, message, "")
+        try:
+            wanted = quorum(parameters.get(QUORUM_TYPE, ""), parameters.get(QUORUM_NUMBER, ""))
+        except ValueError as exc:
+            walk.fail(task, ErrorType.NODE_PARAMETER, f"Loop tail {node.name!r}: {exc}", "")
             return
-        if len(task.arrived) >= needed:
-            task.move(TaskStatus.CLOSED, self.now)
-            self._touch(node, task.loop_index)
-            self._follow(node, task, node.complete_connectors)
+        if len(task.arrived) >= wanted.needed(count):
+            task.move(TaskStatus.CLOSED, walk.now)
+            walk.touch(node, task.loop_index)
+            walk.follow(node, task, node.complete_connectors)
 
 
 __all__ = [
@@ -269,5 +256,4 @@ __all__ = [
     "iteration_scope",
     "outer_index",
     "parent_index",
-    "var_name_problem",
 ]

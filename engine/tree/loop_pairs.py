@@ -21,11 +21,10 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from engine.handlers.builtin import LOOP_PATH, VAR_NAME
+from engine.handlers.builtin import LOOP_PATH, QUORUM_NUMBER, QUORUM_TYPE, VAR_NAME
 from engine.handlers.handler import Behaviour
-from engine.run.loops import var_name_problem
-from engine.tree.control import Problem, constant
-from engine.tree.loop_source import LoopSourceError, check_path
+from engine.tree.control import Problem, constant, quorum
+from engine.tree.loop_source import LoopSourceError, check_path, var_name_problem
 from engine.tree.model import LoopPair, Node
 
 
@@ -42,14 +41,19 @@ def _body(graph: nx.DiGraph, head: str, tail: str) -> set[str]:
 
 
 def _tail_problem(name: str, node: Node) -> Problem | None:
-    kind, number = node.parameters.get("type"), node.parameters.get("number")
+    """A constant Some tail's number must be one :func:`quorum` takes."""
+    kind, number = node.parameters.get(QUORUM_TYPE), node.parameters.get(QUORUM_NUMBER)
     if kind is None or constant(kind) != "Some":
         return None
     text = "" if number is None else constant(number)
-    if text is None or (text.isdigit() and int(text) >= 1):
+    if text is None:
         return None
-    message = f"a Some loop tail needs 'number', a whole number of 1 or more, not {text!r}"
-    return name, "number", message
+    try:
+        quorum("Some", text)
+    except ValueError:
+        message = f"a Some loop tail needs 'number', a whole number of 1 or more, not {text!r}"
+        return name, QUORUM_NUMBER, message
+    return None
 
 
 def _head_problem(name: str, node: Node) -> Problem | None:

@@ -36,7 +36,7 @@ from jsonpath_ng.ext import parse as parse_jsonpath
 from lxml import etree
 
 from engine.errors import BadResults
-from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH
+from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, VAR_NAME
 from engine.results_xml import parse_xml
 
 MAX_SOURCE_BYTES = 16 * 1_048_576
@@ -44,6 +44,23 @@ MAX_SOURCE_BYTES = 16 * 1_048_576
 
 class LoopSourceError(ValueError):
     """The data source or loop path of a loop head cannot give a list of elements."""
+
+
+# Names a var_name must not shadow: what every template sees.
+RESERVED_NAMES = frozenset(
+    {"results", "inputs", "values", "source", "run", "task", "trigger", "iterations"}
+)
+
+
+def var_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name the loop variable; None if it can (or is empty: no variable)."""
+    if not name:
+        return None
+    if not name.isidentifier():
+        return f"{VAR_NAME} {name!r} is not a name templates can use (letters, digits, _)"
+    if name in RESERVED_NAMES:
+        return f"{VAR_NAME} {name!r} would hide the template name {name!r}"
+    return None
 
 
 def is_json_path(path: str) -> bool:
@@ -133,8 +150,10 @@ def _xml_text(item: Any) -> str:
 
 
 __all__ = [
+    "RESERVED_NAMES",
     "LoopSourceError",
     "check_path",
     "is_json_path",
     "loop_values",
+    "var_name_problem",
 ]
