@@ -82,7 +82,12 @@ def start_runs(engine: Engine, shape: Shape, runs: int, tick: Ticker) -> int:
     """createStart ``runs`` runs of ``shape`` (source ids run-0, run-1, ...); the first run's id."""
     first_run_id = 0
     for number in range(runs):
-        trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
+        trigger = engine.create_start(
+            source_name=shape.key["source_name"],
+            source_group=shape.key["source_group"],
+            tree_name=shape.key["tree_name"],
+            source_id=f"run-{number}",
+        )
         first_run_id = first_run_id or trigger.run_id
         tick(number + 1)
     return first_run_id

@@ -91,7 +91,8 @@ def _server(url: str) -> Iterator[str]:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             if server.poll() is not None:
-                raise BenchmarkError(f"treeflow serve exited: {server.stderr.read()[-2000:]}")
+                said = server.stderr.read() if server.stderr is not None else ""
+                raise BenchmarkError(f"treeflow serve exited: {said[-2000:]}")
             try:
                 # The URL is our own server on loopback, never a caller's scheme.
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:  # noqa: S310

@@ -43,6 +43,7 @@ def _bars(axes: Any, name: str, by_database: dict[str, Any], labels: dict[str, s
                 figure(by_database[database], row.treeflow if engine == "treeflow" else row.peer)
                 or 0
                 for row in rows
+                if row.peer is not None  # every row drawn has a peer (see rows above)
             ]
             offset = (2 * d + e) * width - 0.4 + width / 2
             axes.bar(

@@ -21,6 +21,7 @@ started by ``subprocess`` reports at least its parent's size (it is recorded too
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
@@ -84,7 +85,7 @@ def _history(version_id: int, first: int, last: int) -> Iterator[dict[str, list[
 
 
 def _task_rows(run_id: int, source_id: str, now: float) -> list[dict[str, Any]]:
-    nodes = [("Start", "system_start_v1", {})]
+    nodes: list[tuple[str, str, dict[str, str]]] = [("Start", "system_start_v1", {})]
     output = source_id
     for step in range(1, 11):
         output = f"{output}-{step}"
@@ -114,6 +115,8 @@ def prefill(url: str, stored: int, progress: Progress) -> None:
         database: Database = engine.database
         with database.read() as connection:
             version_id = connection.execute(sa.select(sa.func.max(tree_versions.c.id))).scalar()
+        if version_id is None:
+            raise RuntimeError("the linear10 tree was not stored")
         for chunk in _history(int(version_id), 1, stored):
             with database.write() as connection:
                 connection.execute(runs.insert(), chunk["runs"])
@@ -194,6 +197,11 @@ def _run(command: Sequence[str], stored: int, progress: Progress) -> str:
     return output
 
 
+def _shifted(progress: Progress, offset: int, done: int) -> None:
+    """Report ``done`` of one size's steps as steps of the whole measurement."""
+    progress(offset + done)
+
+
 def _measure_size(url: str, stored: int, runs_count: int, progress: Progress) -> dict[str, Any]:
     command = [*_COMMAND, "--stored", str(stored), "--runs", str(runs_count), "--database", url]
     output = _run(command, stored, progress)
@@ -210,7 +218,9 @@ def measure(
         offset = done
         with target.fresh(f"scaling-{stored}") as url:
             results.append(
-                _measure_size(url, stored, runs_count, lambda n, o=offset: progress(o + n))
+                _measure_size(
+                    url, stored, runs_count, functools.partial(_shifted, progress, offset)
+                )
             )
         done += stored + 2 * runs_count
         progress(done)

@@ -8,6 +8,7 @@ them afterwards (``registry.derive``), so a ratio is always treeflow / peer of t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class Context:
 def _peer_database(url: str) -> str:
     """The peer adapter takes a SQLite file path or a PostgreSQL URL."""
     return sqlite_file(url) if url.startswith("sqlite") else url
+
+
+def _processes(url: str, progress: Progress, *, count: int, n: int) -> Figures:
+    return processes.measure(url, count, n, progress)
 
 
 def _step(
@@ -152,7 +157,7 @@ def measure_processes(context: Context, target: Target) -> Figures:
             target,
             f"processes treeflow {count} worker process{'es' if count > 1 else ''}",
             2 * n,
-            lambda url, progress, count=count: processes.measure(url, count, n, progress),
+            functools.partial(_processes, count=count, n=n),
         )
     one = measured["p1"]["runs_per_s"]
     for figures in measured.values():

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound
-from engine.gateway import EngineGateway
+from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.kianda.field_values import FieldsGiven, FieldValue
 from engine.kianda.instances import Instance, InstanceBook
 from engine.kianda.processes import Deployment, Process, ProcessShelf
 from engine.processing.intake import TriggerIntake
+from engine.processing.observers import CloseObserver
+from engine.processing.outage import Outage, is_database_error
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
 from engine.records import Run, RunError, TreeKey, Trigger
@@ -33,9 +34,10 @@ from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
 from engine.statuses import TriggerAction
-from engine.store import resolutions
+from engine.store import inspection, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
+from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
 from engine.tree.files import load_tree_files
@@ -43,6 +45,38 @@ from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
+
+
+class _HandlerGateway:
+    """What a node's handler may ask of its engine (``HandlerContext.triggers``): a Complete or
+    Update of another deferred task, or a schedule. It answers with receipts, not the engine's
+    records, so handlers depend on the plugin API alone."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create_deferred(
+        self,
+        *,
+        token: str,
+        action: str,
+        results: str | None,
+        message: str | None,
+        idempotency_key: str | None,
+    ) -> TriggerReceipt:
+        trigger = self._engine.create_deferred(
+            token=token,
+            action=action,
+            results=results,
+            message=message,
+            idempotency_key=idempotency_key,
+        )
+        return TriggerReceipt(trigger_id=trigger.id, run_id=trigger.run_id)
+
+    def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt:
+        """A schedule made by a tree's node, keyed by its task so that a retry finds it."""
+        schedule = self._engine.schedules.create(**fields, creation_key=creation_key)
+        return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
 
 
 class Engine:
@@ -98,7 +132,7 @@ class Engine:
         self.runner = Runner(
             self.database,
             resolve_tree=self.catalog.for_version,
-            gateway=EngineGateway(self),
+            gateway=_HandlerGateway(self),
             clock=clock,
             lease_seconds=lease_seconds,
             engine_name=self.name,
@@ -115,6 +149,7 @@ class Engine:
             self.database, self.catalog, clock=clock, wake=self.workers.wake
         )
         self.processes = ProcessShelf(self.database, self.catalog)
+        self.users = UserBook(self.database)  # what engine.auth's rules read and write
         firer = Firer(
             self.database,
             start=self.create_start,
@@ -143,6 +178,34 @@ class Engine:
                 routines=self.catalog.routine_signatures(),
             ):
                 self.catalog.register(tree)
+
+    @classmethod
+    def when_reachable(
+        cls,
+        url: str | None = None,
+        *,
+        within: float,
+        stopping: threading.Event | None = None,
+        **options: Any,
+    ) -> Engine | None:
+        """An engine on ``url``, trying again while its database is briefly away.
+
+        A host that starts with its database (restarting, its backend terminated mid-start)
+        retries for up to ``within`` seconds, with back-off and one log line per outage
+        (``engine.processing.outage``); None if ``stopping`` is set meanwhile. Any other problem
+        (a bad URL, a tree that does not load) raises at once. ``options`` are the Engine's.
+        """
+        logger = options.get("logger") or logging.getLogger("treeflow")
+        outage = Outage(logger, "opening the database")
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return cls(url, **options)
+            except Exception as exc:
+                if not is_database_error(exc) or time.monotonic() > deadline:
+                    raise
+                if (stopping or threading.Event()).wait(outage.failed(exc)):
+                    return None
 
     # -- trees -----------------------------------------------------------------------------------
 
@@ -379,6 +442,27 @@ class Engine:
         if schedules:
             self.schedules.scheduler.start()
 
+    def add_close_observer(self, observer: CloseObserver) -> None:
+        """Call ``observer`` after each commit with the triggers it closed (metrics).
+
+        It runs on the worker's thread, once per commit: it must be quick, and what it raises is
+        logged and dropped (``engine.processing.observers``).
+        """
+        self.runner.observers.add(observer)
+
+    def remove_close_observer(self, observer: CloseObserver) -> None:
+        self.runner.observers.remove(observer)
+
+    @property
+    def selection(self) -> Sequence[str] | None:
+        """The stored labels of the trees this engine processes; None: all of them."""
+        return self.runner.selection
+
+    @property
+    def database_url(self) -> str:
+        """The database's URL as it may be logged: with any password hidden."""
+        return self.database.url.render_as_string(hide_password=True)
+
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop claiming, then the scheduler; finish the trigger in hand, hand the rest back.
 
@@ -426,12 +510,28 @@ class Engine:
                 offset=offset,
             )
 
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        tree_name: str | None = None,
+        source_id: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list_runs` pages through with these filters."""
+        with self.database.read() as connection:
+            return inspection.count_runs(
+                connection, status=status, tree_name=tree_name, source_id=source_id
+            )
+
+    def count_open_triggers(self) -> int:
+        """The backlog: triggers New or Work In Progress, due or not, in the whole database."""
+        with self.database.read() as connection:
+            return inspection.open_trigger_count(connection)
+
     def tree_of_run(self, run: Run) -> Tree:
         """The definition a run runs on (its own version, not necessarily the current one)."""
         with self.database.read() as connection:
-            version_id = connection.execute(
-                sa.select(run_store.runs.c.tree_version_id).where(run_store.runs.c.id == run.id)
-            ).scalar_one()
+            version_id = run_store.tree_version_of(connection, run.id)
         return self.catalog.for_version(version_id)
 
 

@@ -3,8 +3,10 @@
 Every class derives from :class:`TreeflowError` and, where one fits, from the matching builtin
 (``TreeNotFound`` is also a ``LookupError``), so callers can catch either. Fields are
 keyword-only and kept as attributes; the message is composed from them with ``!r`` on the
-offending input, so an error always names what was wrong and where. The HTTP adapter maps these
-classes to status codes in one table; nothing else in the engine knows about HTTP.
+offending input, so an error always names what was wrong and where. The errors of signing in and
+of HTTP requests belong to the packages that raise them (``engine.auth.errors``,
+``engine.server.limits``) and derive from the same root. The HTTP adapter maps every class to a
+status code in one table; nothing else in the engine knows about HTTP.
 """
 
 from __future__ import annotations
@@ -287,106 +289,6 @@ class GraphvizNotFound(TreeflowError, FileNotFoundError):
         )
 
 
-class AuthError(TreeflowError, PermissionError):
-    """The caller is not authenticated, or not allowed to do this."""
-
-    def __init__(self, *, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class MissingToken(AuthError):
-    """A call that needs a bearer token came without one (the seed's text, word for word)."""
-
-    def __init__(self) -> None:
-        super().__init__(reason="security token not provided")
-
-
-class InvalidToken(AuthError):
-    """A bearer token is unknown, expired, revoked (security stamp rotated) or its user disabled.
-
-    ``detail`` says which, for the server's log; callers all get the same ``reason``, so a
-    client cannot tell a forged token from a revoked one.
-    """
-
-    def __init__(self, *, detail: str) -> None:
-        self.detail = detail
-        super().__init__(reason="security token is invalid or has expired")
-
-
-class InvalidCredentials(AuthError):
-    """A user name and password did not authenticate (unknown user, wrong password, disabled)."""
-
-    def __init__(self, *, username: str) -> None:
-        self.username = username
-        super().__init__(reason=f"the user name or password is incorrect for {username!r}")
-
-
-class InsufficientRole(AuthError):
-    """An authenticated user lacks the role a call needs."""
-
-    def __init__(self, *, username: str, role: str, needed: Sequence[str]) -> None:
-        self.username = username
-        self.role = role
-        self.needed = tuple(needed)
-        super().__init__(
-            reason=f"user {username!r} has the role {role!r}; this needs {' or '.join(needed)}"
-        )
-
-
-class TooManyFailures(AuthError):
-    """Sign-ins are throttled after repeated failures for one user name or one address."""
-
-    def __init__(self, *, subject: str, retry_after: int) -> None:
-        self.subject = subject
-        self.retry_after = retry_after
-        super().__init__(
-            reason=f"too many failed sign-ins for {subject}; retry after {retry_after} seconds"
-        )
-
-
-class InvalidScope(AuthError):
-    """A token request named a scope other than this installation's subscription id."""
-
-    def __init__(self, *, scope: str) -> None:
-        self.scope = scope
-        super().__init__(reason=f"the scope {scope!r} is not this installation's subscription id")
-
-
-class UnsupportedGrantType(AuthError):
-    """A token request asked for a grant other than ``password``."""
-
-    def __init__(self, *, grant_type: str) -> None:
-        self.grant_type = grant_type
-        super().__init__(reason=f"the grant type {grant_type!r} is not supported: use 'password'")
-
-
-class UserExists(TreeflowError, ValueError):
-    """A user with that name already exists."""
-
-    def __init__(self, *, username: str) -> None:
-        self.username = username
-        super().__init__(f"a user named {username!r} already exists")
-
-
-class UserNotFound(TreeflowError, LookupError):
-    """No user has that name."""
-
-    def __init__(self, *, username: str) -> None:
-        self.username = username
-        super().__init__(f"no user is named {username!r}")
-
-
-class BodyTooLarge(TreeflowError, ValueError):
-    """A request body is over the server's size limit; it was not read to the end."""
-
-    def __init__(self, *, limit: int, size: int | None = None) -> None:
-        self.limit = limit
-        self.size = size
-        what = "the request body" if size is None else f"the request body of {size} bytes"
-        super().__init__(f"{what} is over the limit of {limit} bytes")
-
-
 class BadSelection(TreeflowError, ValueError):
     """A selection label that is not a lowercase word (see ``engine.tree.selection``)."""
 
@@ -399,13 +301,11 @@ class BadSelection(TreeflowError, ValueError):
 
 
 __all__ = [
-    "AuthError",
     "BadAction",
     "BadRequest",
     "BadResolution",
     "BadResults",
     "BadSelection",
-    "BodyTooLarge",
     "ErrorAlreadyResolved",
     "ErrorNotFound",
     "ExpressionError",
@@ -414,26 +314,17 @@ __all__ = [
     "HandlerContractError",
     "IllegalTransition",
     "InstanceNotFound",
-    "InsufficientRole",
-    "InvalidCredentials",
-    "InvalidScope",
-    "InvalidToken",
     "KineticImportError",
-    "MissingToken",
     "Problem",
     "ProcessNotFound",
     "RunNotFound",
     "ScheduleNotFound",
     "TokenNotFound",
-    "TooManyFailures",
     "TreeError",
     "TreeNotFound",
     "TreeflowError",
     "TriggerNotFound",
     "UnknownField",
-    "UnsupportedGrantType",
-    "UserExists",
-    "UserNotFound",
     "VersionConflict",
     "VersionRequired",
 ]

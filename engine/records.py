@@ -187,13 +187,50 @@ class Firing:
     recorded_at: float
 
 
+@dataclass(frozen=True)
+class StoredUser:
+    """A user as stored, with its password hash: for the rules of ``engine.auth`` only."""
+
+    id: str
+    name: str
+    role: str
+    password_hash: str
+    security_stamp: str
+    disabled: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token joined with its user: everything a request's authentication looks at."""
+
+    user: StoredUser
+    security_stamp: str
+    issued_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class ClosedTrigger:
+    """One trigger a commit closed."""
+
+    id: int
+    action: str
+    status: TriggerStatus  # Closed, or Failed
+    latency: float  # seconds from its creation (createStart, createDeferred, ...) to the commit
+
+
 __all__ = [
     "ROOT_LOOP_INDEX",
+    "ClosedTrigger",
     "Firing",
     "Run",
     "RunError",
     "RunLink",
     "Schedule",
+    "StoredToken",
+    "StoredUser",
     "Task",
     "TreeKey",
     "Trigger",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import cast
 
 from lxml import etree
 
@@ -119,7 +120,7 @@ def write_results(results: Mapping[str, str]) -> str:
             etree.SubElement(root, "result", name=name).text = value
         except ValueError as exc:
             raise BadResults(reason=f"result {name!r} cannot be written as XML: {exc}") from None
-    return etree.tostring(root, encoding="unicode")
+    return cast(str, etree.tostring(root, encoding="unicode"))
 
 
 def _to_bytes(document: str | bytes, max_bytes: int, what: str) -> tuple[bytes, etree.XMLParser]:
@@ -202,7 +203,7 @@ def _result_name(element: etree._Element) -> str:
         raise BadResults(
             reason=f"the result at line {element.sourceline} has a missing or empty name"
         )
-    return name
+    return str(name)
 
 
 def _refuse_stray_text(text: str | None, where: str) -> None:

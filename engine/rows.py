@@ -21,6 +21,11 @@ from engine import ids
 from engine.records import ROOT_LOOP_INDEX, TreeKey
 from engine.statuses import ErrorStatus, ErrorType, RunStatus, TriggerAction, TriggerStatus
 
+# A row's values by column name, as they are read: a dict built here, or the RowMapping the store
+# reads (keyed by column objects too, hence the Any key), so that the rows the store reads reach
+# the run layer without a copy and without it importing SQLAlchemy.
+RowValues = Mapping[Any, Any]
+
 
 def run_row(
     *,
@@ -149,6 +154,7 @@ def resolve_key(error_id: str) -> str:
 
 
 __all__ = [
+    "RowValues",
     "call_key",
     "error_row",
     "resolve_key",

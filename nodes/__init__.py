@@ -1,5 +1,6 @@
-"""treeflow's built-in node handlers, each module a pluggy plugin of the ``treeflow.nodes`` group.
+"""treeflow's built-in node handlers, each module a pluggy plugin like a third party's.
 
-They register exactly as a third-party plugin does (an entry point naming the module, whose
-``treeflow_node_handlers`` hook returns its handlers), so they double as the examples to copy.
+The engine's registry registers them itself (``engine.handlers.builtin``), so they need no entry
+point and a host's own ``nodes`` module cannot hide them; they use only the plugin API, as any
+plugin does, which makes them the examples to copy.
 """

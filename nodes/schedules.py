@@ -25,7 +25,7 @@ from typing import Any
 from engine.errors import BadRequest
 from engine.handlers.handler import Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
-from engine.schedule.when import Kind, Unit
+from engine.schedule.kinds import Kind, Unit
 
 _WHEN_TEXT = ("at", "time", "day", "cron", "start", "end", "unit")
 _FLAGS = ("true", "false")

@@ -285,7 +285,7 @@ def test_the_scheme_is_case_insensitive(live: Live, name: str) -> None:
 def another_process(live: Live) -> Accounts:
     """Accounts over the server's database but not the server's own, as ``treeflow users``
     running in another process has."""
-    return Accounts(live.engine.database, clock=live.clock)
+    return Accounts(live.engine, clock=live.clock)
 
 
 def test_a_cached_token_is_refused_the_moment_it_expires(live: Live, name: str) -> None:

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 
 from engine import BadRequest, Engine, RunStatus, TreeNotFound
 from engine.errors import ScheduleNotFound
-from engine.gateway import EngineGateway
 from engine.records import Firing, Schedule
 
 from .support import race, small_tree, wait_for
@@ -360,7 +359,7 @@ def test_a_tree_creates_a_schedule_that_fires(eng: Engine) -> None:
 
 
 def test_the_node_is_idempotent_and_a_refused_schedule_fails_the_node(eng: Engine) -> None:
-    gateway = EngineGateway(eng)  # what the node's handler is given
+    gateway = eng.runner.gateway  # what the node's handler is given
     fields = {"name": "n", **TREE, "when": EVERY_SECOND}
     first = gateway.create_schedule(creation_key="task:abc", **fields)
     again = gateway.create_schedule(creation_key="task:abc", **fields)

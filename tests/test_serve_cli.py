@@ -100,7 +100,7 @@ def test_serve_explains_how_to_create_the_first_admin_and_invents_none(served: S
     )
     assert "Application shutdown complete." in err
     with Engine(served.database) as engine:
-        assert Accounts(engine.database, clock=engine.clock).list_users() == []
+        assert Accounts(engine).list_users() == []
 
 
 def test_serve_runs_the_seed_calls_on_its_own_workers_and_stops_gracefully(

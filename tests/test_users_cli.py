@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, InvalidCredentials, InvalidToken
+from engine import Engine
 from engine.auth import Accounts
+from engine.auth.errors import InvalidCredentials, InvalidToken
 
 from .support import run_treeflow
 
@@ -33,7 +34,7 @@ def treeflow(tmp_path: Path, url: str) -> Treeflow:
 
 def accounts_of(url: str) -> tuple[Engine, Accounts]:
     engine = Engine(url)
-    return engine, Accounts(engine.database, clock=engine.clock)
+    return engine, Accounts(engine)
 
 
 def test_add_reads_the_password_from_stdin_and_prints_the_user(

@@ -88,8 +88,7 @@ class _Store:
         self.connection.close()
 
     def insert(self, status: str, state: str) -> int:
-        row = self.connection.execute(self._insert, (status, state)).fetchone()
-        return int(row[0])
+        return int(self._one(self._insert, (status, state)))
 
     def update(self, workflow_id: int, status: str, state: str) -> None:
         self.connection.execute(self._update, (status, state, workflow_id))
@@ -101,7 +100,14 @@ class _Store:
         return str(row[0])
 
     def count(self, status: str) -> int:
-        return int(self.connection.execute(self._count, (status,)).fetchone()[0])
+        return int(self._one(self._count, (status,)))
+
+    def _one(self, statement: str, parameters: tuple[object, ...]) -> Any:
+        """The first column of the one row ``statement`` returns."""
+        row = self.connection.execute(statement, parameters).fetchone()
+        if row is None:  # pragma: no cover - INSERT ... RETURNING and COUNT return a row
+            raise RuntimeError(f"{statement!r} returned no row")
+        return row[0]
 
     def commit(self) -> None:
         self.connection.commit()

@@ -19,14 +19,9 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from engine.auth.passwords import Passwords
-from engine.auth.throttle import FailureThrottle
-from engine.auth.token_cache import TokenCache
-from engine.errors import (
-    BadRequest,
+from engine.auth.errors import (
     InsufficientRole,
     InvalidCredentials,
     InvalidToken,
@@ -34,8 +29,14 @@ from engine.errors import (
     UserExists,
     UserNotFound,
 )
-from engine.store import users as user_store
-from engine.store.database import Database
+from engine.auth.passwords import Passwords
+from engine.auth.throttle import FailureThrottle
+from engine.auth.token_cache import TokenCache
+from engine.errors import BadRequest
+from engine.records import StoredUser
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 ROLES = ("admin", "user")
 MAX_NAME = 150
@@ -109,7 +110,7 @@ def require_role(user: User, roles: Sequence[str]) -> None:
         raise InsufficientRole(username=user.name, role=user.role, needed=roles)
 
 
-def _public(stored: user_store.StoredUser) -> User:
+def _public(stored: StoredUser) -> User:
     return User(
         id=stored.id,
         name=stored.name,
@@ -126,23 +127,26 @@ def _stamp() -> str:
 
 
 class Accounts:
-    """Users and tokens over one database; one instance per process (it holds the throttles).
+    """Users and tokens of one engine; one instance per process (it holds the throttles).
 
-    ``token_cache_seconds`` above 0 remembers verified tokens that long at most (never past
-    their expiry): a rotation or a disabling made through this instance takes effect at once,
-    one made by another process within that many seconds. 0 (the default) reads every time.
+    It reads and writes through the engine's ``users`` (``engine.store.users.UserBook``), never
+    the database itself. ``clock`` defaults to the engine's. ``token_cache_seconds`` above 0
+    remembers verified tokens that long at most (never past their expiry): a rotation or a
+    disabling made through this instance takes effect at once, one made by another process
+    within that many seconds. 0 (the default) reads every time.
     """
 
     def __init__(
         self,
-        database: Database,
+        engine: Engine,
         *,
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None = None,
         policy: SignInPolicy | None = None,
         passwords: Passwords | None = None,
         token_cache_seconds: float = 0.0,
     ) -> None:
-        self.database = database
+        self.users = engine.users
+        clock = clock or engine.clock
         self.clock = clock
         self.policy = policy or SignInPolicy()
         self.passwords = passwords or Passwords()
@@ -172,26 +176,16 @@ class Accounts:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            with self.database.write() as connection:
-                if user_store.user_by_name(connection, name) is not None:
-                    raise UserExists(username=name)
-                user_store.insert_user(connection, values)
-        except sa.exc.IntegrityError:  # added concurrently by someone else
-            raise UserExists(username=name) from None
-        with self.database.read() as connection:
-            stored = user_store.user_by_name(connection, name)
-        if stored is None:  # pragma: no cover - just inserted
-            raise UserNotFound(username=name)
+        stored = self.users.add(values)
+        if stored is None:  # the name is taken, maybe by someone adding it at the same moment
+            raise UserExists(username=name)
         return _public(stored)
 
     def list_users(self) -> list[User]:
-        with self.database.read() as connection:
-            return [_public(user) for user in user_store.list_users(connection)]
+        return [_public(user) for user in self.users.list()]
 
     def count_users(self) -> int:
-        with self.database.read() as connection:
-            return user_store.count_users(connection)
+        return self.users.count()
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         """Disable (or enable again) a user. Disabling also rotates the security stamp, so the
@@ -206,27 +200,25 @@ class Accounts:
         return self._update(name, {"security_stamp": _stamp()})
 
     def _update(self, name: str, values: dict[str, object]) -> User:
-        with self.database.write() as connection:
-            if not user_store.update_user(connection, name, {**values, "updated_at": self.clock()}):
-                raise UserNotFound(username=name)
-            stored = user_store.user_by_name(connection, name)
-        self.token_cache.invalidate()  # committed: no cached token may outlive the change
-        if stored is None:  # pragma: no cover - updated within the same transaction
+        stored = self.users.update(name, {**values, "updated_at": self.clock()})
+        if stored is None:
             raise UserNotFound(username=name)
+        self.token_cache.invalidate()  # committed: no cached token may outlive the change
         return _public(stored)
 
     # -- signing in and checking tokens (the HTTP adapter) ---------------------------------------
 
     def sign_in(self, name: str, password: str, *, address: str) -> IssuedToken:
         """Check a password and issue a token; throttled per user name and per address."""
-        subjects = ((self.user_failures, name, f"user {name!r}"),)
-        subjects += ((self.address_failures, address, f"address {address}"),)
+        subjects = (
+            (self.user_failures, name, f"user {name!r}"),
+            (self.address_failures, address, f"address {address}"),
+        )
         for throttle, key, subject in subjects:
             wait = throttle.retry_after(key)
             if wait:
                 raise TooManyFailures(subject=subject, retry_after=wait)
-        with self.database.read() as connection:
-            stored = user_store.user_by_name(connection, name) if len(name) <= MAX_NAME else None
+        stored = self.users.by_name(name) if len(name) <= MAX_NAME else None
         verified = self.passwords.verify(stored.password_hash if stored else None, password)
         if stored is None or not verified or stored.disabled:
             for throttle, key, _subject in subjects:
@@ -235,25 +227,24 @@ class Accounts:
         self.user_failures.clear(name)
         return self._issue(stored, password)
 
-    def _issue(self, stored: user_store.StoredUser, password: str) -> IssuedToken:
+    def _issue(self, stored: StoredUser, password: str) -> IssuedToken:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires = now + self.policy.token_seconds
-        with self.database.write() as connection:
-            user_store.delete_expired_tokens(connection, user_id=stored.id, now=now)
-            user_store.insert_token(
-                connection,
-                {
-                    "token_hash": token_hash(token),
-                    "user_id": stored.id,
-                    "security_stamp": stored.security_stamp,
-                    "issued_at": now,
-                    "expires_at": expires,
-                },
-            )
-            if self.passwords.needs_rehash(stored.password_hash):
-                new_hash = self.passwords.hash(password)
-                user_store.update_user(connection, stored.name, {"password_hash": new_hash})
+        rehashed = None
+        if self.passwords.needs_rehash(stored.password_hash):
+            rehashed = self.passwords.hash(password)
+        self.users.issue(
+            {
+                "token_hash": token_hash(token),
+                "user_id": stored.id,
+                "security_stamp": stored.security_stamp,
+                "issued_at": now,
+                "expires_at": expires,
+            },
+            now=now,
+            new_password_hash=rehashed,
+        )
         return IssuedToken(
             access_token=token, user=_public(stored), issued_at=now, expires_at=expires
         )
@@ -274,8 +265,7 @@ class Accounts:
         if cached is not None:
             return cached
         generation = self.token_cache.generation
-        with self.database.read() as connection:
-            found = user_store.token_by_hash(connection, digest)
+        found = self.users.token(digest)
         if found is None:
             raise InvalidToken(detail="unknown token")
         if found.expires_at <= self.clock():

@@ -131,7 +131,7 @@ def serve(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     with open_engine(database, trees, **processing_settings(**processing)) as engine:
-        if Accounts(engine.database, clock=engine.clock).count_users() == 0:
+        if Accounts(engine).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
         app = create_app(engine, settings)

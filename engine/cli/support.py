@@ -22,6 +22,7 @@ DEFAULT_DATABASE = "sqlite:///treeflow.db"
 DEFAULT_TREES = "trees/"
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=Engine | None)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -47,7 +48,7 @@ def engine_options(function: F) -> F:
     return database_option(function)
 
 
-def _trees_path(trees: str | None) -> str | None:
+def trees_path(trees: str | None) -> str | None:
     """The trees to load: a missing default folder loads none; a missing path given is an error."""
     if not trees or Path(trees).exists():
         return trees or None
@@ -58,14 +59,10 @@ def _trees_path(trees: str | None) -> str | None:
     raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
 
 
-@contextmanager
-def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[Engine]:
-    """An engine on ``database``; the engine's own errors become one-line CLI errors.
-
-    ``options`` are further ``Engine`` keyword arguments (``treeflow worker``'s settings).
-    """
+def made_engine(make: Callable[[], E]) -> E:
+    """The engine ``make`` makes; what goes wrong on the way becomes one one-line CLI error."""
     try:
-        engine = Engine(database, trees=_trees_path(trees), **options)
+        return make()
     except TreeflowError as exc:
         raise click.ClickException(str(exc)) from exc
     except ModuleNotFoundError as exc:  # e.g. psycopg, for a postgresql+psycopg:// URL
@@ -76,11 +73,27 @@ def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[En
         raise click.ClickException(f"--database / TREEFLOW_DATABASE_URL: {exc}") from exc
     except sa.exc.OperationalError as exc:
         raise click.ClickException(f"cannot open the database: {exc.orig}") from exc
+
+
+@contextmanager
+def in_use(engine: Engine) -> Iterator[Engine]:
+    """Close ``engine`` when the block ends; its errors in the block become CLI errors."""
     with engine:
         try:
             yield engine
         except TreeflowError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[Engine]:
+    """An engine on ``database``; the engine's own errors become one-line CLI errors.
+
+    ``options`` are further ``Engine`` keyword arguments (``treeflow worker``'s settings).
+    """
+    engine = made_engine(lambda: Engine(database, trees=trees_path(trees), **options))
+    with in_use(engine):
+        yield engine
 
 
 __all__ = [
@@ -90,5 +103,8 @@ __all__ = [
     "database_option",
     "engine_options",
     "err_console",
+    "in_use",
+    "made_engine",
     "open_engine",
+    "trees_path",
 ]

@@ -38,7 +38,7 @@ def open_accounts(database: str) -> Iterator[Accounts]:
             f"{exc}: users need the server extra: pip install 'treeflow[server]'"
         ) from exc
     with open_engine(database, None) as engine:
-        yield Accounts(engine.database, clock=engine.clock)
+        yield Accounts(engine)
 
 
 def read_password() -> str:

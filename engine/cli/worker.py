@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType
@@ -23,9 +22,8 @@ from typing import Any, TypeVar
 
 import click
 
-from engine.cli.support import engine_options, open_engine
+from engine.cli.support import engine_options, in_use, made_engine, trees_path
 from engine.engine import Engine
-from engine.processing.outage import Outage, is_database_error
 from engine.tree.selection import shown
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -162,21 +160,30 @@ def worker(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ExitStack() as stack:
-            engine = _open(stack, database, trees, options, stopping, logger)
-            if engine is None:
+            opened = made_engine(
+                lambda: Engine.when_reachable(
+                    database,
+                    trees=trees_path(trees),
+                    within=STARTUP_RETRY_SECONDS,
+                    stopping=stopping,
+                    **options,
+                )
+            )
+            if opened is None:  # stopped while the database was away
                 return
+            engine = stack.enter_context(in_use(opened))
             engine.start(workers)
             logger.info(
                 "worker %s started: %d threads, selection %s, batch %d, lease %gs, poll %gs,"
                 " %d trees, database %s",
                 engine.name,
                 workers,
-                shown(engine.runner.selection),
+                shown(engine.selection),
                 batch_size,
                 lease_seconds,
                 poll_interval,
                 len(engine.trees),
-                engine.database.url.render_as_string(hide_password=True),
+                engine.database_url,
             )
             while not stopping.wait(1.0):
                 pass
@@ -186,32 +193,8 @@ def worker(
             engine.stop(shutdown_seconds)
             logger.info("worker %s stopped", engine.name)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _open(
-    stack: ExitStack,
-    database: str,
-    trees: str,
-    options: dict[str, Any],
-    stopping: threading.Event,
-    logger: logging.Logger,
-) -> Engine | None:
-    """Open the engine, riding out a database that is briefly away (restarting, or its
-    backend terminated mid-start) for up to STARTUP_RETRY_SECONDS; None if stopped meanwhile.
-    Any other problem (a bad URL, a tree that does not load) fails at once."""
-    outage = Outage(logger, "opening the database")
-    deadline = time.monotonic() + STARTUP_RETRY_SECONDS
-    while True:
-        try:
-            return stack.enter_context(open_engine(database, trees, **options))
-        except click.ClickException as exc:
-            cause = exc.__cause__
-            if cause is None or not is_database_error(cause) or time.monotonic() > deadline:
-                raise
-            if stopping.wait(outage.failed(cause)):
-                return None
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 __all__ = ["processing_options", "processing_settings", "worker"]

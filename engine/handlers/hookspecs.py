@@ -1,9 +1,9 @@
-"""The hooks a treeflow plugin implements.
+"""The hook a treeflow plugin implements.
 
-A plugin is any module or object with ``@hookimpl``-marked functions; it is found through the
-``treeflow.nodes`` entry-point group or passed to ``Engine(plugins=[...])``. treeflow's own
-nodes (``nodes.system``, ``nodes.utilities``) register exactly this way, so they are the
-examples to copy.
+A plugin is any module or object with ``@hookimpl``-marked functions; a third party's is found
+through the ``treeflow.nodes`` entry-point group or passed to ``Engine(plugins=[...])``.
+treeflow's own nodes (``nodes.system``, ``nodes.utilities``, ``nodes.schedules``) implement exactly
+this hook, and the registry registers them itself, so they are the examples to copy.
 """
 
 from __future__ import annotations

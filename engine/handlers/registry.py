@@ -43,7 +43,8 @@ class HandlerRegistry:
         hook = self.plugin_manager.hook.treeflow_node_handlers
         for impl in hook.get_hookimpls():
             plugin = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-            for candidate in impl.function() or ():
+            returned: Iterable[object] = impl.function() or ()  # type: ignore[assignment]
+            for candidate in returned:
                 handler = check_contract(candidate, plugin=plugin)
                 if handler.definition_id in handlers:
                     raise HandlerContractError(

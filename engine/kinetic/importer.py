@@ -77,10 +77,10 @@ class KineticTree:
             width=1_000_000,  # a template stays on one line, as written
             indent=2,
         )
-        return "\n".join(lines) + "\n" + body
+        return "\n".join(lines) + "\n" + str(body)
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
     """Lays YAML out as the files in ``trees/`` are: lists indented under their key, templates
     with quotes in double quotes, multi-line texts as literal blocks."""
 

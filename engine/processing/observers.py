@@ -1,7 +1,7 @@
 """Watching the engine close triggers, for metrics: an optional hook, one call per commit.
 
-A host (the HTTP server's ``/metrics``) registers a callable on the engine's runner with
-``engine.runner.observers.add(callback)``. After each batch of triggers commits, the callback
+A host (the HTTP server's ``/metrics``) registers a callable with
+``Engine.add_close_observer(callback)``. After each batch of triggers commits, the callback
 is called once, on the worker's thread, with what that commit closed: each trigger's action,
 whether it closed Closed or Failed, and its latency from acceptance to the commit. Nothing is
 called per node, and with no observer registered the runner pays one empty-tuple check per
@@ -16,36 +16,31 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from engine.records import ClosedTrigger
 from engine.statuses import TriggerStatus
 
 logger = logging.getLogger("treeflow.observers")
-
-
-@dataclass(frozen=True)
-class ClosedTrigger:
-    """One trigger a commit closed."""
-
-    id: int
-    action: str
-    status: TriggerStatus  # Closed, or Failed
-    latency: float  # seconds from its creation (createStart, createDeferred, ...) to the commit
 
 
 CloseObserver = Callable[[Sequence[ClosedTrigger]], None]
 
 
 class _Close(Protocol):
-    trigger_id: int
-    status: TriggerStatus
+    @property
+    def trigger_id(self) -> int: ...
+    @property
+    def status(self) -> TriggerStatus: ...
 
 
 class _Claimed(Protocol):
-    id: int
-    action: str
-    created_at: float
+    @property
+    def id(self) -> int: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
 
 
 class _Write(Protocol):
@@ -100,4 +95,4 @@ class Observers:
                 logger.exception("a close observer raised; its metrics may be incomplete")
 
 
-__all__ = ["CloseObserver", "ClosedTrigger", "Observers"]
+__all__ = ["CloseObserver", "Observers"]

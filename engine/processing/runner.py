@@ -204,7 +204,9 @@ class Runner:
             write.closes.append(TriggerClose(trigger.id))
             executed = True
         if state is not None and executed:
-            write.task_inserts, write.task_updates = state.take_changes(run_id)
+            inserts, updates = state.take_changes(run_id)
+            write.task_inserts.extend(inserts)
+            write.task_updates.extend(updates)
             write.error_inserts.extend(state.new_errors)
             write.trigger_inserts.extend(state.new_triggers)
             write.child_runs.extend(state.new_runs)

@@ -39,25 +39,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.errors import BadRequest
-
-
-class Kind(StrEnum):
-    ONCE = "once"
-    INTERVAL = "interval"
-    WEEKDAYS = "weekdays"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-    CRON = "cron"
-
-
-class Unit(StrEnum):
-    SECONDS = "seconds"
-    MINUTES = "minutes"
-    HOURS = "hours"
-    DAYS = "days"
-    WEEKS = "weeks"
-    MONTHS = "months"
-
+from engine.schedule.kinds import Kind, Unit
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0..7
@@ -134,7 +116,7 @@ def check_when(data: Mapping[str, Any], *, tz: ZoneInfo, now: float) -> When:
     if unknown:
         raise BadRequest(field="when", reason=f"unknown fields {unknown}")
     try:
-        kind = Kind(data.get("kind"))
+        kind = Kind(data.get("kind", ""))
     except ValueError:
         choices = ", ".join(k.value for k in Kind)
         raise BadRequest(
@@ -200,7 +182,7 @@ def build_trigger(when: When, tz: ZoneInfo) -> BaseTrigger:
     return CronTrigger(day=when.day, **clock, **bounds)
 
 
-class MonthlyTrigger(BaseTrigger):
+class MonthlyTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no types
     """Every ``months`` calendar months from ``start`` (day clamped to the month's end)."""
 
     __slots__ = ("end", "months", "start")
@@ -269,7 +251,7 @@ def _interval(
     data: Mapping[str, Any], *, tz: ZoneInfo, now: float, start: str | None
 ) -> dict[str, Any]:
     try:
-        unit = Unit(data.get("unit"))
+        unit = Unit(data.get("unit", ""))
     except ValueError:
         choices = ", ".join(u.value for u in Unit)
         raise BadRequest(
@@ -360,4 +342,4 @@ def _crontab_day(match: re.Match[str]) -> str:
     return _CRONTAB_DAYS[number]
 
 
-__all__ = ["DAYS", "Kind", "MonthlyTrigger", "Unit", "When", "build_trigger", "check_when", "zone"]
+__all__ = ["DAYS", "MonthlyTrigger", "When", "build_trigger", "check_when", "zone"]

@@ -59,8 +59,8 @@ def create_app(
     """
     settings = settings or ServerSettings()
     accounts = Accounts(
-        engine.database,
-        clock=clock or engine.clock,
+        engine,
+        clock=clock,
         policy=settings.sign_in_policy,
         passwords=passwords,
         token_cache_seconds=settings.token_cache_seconds,
@@ -70,7 +70,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        engine.runner.observers.add(app_metrics.observe)
+        engine.add_close_observer(app_metrics.observe)
         if settings.workers:
             engine.start(settings.workers)
         try:
@@ -78,7 +78,7 @@ def create_app(
         finally:
             if settings.workers:
                 await run_in_threadpool(engine.stop, settings.shutdown_seconds)
-            engine.runner.observers.remove(app_metrics.observe)
+            engine.remove_close_observer(app_metrics.observe)
 
     app = FastAPI(
         title="treeflow",

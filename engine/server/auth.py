@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from engine.auth import ROLES, Accounts, User, require_role
-from engine.errors import InvalidScope, InvalidToken, MissingToken, UnsupportedGrantType
+from engine.auth.errors import InvalidScope, InvalidToken, MissingToken, UnsupportedGrantType
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
 from engine.server.settings import ServerSettings
 

@@ -27,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine import errors as e
+from engine.auth import errors as auth
 from engine.server import formats
+from engine.server.limits import BodyTooLarge
 
 TRIGGER_PREFIX = "/kineticTask/rest/v1/Trigger/"
 TOKEN_PATH = "/token"  # noqa: S105  (a path, not a password)
@@ -59,22 +61,22 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.TriggerNotFound, ErrorRule(404)),
     (e.ErrorNotFound, ErrorRule(404)),
     (e.ScheduleNotFound, ErrorRule(404)),
-    (e.UserNotFound, ErrorRule(404)),
-    (e.UserExists, ErrorRule(409)),
+    (auth.UserNotFound, ErrorRule(404)),
+    (auth.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
     (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
     (e.ProcessNotFound, ErrorRule(404)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
-    (e.BodyTooLarge, ErrorRule(413)),
-    (e.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
-    (e.MissingToken, ErrorRule(401, "invalid_client", None)),
-    (e.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
-    (e.InvalidCredentials, ErrorRule(400, "invalid_grant")),
-    (e.InsufficientRole, ErrorRule(403, "invalid_scope", "insufficient_scope")),
-    (e.TooManyFailures, ErrorRule(429, "invalid_grant")),
-    (e.InvalidScope, ErrorRule(400, "invalid_scope")),
-    (e.UnsupportedGrantType, ErrorRule(400, "unsupported_grant_type")),
+    (BodyTooLarge, ErrorRule(413)),
+    (auth.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
+    (auth.MissingToken, ErrorRule(401, "invalid_client", None)),
+    (auth.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
+    (auth.InvalidCredentials, ErrorRule(400, "invalid_grant")),
+    (auth.InsufficientRole, ErrorRule(403, "invalid_scope", "insufficient_scope")),
+    (auth.TooManyFailures, ErrorRule(429, "invalid_grant")),
+    (auth.InvalidScope, ErrorRule(400, "invalid_scope")),
+    (auth.UnsupportedGrantType, ErrorRule(400, "unsupported_grant_type")),
 )
 UNEXPECTED = ErrorRule(500, "server_error")
 
@@ -106,6 +108,7 @@ class ErrorMap:
         if path.startswith(TRIGGER_PREFIX):
             fmt = formats.choose_format(request.headers)
             return formats.failure(fmt, rule.status, message, headers)
+        body: dict[str, object]
         if path == TOKEN_PATH:
             body = {"error": rule.oauth_error, "error_description": _description(message)}
             headers |= {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -143,7 +146,7 @@ def _headers(rule: ErrorRule, error: BaseException) -> dict[str, str]:
             challenge += f', error="{rule.bearer_error}"'
             challenge += f', error_description="{_description(str(error))}"'
         headers["WWW-Authenticate"] = challenge
-    if isinstance(error, e.TooManyFailures):
+    if isinstance(error, auth.TooManyFailures):
         headers["Retry-After"] = str(error.retry_after)
     return headers
 

@@ -26,17 +26,14 @@ character or over 4096 characters is refused with 400.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from engine import inputs
 from engine.auth import User
-from engine.engine import Engine
 from engine.records import Run, RunError
 from engine.server.auth import caller
 from engine.server.paging import MAX_ID, Id, Limit, Offset, app_engine, next_page, page_of
@@ -53,12 +50,9 @@ from engine.server.read_models import (
     TriggerOut,
 )
 from engine.statuses import ErrorStatus, RunStatus
-from engine.store import inspection
-from engine.store import runs as run_store
 
 ADMIN_ROLES = ("admin",)
 MAX_ERROR_ID = 64  # as Engine.resolve_error's
-_T = TypeVar("_T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
@@ -79,14 +73,6 @@ router = APIRouter(
     dependencies=[Depends(_admin)],
     responses=_ERRORS,
 )
-
-
-async def _read(engine: Engine, query: Callable[[Connection], _T]) -> _T:
-    def read() -> _T:
-        with engine.database.read() as connection:
-            return query(connection)
-
-    return await run_in_threadpool(read)
 
 
 @router.get(
@@ -138,12 +124,12 @@ async def list_runs(
     }
     engine = app_engine(request)
 
-    def query(connection: Connection) -> tuple[int, list[Run]]:
-        total = inspection.count_runs(connection, **filters)
-        found = run_store.list_runs(connection, **filters, limit=limit, offset=offset)
+    def query() -> tuple[int, list[Run]]:
+        total = engine.count_runs(**filters)
+        found = engine.list_runs(**filters, limit=limit, offset=offset)
         return total, found
 
-    total, found = await _read(engine, query)
+    total, found = await run_in_threadpool(query)
     return RunPage(
         items=[RunSummary.of(run) for run in found],
         total=total,

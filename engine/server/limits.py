@@ -20,7 +20,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.errors import BadRequest, BodyTooLarge
+from engine.errors import BadRequest, TreeflowError
+
+
+class BodyTooLarge(TreeflowError, ValueError):
+    """A request body is over the server's size limit; it was not read to the end."""
+
+    def __init__(self, *, limit: int, size: int | None = None) -> None:
+        self.limit = limit
+        self.size = size
+        what = "the request body" if size is None else f"the request body of {size} bytes"
+        super().__init__(f"{what} is over the limit of {limit} bytes")
+
 
 DRAIN_FACTOR = 16
 # Ids are INTEGER columns, so no list has more rows; a larger offset would overflow the
@@ -121,4 +132,10 @@ def page_bounds(limit: int | None, offset: int | None, *, max_limit: int) -> tup
     return limit, offset
 
 
-__all__ = ["DRAIN_FACTOR", "MAX_OFFSET", "BodyLimit", "page_bounds"]
+__all__ = [
+    "DRAIN_FACTOR",
+    "MAX_OFFSET",
+    "BodyLimit",
+    "BodyTooLarge",
+    "page_bounds",
+]

@@ -30,9 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.engine import Engine
-from engine.processing.observers import ClosedTrigger
+from engine.records import ClosedTrigger
 from engine.statuses import TriggerStatus
-from engine.store import inspection
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 OPENAPI_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -50,8 +49,7 @@ class _Backlog(Collector):
         self._engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self._engine.database.read() as connection:
-            count = inspection.open_trigger_count(connection)
+        count = self._engine.count_open_triggers()
         yield GaugeMetricFamily(
             "treeflow_triggers_open",
             "Triggers New or Work In Progress in the database (the queue's backlog)",

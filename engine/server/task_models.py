@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.records import Firing, Schedule
 from engine.schedule.firing import Outcome
-from engine.schedule.when import Kind, Unit
+from engine.schedule.kinds import Kind, Unit
 from engine.tree.fields import MAX_PROCESS_NAME
 
 MAX_TEXT = 4096

@@ -98,7 +98,7 @@ class Database:
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
             write = connection.get_execution_options().get("treeflow_write", False)
-            driver = connection.connection.driver_connection
+            driver: Any = connection.connection.driver_connection  # sqlite3's own connection
             driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine

@@ -52,9 +52,9 @@ class InstanceCounterRow(SQLModel, table=True):
     last: int
 
 
-processes = ProcessRow.__table__
-instances = InstanceRow.__table__
-instance_counters = InstanceCounterRow.__table__
+processes = SQLModel.metadata.tables["processes"]
+instances = SQLModel.metadata.tables["instances"]
+instance_counters = SQLModel.metadata.tables["instance_counters"]
 
 __all__ = [
     "InstanceCounterRow",

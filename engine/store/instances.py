@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from engine.rows import RowValues
 from engine.store.instance_tables import instance_counters, instances
 from engine.store.tables import run_creators, runs
 
@@ -52,7 +53,7 @@ def insert_instance(connection: Connection, values: Mapping[str, Any]) -> None:
 
 def read_instance(
     connection: Connection, name: str, *, created_by: str | None = None
-) -> Mapping[str, Any] | None:
+) -> RowValues | None:
     """The instance with its run's ``status``, ``tree_version_id`` and ``created_by``.
 
     With ``created_by``, only an instance that user created is found.
@@ -63,7 +64,7 @@ def read_instance(
     return connection.execute(statement).mappings().first()
 
 
-def read_instance_of_run(connection: Connection, run_id: int) -> Mapping[str, Any] | None:
+def read_instance_of_run(connection: Connection, run_id: int) -> RowValues | None:
     """The instance whose run is ``run_id`` (as :func:`read_instance`), if it is one."""
     return connection.execute(_READ.where(instances.c.run_id == run_id)).mappings().first()
 

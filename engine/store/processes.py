@@ -7,18 +7,16 @@ key changed gives up its old name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.records import TreeKey
+from engine.rows import RowValues
 from engine.store.instance_tables import processes
 from engine.store.tables import tree_versions
 
 
-def _key(row: Mapping[str, Any]) -> TreeKey:
+def _key(row: RowValues) -> TreeKey:
     return TreeKey(row["source_name"], row["source_group"], row["tree_name"])
 
 
@@ -53,7 +51,7 @@ def tree_of(connection: Connection, name: str) -> TreeKey | None:
     return None if row is None else _key(row)
 
 
-def current_versions(connection: Connection, name: str | None = None) -> list[Mapping[str, Any]]:
+def current_versions(connection: Connection, name: str | None = None) -> list[RowValues]:
     """Each process (or the one named) with its tree's latest version, by process name.
 
     Rows hold ``name``, the tree key columns, and the version's ``version_id``, ``version``,
@@ -102,7 +100,7 @@ def current_versions(connection: Connection, name: str | None = None) -> list[Ma
     return list(connection.execute(statement).mappings())
 
 
-def versions(connection: Connection, key: TreeKey) -> list[Mapping[str, Any]]:
+def versions(connection: Connection, key: TreeKey) -> list[RowValues]:
     """Every stored version of a tree, oldest first (without definitions)."""
     statement = (
         sa.select(

@@ -27,8 +27,8 @@ NEW = TriggerStatus.NEW.value
 WIP = TriggerStatus.WORK_IN_PROGRESS.value
 # Statuses as SQL literals, not bound parameters: a planner can use the partial index on open
 # triggers only when it sees the index's own predicate (SQLite never matches a parameter).
-_NEW_SQL = sa.literal_column(f"'{NEW}'")
-_WIP_SQL = sa.literal_column(f"'{WIP}'")
+_NEW_SQL: sa.ColumnElement[str] = sa.literal_column(f"'{NEW}'")
+_WIP_SQL: sa.ColumnElement[str] = sa.literal_column(f"'{WIP}'")
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,10 @@ def reserve_token(connection: Connection, *, token: str, complete: bool) -> tupl
     return (row[0], row[1])
 
 
-def find_by_idempotency_key(connection: Connection, key: str) -> sa.Row[tuple[int, int]] | None:
-    return connection.execute(_BY_KEY, {"key": key}).first()
+def find_by_idempotency_key(connection: Connection, key: str) -> tuple[int, int] | None:
+    """The trigger an earlier call with ``key`` wrote, and its run: (trigger id, run id)."""
+    row = connection.execute(_BY_KEY, {"key": key}).first()
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 __all__ = [

@@ -13,7 +13,7 @@ says the same a second time, in the schema. Marking the error Handled is the run
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,7 +49,7 @@ _PENDING = sa.select(errors).where(
 )
 
 
-def read_error_row(connection: Connection, error_id: str) -> Mapping[str, Any] | None:
+def read_error_row(connection: Connection, error_id: str) -> rows.RowValues | None:
     return connection.execute(_BY_ID, {"error_id": error_id}).mappings().first()
 
 
@@ -121,7 +121,7 @@ def reserve(
 
 def pending(
     connection: Connection, run_ids: Sequence[int], trigger_ids: Sequence[int]
-) -> dict[int, Mapping[str, Any]]:
+) -> dict[int, rows.RowValues]:
     """Resolve trigger id -> the error row it resolves (for the triggers of a claimed batch)."""
     if not trigger_ids:
         return {}

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import RunNotFound, TriggerNotFound
 from engine.records import Run, RunError, RunLink, Task, Trigger
+from engine.rows import RowValues
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import insert_all
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
@@ -35,15 +36,13 @@ def insert_trigger(connection: Connection, row: Mapping[str, Any]) -> int:
     return int(_INSERT_TRIGGER.scalar(connection, row))
 
 
-def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, RowValues]:
     rows = connection.execute(_RUNS_BY_ID, {"run_ids": list(run_ids)}).mappings()
     return {row["id"]: row for row in rows}
 
 
-def load_tasks(
-    connection: Connection, run_ids: Sequence[int]
-) -> dict[int, list[Mapping[str, Any]]]:
-    by_run: dict[int, list[Mapping[str, Any]]] = {run_id: [] for run_id in run_ids}
+def load_tasks(connection: Connection, run_ids: Sequence[int]) -> dict[int, list[RowValues]]:
+    by_run: dict[int, list[RowValues]] = {run_id: [] for run_id in run_ids}
     if run_ids:
         statement = sa.select(tasks).where(tasks.c.run_id.in_(run_ids)).order_by(tasks.c.id)
         for row in connection.execute(statement).mappings():
@@ -77,7 +76,7 @@ def active_error_nodes(connection: Connection, run_ids: Sequence[int]) -> dict[i
     return found
 
 
-def _task(row: Mapping[str, Any]) -> Task:
+def _task(row: RowValues) -> Task:
     return Task(
         id=row["id"],
         name=row["node"],
@@ -91,7 +90,7 @@ def _task(row: Mapping[str, Any]) -> Task:
     )
 
 
-def error_record(row: Mapping[str, Any]) -> RunError:
+def error_record(row: RowValues) -> RunError:
     """A row of ``errors`` as the read model callers get."""
     return RunError(
         id=row["id"],
@@ -115,11 +114,11 @@ def error_record(row: Mapping[str, Any]) -> RunError:
 
 
 def _run(
-    row: Mapping[str, Any],
+    row: RowValues,
     version: int,
-    task_rows: Iterable[Mapping[str, Any]],
-    error_rows: Iterable[Mapping[str, Any]],
-    child_rows: Iterable[Mapping[str, Any]] = (),
+    task_rows: Iterable[RowValues],
+    error_rows: Iterable[RowValues],
+    child_rows: Iterable[RowValues] = (),
 ) -> Run:
     return Run(
         id=row["id"],
@@ -195,6 +194,16 @@ def list_runs(
     ]
 
 
+def tree_version_of(connection: Connection, run_id: int) -> int:
+    """The id of the tree version a run runs on; RunNotFound if there is no such run."""
+    version_id = connection.execute(
+        sa.select(runs.c.tree_version_id).where(runs.c.id == run_id)
+    ).scalar_one_or_none()
+    if version_id is None:
+        raise RunNotFound(run_id=run_id)
+    return int(version_id)
+
+
 def read_trigger(connection: Connection, trigger_id: int) -> Trigger:
     row = (
         connection.execute(sa.select(triggers).where(triggers.c.id == trigger_id))
@@ -206,7 +215,7 @@ def read_trigger(connection: Connection, trigger_id: int) -> Trigger:
     return trigger_record(row)
 
 
-def trigger_record(row: Mapping[str, Any]) -> Trigger:
+def trigger_record(row: RowValues) -> Trigger:
     return Trigger(
         id=row["id"],
         action=TriggerAction(row["action"]),
@@ -234,5 +243,6 @@ __all__ = [
     "load_tasks",
     "read_run",
     "read_trigger",
+    "tree_version_of",
     "trigger_record",
 ]

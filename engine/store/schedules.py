@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, CursorResult, RowMapping
 from sqlmodel import Field, SQLModel
 
 from engine.errors import ScheduleNotFound
@@ -88,8 +88,8 @@ class ScheduleFiringRow(SQLModel, table=True):
     recorded_at: float
 
 
-schedules = ScheduleRow.__table__
-schedule_firings = ScheduleFiringRow.__table__
+schedules = SQLModel.metadata.tables["schedules"]
+schedule_firings = SQLModel.metadata.tables["schedule_firings"]
 
 
 def schedule_record(row: RowMapping | Mapping[str, Any]) -> Schedule:
@@ -101,8 +101,15 @@ def firing_record(row: RowMapping | Mapping[str, Any]) -> Firing:
     return Firing(**{k: row[k] for k in Firing.__dataclass_fields__})
 
 
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - an INSERT of one row always has one
+        raise RuntimeError("the insert returned no primary key")
+    return int(key[0])
+
+
 def insert_schedule(connection: Connection, values: Mapping[str, Any]) -> int:
-    return int(connection.execute(sa.insert(schedules).values(**values)).inserted_primary_key[0])
+    return _inserted_id(connection.execute(sa.insert(schedules).values(**values)))
 
 
 def read_schedule(connection: Connection, schedule_id: int) -> Schedule:
@@ -172,9 +179,7 @@ def active_job_ids(connection: Connection) -> dict[str, int]:
 
 
 def insert_firing(connection: Connection, values: Mapping[str, Any]) -> int:
-    return int(
-        connection.execute(sa.insert(schedule_firings).values(**values)).inserted_primary_key[0]
-    )
+    return _inserted_id(connection.execute(sa.insert(schedule_firings).values(**values)))
 
 
 def list_firings(

@@ -38,7 +38,7 @@ from engine.store.tables import (
 )
 from engine.store.trigger_rows import insert_triggers
 
-_WIP = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
+_WIP: sa.ColumnElement[str] = sa.literal_column(f"'{TriggerStatus.WORK_IN_PROGRESS.value}'")
 
 _CLOSE = BulkStatement(
     triggers.update()

@@ -227,14 +227,14 @@ class RunCreatorRow(SQLModel, table=True):
     user_id: str = Field(index=True, max_length=36)
 
 
-runs = RunRow.__table__
-tasks = TaskRow.__table__
-triggers = TriggerRow.__table__
-errors = ErrorRow.__table__
-tree_versions = TreeVersionRow.__table__
-users = UserRow.__table__
-access_tokens = AccessTokenRow.__table__
-run_creators = RunCreatorRow.__table__
+runs = SQLModel.metadata.tables["runs"]
+tasks = SQLModel.metadata.tables["tasks"]
+triggers = SQLModel.metadata.tables["triggers"]
+errors = SQLModel.metadata.tables["errors"]
+tree_versions = SQLModel.metadata.tables["tree_versions"]
+users = SQLModel.metadata.tables["users"]
+access_tokens = SQLModel.metadata.tables["access_tokens"]
+run_creators = SQLModel.metadata.tables["run_creators"]
 
 __all__ = [
     "OPEN_TRIGGER_STATUSES",

@@ -10,41 +10,21 @@ goes through a precompiled driver-level insert like the run's own row.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.records import StoredToken, StoredUser
+from engine.rows import RowValues
 from engine.store.bulk import insert_all
+from engine.store.database import Database
 from engine.store.tables import access_tokens, run_creators, users
 
 _INSERT_RUN_CREATOR = insert_all(run_creators)
 
 
-@dataclass(frozen=True)
-class StoredUser:
-    id: str
-    name: str
-    role: str
-    password_hash: str
-    security_stamp: str
-    disabled: bool
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class StoredToken:
-    """A token joined with its user: everything a request's authentication looks at."""
-
-    user: StoredUser
-    security_stamp: str
-    issued_at: float
-    expires_at: float
-
-
-def _user(row: Mapping[str, Any]) -> StoredUser:
+def _user(row: RowValues) -> StoredUser:
     return StoredUser(
         id=row["id"],
         name=row["name"],
@@ -132,9 +112,68 @@ def run_creator(connection: Connection, run_id: int) -> str | None:
     ).scalar_one_or_none()
 
 
+class UserBook:
+    """The users and tokens of one engine's database, each call one transaction.
+
+    What ``engine.auth`` reads and writes, given to it by the facade as ``Engine.users``: the
+    rules (hashing, expiry, stamps, roles, throttling) are the auth package's, the transactions
+    are here, so nothing above the facade opens the database.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def add(self, values: Mapping[str, Any]) -> StoredUser | None:
+        """Insert a user; None when its name is taken (also by a concurrent insert)."""
+        try:
+            with self.database.write() as connection:
+                if user_by_name(connection, values["name"]) is not None:
+                    return None
+                insert_user(connection, values)
+                return user_by_name(connection, values["name"])
+        except sa.exc.IntegrityError:
+            return None
+
+    def by_name(self, name: str) -> StoredUser | None:
+        with self.database.read() as connection:
+            return user_by_name(connection, name)
+
+    def list(self) -> list[StoredUser]:
+        with self.database.read() as connection:
+            return list_users(connection)
+
+    def count(self) -> int:
+        with self.database.read() as connection:
+            return count_users(connection)
+
+    def update(self, name: str, values: Mapping[str, Any]) -> StoredUser | None:
+        """Change the named user's columns; the user as written, or None if there is none."""
+        with self.database.write() as connection:
+            if not update_user(connection, name, values):
+                return None
+            return user_by_name(connection, name)
+
+    def issue(
+        self, token: Mapping[str, Any], *, now: float, new_password_hash: str | None = None
+    ) -> None:
+        """Store an issued token (forgetting its user's expired ones), and a rehashed password."""
+        with self.database.write() as connection:
+            delete_expired_tokens(connection, user_id=token["user_id"], now=now)
+            insert_token(connection, token)
+            if new_password_hash is not None:
+                connection.execute(
+                    users.update()
+                    .where(users.c.id == token["user_id"])
+                    .values(password_hash=new_password_hash)
+                )
+
+    def token(self, token_hash: str) -> StoredToken | None:
+        with self.database.read() as connection:
+            return token_by_hash(connection, token_hash)
+
+
 __all__ = [
-    "StoredToken",
-    "StoredUser",
+    "UserBook",
     "count_users",
     "delete_expired_tokens",
     "insert_run_creator",

@@ -102,11 +102,11 @@ def load_tree_files(
             message = f"tree {str(tree.key)!r} is also defined in {seen[tree.key]}"
             problems.append(Problem(file=str(file), message=message))
             continue
-        other = processes.get(tree.process) if tree.process else None
-        if other is not None:
+        claimed = processes.get(tree.process) if tree.process else None
+        if claimed is not None:
             message = (
                 f"process name {tree.process!r} is also the process of tree "
-                f"{str(other[0])!r} in {other[1]}"
+                f"{str(claimed[0])!r} in {claimed[1]}"
             )
             problems.append(Problem(file=str(file), message=message))
             continue

@@ -45,7 +45,8 @@ class GraphChecks:
             path = self.edge_paths[(source, start)]
             self.problem(f"connector into the start node {start!r}", *path, node=source)
         self._check_cycles(self.graph.edge_subgraph(set(self.graph.edges) - set(into_start)))
-        said = set()  # a junction without incoming connectors is not also called unreachable
+        # A junction without incoming connectors is not also called unreachable.
+        said: set[str] = set()
         for name, parameter, message in control_problems(self.graph, nodes):
             path = ("parameters", parameter) if parameter else ()
             self.problem(message, "nodes", name, *path, node=name)

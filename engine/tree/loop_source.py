@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng.ext import parser as jsonpath_ext
 from lxml import etree
 
 from engine.errors import BadResults
@@ -70,7 +70,7 @@ def is_json_path(path: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def _json_path(path: str) -> Any:
     try:
-        return parse_jsonpath(path)
+        return jsonpath_ext.parse(path)
     except JSONPathError as exc:
         raise LoopSourceError(f"{LOOP_PATH} {path!r} is not a JSONPath: {exc}") from None
 
@@ -144,7 +144,7 @@ def _xml_values(data_source: str, path: str) -> list[str]:
 def _xml_text(item: Any) -> str:
     if isinstance(item, etree._Element):
         if len(item) or item.attrib:
-            return etree.tostring(item, encoding="unicode", with_tail=False)
+            return cast(str, etree.tostring(item, encoding="unicode", with_tail=False))
         return item.text or ""
     return str(item)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 import graphviz
 
@@ -46,11 +47,11 @@ _LEGEND = "connectors: solid Complete, dashed Create, dotted Update"
 
 def _text(*lines: str) -> str:
     """Lines as one Graphviz label: each line's backslashes doubled, joined by ``\\n``."""
-    return graphviz.nohtml("\\n".join(line.replace("\\", "\\\\") for line in lines))
+    return cast(str, graphviz.nohtml("\\n".join(line.replace("\\", "\\\\") for line in lines)))
 
 
 def _id(name: str) -> str:
-    return graphviz.nohtml(name.replace("\\", "\\\\"))
+    return cast(str, graphviz.nohtml(name.replace("\\", "\\\\")))
 
 
 def _shape(node: Node) -> str:
@@ -103,7 +104,7 @@ def tree_dot(tree: Tree) -> str:
     for node in tree.nodes.values():
         graph.node(_id(node.name), label=_text(*_node_lines(node)), shape=_shape(node))
     _edges(graph, tree)
-    return graph.source
+    return cast(str, graph.source)
 
 
 def node_status(tasks: Sequence[Task]) -> str:
@@ -131,7 +132,7 @@ def run_dot(tree: Tree, run: Run) -> str:
         label = _text(*_node_lines(node), status + count)
         graph.node(_id(node.name), label=label, shape=_shape(node), **attributes)
     _edges(graph, tree, muted)
-    return graph.source
+    return cast(str, graph.source)
 
 
 def output_format(path: str | Path) -> str:
@@ -148,7 +149,7 @@ def render(dot: str, fmt: str) -> bytes:
     if fmt == "dot":
         return dot.encode("utf-8")
     try:
-        return graphviz.pipe("dot", fmt, dot.encode("utf-8"))
+        return cast(bytes, graphviz.pipe("dot", fmt, dot.encode("utf-8")))
     except graphviz.ExecutableNotFound:
         raise GraphvizNotFound(executable="dot", output_format=fmt) from None
 

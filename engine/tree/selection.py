@@ -17,7 +17,7 @@ trees alone runs with ``--selection default``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from engine.errors import BadSelection
 
@@ -43,7 +43,7 @@ def worker_selection(labels: Iterable[str] | None) -> tuple[str, ...] | None:
     return chosen or None
 
 
-def shown(labels: tuple[str, ...] | None) -> str:
+def shown(labels: Sequence[str] | None) -> str:
     """A worker's selection for its log: ``all`` or the labels, ``default`` for the empty one."""
     if labels is None:
         return "all"
