@@ -1,8 +1,7 @@
 """The setup beside the figures: machine, versions and the command that produced them.
 
 A rate means little without the hardware, the database versions and the exact invocation, so
-they are recorded in every result (DESIGN.md: "Benchmarks report ... with the setup beside
-them").
+they are recorded in every result: figures are reported with the setup beside them.
 """
 
 from __future__ import annotations

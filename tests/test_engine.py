@@ -1,4 +1,4 @@
-"""Execution semantics (SPEC section 3) on SQLite and PostgreSQL."""
+"""Execution semantics (the README's Semantics) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

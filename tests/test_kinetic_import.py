@@ -1,8 +1,8 @@
 """Importing Kinetic Task exports: the examples convert, validate and run; hostile or malformed
 exports are refused with their line (and column); what is not translated is kept and reported.
 
-The exports under ``tests/fixtures/kinetic/`` were written for these tests from the format
-described in KINETIC.md.
+The exports under ``tests/fixtures/kinetic/`` were written for these tests in the format Kinetic
+Task's own exports use (the README, Importing Kinetic Task trees).
 """
 
 from __future__ import annotations

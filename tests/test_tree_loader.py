@@ -1,4 +1,4 @@
-"""Loading and validating trees: SPEC section 2, rule by rule.
+"""Loading and validating trees: the checks the README lists, rule by rule.
 
 Every bad tree is reported as a TreeError whose problems name the file, the node and the line;
 the tables below give, for each rule, a tree breaking only that rule and the one problem it must

@@ -1,10 +1,10 @@
 """``treeflow serve``: the HTTP adapter under uvicorn, with engine workers in the same process.
 
-Settings come from flags or ``TREEFLOW_*`` variables (flags win), as DESIGN.md lists them. With
-no user defined yet it says how to create the first administrator; it never makes one up.
-SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the requests in flight,
-then the app's lifespan stops the engine workers, which finish the trigger in hand and hand the
-rest back.
+Settings come from flags or ``TREEFLOW_*`` variables (flags win), as the README's Settings lists
+them. With no user defined yet it says how to create the first administrator; it never makes one up.
+SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the requests in flight, then
+the app's lifespan stops the engine workers, which finish the trigger in hand and hand the rest
+back.
 
 uvicorn's access log is off unless ``--access-log`` asks for it: formatting and writing a line
 per request costs the event loop about as much as answering ``/healthz`` does, and a proxy in

@@ -29,7 +29,7 @@ from engine.results_xml import parse_xml
 MAX_EXPORT_BYTES = 16 * 1_048_576
 CONNECTOR_TYPES = ("Complete", "Create", "Update")
 ROUTINE_TYPES = ("Global Routine", "Local Routine")
-# Kinetic's handler ids for the nodes treeflow has (or plans, SPEC section 3) under the same
+# Kinetic's handler ids for the nodes treeflow has (or plans) under the same
 # behaviour; today every one keeps its id. A Kinetic id not listed here is kept as written.
 HANDLERS: dict[str, str] = {
     name: name

@@ -7,8 +7,8 @@ as that connection is open: when the holder dies, PostgreSQL ends its session an
 lock, and another process's next attempt takes it. The lock's key is made from the database
 and schema names, so engines on different schemas of one server do not exclude each other.
 
-SQLite is one engine process by design (see DESIGN.md): the process that runs the scheduler
-just runs it, and there is nothing to elect.
+SQLite is one engine process by design (ARCHITECTURE.md, the store): the process that runs the
+scheduler just runs it, and there is nothing to elect.
 """
 
 from __future__ import annotations

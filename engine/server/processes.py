@@ -61,7 +61,7 @@ router = APIRouter(
 )
 _TREE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "a tree definition, as a file in trees/ holds it (SPEC section 2)",
+    "description": "a tree definition, as a file in trees/ holds it (see the README, Trees)",
     "required": ["source", "group", "name", "nodes"],
     "properties": {
         "source": {"type": "string"},

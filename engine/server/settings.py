@@ -1,4 +1,4 @@
-"""What ``treeflow serve`` can be told, with the defaults DESIGN.md fixes.
+"""What ``treeflow serve`` can be told, with its defaults (the README's Settings).
 
 The database and the trees belong to the :class:`~engine.Engine` the app is given, so they are
 not here; everything the HTTP layer itself decides is.

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
+from engine.records import ROOT_LOOP_INDEX
+
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 OPEN_TRIGGER_STATUSES = ("New", "Work In Progress")
 _OPEN = sa.text("status IN ('New', 'Work In Progress')")
@@ -93,7 +95,7 @@ class TaskRow(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", index=True)
     node: str
     handler_id: str
-    loop_index: str = "/"
+    loop_index: str = ROOT_LOOP_INDEX
     status: str
     results: dict[str, Any] = _json()
     token: str | None = Field(default=None, max_length=40)
@@ -161,7 +163,7 @@ class ErrorRow(SQLModel, table=True):
     task_id: str | None = Field(default=None, max_length=32)
     trigger_id: int | None = None
     node: str
-    loop_index: str = "/"
+    loop_index: str = ROOT_LOOP_INDEX
     type: str
     status: str
     summary: str

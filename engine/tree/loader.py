@@ -2,16 +2,16 @@
 
 Validation never stops at the first problem: it walks the whole definition and raises one
 :class:`~engine.errors.TreeError` listing every problem with its file, node and line, so a user
-fixes a tree in one pass. What it checks is SPEC section 2: exactly one start, known handlers,
-connectors to known nodes, parameters declared by the handler and required ones present, templates
-and conditions that compile, reachability from the start, no cycles (a loop is a head/tail pair, not
-a cycle: ``engine.tree.loop_pairs``), ``defers`` only on deferrable handlers, join settings,
-junctions with incoming connectors, loop heads paired with their tails, and the instance API's
-declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks only the
-whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each loop's body
-are computed here, once. A routine's header and its callers' parameters are checked against the
-routines known (``engine.tree.routines``); loading files and directories together, and what is
-checked across them, is ``engine.tree.files``.
+fixes a tree in one pass. What it checks is the README's list (Trees): exactly one start, known
+handlers, connectors to known nodes, parameters declared by the handler and required ones present,
+templates and conditions that compile, reachability from the start, no cycles (a loop is a head/tail
+pair, not a cycle: ``engine.tree.loop_pairs``), ``defers`` only on deferrable handlers, join
+settings, junctions with incoming connectors, loop heads paired with their tails, and the instance
+API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
+only the whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each
+loop's body are computed here, once. A routine's header and its callers' parameters are checked
+against the routines known (``engine.tree.routines``); loading files and directories together, and
+what is checked across them, is ``engine.tree.files``.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
