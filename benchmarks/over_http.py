@@ -35,6 +35,7 @@ import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from benchmarks import children
 from benchmarks.measure import LINEAR10, BenchmarkError, Progress, Ticker, percentile
 from engine.store.tables import OPEN_TRIGGER_STATUSES, runs, triggers
 
@@ -69,7 +70,7 @@ def _server(url: str) -> Iterator[str]:
         capture_output=True,
     )
     port = _free_port()
-    server = subprocess.Popen(
+    server = children.spawn(
         _treeflow(
             "serve",
             "--trees",
@@ -105,12 +106,7 @@ def _server(url: str) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        children.stop([server], grace=30)
 
 
 def _token(base: str) -> str:

@@ -14,7 +14,6 @@ single write lock, which is not a way to scale.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import children
 from benchmarks.measure import (
     BATCH_SIZE,
     LINEAR10,
@@ -46,9 +46,9 @@ def counts(database: str) -> tuple[int, ...]:
     return POSTGRES_COUNTS if database == "postgresql" else SQLITE_COUNTS
 
 
-def _spawn(url: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(
+        return children.spawn(
             [
                 sys.executable,
                 "-c",
@@ -82,7 +82,7 @@ def measure(url: str, processes: int, runs: int, progress: Progress) -> dict[str
     ):
         first_run_id = start_runs(engine, LINEAR10, runs, Ticker(progress, runs))
         logs = [Path(folder) / f"worker-{number}.log" for number in range(processes)]
-        workers = [_spawn(url, log) for log in logs]
+        workers = [spawn_worker(url, log) for log in logs]
         try:
             _wait_ready(workers, logs)
             with engine.database.write() as connection:
@@ -92,10 +92,7 @@ def measure(url: str, processes: int, runs: int, progress: Progress) -> dict[str
                 )
             wait_until_drained(engine, submitted=runs, progress=lambda c: progress(runs + c))
         finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                worker.wait(timeout=60)
+            children.stop(workers)  # SIGTERM, then SIGKILL after a grace time: never left behind
         verify(
             engine,
             first_run_id=first_run_id,

@@ -32,7 +32,7 @@ from typing import IO, Any, cast
 
 import sqlalchemy as sa
 
-from benchmarks import workloads
+from benchmarks import children, workloads
 from benchmarks.databases import Target
 from benchmarks.measure import LINEAR10, BenchmarkError, Progress, open_engine
 from engine.store.database import Database
@@ -180,9 +180,10 @@ _COMMAND = (sys.executable, "-m", "benchmarks.scaling")
 def _run(command: Sequence[str], stored: int, progress: Progress) -> str:
     """Run a child, forwarding its ``progress N`` lines; its standard output, or raise."""
     other: list[str] = []
-    with subprocess.Popen(
+    process = children.spawn(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
-    ) as process:
+    )
+    try:
         # A child writes at most one short JSON line to stdout, at the end: reading stderr
         # first cannot deadlock on a full stdout pipe.
         for line in cast(IO[str], process.stderr):
@@ -191,6 +192,9 @@ def _run(command: Sequence[str], stored: int, progress: Progress) -> str:
             else:
                 other.append(line)
         output = cast(IO[str], process.stdout).read()
+        process.wait()
+    finally:
+        children.stop([process])  # only if this was interrupted: it has exited otherwise
     if process.returncode != 0:
         tail = "".join(other[-20:])
         raise BenchmarkError(f"scaling child for {stored} stored runs failed:\n{tail}")

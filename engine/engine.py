@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine import ids, inputs
-from engine.errors import BadAction, ErrorNotFound
+from engine.errors import BadAction, ErrorNotFound, Problem, TreeError
 from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.kianda.field_values import FieldsGiven, FieldValue
@@ -40,7 +40,7 @@ from engine.store.database import Database
 from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
-from engine.tree.files import load_tree_files
+from engine.tree.files import read_tree_files
 from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
@@ -82,21 +82,23 @@ class _HandlerGateway:
 class Engine:
     """A treeflow engine over one database.
 
-    ``url`` is a SQLAlchemy URL (``sqlite:///treeflow.db``, ``postgresql+psycopg://...``);
-    without one the engine uses a private in-memory SQLite database. ``trees`` is a directory
-    or file of YAML trees loaded (and versioned) at construction. ``plugins`` are extra pluggy
-    plugins besides the ``treeflow.nodes`` entry points. ``clock`` returns UNIX seconds and is
-    injectable for tests. ``batch_size`` is how many due triggers one claim takes: they are
-    processed in order and committed in one transaction (group commit), so a larger batch
-    means fewer commits under load and a longer wait before the first of them is visible.
-    ``selection`` dedicates this engine's processing to the trees with those labels
-    (``engine.tree.selection``; ``default`` names unlabelled trees); without it, it processes all.
-    ``max_attempts`` is how many claims of a trigger may end without closing it (a worker
-    killed, a commit lost) before it is closed as Failed with a Trigger Error.
-    Scheduled tasks are ``engine.schedules`` (:class:`~engine.schedule.schedules.Schedules`: create,
-    update, delete, list, run now, history); ``start()`` runs their scheduler.
-    ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
-    schedules changed by other processes, and how often the others try to take it over.
+    ``url`` is a SQLAlchemy URL (``sqlite:///treeflow.db``, ``postgresql+psycopg://...``); without
+    one the engine uses a private in-memory SQLite database. ``trees`` is a directory or file of
+    YAML trees loaded (and versioned) at construction: a file that does not validate is left out,
+    logged and listed in ``tree_problems``, and the others are served (``strict_trees=True`` raises
+    TreeError instead, naming every problem of every file). ``plugins`` are extra pluggy plugins
+    besides the ``treeflow.nodes`` entry points. ``clock`` returns UNIX seconds and is injectable
+    for tests. ``batch_size`` is how many due triggers one claim takes: they are processed in order
+    and committed in one transaction (group commit), so a larger batch means fewer commits under
+    load and a longer wait before the first of them is visible. ``selection`` dedicates this
+    engine's processing to the trees with those labels (``engine.tree.selection``; ``default`` names
+    unlabelled trees); without it, it processes all. ``max_attempts`` is how many claims of a
+    trigger may end without closing it (a worker killed, a commit lost) before it is closed as
+    Failed with a Trigger Error. Scheduled tasks are ``engine.schedules``
+    (:class:`~engine.schedule.schedules.Schedules`: create, update, delete, list, run now, history);
+    ``start()`` runs their scheduler. ``schedule_poll_seconds`` is how often the process that runs
+    the scheduler picks up schedules changed by other processes, and how often the others try to
+    take it over.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
         schedule_poll_seconds: float = 5.0,
+        strict_trees: bool = False,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -144,7 +147,12 @@ class Engine:
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
         )
-        self.intake = TriggerIntake(self.database, clock=clock, wake=self.workers.wake)
+        self.intake = TriggerIntake(
+            self.database,
+            clock=clock,
+            wake=self.workers.wake,
+            current_version=self.catalog.current,
+        )
         self.instances = InstanceBook(
             self.database, self.catalog, clock=clock, wake=self.workers.wake
         )
@@ -169,15 +177,43 @@ class Engine:
             clock=clock,
             max_results_bytes=max_results_bytes,
         )
+        # The problems of the tree files that were refused (none with strict_trees: it raises).
+        self.tree_problems: tuple[Problem, ...] = ()
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
-            for tree in load_tree_files(
-                paths,
-                registry=self.registry,
-                expressions=self.expressions,
-                routines=self.catalog.routine_signatures(),
-            ):
+            try:
+                self._load_tree_files(paths, strict=strict_trees)
+            except BaseException:
+                self.database.dispose()  # the caller gets no engine to close
+                raise
+
+    def _load_tree_files(self, paths: list[str | os.PathLike[str]], *, strict: bool) -> None:
+        """Register every tree file that is valid; report (or, ``strict``, raise for) the rest.
+
+        One bad file must not take the others down: a folder of trees is deployed file by file,
+        and a typo in one would otherwise stop every run of every tree. A refused file's tree
+        keeps what is stored: its runs go on on their versions, and new runs start on its latest
+        stored version, if it has one.
+        """
+        found = read_tree_files(
+            paths,
+            registry=self.registry,
+            expressions=self.expressions,
+            routines=self.catalog.routine_signatures(),
+        )
+        if strict and found.problems:
+            raise TreeError(problems=found.problems)
+        problems = list(found.problems)
+        for tree in found.trees:
+            try:
                 self.catalog.register(tree)
+            except TreeError as exc:  # its names are taken in the database (another tree's)
+                if strict:
+                    raise
+                problems.extend(exc.problems)
+        for problem in problems:
+            self.logger.error("tree file refused: %s", problem)
+        self.tree_problems = tuple(problems)
 
     @classmethod
     def when_reachable(
@@ -251,9 +287,7 @@ class Engine:
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
-        stored = self.catalog.startable(key)
         return self.intake.start(
-            tree_version_id=stored.id,
             key=key,
             source_id=source_id,
             inputs=start_inputs,

@@ -341,4 +341,4 @@ def test_validate_lists_every_problem_with_file_and_line(tmp_path: Path) -> None
     assert result.returncode == 1
     assert re.search(rf"{re.escape(str(bad))}:6: node 'Odd': unknown handler", result.stderr)
     assert "'Nowhere'" in result.stderr
-    assert re.search(r"\d+ problem\(s\) in 1 file\(s\)", result.stderr)
+    assert re.search(r"\d+ problem\(s\) in 1 of 1 file\(s\)", result.stderr)

@@ -3,6 +3,7 @@ by its own workers, and a graceful stop on SIGTERM."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,13 +58,13 @@ class Served:
 
 
 @contextmanager
-def serving(tmp_path: Path, *flags: str) -> Iterator[Served]:
+def serving(tmp_path: Path, *flags: str, trees: Path = TREES) -> Iterator[Served]:
     """``treeflow serve`` with ``flags`` on a scratch database, killed if the test did not stop
     it."""
     database = f"sqlite:///{tmp_path / 't.db'}"
     port = free_port()
     process = subprocess.Popen(
-        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(TREES), *flags],
+        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(trees), *flags],
         cwd=tmp_path,
         env=_environment({"TREEFLOW_DATABASE_URL": database, "TREEFLOW_WORKERS": "2"}),
         stdout=subprocess.PIPE,
@@ -144,3 +145,71 @@ def test_serve_logs_each_request_only_when_asked_to(tmp_path: Path) -> None:
         assert returncode == 0
         # uvicorn writes its access log to standard output
         assert ('"GET /healthz HTTP/1.1" 200' in served.out) is logged, served.out
+
+
+# -- a tree file that does not validate --------------------------------------------------------
+
+BROKEN = """source: Tests
+group: Deploys
+name: Broken
+nodes:
+  Start: {handler: system_start_v1, connectors: [{to: Say}]}
+  Say: {handler: utilities_echo_v9, parameters: {input: hi}}
+"""
+
+
+@pytest.fixture
+def trees_with_a_typo(tmp_path: Path) -> Path:
+    folder = tmp_path / "trees"
+    shutil.copytree(TREES, folder)
+    (folder / "broken.yaml").write_text(BROKEN, encoding="utf-8")
+    return folder
+
+
+def test_serve_serves_the_valid_trees_and_names_the_refused_file_in_healthz(
+    tmp_path: Path, trees_with_a_typo: Path
+) -> None:
+    broken = trees_with_a_typo / "broken.yaml"
+    with serving(tmp_path, trees=trees_with_a_typo) as server:
+        health = httpx.get(f"{server.url}/healthz")
+        returncode, err = server.stop()
+
+    loaded = len(list(TREES.glob("*.yaml")))
+    assert health.status_code == 200
+    assert health.json() == {
+        "status": "degraded",
+        "trees": {"loaded": loaded, "refused": [str(broken)]},
+    }
+    assert returncode == 0
+    assert f"tree file refused: {broken}:6: node 'Say': unknown handler 'utilities_echo_v9'" in err
+
+
+def test_serve_with_strict_trees_refuses_to_start_naming_the_problem(
+    tmp_path: Path, trees_with_a_typo: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 't.db'}"
+    result = run_treeflow(
+        "serve", "--strict-trees", "--port", str(free_port()), "--trees", str(trees_with_a_typo),
+        "--database", database, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "1 problem in tree definition" in result.stderr
+    assert f"{trees_with_a_typo / 'broken.yaml'}:6: node 'Say': unknown handler" in result.stderr
+
+
+def test_run_starts_a_valid_tree_beside_a_refused_file_and_says_which_was_refused(
+    tmp_path: Path, trees_with_a_typo: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 't.db'}"
+    common = ("--trees", str(trees_with_a_typo), "--database", database)
+
+    ran = run_treeflow("run", "Process Registration", "--source-id", "R-1", *common, cwd=tmp_path)
+    refused = run_treeflow("run", "Broken", *common, cwd=tmp_path)
+
+    broken = trees_with_a_typo / "broken.yaml"
+    assert ran.returncode == 0, ran.stderr
+    assert "Review is deferred" in ran.stdout
+    assert f"tree file refused: {broken}:6:" in ran.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].endswith(f"; tree files refused: {broken}")

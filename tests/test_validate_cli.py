@@ -88,7 +88,7 @@ def test_validate_bad_files_exits_1_listing_every_problem_on_stderr(bad_dir: Pat
         f"error {one}:11: node 'A': unknown handler 'utilities_ecko_v1'; known handlers: {known}",
         f"error {two}:9: node 'Echo': parameter 'input' does not compile: "
         "syntax error: unexpected '}' in '{{ source.id }'",
-        "3 problem(s) in 2 file(s)",
+        "3 problem(s) in 2 of 2 file(s)",
     ]
 
 
@@ -99,14 +99,21 @@ def test_validate_reports_invalid_yaml_with_its_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error {broken}:9: invalid YAML: mapping values are not allowed here",
-        "1 problem(s) in 1 file(s)",
+        "1 problem(s) in 1 of 1 file(s)",
     ]
 
 
-def test_validate_fails_when_any_file_is_bad_even_beside_good_ones(bad_dir: Path) -> None:
+def test_validate_fails_when_any_file_is_bad_and_lists_the_good_ones_all_the_same(
+    bad_dir: Path,
+) -> None:
     result = treeflow("validate", "trees", str(bad_dir / "two.yaml"))
+    names = sorted(path.name for path in (REPO / "trees").glob("*.yaml"))
     assert result.returncode == 1
-    assert "two.yaml:9: node 'Echo'" in result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        f"ok trees/{name}" for name in names
+    ]
+    assert result.stderr.splitlines()[0].startswith(f"error {bad_dir / 'two.yaml'}:9: node 'Echo'")
+    assert result.stderr.splitlines()[-1] == f"1 problem(s) in 1 of {len(names) + 1} file(s)"
 
 
 def test_validate_refuses_a_path_that_does_not_exist(tmp_path: Path) -> None:

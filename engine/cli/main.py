@@ -29,11 +29,10 @@ from engine.cli.users import users
 from engine.cli.view import print_run, styled
 from engine.cli.worker import worker
 from engine.engine import Engine
-from engine.errors import TreeError
 from engine.handlers.registry import HandlerRegistry
 from engine.statuses import RunStatus
 from engine.tree.expressions import Expressions
-from engine.tree.files import load_tree_files, tree_files
+from engine.tree.files import read_tree_files, tree_files
 from engine.tree.model import Tree
 
 
@@ -62,7 +61,9 @@ def _find_tree(engine: Engine, name: str, source: str | None, group: str | None)
         return matches[0]
     if not matches:
         known = ", ".join(sorted(repr(t.key.name) for t in engine.trees)) or "none"
-        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known})")
+        refused = sorted({problem.file for problem in engine.tree_problems})
+        also = f"; tree files refused: {', '.join(refused)}" if refused else ""
+        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known}){also}")
     raise click.ClickException(
         f"{len(matches)} trees are named {name!r}: give --source and --group to choose"
     )
@@ -87,19 +88,26 @@ main.add_command(schedules)
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def validate(paths: tuple[str, ...]) -> None:
-    """Validate tree files (or directories of them); list every problem found."""
+    """Validate tree files (or directories of them): each valid tree, then every problem found.
+
+    Exits 1 when any file has a problem; the valid ones are listed all the same, as an engine
+    given the same files would serve them.
+    """
     files = tree_files(paths)
-    try:
-        trees = load_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
-    except TreeError as exc:
-        for problem in exc.problems:
-            line = f"[red]error[/red] {escape(str(problem))}"
-            err_console.print(line, highlight=False, soft_wrap=True)
-        err_console.print(f"{len(exc.problems)} problem(s) in {len(files)} file(s)")
-        sys.exit(1)
-    for tree in trees:
+    found = read_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
+    for tree in found.trees:
         what = escape(f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)")
         console.print(f"[green]ok[/green] {what}", highlight=False, soft_wrap=True)
+    for problem in found.problems:
+        line = f"[red]error[/red] {escape(str(problem))}"
+        err_console.print(line, highlight=False, soft_wrap=True)
+    if found.problems:
+        refused = len(found.refused)
+        err_console.print(
+            f"{len(found.problems)} problem(s) in {refused} of {len(files)} file(s)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 @main.command("run")

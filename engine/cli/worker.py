@@ -74,6 +74,14 @@ def processing_options(function: F) -> F:
         type=click.IntRange(1, 10_000),
         help="Triggers one claim takes and commits together.",
     )(function)
+    function = click.option(
+        "--strict-trees/--no-strict-trees",
+        envvar="TREEFLOW_STRICT_TREES",
+        default=False,
+        show_default=True,
+        help="Refuse to start when a tree file does not validate. Without it, such a file is "
+        "logged and left out, and every other tree is served.",
+    )(function)
     return function
 
 
@@ -83,9 +91,11 @@ def processing_settings(
     poll_interval: float,
     selection: tuple[str, ...],
     max_attempts: int,
+    strict_trees: bool = False,
 ) -> dict[str, Any]:
     """Those options as ``Engine`` keyword arguments."""
     return {
+        "strict_trees": strict_trees,
         "batch_size": batch_size,
         "lease_seconds": lease_seconds,
         "poll_interval": poll_interval,
@@ -137,6 +147,7 @@ def worker(
     pool_size: int | None,
     selection: tuple[str, ...],
     max_attempts: int,
+    strict_trees: bool,
     shutdown_seconds: float,
     log_level: str,
 ) -> None:
@@ -153,7 +164,9 @@ def worker(
         stopping.set()
 
     options = {
-        **processing_settings(batch_size, lease_seconds, poll_interval, selection, max_attempts),
+        **processing_settings(
+            batch_size, lease_seconds, poll_interval, selection, max_attempts, strict_trees
+        ),
         "pool_size": pool_size or workers + 2,
         "logger": logger,
     }

@@ -25,6 +25,7 @@ from engine.store import queue, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
 from engine.store.database import Database
+from engine.store.trees import StoredVersion
 
 
 def insert_start(
@@ -75,11 +76,12 @@ class TriggerIntake:
     database: Database
     clock: Callable[[], float]
     wake: Callable[[], None]  # the workers', once a trigger is committed
+    # The version a new run of a tree starts on, read in the start's own transaction.
+    current_version: Callable[[Connection, TreeKey], StoredVersion]
 
     def start(
         self,
         *,
-        tree_version_id: int,
         key: TreeKey,
         source_id: str,
         inputs: Mapping[str, Any],
@@ -89,17 +91,23 @@ class TriggerIntake:
         source_data: Mapping[str, Any] | None,
         created_by: str | None,
     ) -> Trigger:
-        """Write a run of ``tree_version_id`` and its Root trigger (or find the keyed one)."""
-        run = rows.run_row(
-            tree_version_id=tree_version_id,
-            key=key,
-            source_id=source_id,
-            inputs=inputs,
-            source_data=source_data,
-            now=self.clock(),
-        )
+        """Write a run of the tree's current version and its Root trigger (or find the keyed one).
+
+        The version is the one current when the run is written, read in the same transaction
+        (TreeNotFound if the tree is unknown or inactive by then), so that a version another
+        process deployed, or an Inactive one it stored, is what this start sees.
+        """
+        now = self.clock()
 
         def write(connection: Connection) -> Trigger:
+            run = rows.run_row(
+                tree_version_id=self.current_version(connection, key).id,
+                key=key,
+                source_id=source_id,
+                inputs=inputs,
+                source_data=source_data,
+                now=now,
+            )
             trigger = insert_start(
                 connection,
                 run,

@@ -29,8 +29,6 @@ from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.settings import ServerSettings
 
-HEALTHY = b'{"status":"ok"}'
-
 
 def _version() -> str:
     try:
@@ -39,9 +37,18 @@ def _version() -> str:
         return "0"
 
 
-async def healthz() -> Response:
-    """Liveness: answers without authentication and without touching the database."""
-    return Response(HEALTHY, media_type="application/json")
+def health_body(engine: Engine) -> bytes:
+    """``/healthz``'s answer, made once: ``ok``, or ``degraded`` with the tree files refused.
+
+    A refused file does not stop the server (its other trees are served), so liveness stays
+    200; the body names the files so that a bad deploy shows where it is looked for. The
+    problems themselves are in the server's log and in ``treeflow validate``.
+    """
+    refused = sorted({problem.file for problem in engine.tree_problems})
+    body: dict[str, object] = {"status": "degraded" if refused else "ok"}
+    if refused:
+        body["trees"] = {"loaded": len(engine.trees), "refused": refused}
+    return formats.json_body(body).encode()
 
 
 def create_app(
@@ -114,6 +121,12 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, engine_error)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=error_map.response)
+    health = health_body(engine)
+
+    async def healthz() -> Response:
+        """Liveness: answers without authentication and without touching the database."""
+        return Response(health, media_type="application/json")
+
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness", tags=["health"])
     app.add_api_route(
         "/metrics",
@@ -134,4 +147,4 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "healthz"]
+__all__ = ["create_app", "health_body"]

@@ -188,23 +188,24 @@ class TreeCatalog:
         return tree
 
     def startable(self, key: TreeKey) -> tree_store.StoredVersion:
+        """The version a new run of ``key`` starts on, read now (see :meth:`current`)."""
+        with self.database.read() as connection:
+            return self.current(connection, key)
+
+    @staticmethod
+    def current(connection: Connection, key: TreeKey) -> tree_store.StoredVersion:
         """The version a new run of ``key`` starts on; TreeNotFound if none is, or it is inactive.
 
-        A tree loaded by another process sharing the database is found through its stored
-        versions, so any engine process can start any tree.
+        It is read from the database, in the caller's transaction, every time: another engine
+        process sharing the database may have deployed a version or made the tree Inactive since
+        this one loaded it, and a run must start on what is current, not on what this process
+        remembers. One indexed read (the key and version are a unique index).
         """
-        with self._lock:
-            known = self._current.get(key)
-        if known is not None:
-            stored = known[1]
-        else:
-            with self.database.read() as connection:
-                found = tree_store.latest_version(connection, key)
-            if found is None:
-                raise TreeNotFound(
-                    source_name=key.source_name, source_group=key.source_group, tree_name=key.name
-                )
-            stored = found
+        stored = tree_store.latest_version(connection, key)
+        if stored is None:
+            raise TreeNotFound(
+                source_name=key.source_name, source_group=key.source_group, tree_name=key.name
+            )
         if stored.status != "Active":
             raise TreeNotFound(
                 source_name=key.source_name,

@@ -3,14 +3,19 @@
 A tree alone is built by ``engine.tree.loader``; what needs all the files at once lives here:
 expanding directories into their YAML files, the routines every file may call (gathered from
 all of them first, so a caller may come before its routine), and the names no two files may
-share (a tree key, a routine id, a process name). One :class:`~engine.errors.TreeError` lists
-the problems of every file.
+share (a tree key, a routine id, a process name; the first file in path order keeps a name).
+
+:func:`read_tree_files` never raises for a bad file: it returns the trees that built and the
+problems of those that did not, so that one bad file in a folder of trees costs that file
+only (the engine serves the others and reports it). :func:`load_tree_files` is the strict form:
+one :class:`~engine.errors.TreeError` lists the problems of every file.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 
 from engine.errors import Problem, TreeError
@@ -56,14 +61,27 @@ def routines_in(paths: Iterable[str | os.PathLike[str]]) -> dict[str, RoutineSig
     return found
 
 
-def load_tree_files(
+@dataclass(frozen=True)
+class TreeFiles:
+    """What a folder of tree files gave: the trees that built, and every problem of the rest."""
+
+    trees: tuple[Tree, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def refused(self) -> tuple[str, ...]:
+        """The files that gave no tree, each once, in path order."""
+        return tuple(dict.fromkeys(problem.file for problem in self.problems))
+
+
+def read_tree_files(
     paths: Iterable[str | os.PathLike[str]],
     *,
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
-) -> list[Tree]:
-    """Load every tree under ``paths``; one TreeError lists the problems of all files.
+) -> TreeFiles:
+    """Build every tree under ``paths``; a file with a problem is left out and reported.
 
     The routines of all the files are known to every file (a caller may come before its
     routine), besides ``routines`` known already; two files may not provide one routine id.
@@ -86,7 +104,8 @@ def load_tree_files(
             other = provided[signature.definition_id]
             message = f"routine {signature.definition_id!r} is also provided by {other}"
             problems.append(Problem(file=str(file), message=message))
-        elif signature is not None:
+            continue
+        if signature is not None:
             provided[signature.definition_id] = str(file)
             known[signature.definition_id] = signature
         parsed_files.append((file, parsed))
@@ -114,9 +133,21 @@ def load_tree_files(
         if tree.process:
             processes[tree.process] = (tree.key, str(file))
         trees.append(tree)
-    if problems:
-        raise TreeError(problems=problems)
-    return trees
+    return TreeFiles(tuple(trees), tuple(problems))
 
 
-__all__ = ["load_tree_files", "routines_in", "tree_files"]
+def load_tree_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None = None,
+) -> list[Tree]:
+    """Load every tree under ``paths``, or raise one TreeError listing every file's problems."""
+    found = read_tree_files(paths, registry=registry, expressions=expressions, routines=routines)
+    if found.problems:
+        raise TreeError(problems=found.problems)
+    return list(found.trees)
+
+
+__all__ = ["TreeFiles", "load_tree_files", "read_tree_files", "routines_in", "tree_files"]
