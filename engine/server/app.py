@@ -113,7 +113,12 @@ def create_app(
     app.add_exception_handler(TreeflowError, engine_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, engine_error)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=error_map.response)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        body_seconds=settings.request_body_seconds,
+        render=error_map.response,
+    )
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness", tags=["health"])
     app.add_api_route(
         "/metrics",

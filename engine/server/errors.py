@@ -29,7 +29,7 @@ from starlette.responses import Response
 from engine import errors as e
 from engine.auth import errors as auth
 from engine.server import formats
-from engine.server.limits import BodyTooLarge
+from engine.server.limits import BodyTimeout, BodyTooLarge
 
 TRIGGER_PREFIX = "/kineticTask/rest/v1/Trigger/"
 TOKEN_PATH = "/token"  # noqa: S105  (a path, not a password)
@@ -69,6 +69,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.ProcessNotFound, ErrorRule(404)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),
+    (BodyTimeout, ErrorRule(408)),
     (auth.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
     (auth.MissingToken, ErrorRule(401, "invalid_client", None)),
     (auth.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
