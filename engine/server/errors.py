@@ -70,6 +70,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),
     (BodyTimeout, ErrorRule(408)),
+    (e.IdempotencyKeyReused, ErrorRule(422)),
     (auth.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
     (auth.MissingToken, ErrorRule(401, "invalid_client", None)),
     (auth.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
