@@ -208,6 +208,13 @@ class Engine:
                 if (stopping or threading.Event()).wait(outage.failed(exc)):
                     return None
 
+    @staticmethod
+    def is_database_error(exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a call of an engine, means its database could not be
+        reached (the connection refused, lost or invalidated), rather than a refusal of the call:
+        the call may be made again, with its idempotency key if it writes."""
+        return is_database_error(exc)
+
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: TreeSource) -> Tree:

@@ -133,6 +133,7 @@ def _version(body_version: int | None, if_match: str | None) -> int | None:
         404: _error("No process has that name"),
         408: _error("The body did not arrive in time; nothing was done"),
         413: _error("Request body over the size limit"),
+        503: _error("The database is unreachable: send it again later"),
     },
     openapi_extra={"parameters": [OPENAPI_HEADER]},
 )

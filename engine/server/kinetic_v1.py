@@ -78,6 +78,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     408: {"model": ErrorBody, "description": "The body did not arrive in time; nothing was done"},
     413: {"model": ErrorBody, "description": "Request body over the size limit"},
     422: {"model": ErrorBody, "description": "The Idempotency-Key was used for another request"},
+    503: {"model": ErrorBody, "description": "The database is unreachable: send it again later"},
 }
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 _RUN_TREE_BODY = {

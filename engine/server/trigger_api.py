@@ -69,6 +69,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     413: {"description": "Request body over the size limit"},
     422: {"description": "The Idempotency-Key was used for a different request"},
     500: {"description": "Server error"},
+    503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
 router = APIRouter(prefix=PREFIX, tags=["trigger API (seed)"])
