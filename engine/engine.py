@@ -45,6 +45,7 @@ from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
+MAX_FINGERPRINT = 128  # the column's size (engine.store.request_keys)
 
 
 class _HandlerGateway:
@@ -243,6 +244,13 @@ class Engine:
                 if (stopping or threading.Event()).wait(outage.failed(exc)):
                     return None
 
+    @staticmethod
+    def is_database_error(exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a call of an engine, means its database could not be
+        reached (the connection refused, lost or invalidated), rather than a refusal of the call:
+        the call may be made again, with its idempotency key if it writes."""
+        return is_database_error(exc)
+
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: TreeSource) -> Tree:
@@ -271,11 +279,16 @@ class Engine:
         idempotency_key: str | None = None,
         source_data: Mapping[str, Any] | None = None,
         created_by: str | None = None,
+        fingerprint: str | None = None,
     ) -> Trigger:
         """Accept a run of a tree: durable when this returns; nothing written if it raises.
 
         ``created_by`` is the id of the API user starting it, recorded with the run so that
-        users can later be limited to the runs they created.
+        users can later be limited to the runs they created. A repeat with an
+        ``idempotency_key`` returns the first call's trigger (even if the tree has since been
+        made inactive). ``fingerprint`` (up to 128 characters) says what a keyed call asks:
+        stored with the key, and a later call with the key but another fingerprint raises
+        IdempotencyKeyReused and writes nothing.
         """
         key = TreeKey(
             inputs.text("source_name", source_name),
@@ -285,8 +298,13 @@ class Engine:
         source_id = inputs.text("source_id", source_id, required=False)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        fingerprint = inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT)
         start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
+        if idempotency_key is not None:
+            earlier = self.intake.keyed(idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
         return self.intake.start(
             key=key,
             source_id=source_id,
@@ -296,6 +314,7 @@ class Engine:
             idempotency_key=idempotency_key,
             source_data=source_data,
             created_by=created_by,
+            fingerprint=fingerprint,
         )
 
     def create_deferred(
@@ -306,13 +325,19 @@ class Engine:
         results: str | bytes | None = None,
         message: str | None = None,
         idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> Trigger:
-        """Complete or update the deferred task ``token`` names (seed semantics)."""
+        """Complete or update the deferred task ``token`` names (seed semantics).
+
+        A repeat with an ``idempotency_key`` returns the first call's trigger, even once the
+        task is no longer deferred; ``fingerprint`` is as for :meth:`create_start`.
+        """
         if action not in DEFERRED_ACTIONS:
             raise BadAction(action=action, allowed=DEFERRED_ACTIONS)
         token = inputs.text("token", token, limit=128)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        fingerprint = inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT)
         parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
         return self.intake.deferred(
@@ -321,6 +346,7 @@ class Engine:
             raw_results=raw_results,
             message=message,
             idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
 
     def resolve_error(
@@ -398,11 +424,12 @@ class Engine:
         instance_id: str | None = None,
         created_by: str | None = None,
         idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> Instance:
         """Start an instance ``<process>-<n>`` of a process with fields set; durable on return.
 
         A repeat with an ``idempotency_key`` (createStart's, on the Root trigger) returns the
-        instance the first call created.
+        instance the first call created; ``fingerprint`` is as for :meth:`create_start`.
         """
         return self.instances.create(
             process,
@@ -411,6 +438,7 @@ class Engine:
             instance_id=instance_id,
             created_by=created_by,
             idempotency_key=idempotency_key,
+            fingerprint=inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT),
         )
 
     def get_instance(self, name: str, *, created_by: str | None = None) -> Instance:

@@ -233,6 +233,19 @@ class VersionConflict(TreeflowError):
         )
 
 
+class IdempotencyKeyReused(TreeflowError, ValueError):
+    """An idempotency key sent again with a different request: the first one's is kept, and
+    this one is refused with nothing written. ``name`` is what the caller calls the key."""
+
+    def __init__(self, *, key: str, name: str = "idempotency key") -> None:
+        self.key = key
+        self.name = name
+        super().__init__(
+            f"the {name} {key!r} was already used for a different request (another method, "
+            "path or body); a new request needs a new key"
+        )
+
+
 class IllegalTransition(TreeflowError):
     """A status change that the state machine does not allow (a bug, never user input)."""
 
@@ -312,6 +325,7 @@ __all__ = [
     "FieldNotSettable",
     "GraphvizNotFound",
     "HandlerContractError",
+    "IdempotencyKeyReused",
     "IllegalTransition",
     "InstanceNotFound",
     "KineticImportError",

@@ -6,6 +6,11 @@ SIGINT or SIGTERM stop it gracefully (exit status 0): uvicorn finishes the reque
 the app's lifespan stops the engine workers, which finish the trigger in hand and hand the rest
 back.
 
+Connections are bounded (``engine.server.connections``): idle ones are closed after
+``--keep-alive-seconds``, a request head must arrive within ``--request-head-seconds`` and a body
+within ``--request-body-seconds`` (``engine.server.limits``), and at ``--max-connections`` the
+oldest idle connection makes room for a new one.
+
 uvicorn's access log is off unless ``--access-log`` asks for it: formatting and writing a line
 per request costs the event loop about as much as answering ``/healthz`` does, and a proxy in
 front usually logs the requests already. Errors and start-up messages are logged either way.
@@ -76,6 +81,33 @@ It reads the password from standard input when that is not a terminal
     help="Largest request body accepted (default 4 MiB).",
 )
 @click.option(
+    "--keep-alive-seconds",
+    envvar="TREEFLOW_KEEP_ALIVE_SECONDS",
+    type=click.IntRange(1),
+    help="How long an idle connection is kept open after a response (default 5).",
+)
+@click.option(
+    "--request-head-seconds",
+    envvar="TREEFLOW_REQUEST_HEAD_SECONDS",
+    type=click.FloatRange(0, min_open=True),
+    help="How long a request's head (request line and headers) may take to arrive; the "
+    "connection is closed after that (default 10).",
+)
+@click.option(
+    "--request-body-seconds",
+    envvar="TREEFLOW_REQUEST_BODY_SECONDS",
+    type=click.FloatRange(0, min_open=True),
+    help="How long a request's whole body may take to arrive: 408 after that, and nothing "
+    "done (default 60).",
+)
+@click.option(
+    "--max-connections",
+    envvar="TREEFLOW_MAX_CONNECTIONS",
+    type=click.IntRange(1),
+    help="Most connections open at once; at the limit the oldest idle one is closed for a new "
+    "one (default: three quarters of the open-file limit).",
+)
+@click.option(
     "--access-log/--no-access-log",
     envvar="TREEFLOW_ACCESS_LOG",
     default=False,
@@ -97,6 +129,10 @@ def serve(
     token_seconds: int,
     token_cache_seconds: float,
     max_body_bytes: int | None,
+    keep_alive_seconds: int | None,
+    request_head_seconds: float | None,
+    request_body_seconds: float | None,
+    max_connections: int | None,
     public_url: str | None,
     access_log: bool,
     **processing: Any,
@@ -112,11 +148,23 @@ def serve(
 
         from engine.auth import Accounts
         from engine.server import ServerSettings, create_app
+        from engine.server.connections import (
+            ConnectionGuard,
+            default_max_connections,
+            guarded_protocol,
+        )
     except ModuleNotFoundError as exc:
         raise click.ClickException(
             f"{exc}: treeflow serve needs the server extra: pip install 'treeflow[server]'"
         ) from exc
-    options = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    given: dict[str, Any] = {  # those not given keep ServerSettings' defaults
+        "max_body_bytes": max_body_bytes,
+        "keep_alive_seconds": keep_alive_seconds,
+        "request_head_seconds": request_head_seconds,
+        "request_body_seconds": request_body_seconds,
+        "max_connections": max_connections,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
     try:
         settings = ServerSettings(
             host=host,
@@ -135,10 +183,17 @@ def serve(
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
         app = create_app(engine, settings)
+        guard = ConnectionGuard(
+            head_seconds=settings.request_head_seconds,
+            max_connections=settings.max_connections or default_max_connections(),
+        )
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            http=guarded_protocol(guard),
+            ws="none",  # no WebSocket routes: an Upgrade is answered as a plain request
+            timeout_keep_alive=settings.keep_alive_seconds,
             timeout_graceful_shutdown=int(settings.shutdown_seconds),
             log_level="info",
             access_log=access_log,

@@ -49,12 +49,11 @@ from engine.kianda.field_values import (
     default_field,
     stored_field,
 )
-from engine.processing.intake import insert_start
+from engine.processing.intake import insert_start, keyed_trigger_id
 from engine.records import TreeKey
 from engine.statuses import RunStatus
 from engine.store import instances as instance_store
 from engine.store import processes as process_store
-from engine.store import queue
 from engine.store.database import Database
 from engine.tree.catalog import TreeCatalog
 from engine.tree.fields import MAX_PROCESS_NAME
@@ -110,6 +109,7 @@ class InstanceBook:
         created_by: str | None = None,
         idempotency_key: str | None = None,
         source_data: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
     ) -> Instance:
         """Start an instance of ``process`` with ``fields`` set (the others at their defaults).
 
@@ -119,7 +119,9 @@ class InstanceBook:
 
         ``idempotency_key`` is createStart's: it is stored on the Root trigger, under the same
         unique index, so a repeat (or a concurrent call) with the key returns the instance the
-        first call created and creates nothing. ``source_data`` adds keys to the run's
+        first call created and creates nothing, even if the process has since been made
+        inactive; with a ``fingerprint`` (``engine.processing.intake``), a repeat that asks for
+        something else raises IdempotencyKeyReused. ``source_data`` adds keys to the run's
         ``source.data`` (``instance``, ``process`` and ``trigger_field`` are always the
         instance's own).
         """
@@ -132,6 +134,11 @@ class InstanceBook:
             )
         trigger_field = inputs.optional("TriggerField", trigger_field)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        if idempotency_key is not None:
+            with self.database.read() as connection:
+                earlier = self._keyed(connection, idempotency_key, fingerprint)
+            if earlier is not None:
+                return self._instance(self.catalog.for_version(earlier["tree_version_id"]), earlier)
         key, version_id, tree, given = self.prepare(process, fields, trigger_field=trigger_field)
         values = {spec.name: default_field(spec) for spec in tree.fields}
         values.update({item.name: stored_field(item) for item in given})
@@ -150,12 +157,13 @@ class InstanceBook:
                 },
                 created_by=created_by,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
                 now=self.clock(),
             )
 
         row, written = self.database.write_once(
             idempotency_key,
-            find=lambda connection: self._keyed(connection, idempotency_key),
+            find=lambda connection: self._keyed(connection, idempotency_key, fingerprint),
             write=write,
         )
         if not written:  # an earlier creation's: its tree is built outside the transaction
@@ -187,11 +195,11 @@ class InstanceBook:
         return key, stored.id, tree, given
 
     @staticmethod
-    def _keyed(connection: Connection, idempotency_key: str | None) -> Mapping[str, Any] | None:
+    def _keyed(
+        connection: Connection, idempotency_key: str | None, fingerprint: str | None
+    ) -> Mapping[str, Any] | None:
         """The instance an earlier creation with this key made, if there was one."""
-        if idempotency_key is None:
-            return None
-        existing = queue.find_by_idempotency_key(connection, idempotency_key)
+        existing = keyed_trigger_id(connection, idempotency_key, fingerprint)
         if existing is None:
             return None
         row = instance_store.read_instance_of_run(connection, existing[1])
@@ -214,6 +222,7 @@ class InstanceBook:
         source_data: Mapping[str, Any],
         created_by: str | None,
         idempotency_key: str | None,
+        fingerprint: str | None,
         now: float,
     ) -> dict[str, Any]:
         """Number the instance and write its run, Root trigger and row; the row as read."""
@@ -234,6 +243,7 @@ class InstanceBook:
             results=None,
             message=None,
             idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
         row = {
             "name": name,

@@ -5,7 +5,10 @@ API reads as what it accepts while how acceptance is made durable stays in one p
 is written in one transaction (a Root trigger with its run: :func:`insert_start`, which the
 instance API's creations go through too), a repeated idempotency key returns the trigger the first
 call was given (``Database.write_once``: a concurrent call with the same key loses the unique index
-and returns the winner's), and the workers are woken once the trigger is committed.
+and returns the winner's), and the workers are woken once the trigger is committed. A keyed call
+may carry a ``fingerprint`` of what it asks (``engine.store.request_keys``): stored with its
+trigger, and a later call with the key but another fingerprint is refused
+(``IdempotencyKeyReused``) instead of being answered with the first call's trigger.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from engine import rows
 from engine.errors import ErrorAlreadyResolved, TokenNotFound
 from engine.records import TreeKey, Trigger
 from engine.statuses import TriggerAction
-from engine.store import queue, resolutions
+from engine.store import queue, request_keys, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
 from engine.store.database import Database
@@ -36,13 +39,15 @@ def insert_start(
     results: str | None,
     message: str | None,
     idempotency_key: str | None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Insert ``run`` (``engine.rows.run_row``), who created it, and its Root trigger.
 
     Both ``Engine.create_start`` and the instance API accept runs through here, so a run started
-    either way is the same rows: a Staged run, the user who created it (when one did) and a New
-    Root trigger due at the run's ``created_at``. Returns the trigger's row, with its ``id``;
-    durable when the caller's transaction commits.
+    either way is the same rows: a Staged run, the user who created it (when one did), a New
+    Root trigger due at the run's ``created_at`` and, for a keyed call with a ``fingerprint``,
+    what the call was. Returns the trigger's row, with its ``id``; durable when the caller's
+    transaction commits.
     """
     run_id = run_store.insert_run(connection, run)
     if created_by is not None:
@@ -56,14 +61,44 @@ def insert_start(
         idempotency_key=idempotency_key,
     )
     trigger["id"] = run_store.insert_trigger(connection, trigger)
+    _record_fingerprint(connection, trigger, fingerprint)
     return trigger
 
 
-def _keyed_trigger(idempotency_key: str | None) -> Callable[[Connection], Trigger | None]:
+def _record_fingerprint(
+    connection: Connection, trigger: Mapping[str, Any], fingerprint: str | None
+) -> None:
+    key = trigger["idempotency_key"]
+    if key is not None and fingerprint is not None:
+        request_keys.record(
+            connection,
+            key=key,
+            fingerprint=fingerprint,
+            trigger_id=trigger["id"],
+            now=trigger["created_at"],
+        )
+
+
+def keyed_trigger_id(
+    connection: Connection, idempotency_key: str | None, fingerprint: str | None
+) -> tuple[int, int] | None:
+    """(trigger id, run id) of what an earlier call with the key wrote, if one did; refused
+    (``IdempotencyKeyReused``) when that call's fingerprint was another."""
+    if idempotency_key is None:
+        return None
+    existing = queue.find_by_idempotency_key(connection, idempotency_key)
+    if existing is not None and fingerprint is not None:
+        request_keys.check(connection, key=idempotency_key, fingerprint=fingerprint)
+    return existing
+
+
+def _keyed_trigger(
+    idempotency_key: str | None, fingerprint: str | None
+) -> Callable[[Connection], Trigger | None]:
     """What an earlier call with ``idempotency_key`` was given: its trigger, if there is one."""
 
     def find(connection: Connection) -> Trigger | None:
-        existing = queue.find_by_idempotency_key(connection, idempotency_key or "")
+        existing = keyed_trigger_id(connection, idempotency_key, fingerprint)
         return None if existing is None else run_store.read_trigger(connection, existing[0])
 
     return find
@@ -79,6 +114,12 @@ class TriggerIntake:
     # The version a new run of a tree starts on, read in the start's own transaction.
     current_version: Callable[[Connection, TreeKey], StoredVersion]
 
+    def keyed(self, idempotency_key: str, fingerprint: str | None) -> Trigger | None:
+        """The trigger an earlier call with the key was given, read before any check: a repeat
+        is answered as the first call was even when the tree has since been made inactive."""
+        with self.database.read() as connection:
+            return _keyed_trigger(idempotency_key, fingerprint)(connection)
+
     def start(
         self,
         *,
@@ -90,6 +131,7 @@ class TriggerIntake:
         idempotency_key: str | None,
         source_data: Mapping[str, Any] | None,
         created_by: str | None,
+        fingerprint: str | None = None,
     ) -> Trigger:
         """Write a run of the tree's current version and its Root trigger (or find the keyed one).
 
@@ -115,11 +157,12 @@ class TriggerIntake:
                 results=raw_results,
                 message=message,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
             )
             return run_store.trigger_record(trigger)
 
         trigger, written = self.database.write_once(
-            idempotency_key, find=_keyed_trigger(idempotency_key), write=write
+            idempotency_key, find=_keyed_trigger(idempotency_key, fingerprint), write=write
         )
         if written:
             self.wake()
@@ -133,6 +176,7 @@ class TriggerIntake:
         raw_results: str | None,
         message: str | None,
         idempotency_key: str | None,
+        fingerprint: str | None = None,
     ) -> Trigger:
         """Write a Complete or Update trigger for the task ``token`` names, reserving it."""
         now = self.clock()
@@ -154,10 +198,11 @@ class TriggerIntake:
                 idempotency_key=idempotency_key,
             )
             trigger["id"] = run_store.insert_trigger(connection, trigger)
+            _record_fingerprint(connection, trigger, fingerprint)
             return run_store.trigger_record(trigger)
 
         trigger, written = self.database.write_once(
-            idempotency_key, find=_keyed_trigger(idempotency_key), write=write
+            idempotency_key, find=_keyed_trigger(idempotency_key, fingerprint), write=write
         )
         if written:
             self.wake()
@@ -183,4 +228,4 @@ class TriggerIntake:
         return run_store.trigger_record(trigger)
 
 
-__all__ = ["TriggerIntake", "insert_start"]
+__all__ = ["TriggerIntake", "insert_start", "keyed_trigger_id"]

@@ -24,7 +24,7 @@ from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, kinetic_v1, tasks, trigger_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
-from engine.server.errors import TRIGGER_PREFIX, ErrorMap
+from engine.server.errors import DATABASE_ERRORS, TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.settings import ServerSettings
@@ -118,9 +118,16 @@ def create_app(
         )
 
     app.add_exception_handler(TreeflowError, engine_error)
+    for database_error in DATABASE_ERRORS:  # 503 when unreachable, without a traceback
+        app.add_exception_handler(database_error, engine_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, engine_error)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, render=error_map.response)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        body_seconds=settings.request_body_seconds,
+        render=error_map.response,
+    )
     health = health_body(engine)
 
     async def healthz() -> Response:

@@ -12,8 +12,11 @@ response in the calling API's dialect:
 
 401 and 403 carry ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 says (no error code when
 no token was sent; ``invalid_token`` or ``insufficient_scope`` otherwise), and 429 a
-``Retry-After``. An error nobody planned for is logged with a reference and answered 500
-without its details.
+``Retry-After``. A database that cannot be reached (the errors a connection lost, refused or
+invalidated raises: ``Engine.is_database_error``) is answered 503 with ``Retry-After``, in the same
+dialect, and logged in one line without a traceback: the request can be sent again (with an
+``Idempotency-Key`` where it writes; the write may have committed before the connection went).
+An error nobody planned for is logged with a reference and answered 500 without its details.
 """
 
 from __future__ import annotations
@@ -23,19 +26,35 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
 from engine import errors as e
 from engine.auth import errors as auth
+from engine.engine import Engine
 from engine.server import formats
-from engine.server.limits import BodyTooLarge
+from engine.server.limits import BodyTimeout, BodyTooLarge
 
 TRIGGER_PREFIX = "/kineticTask/rest/v1/Trigger/"
 TOKEN_PATH = "/token"  # noqa: S105  (a path, not a password)
 REALM = "treeflow"
 JSON_TYPE = "application/json"
+RETRY_AFTER_SECONDS = 1  # after a 503: the pool reconnects on the next request that checks out
+# What the app hands to this map besides TreeflowError (app.py registers them): a database
+# error must not reach Starlette's last-resort handler, which answers and then re-raises it.
+DATABASE_ERRORS = (sa.exc.SQLAlchemyError,)
 logger = logging.getLogger("treeflow.server")
+
+
+class DatabaseUnavailable(e.TreeflowError):
+    """The database could not be reached while answering; nothing the request did is known to
+    have failed or succeeded, and it may be sent again."""
+
+    def __init__(self, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        self.retry_after = retry_after
+        unit = "second" if retry_after == 1 else "seconds"
+        super().__init__(f"The database is unavailable; try again in {retry_after} {unit}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,9 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.ProcessNotFound, ErrorRule(404)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),
+    (BodyTimeout, ErrorRule(408)),
+    (e.IdempotencyKeyReused, ErrorRule(422)),
+    (DatabaseUnavailable, ErrorRule(503, "temporarily_unavailable")),
     (auth.AuthError, ErrorRule(401, "invalid_client", "invalid_token")),
     (auth.MissingToken, ErrorRule(401, "invalid_client", None)),
     (auth.InvalidToken, ErrorRule(401, "invalid_client", "invalid_token")),
@@ -96,6 +118,14 @@ class ErrorMap:
 
     def response(self, request: Request, error: BaseException) -> Response:
         """The response for ``error`` in the dialect of the API ``request`` called."""
+        if Engine.is_database_error(error):
+            logger.warning(
+                "the database is unreachable: answered %s %s with 503 (%s)",
+                request.method,
+                request.url.path,
+                _cause(error),
+            )
+            error = DatabaseUnavailable()
         rule = self.rule_for(error)
         if isinstance(error, e.TreeflowError):
             message = str(error)
@@ -146,9 +176,24 @@ def _headers(rule: ErrorRule, error: BaseException) -> dict[str, str]:
             challenge += f', error="{rule.bearer_error}"'
             challenge += f', error_description="{_description(str(error))}"'
         headers["WWW-Authenticate"] = challenge
-    if isinstance(error, auth.TooManyFailures):
+    if isinstance(error, auth.TooManyFailures | DatabaseUnavailable):
         headers["Retry-After"] = str(error.retry_after)
     return headers
 
 
-__all__ = ["RULES", "TOKEN_PATH", "TRIGGER_PREFIX", "ErrorMap", "ErrorRule"]
+def _cause(error: BaseException) -> str:
+    """The first line of what the driver said (the SQL and parameters are left out)."""
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+__all__ = [
+    "DATABASE_ERRORS",
+    "RULES",
+    "TOKEN_PATH",
+    "TRIGGER_PREFIX",
+    "DatabaseUnavailable",
+    "ErrorMap",
+    "ErrorRule",
+]

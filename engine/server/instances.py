@@ -4,7 +4,9 @@ replace or patch its fields with optimistic concurrency.
 - ``POST /api/instances/create`` ``{"processName", "instanceID"?, "TriggerField"?,
   "FieldsMappings": [{"fieldname", "text"?, "value"}]}`` -> ``{"success": true, "instanceID":
   "<process>-<n>"}``: the instance's run is accepted (a Root trigger, counted in ``/metrics``
-  as accepted), and processed by the engine's workers.
+  as accepted), and processed by the engine's workers. It takes ``Idempotency-Key``
+  (``engine.server.idempotency``): sent again with it, the creation answers the instance the
+  first call created.
 - ``GET /api/instances/{name}`` -> ``instanceID``, ``processName``, ``status``, ``version``,
   ``fields`` (each ``name``, ``text``, ``value``), with an ``ETag`` of the version.
 - ``GET /api/instances/{name}/fields?names=a,b`` -> those fields, in that order (all of them
@@ -35,6 +37,13 @@ from starlette.responses import Response
 from engine.auth import User
 from engine.errors import BadRequest, VersionRequired
 from engine.server.auth import AnyUser
+from engine.server.idempotency import (
+    OPENAPI_HEADER,
+    fingerprint,
+    keyed_call,
+    request_key,
+    stored_key,
+)
 from engine.server.kianda_models import (
     MAX_VERSION,
     CreatedOut,
@@ -122,11 +131,16 @@ def _version(body_version: int | None, if_match: str | None) -> int | None:
     response_model=CreatedOut,
     responses={
         404: _error("No process has that name"),
+        408: _error("The body did not arrive in time; nothing was done"),
         413: _error("Request body over the size limit"),
+        503: _error("The database is unreachable: send it again later"),
     },
+    openapi_extra={"parameters": [OPENAPI_HEADER]},
 )
 async def create_instance(request: Request, user: AnyUser, body: CreateInstanceIn) -> CreatedOut:
-    instance = await run_in_threadpool(
+    key = request_key(request, user, body.model_dump(mode="json"))
+    instance = await keyed_call(
+        key,
         partial(
             app_engine(request).create_instance,
             body.processName,
@@ -134,7 +148,9 @@ async def create_instance(request: Request, user: AnyUser, body: CreateInstanceI
             trigger_field=body.TriggerField,
             instance_id=body.instanceID,
             created_by=user.id,
-        )
+            idempotency_key=stored_key(key),
+            fingerprint=fingerprint(key),
+        ),
     )
     request.app.state.metrics.accepted.labels("Root").inc()
     return CreatedOut(success=True, instanceID=instance.name)

@@ -10,7 +10,9 @@
   XML string. Answers 200 ``{"message": ...}``. The token alone names the task; ``{source}``
   is part of Kinetic's URL and is not checked against the run's source.
 
-A bearer token is required (any signed-in user); errors come through the app's one error map
+All three take ``Idempotency-Key`` (``engine.server.idempotency``): sent again with it, a call
+is answered as the first was and writes nothing more. A bearer token is required (any
+signed-in user); errors come through the app's one error map
 as ``{"status", "message"}`` JSON, 400 for bad input, an unknown tree or an unknown token, as
 Kinetic Task 4 answers a bad call with a 400-series status and the exception's message.
 """
@@ -24,16 +26,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.results_xml import write_results
 from engine.server import formats
 from engine.server.auth import AnyUser
 from engine.server.forms import urlencoded_pairs
+from engine.server.idempotency import (
+    OPENAPI_HEADER,
+    fingerprint,
+    keyed_call,
+    request_key,
+    stored_key,
+)
 from engine.server.read_models import ErrorBody
 
 PREFIX = "/app/api/v1"
@@ -66,10 +75,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad body, unknown tree or unknown token"},
     401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
     404: {"model": ErrorBody, "description": "No such route (e.g. a path parameter holding /)"},
+    408: {"model": ErrorBody, "description": "The body did not arrive in time; nothing was done"},
     413: {"model": ErrorBody, "description": "Request body over the size limit"},
+    422: {"model": ErrorBody, "description": "The Idempotency-Key was used for another request"},
+    503: {"model": ErrorBody, "description": "The database is unreachable: send it again later"},
 }
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 _RUN_TREE_BODY = {
+    "parameters": [OPENAPI_HEADER],
     "requestBody": {
         "required": False,
         "description": "source data: name/value pairs as JSON or form fields",
@@ -77,9 +90,10 @@ _RUN_TREE_BODY = {
             "application/json": {"schema": _ANY_OBJECT},
             FORM_TYPE: {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
         },
-    }
+    },
 }
 _DEFERRED_BODY = {
+    "parameters": [OPENAPI_HEADER],
     "requestBody": {
         "required": True,
         "content": {
@@ -101,7 +115,7 @@ _DEFERRED_BODY = {
                 }
             }
         },
-    }
+    },
 }
 
 router = APIRouter(prefix=PREFIX, tags=["Kinetic Task 4 API v1"], responses=_ERRORS)
@@ -191,7 +205,7 @@ def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
     raise BadRequest(field=name, reason="must be a string")
 
 
-async def _deferred(request: Request, action: str) -> str:
+async def _deferred(request: Request, user: User, action: str) -> str:
     body = _json_object(await request.body())
     unknown = sorted(set(body) - set(DEFERRED_FIELDS))
     if unknown:
@@ -203,14 +217,18 @@ async def _deferred(request: Request, action: str) -> str:
     if not isinstance(token, str):
         raise BadRequest(field="token", reason="must be a string")
     engine: Engine = request.app.state.engine
-    trigger = await run_in_threadpool(
+    key = request_key(request, user, body)
+    trigger = await keyed_call(
+        key,
         partial(
             engine.create_deferred,
             token=token,
             action=action,
             results=results_document(body.get("results")),
             message=_optional_text(body, "message"),
-        )
+            idempotency_key=stored_key(key),
+            fingerprint=fingerprint(key),
+        ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     return token
@@ -233,7 +251,9 @@ async def run_tree(
 ) -> Response:
     data = await _source_data(request)
     engine: Engine = request.app.state.engine
-    trigger = await run_in_threadpool(
+    key = request_key(request, user, data)
+    trigger = await keyed_call(
+        key,
         partial(
             engine.create_start,
             source_name=source,
@@ -242,7 +262,9 @@ async def run_tree(
             source_id=source_id,
             source_data=data,
             created_by=user.id,
-        )
+            idempotency_key=stored_key(key),
+            fingerprint=fingerprint(key),
+        ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     run = RunOut(
@@ -266,7 +288,7 @@ async def run_tree(
     response_class=Response,
 )
 async def complete_deferred_task(request: Request, user: AnyUser, source: str) -> Response:
-    token = await _deferred(request, "Complete")
+    token = await _deferred(request, user, "Complete")
     return _answer(MessageAnswer(message=f"Completed the deferred task with token {token}."))
 
 
@@ -278,7 +300,7 @@ async def complete_deferred_task(request: Request, user: AnyUser, source: str) -
     response_class=Response,
 )
 async def update_deferred_task(request: Request, user: AnyUser, source: str) -> Response:
-    token = await _deferred(request, "Update")
+    token = await _deferred(request, user, "Update")
     return _answer(MessageAnswer(message=f"Updated the deferred task with token {token}."))
 
 

@@ -17,6 +17,12 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_PAGE = 500
 # Short beside a token's 299 s; long enough that a busy client's token is read once a period.
 DEFAULT_TOKEN_CACHE_SECONDS = 2.0
+# Connections (engine.server.connections, engine.server.limits): an idle connection is kept for
+# uvicorn's own default; a request head, sent in one packet by any real client, gets ten seconds;
+# a whole body (up to 4 MiB) a minute, about 70 KB/s at the cap.
+DEFAULT_KEEP_ALIVE_SECONDS = 5
+DEFAULT_REQUEST_HEAD_SECONDS = 10.0
+DEFAULT_REQUEST_BODY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,14 @@ class ServerSettings:
     ``token_cache_seconds``: how long a verified bearer token is remembered in this process
     (0: read the database on every request); a user rotated or disabled by another process,
     such as ``treeflow users``, can go on calling this server for up to that long.
+
+    Connections: ``keep_alive_seconds`` is how long a connection may sit idle after a response;
+    ``request_head_seconds`` how long a request head (request line and headers) may take to
+    arrive, from the connection's opening or the first byte of a later request;
+    ``request_body_seconds`` how long the whole body may take once the route starts reading it
+    (408 after that, nothing done). ``max_connections`` caps open connections: at the cap an
+    idle one is closed for each new one (None: three quarters of the open-file limit, see
+    :func:`engine.server.connections.default_max_connections`).
     """
 
     host: str = DEFAULT_HOST
@@ -45,11 +59,20 @@ class ServerSettings:
     failures_per_address: int = 20
     failure_window: float = 900.0
     shutdown_seconds: float = 30.0  # for the engine to finish the triggers in hand
+    keep_alive_seconds: int = DEFAULT_KEEP_ALIVE_SECONDS
+    request_head_seconds: float = DEFAULT_REQUEST_HEAD_SECONDS
+    request_body_seconds: float = DEFAULT_REQUEST_BODY_SECONDS
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("token_seconds", "max_body_bytes", "max_page_size"):
+        for name in ("token_seconds", "max_body_bytes", "max_page_size", "keep_alive_seconds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("request_head_seconds", "request_body_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, not {getattr(self, name)}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {self.max_connections}")
         for name in ("workers", "token_cache_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")

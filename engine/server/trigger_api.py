@@ -5,6 +5,9 @@ Each call is a form-encoded translation of :meth:`Engine.create_start` /
 map as a 400 in the caller's format, and nothing is written. Either role may call them; the
 caller's user id is recorded as the creator of the runs it starts.
 
+Both take ``Idempotency-Key`` (``engine.server.idempotency``): a call sent again with it is
+answered with the first call's trigger and writes nothing more.
+
 The seed's simulation headers are honoured after authentication (a simulated call is still a
 call, and a missing token is still answered 401): ``X-Simulate-Success: ID`` answers a success
 naming ``ID``; ``X-Simulate-Error: API | AUTHORIZATION | SERVER`` answers 400, 401 or 500. The
@@ -16,7 +19,6 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +28,13 @@ from engine.server import formats
 from engine.server.auth import AnyUser
 from engine.server.errors import REALM
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
+from engine.server.idempotency import (
+    OPENAPI_HEADER,
+    fingerprint,
+    keyed_call,
+    request_key,
+    stored_key,
+)
 from engine.server.settings import ServerSettings
 
 PREFIX = "/kineticTask/rest/v1/Trigger"
@@ -56,8 +65,11 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     },
     400: {"description": "Bad request; X-Error-Message says what was wrong"},
     401: {"description": "Security token not provided or not valid"},
+    408: {"description": "The request body did not arrive in time; nothing was done"},
     413: {"description": "Request body over the size limit"},
+    422: {"description": "The Idempotency-Key was used for a different request"},
     500: {"description": "Server error"},
+    503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
 router = APIRouter(prefix=PREFIX, tags=["trigger API (seed)"])
@@ -89,10 +101,14 @@ def _context(request: Request) -> tuple[Engine, ServerSettings]:
     return request.app.state.engine, request.app.state.settings
 
 
+def _openapi(spec: FormSpec) -> dict[str, object]:
+    return {**openapi_form(spec, _DESCRIPTIONS), "parameters": [OPENAPI_HEADER]}
+
+
 @router.post(
     "/createStart",
     summary="Start a tree (the seed's createStart)",
-    openapi_extra=openapi_form(START_FORM, _DESCRIPTIONS),
+    openapi_extra=_openapi(START_FORM),
     responses=_RESPONSES,
     response_class=Response,
 )
@@ -102,7 +118,9 @@ async def create_start(request: Request, user: AnyUser) -> Response:
         return simulated
     engine, settings = _context(request)
     fields = await read_form(request, START_FORM, max_bytes=settings.max_body_bytes)
-    trigger = await run_in_threadpool(
+    key = request_key(request, user, fields)
+    trigger = await keyed_call(
+        key,
         partial(
             engine.create_start,
             source_name=fields["source_name"],
@@ -112,7 +130,9 @@ async def create_start(request: Request, user: AnyUser) -> Response:
             results=optional(fields, "results"),
             message=optional(fields, "message"),
             created_by=user.id,
-        )
+            idempotency_key=stored_key(key),
+            fingerprint=fingerprint(key),
+        ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
@@ -121,7 +141,7 @@ async def create_start(request: Request, user: AnyUser) -> Response:
 @router.post(
     "/createDeferred",
     summary="Complete or update a deferred task (the seed's createDeferred)",
-    openapi_extra=openapi_form(DEFERRED_FORM, _DESCRIPTIONS),
+    openapi_extra=_openapi(DEFERRED_FORM),
     responses=_RESPONSES,
     response_class=Response,
 )
@@ -131,14 +151,18 @@ async def create_deferred(request: Request, user: AnyUser) -> Response:
         return simulated
     engine, settings = _context(request)
     fields = await read_form(request, DEFERRED_FORM, max_bytes=settings.max_body_bytes)
-    trigger = await run_in_threadpool(
+    key = request_key(request, user, fields)
+    trigger = await keyed_call(
+        key,
         partial(
             engine.create_deferred,
             token=fields["token"],
             action=fields["action"],
             results=optional(fields, "results"),
             message=optional(fields, "message"),
-        )
+            idempotency_key=stored_key(key),
+            fingerprint=fingerprint(key),
+        ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()
     return formats.success(formats.choose_format(request.headers), str(trigger.id))

@@ -27,6 +27,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from engine.store import instance_tables as _instance_tables  # noqa: F401  (registers them)
+from engine.store import request_keys as _request_keys  # noqa: F401  (registers its table)
 from engine.store import schedules as _schedules  # noqa: F401  (registers its tables)
 from engine.store import tables as _tables  # noqa: F401  (registers the tables)
 from engine.store.bulk import dumps
