@@ -6,9 +6,11 @@ not here; everything the HTTP layer itself decides is.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from engine.auth import DEFAULT_TOKEN_SECONDS, SignInPolicy
+from engine.auth.hash_slots import DEFAULT_HASH_CONCURRENCY, DEFAULT_HASH_WAIT_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -17,6 +19,10 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_PAGE = 500
 # Short beside a token's 299 s; long enough that a busy client's token is read once a period.
 DEFAULT_TOKEN_CACHE_SECONDS = 2.0
+# A request line and headers (the "head"): 64 KiB is four times what a browser sends with its
+# cookies, and 100 header fields are Apache's LimitRequestFields.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_HEADERS = 100
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,15 @@ class ServerSettings:
     ``token_cache_seconds``: how long a verified bearer token is remembered in this process
     (0: read the database on every request); a user rotated or disabled by another process,
     such as ``treeflow users``, can go on calling this server for up to that long.
+
+    ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+    believed (addresses, networks such as ``10.0.0.0/8``, or ``*``); by default none, so the
+    client address, which the sign-in throttle counts by, is the connection's.
+    ``public_metrics``: ``/metrics`` and ``/docs`` answer without a token.
+    ``hash_concurrency`` and ``hash_wait_seconds``: how many passwords are checked at once, and
+    how long a sign-in waits for its turn before a 503 (:mod:`engine.auth.hash_slots`).
+    ``max_header_bytes`` and ``max_headers``: the largest request head (request line and
+    headers) and the most header fields a request may have; beyond them, 431.
     """
 
     host: str = DEFAULT_HOST
@@ -45,14 +60,35 @@ class ServerSettings:
     failures_per_address: int = 20
     failure_window: float = 900.0
     shutdown_seconds: float = 30.0  # for the engine to finish the triggers in hand
+    forwarded_allow_ips: tuple[str, ...] = ()
+    public_metrics: bool = False
+    hash_concurrency: int = DEFAULT_HASH_CONCURRENCY
+    hash_wait_seconds: float = DEFAULT_HASH_WAIT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
 
     def __post_init__(self) -> None:
-        for name in ("token_seconds", "max_body_bytes", "max_page_size"):
+        for name in (
+            "token_seconds",
+            "max_body_bytes",
+            "max_page_size",
+            "hash_concurrency",
+            "max_header_bytes",
+            "max_headers",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("workers", "token_cache_seconds"):
+        for name in ("workers", "token_cache_seconds", "hash_wait_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
+        for proxy in self.forwarded_allow_ips:
+            if proxy != "*":
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"forwarded_allow_ips: {proxy!r} is not an IP address, a network or *"
+                    ) from None
 
     @property
     def sign_in_policy(self) -> SignInPolicy:
@@ -64,4 +100,11 @@ class ServerSettings:
         )
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "ServerSettings"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_PORT",
+    "ServerSettings",
+]
