@@ -7,11 +7,14 @@ Fields Too Large** and close the connection once a head (request line and header
 ``max_header_bytes`` or has more than ``max_headers`` fields, so a request holds at most the
 cap plus one read from the socket, never what the client chooses to send.
 
-For httptools the bytes are counted as they are received while a head is incomplete (a read
-in which a head or a message ends is not counted, so a head within the cap is never refused,
-whatever else shares its reads); for h11 its
-own bound is set to the cap and its "buffer too long" error answered as 431. Either counts the
-fields as they are parsed.
+For httptools the parsed head is measured as its parts arrive (the target, then each field's
+name and value), and the bytes received while a head is incomplete are counted too, since the
+parser holds a field it has not finished; a read in which a head or a message ends is not
+counted that way, so a head within the cap is never refused, whatever shares its reads. For
+h11 its
+own bound is set to the cap (it holds no more of a head in progress) and its "buffer too long"
+error answered as 431, and a head that arrived whole is measured when parsed. Both count the
+fields.
 
 :func:`uvicorn_options` also decides whether proxy headers are believed: only from the
 addresses in ``forwarded_allow_ips`` (uvicorn alone would trust loopback, so anyone on the
@@ -77,6 +80,7 @@ def httptools_protocol(max_bytes: int, max_headers: int) -> type[asyncio.Protoco
             self.in_head = True  # between requests, the next head is what arrives
             self.boundaries = 0  # heads and messages completed on this connection
             self.fields = 0
+            self.parsed = 0  # bytes of the current head's target and fields
             self.refused = False
 
         def data_received(self, data: bytes) -> None:
@@ -103,12 +107,24 @@ def httptools_protocol(max_bytes: int, max_headers: int) -> type[asyncio.Protoco
 
         def on_message_begin(self) -> None:
             self.fields = 0
+            self.parsed = 0
             super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self.parsed += len(url)
+            if self.parsed > max_bytes:
+                self.refuse(_too_large(max_bytes))
+                raise HeadTooLarge
+            super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
             self.fields += 1
+            self.parsed += len(name) + len(value) + 4  # ": " and CRLF
             if self.fields > max_headers:
                 self.refuse(_too_many(max_headers))
+                raise HeadTooLarge
+            if self.parsed > max_bytes:
+                self.refuse(_too_large(max_bytes))
                 raise HeadTooLarge
             super().on_header(name, value)
 
@@ -139,9 +155,14 @@ def h11_protocol(max_bytes: int, max_headers: int) -> type[asyncio.Protocol]:
                 if exc.error_status_hint == 431:
                     self.refusal = _too_large(max_bytes)
                 raise
-            if isinstance(event, h11.Request) and len(event.headers) > max_headers:
-                self.refusal = _too_many(max_headers)
-                raise h11.RemoteProtocolError(self.refusal, error_status_hint=431)
+            if isinstance(event, h11.Request):
+                size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
+                if len(event.headers) > max_headers:
+                    self.refusal = _too_many(max_headers)
+                elif size > max_bytes:  # a head that arrived whole is not h11's "incomplete"
+                    self.refusal = _too_large(max_bytes)
+                if self.refusal is not None:
+                    raise h11.RemoteProtocolError(self.refusal, error_status_hint=431)
             return event
 
     class CappedH11Protocol(H11Protocol):
