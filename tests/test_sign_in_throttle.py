@@ -26,7 +26,7 @@ from engine.store.tables import sign_in_failures
 
 from .conftest import TREES
 from .live_server import CHEAP_PASSWORDS, PASSWORD, CountingPasswords, live_server
-from .support import TREEFLOW, _environment, race, run_treeflow, wait_for
+from .support import TREEFLOW, _environment, run_treeflow, wait_for
 from .test_serve_cli import free_port
 
 
@@ -51,14 +51,26 @@ def stored_keys(engine: Engine) -> list[str]:
 
 
 def test_parallel_wrong_sign_ins_check_no_more_passwords_than_the_limit(engine: Engine) -> None:
-    passwords = CountingPasswords()
+    passwords = CountingPasswords(hold=True)  # every check waits until the test lets it go
     with live_server(engine, settings(hash_concurrency=16), passwords=passwords) as live:
         live.add_user("ada")
+        statuses: list[int] = []
 
-        outcomes = race(16, lambda: sign_in(live.url, "ada", "not the password").status_code)
+        def guess() -> None:
+            statuses.append(sign_in(live.url, "ada", "not the password").status_code)
 
-    assert passwords.calls == 5
-    assert sorted(outcomes) == [400] * 5 + [429] * 11  # type: ignore[type-var]
+        guessers = [threading.Thread(target=guess) for _ in range(16)]
+        for guesser in guessers:
+            guesser.start()
+        # Every guess is now either refused or inside a password check, held there.
+        wait_for(lambda: len(statuses) + passwords.in_flight == 16)
+        checked = passwords.calls
+        passwords.let_through(16)
+        for guesser in guessers:
+            guesser.join()
+
+    assert checked == passwords.calls == 5
+    assert sorted(statuses) == [400] * 5 + [429] * 11
 
 
 def test_a_success_forgets_the_users_failures_but_not_the_addresss(engine: Engine) -> None:
