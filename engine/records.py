@@ -202,6 +202,15 @@ class StoredUser:
 
 
 @dataclass(frozen=True)
+class SignInAttempts:
+    """The recent sign-in attempts of one throttled key: failed ones, and ones being checked."""
+
+    key: str
+    failures: tuple[float, ...]
+    pending: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class StoredToken:
     """A token joined with its user: everything a request's authentication looks at."""
 
@@ -229,6 +238,7 @@ __all__ = [
     "RunError",
     "RunLink",
     "Schedule",
+    "SignInAttempts",
     "StoredToken",
     "StoredUser",
     "Task",

@@ -23,6 +23,8 @@ from argon2 import PasswordHasher
 from engine import Engine
 from engine.auth import Accounts, Passwords
 from engine.server import ServerSettings, create_app
+from engine.server.protocols import uvicorn_options
+from engine.store.tables import sign_in_failures
 
 from .conftest import TREES, postgres_schema_url
 
@@ -31,6 +33,37 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # Still Argon2id, at a cost a test suite can pay a hundred times (the CLI tests use the default).
 CHEAP_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 FORM = "application/x-www-form-urlencoded"
+
+
+class CountingPasswords(Passwords):
+    """The cheap hasher, counting password checks: how many, how many at once at most, and
+    (with ``hold``) keeping each check waiting until the test lets one through."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        super().__init__(CHEAP_PASSWORDS.hasher)
+        self.calls = 0
+        self.in_flight = 0
+        self.peak = 0
+        self.hold = hold
+        self.permits = threading.Semaphore(0)
+        self._lock = threading.Lock()
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            if self.hold and not self.permits.acquire(timeout=60):
+                raise RuntimeError("the test never let this password check through")
+            return super().verify(password_hash, password)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def let_through(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.permits.release()
 
 
 class Clock:
@@ -71,15 +104,30 @@ class Live:
 
 
 @contextmanager
-def live_server(engine: Engine, settings: ServerSettings | None = None) -> Iterator[Live]:
-    """Serve ``engine`` until the block ends; the app's lifespan runs as under ``serve``."""
+def live_server(
+    engine: Engine,
+    settings: ServerSettings | None = None,
+    *,
+    http: str = "auto",
+    passwords: Passwords = CHEAP_PASSWORDS,
+) -> Iterator[Live]:
+    """Serve ``engine`` until the block ends; the app's lifespan runs as under ``serve``, and
+    uvicorn is configured as ``serve`` configures it (``http`` picks its HTTP parser)."""
     settings = settings or ServerSettings(workers=0)
     clock = Clock()
-    app = create_app(engine, settings, clock=clock, passwords=CHEAP_PASSWORDS)
+    with engine.database.write() as connection:  # failures counted by earlier servers' clocks
+        connection.execute(sign_in_failures.delete())
+    app = create_app(engine, settings, clock=clock, passwords=passwords)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        **uvicorn_options(settings, http=http),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

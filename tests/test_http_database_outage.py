@@ -179,7 +179,7 @@ def test_an_unreachable_database_is_503_with_retry_after_on_every_route_in_its_f
             seed = client.post(START, data=REGISTRATION, headers={**bearer, "Accept": "text/xml"})
             kinetic = client.post(RUN_TREE, json={}, headers=bearer)
             run = client.get("/api/runs/1", headers=bearer)
-            metrics = client.get("/metrics")
+            metrics = client.get("/metrics", headers=bearer)  # it needs a token
             health = client.get("/healthz")
         outage.proxy.mend()
         with outage.live.client(outage.token) as client:

@@ -300,8 +300,8 @@ def test_tokens_are_checked(live: Live) -> None:
 
 def test_creating_an_instance_counts_as_an_accepted_trigger(live: Live) -> None:
     def accepted_roots() -> float:
-        with live.client() as anonymous:
-            text = anonymous.get("/metrics").text
+        with client(live, "ada") as signed_in:  # /metrics needs a token
+            text = signed_in.get("/metrics").text
         line = next(
             line
             for line in text.splitlines()

@@ -1,15 +1,12 @@
-"""The HTTP layer's pure parts: page caps, header values, the sign-in throttle's window."""
+"""The HTTP layer's pure parts: page caps and header values."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine import BadRequest
-from engine.auth import FailureThrottle
 from engine.server.formats import header_value
 from engine.server.limits import page_bounds
-
-from .live_server import Clock
 
 
 @pytest.mark.parametrize(
@@ -54,26 +51,3 @@ def test_the_default_page_is_never_over_a_smaller_cap() -> None:
 )
 def test_header_values_are_printable_ascii_and_bounded(text: str, expected: str) -> None:
     assert header_value(text) == expected
-
-
-def test_the_throttle_refuses_after_the_limit_until_the_oldest_failure_leaves_the_window() -> None:
-    clock = Clock()
-    throttle = FailureThrottle(limit=3, window=100, clock=clock)
-    for _ in range(2):
-        throttle.fail("ada")
-        clock.advance(10)
-    assert throttle.retry_after("ada") == 0
-    throttle.fail("ada")
-
-    assert throttle.retry_after("ada") == 80
-    clock.advance(80)
-    assert throttle.retry_after("ada") == 0
-    assert throttle.retry_after("bob") == 0
-
-
-def test_the_throttle_keeps_a_bounded_number_of_keys() -> None:
-    throttle = FailureThrottle(limit=1, window=100, clock=Clock(), max_keys=2)
-    for key in ("a", "b", "c"):
-        throttle.fail(key)
-
-    assert [throttle.retry_after(key) > 0 for key in ("a", "b", "c")] == [False, True, True]

@@ -63,8 +63,8 @@ def parse(text: str) -> Samples:
 
 
 def metric_samples(live: Live) -> Samples:
-    """Every sample of ``/metrics`` by name and labels (fetched without a token)."""
-    with live.client() as client:
+    """Every sample of ``/metrics`` by name and labels (fetched with a user's token)."""
+    with live.client(live.token("ada")) as client:
         response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
@@ -75,9 +75,9 @@ def delta(before: Samples, after: Samples, name: str, *labels: tuple[str, str]) 
     return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
 
 
-def test_metrics_need_no_token_and_are_prometheus_text(live: Live) -> None:
-    with live.client() as anonymous:
-        response = anonymous.get("/metrics")
+def test_metrics_are_prometheus_text(live: Live) -> None:
+    with live.client(live.token("ada")) as signed_in:
+        response = signed_in.get("/metrics")
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
@@ -88,6 +88,7 @@ def test_metrics_need_no_token_and_are_prometheus_text(live: Live) -> None:
         "treeflow_triggers_failed",
         "treeflow_trigger_latency_seconds",
         "treeflow_triggers_open",
+        "treeflow_auth_failures",
     }
 
 

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from engine import Engine
 from engine.auth import Accounts
 from engine.auth.errors import InvalidCredentials, InvalidToken
+from engine.store.tables import access_tokens
 
 from .support import run_treeflow
 
@@ -98,7 +100,10 @@ def test_rotate_revokes_the_tokens_already_issued(treeflow: Treeflow, url: str) 
     ("args", "stdin", "error"),
     [
         pytest.param(
-            ("add", "ada"), "short", "Invalid password: must have at least 8 characters", id="short"
+            ("add", "ada"),
+            "short",
+            "Invalid password: must have at least 12 characters",
+            id="short",
         ),
         pytest.param(
             ("add", " ada"),
@@ -137,3 +142,84 @@ def test_an_unknown_role_is_refused_by_the_command_line(treeflow: Treeflow) -> N
 
     assert result.returncode == 2
     assert "'root' is not one of 'admin', 'user'" in result.stderr
+
+
+def test_passwd_sets_a_new_password_and_revokes_the_tokens(treeflow: Treeflow, url: str) -> None:
+    treeflow("users", "add", "bob", stdin=PASSWORD)
+    engine, accounts = accounts_of(url)
+    with engine:
+        token = accounts.sign_in("bob", PASSWORD, address="test").access_token
+
+        changed = treeflow("users", "passwd", "BOB", stdin="a brand new passphrase\n")
+
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.startswith("Changed the password of user 'bob' (role user, id ")
+        with pytest.raises(InvalidToken, match="invalid or has expired"):
+            accounts.authenticate(token)
+        with pytest.raises(InvalidCredentials):
+            accounts.sign_in("bob", PASSWORD, address="test")
+        assert accounts.sign_in("bob", "a brand new passphrase", address="test").user.name == "bob"
+
+
+def test_remove_deletes_the_user_and_its_tokens(treeflow: Treeflow, url: str) -> None:
+    treeflow("users", "add", "ada", "--role", "admin", stdin=PASSWORD)
+    treeflow("users", "add", "bob", stdin=PASSWORD)
+    engine, accounts = accounts_of(url)
+    with engine:
+        accounts.sign_in("bob", PASSWORD, address="test")
+
+        removed = treeflow("users", "remove", "Bob")
+
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith("Removed user 'bob' (role user, id ")
+        assert [user.name for user in accounts.list_users()] == ["ada"]
+        with engine.database.read() as connection:
+            tokens = sa.select(sa.func.count()).select_from(access_tokens)
+            assert connection.execute(tokens).scalar() == 0
+        with pytest.raises(InvalidCredentials):
+            accounts.sign_in("bob", PASSWORD, address="test")
+
+
+def test_user_names_are_unique_and_signed_in_ignoring_case(treeflow: Treeflow, url: str) -> None:
+    treeflow("users", "add", "admin", "--role", "admin", stdin=PASSWORD)
+
+    second = treeflow("users", "add", "Admin", stdin="another passphrase")
+
+    assert (second.returncode, second.stderr.strip()) == (
+        1,
+        "Error: a user named 'admin' already exists, so 'Admin' cannot be added "
+        "(user names ignore case)",
+    )
+    engine, accounts = accounts_of(url)
+    with engine:
+        assert [user.name for user in accounts.list_users()] == ["admin"]
+        assert accounts.sign_in("ADMIN", PASSWORD, address="test").user.name == "admin"
+    assert treeflow("users", "disable", "AdMiN").stdout.startswith("Disabled user 'admin'")
+
+
+@pytest.mark.parametrize(
+    ("command", "password", "reason"),
+    [
+        pytest.param("add", "QWERTY123456", "it is one of the most common passwords", id="add"),
+        pytest.param("passwd", "eleven char", "must have at least 12 characters", id="passwd"),
+    ],
+)
+def test_weak_passwords_are_refused_naming_the_rule_and_nothing_changes(
+    treeflow: Treeflow, url: str, command: str, password: str, reason: str
+) -> None:
+    treeflow("users", "add", "ada", stdin=PASSWORD)
+
+    result = treeflow("users", command, "ada" if command == "passwd" else "bob", stdin=password)
+
+    assert (result.returncode, result.stderr.strip()) == (1, f"Error: Invalid password: {reason}")
+    engine, accounts = accounts_of(url)
+    with engine:
+        assert [user.name for user in accounts.list_users()] == ["ada"]
+        assert accounts.sign_in("ada", PASSWORD, address="test").user.name == "ada"
+
+
+@pytest.mark.parametrize("command", ["passwd", "remove", "unlock"])
+def test_commands_on_an_unknown_user_name_it(treeflow: Treeflow, command: str) -> None:
+    result = treeflow("users", command, "nobody", stdin="a brand new passphrase")
+
+    assert (result.returncode, result.stderr.strip()) == (1, "Error: no user is named 'nobody'")

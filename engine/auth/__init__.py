@@ -14,19 +14,23 @@ from engine.auth.accounts import (
     User,
     require_role,
 )
+from engine.auth.hash_slots import HashSlots
+from engine.auth.password_rules import check_new_password
 from engine.auth.passwords import Passwords
-from engine.auth.throttle import FailureThrottle
+from engine.auth.throttle import SignInThrottle
 from engine.auth.token_cache import TokenCache
 
 __all__ = [
     "DEFAULT_TOKEN_SECONDS",
     "ROLES",
     "Accounts",
-    "FailureThrottle",
+    "HashSlots",
     "IssuedToken",
     "Passwords",
     "SignInPolicy",
+    "SignInThrottle",
     "TokenCache",
     "User",
+    "check_new_password",
     "require_role",
 ]

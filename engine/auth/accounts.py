@@ -25,12 +25,14 @@ from engine.auth.errors import (
     InsufficientRole,
     InvalidCredentials,
     InvalidToken,
-    TooManyFailures,
     UserExists,
     UserNotFound,
 )
+from engine.auth.hash_slots import HashSlots
+from engine.auth.names import MAX_NAME, check_name, name_key
+from engine.auth.password_rules import MAX_PASSWORD, check_new_password
 from engine.auth.passwords import Passwords
-from engine.auth.throttle import FailureThrottle
+from engine.auth.throttle import SignInThrottle, address_key, user_key
 from engine.auth.token_cache import TokenCache
 from engine.errors import BadRequest
 from engine.records import StoredUser
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from engine.engine import Engine
 
 ROLES = ("admin", "user")
-MAX_NAME = 150
 MAX_TOKEN = 256  # issued tokens are 43 characters; anything much longer is not one of ours
 DEFAULT_TOKEN_SECONDS = 299  # Kianda's expires_in
 
@@ -89,16 +90,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_name(name: str) -> str:
-    if not name or not name.strip() or name != name.strip():
-        raise BadRequest(field="user name", reason="must be non-empty without outer spaces")
-    if len(name) > MAX_NAME or not name.isprintable():
-        raise BadRequest(
-            field="user name", reason=f"must be printable, at most {MAX_NAME} characters"
-        )
-    return name
-
-
 def check_role(role: str) -> str:
     if role not in ROLES:
         raise BadRequest(field="role", reason=f"{role!r} is not one of {', '.join(ROLES)}")
@@ -127,13 +118,15 @@ def _stamp() -> str:
 
 
 class Accounts:
-    """Users and tokens of one engine; one instance per process (it holds the throttles).
+    """Users and tokens of one engine, with the sign-in throttle and the hashing bound.
 
     It reads and writes through the engine's ``users`` (``engine.store.users.UserBook``), never
-    the database itself. ``clock`` defaults to the engine's. ``token_cache_seconds`` above 0
-    remembers verified tokens that long at most (never past their expiry): a rotation or a
-    disabling made through this instance takes effect at once, one made by another process
-    within that many seconds. 0 (the default) reads every time.
+    the database itself. ``clock`` defaults to the engine's. ``hash_slots`` bounds the password
+    hashes computed at once (:mod:`engine.auth.hash_slots`); one per process, shared by
+    everything that hashes there. ``token_cache_seconds`` above 0 remembers verified tokens
+    that long at most (never past their expiry): a rotation or a disabling made through this
+    instance takes effect at once, one made by another process within that many seconds. 0
+    (the default) reads every time. Names are found ignoring case (:mod:`engine.auth.names`).
     """
 
     def __init__(
@@ -143,6 +136,7 @@ class Accounts:
         clock: Callable[[], float] | None = None,
         policy: SignInPolicy | None = None,
         passwords: Passwords | None = None,
+        hash_slots: HashSlots | None = None,
         token_cache_seconds: float = 0.0,
     ) -> None:
         self.users = engine.users
@@ -150,25 +144,33 @@ class Accounts:
         self.clock = clock
         self.policy = policy or SignInPolicy()
         self.passwords = passwords or Passwords()
-        window = self.policy.failure_window
-        self.user_failures = FailureThrottle(
-            limit=self.policy.failures_per_user, window=window, clock=clock
-        )
-        self.address_failures = FailureThrottle(
-            limit=self.policy.failures_per_address, window=window, clock=clock
+        self.hash_slots = hash_slots or HashSlots()
+        self.throttle = SignInThrottle(
+            engine,
+            per_user=self.policy.failures_per_user,
+            per_address=self.policy.failures_per_address,
+            window=self.policy.failure_window,
         )
         self.token_cache: TokenCache[User] = TokenCache(seconds=token_cache_seconds, clock=clock)
 
     # -- managing users (the CLI) ----------------------------------------------------------------
 
     def add_user(self, name: str, password: str, *, role: str = "user") -> User:
+        """Add a user; its name must differ from every other's ignoring case, and its password
+        follow :func:`~engine.auth.password_rules.check_new_password`."""
         check_name(name)
         check_role(role)
-        password_hash = self.passwords.hash(password)
+        check_new_password(password)
+        key = name_key(name)
+        taken = self.users.by_key(key)
+        if taken is not None:
+            raise UserExists(username=name, existing=taken.name)
+        password_hash = self._hash(password)
         now = self.clock()
         values = {
             "id": str(uuid.uuid4()),
             "name": name,
+            "name_key": key,
             "role": role,
             "password_hash": password_hash,
             "security_stamp": _stamp(),
@@ -177,8 +179,9 @@ class Accounts:
             "updated_at": now,
         }
         stored = self.users.add(values)
-        if stored is None:  # the name is taken, maybe by someone adding it at the same moment
-            raise UserExists(username=name)
+        if stored is None:  # the name was taken at the same moment
+            taken = self.users.by_key(key)
+            raise UserExists(username=name, existing=taken.name if taken else None)
         return _public(stored)
 
     def list_users(self) -> list[User]:
@@ -199,32 +202,85 @@ class Accounts:
         """Give the user a new security stamp, which revokes every token issued so far."""
         return self._update(name, {"security_stamp": _stamp()})
 
+    def set_password(self, name: str, password: str) -> User:
+        """Give the user a new password (checked like a new user's) and a new security stamp,
+        so the tokens issued under the old password stop working. Its failed sign-ins still
+        count: :meth:`unlock` forgets them."""
+        check_new_password(password)
+        if self.users.by_key(name_key(name)) is None:
+            raise UserNotFound(username=name)
+        password_hash = self._hash(password)
+        return self._update(name, {"password_hash": password_hash, "security_stamp": _stamp()})
+
+    def remove_user(self, name: str) -> User:
+        """Delete the user, its tokens and its failed sign-ins; the runs and instances it
+        created keep its id as their creator."""
+        key = name_key(name)
+        stored = self.users.remove(key, attempts_key=user_key(key))
+        if stored is None:
+            raise UserNotFound(username=name)
+        self.token_cache.invalidate()
+        return _public(stored)
+
+    def unlock(self, name: str, *, address: str | None = None) -> tuple[User, int]:
+        """Forget the user's failed sign-ins (and the address's, if given), lifting a lock-out
+        on every server sharing the database at once; the user and how many failures counted."""
+        key = name_key(name)
+        stored = self.users.by_key(key)
+        if stored is None:
+            raise UserNotFound(username=name)
+        now = self.clock()
+        forgotten = self.throttle.unlock(user_key(key), now=now)
+        if address is not None:
+            forgotten += self.throttle.unlock(address_key(address), now=now)
+        return _public(stored), forgotten
+
+    def failed_sign_ins(self, name: str) -> int:
+        """How many failed sign-ins count against the user name now."""
+        return self.throttle.recent_failures(user_key(name_key(name)), now=self.clock())
+
     def _update(self, name: str, values: dict[str, object]) -> User:
-        stored = self.users.update(name, {**values, "updated_at": self.clock()})
+        stored = self.users.update(name_key(name), {**values, "updated_at": self.clock()})
         if stored is None:
             raise UserNotFound(username=name)
         self.token_cache.invalidate()  # committed: no cached token may outlive the change
         return _public(stored)
 
+    def _hash(self, password: str) -> str:
+        with self.hash_slots.slot():
+            return self.passwords.hash(password)
+
     # -- signing in and checking tokens (the HTTP adapter) ---------------------------------------
 
     def sign_in(self, name: str, password: str, *, address: str) -> IssuedToken:
-        """Check a password and issue a token; throttled per user name and per address."""
-        subjects = (
-            (self.user_failures, name, f"user {name!r}"),
-            (self.address_failures, address, f"address {address}"),
-        )
-        for throttle, key, subject in subjects:
-            wait = throttle.retry_after(key)
-            if wait:
-                raise TooManyFailures(subject=subject, retry_after=wait)
-        stored = self.users.by_name(name) if len(name) <= MAX_NAME else None
-        verified = self.passwords.verify(stored.password_hash if stored else None, password)
+        """Check a password and issue a token; throttled per user name and per address.
+
+        A name or password longer than any user can have is refused as a bad request before
+        anything is counted, stored or hashed. Otherwise the attempt is counted first
+        (:class:`~engine.auth.errors.TooManyFailures` when a limit is reached), then the
+        password is checked in a hashing slot (:class:`~engine.auth.errors.SignInBusy` when
+        none frees in time, which does not count as a failure).
+        """
+        if len(name) > MAX_NAME:
+            raise BadRequest(field="user name", reason=f"longer than {MAX_NAME} characters")
+        if len(password) > MAX_PASSWORD:
+            raise BadRequest(field="password", reason=f"longer than {MAX_PASSWORD} characters")
+        key = name_key(name)
+        attempt = self.throttle.reserve(key, shown_name=name, address=address, now=self.clock())
+        try:
+            stored = self.users.by_key(key)
+            with self.hash_slots.slot():
+                verified = self.passwords.verify(stored.password_hash if stored else None, password)
+        except BaseException:
+            attempt.abandoned()
+            raise
         if stored is None or not verified or stored.disabled:
-            for throttle, key, _subject in subjects:
-                throttle.fail(key)
-            raise InvalidCredentials(username=name)
-        self.user_failures.clear(name)
+            attempt.failed()
+            code = "unknown_user" if stored is None else "wrong_password"
+            if stored is not None and verified:
+                code = "disabled_user"
+            raise InvalidCredentials(username=name, code=code)
+        attempt.succeeded()
         return self._issue(stored, password)
 
     def _issue(self, stored: StoredUser, password: str) -> IssuedToken:
@@ -233,7 +289,7 @@ class Accounts:
         expires = now + self.policy.token_seconds
         rehashed = None
         if self.passwords.needs_rehash(stored.password_hash):
-            rehashed = self.passwords.hash(password)
+            rehashed = self._hash(password)
         self.users.issue(
             {
                 "token_hash": token_hash(token),
@@ -259,7 +315,7 @@ class Accounts:
     def authenticate(self, token: str) -> User:
         """The user a bearer token belongs to, or :class:`InvalidToken` saying why not."""
         if not token or len(token) > MAX_TOKEN:
-            raise InvalidToken(detail="not a token this server issued")
+            raise InvalidToken(detail="not a token this server issued", code="malformed_token")
         digest = token_hash(token)
         cached = self.token_cache.get(digest)
         if cached is not None:
@@ -267,13 +323,14 @@ class Accounts:
         generation = self.token_cache.generation
         found = self.users.token(digest)
         if found is None:
-            raise InvalidToken(detail="unknown token")
+            raise InvalidToken(detail="unknown token", code="unknown_token")
+        name = found.user.name
         if found.expires_at <= self.clock():
-            raise InvalidToken(detail=f"token of user {found.user.name!r} expired")
+            raise InvalidToken(detail=f"token of user {name!r} expired", code="expired_token")
         if found.user.disabled:
-            raise InvalidToken(detail=f"user {found.user.name!r} is disabled")
+            raise InvalidToken(detail=f"user {name!r} is disabled", code="disabled_user")
         if found.security_stamp != found.user.security_stamp:
-            raise InvalidToken(detail=f"token of user {found.user.name!r} was revoked")
+            raise InvalidToken(detail=f"token of user {name!r} was revoked", code="revoked_token")
         user = _public(found.user)
         self.token_cache.put(digest, user, expires_at=found.expires_at, generation=generation)
         return user

@@ -30,20 +30,28 @@ class MissingToken(AuthError):
 class InvalidToken(AuthError):
     """A bearer token is unknown, expired, revoked (security stamp rotated) or its user disabled.
 
-    ``detail`` says which, for the server's log; callers all get the same ``reason``, so a
-    client cannot tell a forged token from a revoked one.
+    ``detail`` says which, for the server's log, and ``code`` too, as a metric label
+    (``malformed_token``, ``unknown_token``, ``expired_token``, ``revoked_token``,
+    ``disabled_user``); callers all get the same ``reason``, so a client cannot tell a forged
+    token from a revoked one.
     """
 
-    def __init__(self, *, detail: str) -> None:
+    def __init__(self, *, detail: str, code: str = "unknown_token") -> None:
         self.detail = detail
+        self.code = code
         super().__init__(reason="security token is invalid or has expired")
 
 
 class InvalidCredentials(AuthError):
-    """A user name and password did not authenticate (unknown user, wrong password, disabled)."""
+    """A user name and password did not authenticate.
 
-    def __init__(self, *, username: str) -> None:
+    ``code`` says why, for the server's log and metrics only (``unknown_user``,
+    ``wrong_password``, ``disabled_user``): the caller is told the same in every case.
+    """
+
+    def __init__(self, *, username: str, code: str = "wrong_password") -> None:
         self.username = username
+        self.code = code
         super().__init__(reason=f"the user name or password is incorrect for {username!r}")
 
 
@@ -70,6 +78,18 @@ class TooManyFailures(AuthError):
         )
 
 
+class SignInBusy(AuthError):
+    """Every password-hashing slot stayed busy while this sign-in waited for one."""
+
+    def __init__(self, *, limit: int, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(
+            reason=f"too many sign-ins at once (at most {limit} checked at a time); "
+            f"retry after {retry_after} seconds"
+        )
+
+
 class InvalidScope(AuthError):
     """A token request named a scope other than this installation's subscription id."""
 
@@ -87,11 +107,19 @@ class UnsupportedGrantType(AuthError):
 
 
 class UserExists(TreeflowError, ValueError):
-    """A user with that name already exists."""
+    """A user with that name, ignoring case, already exists (named ``existing``)."""
 
-    def __init__(self, *, username: str) -> None:
+    def __init__(self, *, username: str, existing: str | None = None) -> None:
         self.username = username
-        super().__init__(f"a user named {username!r} already exists")
+        self.existing = existing or username
+        if self.existing == username:
+            message = f"a user named {username!r} already exists"
+        else:
+            message = (
+                f"a user named {self.existing!r} already exists, so {username!r} cannot be "
+                "added (user names ignore case)"
+            )
+        super().__init__(message)
 
 
 class UserNotFound(TreeflowError, LookupError):
@@ -109,6 +137,7 @@ __all__ = [
     "InvalidScope",
     "InvalidToken",
     "MissingToken",
+    "SignInBusy",
     "TooManyFailures",
     "UnsupportedGrantType",
     "UserExists",

@@ -4,7 +4,9 @@ Memory-hard means each guess costs an attacker tens of megabytes as well as time
 makes a stolen ``users`` table expensive to crack on GPUs. The hash string carries its own salt
 and parameters, so stronger parameters later only need :func:`needs_rehash` at the next sign-in.
 An unknown user name is checked against a fixed dummy hash, so it takes as long as a wrong
-password and the response time does not tell which names exist.
+password and the response time does not tell which names exist. What a new password must be
+is :mod:`engine.auth.password_rules`'s; hashing checks nothing, so that a password set under
+older rules is rehashed at sign-in all the same.
 """
 
 from __future__ import annotations
@@ -14,18 +16,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from engine.errors import BadRequest
-
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024  # hashing cost grows with length; nobody types more than this
-
-
-def check_password_rules(password: str) -> None:
-    """Refuse a password that is too short, too long, or only whitespace (naming the rule)."""
-    if len(password) < MIN_PASSWORD or not password.strip():
-        raise BadRequest(field="password", reason=f"must have at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise BadRequest(field="password", reason=f"longer than {MAX_PASSWORD} characters")
+from engine.auth.password_rules import MAX_PASSWORD
 
 
 class Passwords:
@@ -35,7 +26,6 @@ class Passwords:
         self.hasher = hasher or PasswordHasher()
 
     def hash(self, password: str) -> str:
-        check_password_rules(password)
         return self.hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
@@ -61,4 +51,4 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     return hasher.hash("treeflow: no such user")
 
 
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "Passwords", "check_password_rules"]
+__all__ = ["Passwords"]

@@ -1,75 +1,124 @@
-"""Throttling of repeated sign-in failures, in process memory.
+"""Throttling of sign-ins: a limit of attempts per user name and per client address.
 
-Each key (a user name, a client address) keeps the times of its recent failures; once a key has
-``limit`` failures inside ``window`` seconds, further attempts are refused without checking the
-password until the oldest of those failures leaves the window. A success clears the user name's
-failures (not the address's, so one valid account cannot reset an address that guesses others).
+Each key (a user name's key, a client address) may have ``limit`` failed sign-ins inside
+``window`` seconds; beyond that, sign-ins are refused without checking the password until the
+oldest of those failures leaves the window. An attempt is counted before its password is
+checked (reserved, atomically, for both keys at once) and settled after: a wrong password
+turns it into a failure; a success forgets the user name's failures and releases the address's
+reservation (one valid account cannot reset an address that guesses others); an attempt that
+never reached the check (no hashing slot, an error) is released. So sixteen parallel guesses
+against a limit of five check five passwords, not sixteen.
 
-In memory by design, and therefore per process: a restart forgets it and two server processes
-count separately. That bounds guessing to ``limit`` per window per process, which is enough
-against online guessing when passwords are hashed with a memory-hard KDF; a shared limit for a
-fleet belongs in front of it (a proxy). The number of keys kept is bounded, oldest dropped.
+The counts are rows in the database (``Engine.users``), so every server process sharing it
+counts together, and ``treeflow users unlock`` lifts a lock-out on running servers at once.
+A reservation left by a process that died while checking a password stops counting after
+``PENDING_SECONDS``. Rows expire with their window and are deleted by later sign-ins.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.auth.errors import TooManyFailures
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from engine.records import SignInAttempts
+
+PENDING_SECONDS = 60.0  # far longer than any password check; then the attempt is abandoned
+MAX_ADDRESS = 200  # an address from a trusted proxy's header is kept to this many characters
 
 
-class FailureThrottle:
-    """Counts failures per key in a sliding window; thread-safe."""
+def user_key(name_key: str) -> str:
+    return f"user:{name_key}"
+
+
+def address_key(address: str) -> str:
+    return f"address:{address[:MAX_ADDRESS]}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A reserved sign-in attempt: settle it once, with :meth:`failed`, :meth:`succeeded` or
+    :meth:`abandoned`."""
+
+    throttle: SignInThrottle
+    at: float
+    user: str
+    address: str
+
+    def failed(self) -> None:
+        self.throttle.engine.users.settle_attempt(at=self.at, failed=(self.user, self.address))
+
+    def succeeded(self) -> None:
+        users = self.throttle.engine.users
+        users.settle_attempt(at=self.at, cleared=(self.user,), released=(self.address,))
+
+    def abandoned(self) -> None:
+        self.throttle.engine.users.settle_attempt(at=self.at, released=(self.user, self.address))
+
+
+class SignInThrottle:
+    """The sign-in limits of one engine's database, per user name and per address."""
 
     def __init__(
         self,
+        engine: Engine,
         *,
-        limit: int,
+        per_user: int,
+        per_address: int,
         window: float,
-        clock: Callable[[], float],
-        max_keys: int = 100_000,
     ) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
-        self.limit = limit
+        for name, limit in (("per_user", per_user), ("per_address", per_address)):
+            if limit < 1:
+                raise ValueError(f"{name} must be at least 1, not {limit}")
+        self.engine = engine
+        self.per_user = per_user
+        self.per_address = per_address
         self.window = window
-        self.clock = clock
-        self.max_keys = max_keys
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def retry_after(self, key: str) -> int:
-        """Whole seconds until ``key`` may try again; 0 when it may try now."""
-        now = self.clock()
-        with self._lock:
-            times = self._recent(key, now)
-            if times is None or len(times) < self.limit:
-                return 0
-            return max(1, math.ceil(times[-self.limit] + self.window - now))
+    def reserve(self, name_key: str, *, shown_name: str, address: str, now: float) -> Attempt:
+        """Count an attempt for the user name and the address, or raise
+        :class:`TooManyFailures` naming the one at its limit (counting nothing)."""
+        user, addr = user_key(name_key), address_key(address)
+        refused = self.engine.users.reserve_attempt(
+            {user: self.per_user, addr: self.per_address},
+            now=now,
+            failures_since=now - self.window,
+            pending_since=now - PENDING_SECONDS,
+        )
+        if refused is not None:
+            if refused.key == user:
+                limit, subject = self.per_user, f"user {shown_name!r}"
+            else:
+                limit, subject = self.per_address, f"address {address}"
+            wait = self._retry_after(refused, limit, now)
+            raise TooManyFailures(subject=subject, retry_after=wait)
+        return Attempt(self, now, user, addr)
 
-    def fail(self, key: str) -> None:
-        now = self.clock()
-        with self._lock:
-            times = self._recent(key, now)
-            if times is None:
-                times = self._failures[key] = deque(maxlen=self.limit)
-                while len(self._failures) > self.max_keys:
-                    self._failures.popitem(last=False)
-            times.append(now)
-            self._failures.move_to_end(key)
+    def _retry_after(self, refused: SignInAttempts, limit: int, now: float) -> int:
+        """Whole seconds until the key may try again: until the oldest counted failure leaves
+        the window, or (when attempts in progress fill the limit) a second."""
+        if len(refused.failures) < limit:
+            return 1
+        return max(1, math.ceil(refused.failures[-limit] + self.window - now))
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def recent_failures(self, key: str, *, now: float) -> int:
+        """How many failures of a key count now."""
+        found = self.engine.users.attempts(key)
+        if found is None:
+            return 0
+        return sum(1 for t in found.failures if t > now - self.window)
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
+    def unlock(self, key: str, *, now: float) -> int:
+        """Forget the failures of a key (:func:`user_key`, :func:`address_key`); how many of
+        them counted."""
+        found = self.engine.users.clear_attempts(key)
+        if found is None:
+            return 0
+        return sum(1 for t in found.failures if t > now - self.window)
 
 
-__all__ = ["FailureThrottle"]
+__all__ = ["PENDING_SECONDS", "Attempt", "SignInThrottle", "address_key", "user_key"]

@@ -119,6 +119,39 @@ It reads the password from standard input when that is not a terminal
     envvar="TREEFLOW_PUBLIC_URL",
     help="The URL clients reach the server at (hostURL in token responses).",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    envvar="TREEFLOW_FORWARDED_ALLOW_IPS",
+    default="",
+    help="Comma-separated proxy addresses or networks (or *) whose X-Forwarded-For and "
+    "X-Forwarded-Proto are believed; default none: the client is the connection's address.",
+)
+@click.option(
+    "--public-metrics/--no-public-metrics",
+    envvar="TREEFLOW_PUBLIC_METRICS",
+    default=False,
+    show_default=True,
+    help="Serve /metrics and /docs without a bearer token.",
+)
+@click.option(
+    "--hash-concurrency",
+    envvar="TREEFLOW_HASH_CONCURRENCY",
+    type=click.IntRange(1),
+    help="Passwords checked at once (default 4; each Argon2id check holds 64 MiB); "
+    "a sign-in waits up to 2 s for its turn, then gets 503.",
+)
+@click.option(
+    "--max-header-bytes",
+    envvar="TREEFLOW_MAX_HEADER_BYTES",
+    type=click.IntRange(1),
+    help="Largest request line and headers accepted (default 64 KiB); beyond it, 431.",
+)
+@click.option(
+    "--max-headers",
+    envvar="TREEFLOW_MAX_HEADERS",
+    type=click.IntRange(1),
+    help="Most header fields a request may have (default 100); beyond it, 431.",
+)
 def serve(
     database: str,
     trees: str,
@@ -135,6 +168,11 @@ def serve(
     max_connections: int | None,
     public_url: str | None,
     access_log: bool,
+    forwarded_allow_ips: str,
+    public_metrics: bool,
+    hash_concurrency: int | None,
+    max_header_bytes: int | None,
+    max_headers: int | None,
     **processing: Any,
 ) -> None:
     """Serve the HTTP API with engine workers and the scheduler.
@@ -148,11 +186,8 @@ def serve(
 
         from engine.auth import Accounts
         from engine.server import ServerSettings, create_app
-        from engine.server.connections import (
-            ConnectionGuard,
-            default_max_connections,
-            guarded_protocol,
-        )
+        from engine.server.connections import ConnectionGuard, default_max_connections
+        from engine.server.protocols import uvicorn_options
     except ModuleNotFoundError as exc:
         raise click.ClickException(
             f"{exc}: treeflow serve needs the server extra: pip install 'treeflow[server]'"
@@ -163,8 +198,12 @@ def serve(
         "request_head_seconds": request_head_seconds,
         "request_body_seconds": request_body_seconds,
         "max_connections": max_connections,
+        "hash_concurrency": hash_concurrency,
+        "max_header_bytes": max_header_bytes,
+        "max_headers": max_headers,
     }
     options = {name: value for name, value in given.items() if value is not None}
+    proxies = tuple(ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip())
     try:
         settings = ServerSettings(
             host=host,
@@ -174,6 +213,8 @@ def serve(
             public_url=public_url,
             token_seconds=token_seconds,
             token_cache_seconds=token_cache_seconds,
+            forwarded_allow_ips=proxies,
+            public_metrics=public_metrics,
             **options,
         )
     except ValueError as exc:
@@ -191,12 +232,12 @@ def serve(
             app,
             host=host,
             port=port,
-            http=guarded_protocol(guard),
             ws="none",  # no WebSocket routes: an Upgrade is answered as a plain request
             timeout_keep_alive=settings.keep_alive_seconds,
             timeout_graceful_shutdown=int(settings.shutdown_seconds),
             log_level="info",
             access_log=access_log,
+            **uvicorn_options(settings, guard=guard),
         )
         server = uvicorn.Server(config)
         _run_until_signalled(server)

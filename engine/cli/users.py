@@ -1,11 +1,14 @@
-"""``treeflow users``: add, list, disable, enable and rotate the users of the HTTP API.
+"""``treeflow users``: add, list, disable, enable, rotate, passwd, unlock and remove the users
+of the HTTP API.
 
 There is no default user and no default password: the first administrator is made with
 ``treeflow users add NAME --role admin``. The password is read from standard input when that
 is not a terminal (``printf '%s' "$PASSWORD" | treeflow users add ...``; one final line break
-is dropped), and prompted for twice, hidden, when it is. ``rotate`` gives the user a new
-security stamp, which revokes every token issued to it; ``disable`` refuses its sign-ins until
-``enable`` and revokes its tokens for good.
+is dropped), and prompted for twice, hidden, when it is; ``passwd`` reads the new one the same
+way. ``rotate`` gives the user a new security stamp, which revokes every token issued to it
+(``passwd`` does too); ``disable`` refuses its sign-ins until ``enable`` and revokes its tokens
+for good. ``unlock`` forgets a user's failed sign-ins, which lifts a lock-out on every running
+server at once (the counts are in the database). Names are matched ignoring case.
 """
 
 from __future__ import annotations
@@ -112,6 +115,38 @@ def users_rotate(name: str, database: str) -> None:
     """Rotate NAME's security stamp: every token issued to it so far stops working."""
     with open_accounts(database) as accounts:
         _said("Rotated the security stamp of", accounts.rotate(name))
+
+
+@users.command("passwd")
+@click.argument("name")
+@database_option
+def users_passwd(name: str, database: str) -> None:
+    """Set NAME's password (from standard input, or a prompt); its tokens stop working."""
+    password = read_password()
+    with open_accounts(database) as accounts:
+        _said("Changed the password of", accounts.set_password(name, password))
+
+
+@users.command("unlock")
+@click.argument("name")
+@click.option("--address", help="Also forget the failed sign-ins from this client address (IP).")
+@database_option
+def users_unlock(name: str, address: str | None, database: str) -> None:
+    """Forget NAME's failed sign-ins: a lock-out ends at once, on every running server."""
+    with open_accounts(database) as accounts:
+        user, forgotten = accounts.unlock(name, address=address)
+    what = f"{forgotten} failed sign-in{'' if forgotten == 1 else 's'}"
+    where = f" (and address {address})" if address else ""
+    console.print(f"Unlocked user {user.name!r}{where}: forgot {what}", highlight=False)
+
+
+@users.command("remove")
+@click.argument("name")
+@database_option
+def users_remove(name: str, database: str) -> None:
+    """Remove NAME, its tokens and its failed sign-ins (runs it created keep its id)."""
+    with open_accounts(database) as accounts:
+        _said("Removed", accounts.remove_user(name))
 
 
 __all__ = ["users"]

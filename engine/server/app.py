@@ -12,21 +12,23 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.auth import Accounts, Passwords
+from engine.auth import Accounts, HashSlots, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, kinetic_v1, tasks, trigger_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
+from engine.server.docs import docs_router
 from engine.server.errors import DATABASE_ERRORS, TRIGGER_PREFIX, ErrorMap
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
+from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
 
 
@@ -70,6 +72,7 @@ def create_app(
         clock=clock,
         policy=settings.sign_in_policy,
         passwords=passwords,
+        hash_slots=HashSlots(settings.hash_concurrency, wait=settings.hash_wait_seconds),
         token_cache_seconds=settings.token_cache_seconds,
     )
     error_map = ErrorMap()
@@ -92,12 +95,20 @@ def create_app(
         version=_version(),
         summary="Task trees with durable triggers: the Kinetic Task trigger API and more.",
         lifespan=lifespan,
+        docs_url=None,  # engine.server.docs serves it, without a CDN
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.error_map = error_map
     app.state.metrics = app_metrics
+    app.state.security = SecurityEvents(app_metrics.auth_failures)
+    app.state.sign_in_gate = auth.SignInGate(
+        settings.hash_concurrency, wait=settings.hash_wait_seconds
+    )
+    # /metrics and /docs: any signed-in user, or anyone with public_metrics.
+    observer_only = [] if settings.public_metrics else [Depends(auth.caller())]
 
     async def engine_error(request: Request, exc: Exception) -> Response:
         return error_map.response(request, exc)
@@ -139,10 +150,14 @@ def create_app(
         "/metrics",
         metrics,
         methods=["GET"],
-        summary="Prometheus metrics (no token)",
+        summary="Prometheus metrics" + (" (no token)" if settings.public_metrics else ""),
         tags=["health"],
         response_class=Response,
         responses=OPENAPI_RESPONSES,
+        dependencies=observer_only,
+    )
+    app.include_router(
+        docs_router(title=app.title, openapi_url=app.openapi_url or "", dependencies=observer_only)
     )
     app.include_router(auth.router, tags=["auth"])
     app.include_router(trigger_api.router)

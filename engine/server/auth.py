@@ -11,11 +11,17 @@ A protected route depends on :func:`caller` with the roles it admits. The token 
 from the ``Authorization: Bearer`` header (not from forms or query strings, which end up in
 logs). A token verified within the last few seconds is found in the accounts' token cache
 without I/O, on the event loop; any other needs a database read, which runs in the thread pool.
+
+Sign-ins pass a :class:`SignInGate` before they take a thread: at most ``hash_concurrency`` of
+them run at once (each hashes a password), the rest wait on the event loop, holding no thread,
+for up to ``hash_wait_seconds``, and are then answered 503 with ``Retry-After``. A flood of
+``POST /token`` therefore neither holds more than that many Argon2 buffers nor takes the thread
+pool the other routes need. Refusals are logged and counted (:mod:`engine.server.security`).
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 from typing import Annotated
@@ -26,14 +32,52 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.auth import ROLES, Accounts, User, require_role
-from engine.auth.errors import InvalidScope, InvalidToken, MissingToken, UnsupportedGrantType
+from engine.auth import ROLES, Accounts, IssuedToken, User, require_role
+from engine.auth.errors import (
+    AuthError,
+    InsufficientRole,
+    InvalidScope,
+    InvalidToken,
+    MissingToken,
+    SignInBusy,
+    UnsupportedGrantType,
+)
+from engine.auth.hash_slots import retry_after
+from engine.errors import BadRequest
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
+from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
 
 TOKEN_FORM = FormSpec(required=("username", "password"), optional=("scope", "grant_type"))
-logger = logging.getLogger("treeflow.server.auth")
 router = APIRouter()
+
+
+class SignInGate:
+    """At most ``limit`` sign-ins at once; a sign-in beyond waits up to ``wait`` seconds on the
+    event loop, then :class:`SignInBusy`."""
+
+    def __init__(self, limit: int, *, wait: float) -> None:
+        self.limit = limit
+        self.wait = wait
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def sign_in(
+        self, accounts: Accounts, name: str, password: str, *, address: str
+    ) -> IssuedToken:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            raise SignInBusy(limit=self.limit, retry_after=retry_after(self.wait)) from None
+        try:
+            return await run_in_threadpool(accounts.sign_in, name, password, address=address)
+        finally:
+            self._semaphore.release()
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the connection's, or a trusted proxy's X-Forwarded-For."""
+    return request.client.host if request.client else "unknown"
 
 
 def bearer_token(request: Request) -> str:
@@ -50,15 +94,24 @@ def caller(roles: Sequence[str] = ROLES) -> Callable[[Request], Awaitable[User]]
 
     async def dependency(request: Request) -> User:
         accounts: Accounts = request.app.state.accounts
-        token = bearer_token(request)
+        events: SecurityEvents = request.app.state.security
+        try:
+            token = bearer_token(request)
+        except MissingToken:
+            events.missing_token()
+            raise
         user = accounts.cached_user(token)
         if user is None:
             try:
                 user = await run_in_threadpool(accounts.authenticate, token)
             except InvalidToken as exc:
-                logger.info("refused a bearer token: %s", exc.detail)
+                events.token_refused(exc, client=client_address(request))
                 raise
-        require_role(user, roles)
+        try:
+            require_role(user, roles)
+        except InsufficientRole as exc:
+            events.call_refused(exc, client=client_address(request))
+            raise
         return user
 
     return dependency
@@ -101,6 +154,11 @@ _TOKEN_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "Too many failed sign-ins for this user or address",
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
+    503: {
+        "model": OAuthErrorBody,
+        "description": "Too many sign-ins at once: every password-hashing slot stayed busy",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -128,10 +186,15 @@ async def issue_token(request: Request) -> JSONResponse:
     scope = optional(fields, "scope")
     if scope is not None and settings.subscription_id and scope != settings.subscription_id:
         raise InvalidScope(scope=scope)
-    address = request.client.host if request.client else "unknown"
-    issued = await run_in_threadpool(
-        accounts.sign_in, fields["username"], fields["password"], address=address
-    )
+    address = client_address(request)
+    gate: SignInGate = request.app.state.sign_in_gate
+    name = fields["username"]
+    try:
+        issued = await gate.sign_in(accounts, name, fields["password"], address=address)
+    except (AuthError, BadRequest) as exc:
+        events: SecurityEvents = request.app.state.security
+        events.sign_in_refused(exc, username=name, client=address)
+        raise
     body = {
         "access_token": issued.access_token,
         "token_type": "bearer",
@@ -147,4 +210,12 @@ async def issue_token(request: Request) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
-__all__ = ["TOKEN_FORM", "AnyUser", "bearer_token", "caller", "router"]
+__all__ = [
+    "TOKEN_FORM",
+    "AnyUser",
+    "SignInGate",
+    "bearer_token",
+    "caller",
+    "client_address",
+    "router",
+]

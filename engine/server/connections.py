@@ -190,21 +190,12 @@ class GuardedConnection(asyncio.Protocol):
         self.transport.close()
 
 
-def _uvicorn_protocol() -> type[asyncio.Protocol]:
-    """The class uvicorn's ``http="auto"`` would use: httptools when it is installed."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-        from uvicorn.protocols.http.h11_impl import H11Protocol
-
-        return H11Protocol
-    return HttpToolsProtocol
-
-
-def guarded_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol class with ``guard`` watching its connections (uvicorn's
-    ``Config(http=...)``); one guard per server."""
-    base = _uvicorn_protocol()
+def guarded_protocol(
+    guard: ConnectionGuard, base: type[asyncio.Protocol]
+) -> type[asyncio.Protocol]:
+    """``base`` (uvicorn's HTTP protocol, or the capped one of ``engine.server.protocols``)
+    with ``guard`` watching its connections, for uvicorn's ``Config(http=...)``; one guard per
+    server."""
     return type(f"Guarded{base.__name__}", (GuardedConnection, base), {"guard": guard})
 
 

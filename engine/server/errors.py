@@ -11,12 +11,13 @@ response in the calling API's dialect:
   ``problems``: every problem with its ``file``, ``line``, ``node`` and ``message``).
 
 401 and 403 carry ``WWW-Authenticate: Bearer`` as RFC 6750 section 3 says (no error code when
-no token was sent; ``invalid_token`` or ``insufficient_scope`` otherwise), and 429 a
-``Retry-After``. A database that cannot be reached (the errors a connection lost, refused or
-invalidated raises: ``Engine.is_database_error``) is answered 503 with ``Retry-After``, in the same
-dialect, and logged in one line without a traceback: the request can be sent again (with an
-``Idempotency-Key`` where it writes; the write may have committed before the connection went).
-An error nobody planned for is logged with a reference and answered 500 without its details.
+no token was sent; ``invalid_token`` or ``insufficient_scope`` otherwise), and 429 and a
+sign-in's 503 a ``Retry-After``. A database that cannot be reached (the errors a connection
+lost, refused or invalidated raises: ``Engine.is_database_error``) is answered 503 with
+``Retry-After``, in the same dialect, and logged in one line without a traceback: the request can
+be sent again (with an ``Idempotency-Key`` where it writes; the write may have committed before
+the connection went). An error nobody planned for is logged with a reference and answered 500
+without its details.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (auth.InvalidCredentials, ErrorRule(400, "invalid_grant")),
     (auth.InsufficientRole, ErrorRule(403, "invalid_scope", "insufficient_scope")),
     (auth.TooManyFailures, ErrorRule(429, "invalid_grant")),
+    (auth.SignInBusy, ErrorRule(503, "temporarily_unavailable")),  # RFC 6749 section 4.1.2.1
     (auth.InvalidScope, ErrorRule(400, "invalid_scope")),
     (auth.UnsupportedGrantType, ErrorRule(400, "unsupported_grant_type")),
 )
@@ -176,7 +178,7 @@ def _headers(rule: ErrorRule, error: BaseException) -> dict[str, str]:
             challenge += f', error="{rule.bearer_error}"'
             challenge += f', error_description="{_description(str(error))}"'
         headers["WWW-Authenticate"] = challenge
-    if isinstance(error, auth.TooManyFailures | DatabaseUnavailable):
+    if isinstance(error, auth.TooManyFailures | auth.SignInBusy | DatabaseUnavailable):
         headers["Retry-After"] = str(error.retry_after)
     return headers
 

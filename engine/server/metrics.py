@@ -10,11 +10,13 @@
   the commit that closed it, observed by the engine's close observer (one call per commit).
 - ``treeflow_triggers_open``: the backlog, triggers New or Work In Progress in the database (all
   engine processes), counted at scrape time from the partial index on open triggers.
+- ``treeflow_auth_failures_total{reason}``: refused sign-ins, tokens and calls, by reason
+  (:mod:`engine.server.security` lists them).
 
 Counters are per server process, as Prometheus expects (it sums the instances it scrapes); the
-backlog is the database's. ``/metrics`` needs no token, like ``/healthz``: it shows counts,
-never names, ids or data, and ``treeflow serve`` binds to 127.0.0.1 unless told otherwise, so a
-server exposed beyond the machine should keep ``/metrics`` behind its proxy.
+backlog is the database's. ``/metrics`` needs a bearer token (any user) unless the server runs
+with ``public_metrics``, for a scraper that cannot sign in; it shows counts, never names, ids
+or data.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "treeflow_auth_failures",
+            "Sign-ins, bearer tokens and calls refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.registry.register(_Backlog(engine))
 
     def observe(self, closed: Sequence[ClosedTrigger]) -> None:
@@ -103,7 +111,7 @@ class Metrics:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this server process and the backlog of the queue; no token."""
+    """Prometheus metrics of this server process and the backlog of the queue."""
     app_metrics: Metrics = request.app.state.metrics
     body = await run_in_threadpool(app_metrics.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -6,9 +6,11 @@ not here; everything the HTTP layer itself decides is.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from engine.auth import DEFAULT_TOKEN_SECONDS, SignInPolicy
+from engine.auth.hash_slots import DEFAULT_HASH_CONCURRENCY, DEFAULT_HASH_WAIT_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -23,6 +25,10 @@ DEFAULT_TOKEN_CACHE_SECONDS = 2.0
 DEFAULT_KEEP_ALIVE_SECONDS = 5
 DEFAULT_REQUEST_HEAD_SECONDS = 10.0
 DEFAULT_REQUEST_BODY_SECONDS = 60.0
+# A request line and headers (the "head"): 64 KiB is four times what a browser sends with its
+# cookies, and 100 header fields are Apache's LimitRequestFields.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_HEADERS = 100
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,14 @@ class ServerSettings:
     (408 after that, nothing done). ``max_connections`` caps open connections: at the cap an
     idle one is closed for each new one (None: three quarters of the open-file limit, see
     :func:`engine.server.connections.default_max_connections`).
+    ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+    believed (addresses, networks such as ``10.0.0.0/8``, or ``*``); by default none, so the
+    client address, which the sign-in throttle counts by, is the connection's.
+    ``public_metrics``: ``/metrics`` and ``/docs`` answer without a token.
+    ``hash_concurrency`` and ``hash_wait_seconds``: how many passwords are checked at once, and
+    how long a sign-in waits for its turn before a 503 (:mod:`engine.auth.hash_slots`).
+    ``max_header_bytes`` and ``max_headers``: the largest request head (request line and
+    headers) and the most header fields a request may have; beyond them, 431.
     """
 
     host: str = DEFAULT_HOST
@@ -63,9 +77,23 @@ class ServerSettings:
     request_head_seconds: float = DEFAULT_REQUEST_HEAD_SECONDS
     request_body_seconds: float = DEFAULT_REQUEST_BODY_SECONDS
     max_connections: int | None = None
+    forwarded_allow_ips: tuple[str, ...] = ()
+    public_metrics: bool = False
+    hash_concurrency: int = DEFAULT_HASH_CONCURRENCY
+    hash_wait_seconds: float = DEFAULT_HASH_WAIT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
 
     def __post_init__(self) -> None:
-        for name in ("token_seconds", "max_body_bytes", "max_page_size", "keep_alive_seconds"):
+        for name in (
+            "token_seconds",
+            "max_body_bytes",
+            "max_page_size",
+            "keep_alive_seconds",
+            "hash_concurrency",
+            "max_header_bytes",
+            "max_headers",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         for name in ("request_head_seconds", "request_body_seconds"):
@@ -73,9 +101,17 @@ class ServerSettings:
                 raise ValueError(f"{name} must be more than 0, not {getattr(self, name)}")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {self.max_connections}")
-        for name in ("workers", "token_cache_seconds"):
+        for name in ("workers", "token_cache_seconds", "hash_wait_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
+        for proxy in self.forwarded_allow_ips:
+            if proxy != "*":
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"forwarded_allow_ips: {proxy!r} is not an IP address, a network or *"
+                    ) from None
 
     @property
     def sign_in_policy(self) -> SignInPolicy:
@@ -87,4 +123,11 @@ class ServerSettings:
         )
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "ServerSettings"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_PORT",
+    "ServerSettings",
+]

@@ -190,12 +190,18 @@ RESOLUTION_COLUMNS = frozenset(
 
 
 class UserRow(SQLModel, table=True):
-    """Someone who may call the HTTP API. ``security_stamp`` changes to revoke every token."""
+    """Someone who may call the HTTP API. ``security_stamp`` changes to revoke every token.
+
+    ``name`` is as the user was added; ``name_key`` is its case-folded form (``engine.auth``
+    computes it), unique, so that "Admin" cannot be added beside "admin" and every lookup by
+    name ignores case.
+    """
 
     __tablename__ = "users"
 
     id: str = Field(primary_key=True, max_length=36)  # a GUID, as Kianda's userId
     name: str = Field(unique=True, max_length=150)
+    name_key: str = Field(unique=True)  # no length: case folding may lengthen a name
     role: str = Field(max_length=16)
     password_hash: str
     security_stamp: str = Field(max_length=36)
@@ -220,6 +226,24 @@ class AccessTokenRow(SQLModel, table=True):
     expires_at: float = Field(index=True)
 
 
+class SignInFailureRow(SQLModel, table=True):
+    """Recent sign-in attempts of one throttled key (a user name, a client address).
+
+    ``failures`` are the times of failed attempts, newest last (at most the limit's number);
+    ``pending`` the times of attempts whose password is being checked, which count against the
+    limit too, so that parallel guesses cannot all pass the check before any has failed. Rows
+    live in the database so that every server process and ``treeflow users unlock`` see the
+    same counts; ``last_at`` finds the expired ones to delete.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    key: str = Field(primary_key=True)
+    failures: list[float] = _json()
+    pending: list[float] = _json()
+    last_at: float = Field(index=True)
+
+
 class RunCreatorRow(SQLModel, table=True):
     """Who created a run through the API (runs started by the engine itself have no row)."""
 
@@ -236,6 +260,7 @@ errors = SQLModel.metadata.tables["errors"]
 tree_versions = SQLModel.metadata.tables["tree_versions"]
 users = SQLModel.metadata.tables["users"]
 access_tokens = SQLModel.metadata.tables["access_tokens"]
+sign_in_failures = SQLModel.metadata.tables["sign_in_failures"]
 run_creators = SQLModel.metadata.tables["run_creators"]
 
 __all__ = [
@@ -245,6 +270,7 @@ __all__ = [
     "ErrorRow",
     "RunCreatorRow",
     "RunRow",
+    "SignInFailureRow",
     "TaskRow",
     "TreeVersionRow",
     "TriggerRow",
@@ -253,6 +279,7 @@ __all__ = [
     "errors",
     "run_creators",
     "runs",
+    "sign_in_failures",
     "tasks",
     "tree_versions",
     "triggers",

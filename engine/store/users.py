@@ -9,14 +9,15 @@ goes through a precompiled driver-level insert like the run's own row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records import StoredToken, StoredUser
+from engine.records import SignInAttempts, StoredToken, StoredUser
 from engine.rows import RowValues
+from engine.store import sign_in_failures as attempts
 from engine.store.bulk import insert_all
 from engine.store.database import Database
 from engine.store.tables import access_tokens, run_creators, users
@@ -38,12 +39,14 @@ def _user(row: RowValues) -> StoredUser:
 
 
 def insert_user(connection: Connection, values: Mapping[str, Any]) -> None:
-    """Insert a user; a name taken already raises SQLAlchemy's ``IntegrityError``."""
+    """Insert a user; a name (key) taken already raises SQLAlchemy's ``IntegrityError``."""
     connection.execute(users.insert().values(**values))
 
 
-def user_by_name(connection: Connection, name: str) -> StoredUser | None:
-    row = connection.execute(sa.select(users).where(users.c.name == name)).mappings().first()
+def user_by_key(connection: Connection, name_key: str) -> StoredUser | None:
+    """The user whose case-folded name is ``name_key``."""
+    statement = sa.select(users).where(users.c.name_key == name_key)
+    row = connection.execute(statement).mappings().first()
     return None if row is None else _user(row)
 
 
@@ -56,10 +59,16 @@ def count_users(connection: Connection) -> int:
     return int(connection.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
 
 
-def update_user(connection: Connection, name: str, values: Mapping[str, Any]) -> bool:
+def update_user(connection: Connection, name_key: str, values: Mapping[str, Any]) -> bool:
     """Change the named user's columns; False when no user has that name."""
-    result = connection.execute(users.update().where(users.c.name == name).values(**values))
-    return result.rowcount == 1
+    statement = users.update().where(users.c.name_key == name_key).values(**values)
+    return connection.execute(statement).rowcount == 1
+
+
+def delete_user(connection: Connection, user_id: str) -> None:
+    """Delete a user and its tokens. The runs it created keep its id as their creator."""
+    connection.execute(access_tokens.delete().where(access_tokens.c.user_id == user_id))
+    connection.execute(users.delete().where(users.c.id == user_id))
 
 
 def insert_token(connection: Connection, values: Mapping[str, Any]) -> None:
@@ -124,19 +133,19 @@ class UserBook:
         self.database = database
 
     def add(self, values: Mapping[str, Any]) -> StoredUser | None:
-        """Insert a user; None when its name is taken (also by a concurrent insert)."""
+        """Insert a user; None when its name key is taken (also by a concurrent insert)."""
         try:
             with self.database.write() as connection:
-                if user_by_name(connection, values["name"]) is not None:
+                if user_by_key(connection, values["name_key"]) is not None:
                     return None
                 insert_user(connection, values)
-                return user_by_name(connection, values["name"])
+                return user_by_key(connection, values["name_key"])
         except sa.exc.IntegrityError:
             return None
 
-    def by_name(self, name: str) -> StoredUser | None:
+    def by_key(self, name_key: str) -> StoredUser | None:
         with self.database.read() as connection:
-            return user_by_name(connection, name)
+            return user_by_key(connection, name_key)
 
     def list(self) -> list[StoredUser]:
         with self.database.read() as connection:
@@ -146,12 +155,21 @@ class UserBook:
         with self.database.read() as connection:
             return count_users(connection)
 
-    def update(self, name: str, values: Mapping[str, Any]) -> StoredUser | None:
+    def update(self, name_key: str, values: Mapping[str, Any]) -> StoredUser | None:
         """Change the named user's columns; the user as written, or None if there is none."""
         with self.database.write() as connection:
-            if not update_user(connection, name, values):
+            if not update_user(connection, name_key, values):
                 return None
-            return user_by_name(connection, name)
+            return user_by_key(connection, name_key)
+
+    def remove(self, name_key: str, *, attempts_key: str) -> StoredUser | None:
+        """Delete the named user, its tokens and its sign-in attempts; the user it was."""
+        with self.database.write() as connection:
+            stored = user_by_key(connection, name_key)
+            if stored is not None:
+                delete_user(connection, stored.id)
+                attempts.clear(connection, attempts_key)
+            return stored
 
     def issue(
         self, token: Mapping[str, Any], *, now: float, new_password_hash: str | None = None
@@ -171,11 +189,58 @@ class UserBook:
         with self.database.read() as connection:
             return token_by_hash(connection, token_hash)
 
+    # -- sign-in attempts (engine.store.sign_in_failures) ------------------------------------
+
+    def reserve_attempt(
+        self,
+        limits: Mapping[str, int],
+        *,
+        now: float,
+        failures_since: float,
+        pending_since: float,
+    ) -> SignInAttempts | None:
+        """Count an attempt against every key of ``limits``, or against none: the attempts of
+        the first key at its limit (see :func:`engine.store.sign_in_failures.reserve`)."""
+        with self.database.write() as connection:
+            return attempts.reserve(
+                connection,
+                limits,
+                now=now,
+                failures_since=failures_since,
+                pending_since=pending_since,
+            )
+
+    def settle_attempt(
+        self,
+        *,
+        at: float,
+        failed: Sequence[str] = (),
+        released: Sequence[str] = (),
+        cleared: Sequence[str] = (),
+    ) -> None:
+        """Settle the attempt reserved at ``at``: a failure for the keys ``failed``, forgotten
+        for ``released``, and every attempt of the keys ``cleared`` forgotten."""
+        outcomes = {key: attempts.Outcome.FAILED for key in failed}
+        outcomes |= {key: attempts.Outcome.RELEASED for key in released}
+        outcomes |= {key: attempts.Outcome.CLEARED for key in cleared}
+        with self.database.write() as connection:
+            attempts.settle(connection, outcomes, at=at)
+
+    def attempts(self, key: str) -> SignInAttempts | None:
+        with self.database.read() as connection:
+            return attempts.attempts(connection, key)
+
+    def clear_attempts(self, key: str) -> SignInAttempts | None:
+        """Forget every attempt of ``key`` (unlocking it); what there was, or None."""
+        with self.database.write() as connection:
+            return attempts.clear(connection, key)
+
 
 __all__ = [
     "UserBook",
     "count_users",
     "delete_expired_tokens",
+    "delete_user",
     "insert_run_creator",
     "insert_token",
     "insert_user",
@@ -183,5 +248,5 @@ __all__ = [
     "run_creator",
     "token_by_hash",
     "update_user",
-    "user_by_name",
+    "user_by_key",
 ]
