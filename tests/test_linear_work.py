@@ -1,5 +1,5 @@
 """Client text costs work linear in its size: the checks that read raw results XML before lxml
-does.
+does, and what the template sandbox reads of a text to bound an operation on it.
 
 Work is counted, never timed: each check searches through a ``ForwardScan``, whose ``examined``
 adds up the characters its searches covered, and a test compares it on inputs of size n and 8n.
@@ -11,6 +11,7 @@ hanging the suite.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.errors import ExpressionError
 from engine.forward_scan import ForwardScan
 from engine.results_xml import (
     doctype_in_prolog,
@@ -27,6 +29,8 @@ from engine.results_xml import (
     straighten_curly_names,
     write_results,
 )
+from engine.tree.expressions import Expressions
+from engine.tree.text_costs import printf_specs
 
 SMALL, LARGE = 8_000, 64_000  # n and 8n
 CURLY_TAIL = "<result name=“Note”>x</result></results>"
@@ -137,3 +141,49 @@ def test_a_well_formed_document_is_never_changed_by_the_repair(results: dict[str
     data = write_results(results).encode()
 
     assert straighten_curly_names(ForwardScan(data)) == data
+
+
+# --- templates: what the sandbox reads of a text to bound an operation on it ---------------------
+
+PRINTF = re.compile(r"%(?:\([^)]*\))?([^a-zA-Z%]*)[a-zA-Z%]")  # what printf_specs must find
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from("%()a1-. s"), max_size=24))
+def test_printf_specs_are_what_the_printf_pattern_finds(text: str) -> None:
+    assert printf_specs(ForwardScan(text)) == PRINTF.findall(text)
+
+
+HOSTILE_FORMATS = {
+    "open-keys": lambda n: "%(" * (n // 2),
+    "open-keys-then-digits": lambda n: "%(%(" * (n // 8) + ")" + "1" * (n // 2),
+    "percents": lambda n: "%" * n,
+    "one-long-key": lambda n: "%(" + "(" * n,
+    "closed-keys": lambda n: "%(k)5s" * (n // 6),
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE_FORMATS.values(), ids=HOSTILE_FORMATS.keys())
+def test_reading_a_printf_template_is_linear_in_its_length(text: Callable[[int], str]) -> None:
+    small, large = ForwardScan(text(SMALL)), ForwardScan(text(LARGE))
+    printf_specs(small)
+    printf_specs(large)
+
+    assert small.examined <= 4 * len(small.data)
+    assert large.examined <= 4 * len(large.data)
+    assert large.examined <= 8.5 * small.examined
+
+
+def test_wordwrap_of_a_long_run_is_refused_as_too_much_work() -> None:
+    template = Expressions().template("{{ inputs['Text']|wordwrap(5) }}")
+
+    with pytest.raises(ExpressionError, match=r"too much work: more than 8000000 characters"):
+        template.render({"inputs": {"Text": " " * 100_000}})
+
+
+def test_wordwrap_of_ordinary_text_still_wraps() -> None:
+    template = Expressions().template("{{ inputs['Text']|wordwrap(11) }}")
+
+    assert template.render({"inputs": {"Text": "lorem ipsum dolor sit amet"}}) == (
+        "lorem ipsum\ndolor sit\namet"
+    )
