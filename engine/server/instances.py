@@ -35,6 +35,7 @@ from starlette.responses import Response
 from engine.auth import User
 from engine.errors import BadRequest, VersionRequired
 from engine.server.auth import AnyUser
+from engine.server.json_bodies import StrictJSONRoute
 from engine.server.kianda_models import (
     MAX_VERSION,
     CreatedOut,
@@ -68,7 +69,9 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     413: _error("Request body over the size limit"),
 }
 
-router = APIRouter(prefix="/api/instances", tags=["instances"], responses=_COMMON)
+router = APIRouter(
+    prefix="/api/instances", tags=["instances"], responses=_COMMON, route_class=StrictJSONRoute
+)
 Name = Annotated[
     str,
     Path(
