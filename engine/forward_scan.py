@@ -42,6 +42,13 @@ class ForwardScan(Generic[AnyStr]):
         self.examined += len(prefix)
         return self.data.startswith(prefix, position)
 
+    def search(self, pattern: re.Pattern[AnyStr], start: int) -> re.Match[AnyStr] | None:
+        """``pattern``'s next match at or after ``start`` (a pattern of literal alternatives,
+        which tries each position a bounded number of times)."""
+        found = pattern.search(self.data, start)
+        self.examined += (len(self.data) if found is None else found.end()) - start
+        return found
+
     def match(
         self, pattern: re.Pattern[AnyStr], position: int, end: int | None = None
     ) -> re.Match[AnyStr] | None:

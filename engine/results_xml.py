@@ -47,8 +47,9 @@ _SPACE = re.compile(rb"\s*")
 # What may come before a DOCTYPE (besides whitespace), each with its end.
 _PROLOG_MARKUP = ((b"<!--", b"-->"), (b"<?", b"?>"))
 # Markup whose inside is content, not markup: skipped whole (an unclosed one runs to the end).
-_CONTENT_MARKUP = (*_PROLOG_MARKUP, (b"<![CDATA[", b"]]>"))
-_RESULT_TAG = b"<result"
+_CONTENT_MARKUP = dict((*_PROLOG_MARKUP, (b"<![CDATA[", b"]]>")))
+# What the repair looks at: content markup to skip, and <result start tags.
+_REPAIR_MARKUP = re.compile(rb"<(?:!--|!\[CDATA\[|\?|result(?=\s))")
 # One attribute of a start tag: its name and its value, quoted "...", '...' or “...” (the
 # tolerance). Nothing in it matches "<", so a tag's attributes are read before the next "<";
 # each part stops at the first character that ends it, so reading one attribute after another
@@ -205,7 +206,7 @@ def doctype_in_prolog(scan: ForwardScan[bytes]) -> bool:
 def straighten_curly_names(scan: ForwardScan[bytes]) -> bytes:
     """The document with each ``<result ... name=“...”>`` rewritten to ``name="..."``.
 
-    Markup is read left to right: each ``<`` is found once; a comment, CDATA section or
+    Markup is read left to right, each piece found once: a comment, CDATA section or
     processing instruction is skipped to its end (an unclosed one holds the rest of the
     document, so nothing after it is markup); a ``<result`` start tag is read attribute by
     attribute, so a ``name=“`` inside another attribute's value is never taken for one.
@@ -213,27 +214,24 @@ def straighten_curly_names(scan: ForwardScan[bytes]) -> bytes:
     data = scan.data
     pieces: list[bytes] = []
     copied = position = 0
-    while (start := scan.find(b"<", position)) >= 0:
-        position = start + 1
-        for opener, closer in _CONTENT_MARKUP:
-            if scan.at(opener, start):
-                close = scan.find(closer, start + len(opener))
-                if close < 0:
-                    return b"".join([*pieces, data[copied:]])
-                position = close + len(closer)
+    while (markup := scan.search(_REPAIR_MARKUP, position)) is not None:
+        closer = _CONTENT_MARKUP.get(markup.group())
+        if closer is not None:
+            close = scan.find(closer, markup.end())
+            if close < 0:
                 break
-        else:
-            if scan.at(_RESULT_TAG, start):
-                tag_end = scan.find(b"<", start + 1)
-                tag_end = len(data) if tag_end < 0 else tag_end
-                position = start + len(_RESULT_TAG)
-                while (attribute := scan.match(_ATTRIBUTE, position, tag_end)) is not None:
-                    position = attribute.end()
-                    if attribute.group(1) == b"name" and attribute.group(2) is not None:
-                        pieces += [data[copied : attribute.start(2)], b'"']
-                        pieces += [data[attribute.end(2) : attribute.start(3)], b'"']
-                        copied = attribute.end(3)
-                position = tag_end
+            position = close + len(closer)
+            continue
+        tag_end = scan.find(b"<", markup.end())
+        tag_end = len(data) if tag_end < 0 else tag_end
+        position = markup.end()
+        while (attribute := scan.match(_ATTRIBUTE, position, tag_end)) is not None:
+            position = attribute.end()
+            if attribute.group(1) == b"name" and attribute.group(2) is not None:
+                pieces += [data[copied : attribute.start(2)], b'"']
+                pieces += [data[attribute.end(2) : attribute.start(3)], b'"']
+                copied = attribute.end(3)
+        position = tag_end
     return b"".join([*pieces, data[copied:]])
 
 
