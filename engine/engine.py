@@ -20,6 +20,7 @@ from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound, Problem, TreeError
 from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
+from engine.json_input import check_json
 from engine.kianda.field_values import FieldsGiven, FieldValue
 from engine.kianda.instances import Instance, InstanceBook
 from engine.kianda.processes import Deployment, Process, ProcessShelf
@@ -299,6 +300,9 @@ class Engine:
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
         fingerprint = inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT)
+        if source_data is not None:
+            source_data = dict(source_data)
+            check_json(source_data, field="source_data")
         start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
         if idempotency_key is not None:

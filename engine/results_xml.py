@@ -15,10 +15,17 @@ tails, because Kinetic passes XML documents (lists to loop over) inside results.
 
 One tolerance: Kinetic's own documentation (the createDeferred example) writes
 ``<result name=“Status”>``, with typographic quotes (U+201C, U+201D) around the attribute value.
-That exact pattern, ``name=“...”`` inside a ``<result`` start tag (outside comments, CDATA
-sections and processing instructions), is rewritten to ASCII quotes before parsing, so the
-documented example is accepted verbatim. It is malformed XML otherwise, so no well-formed
-document is ever changed, and nothing else is rewritten.
+That exact pattern, a ``name`` attribute of a ``<result`` start tag quoted ``“...”`` (outside
+comments, CDATA sections and processing instructions, and outside other attributes' values), is
+rewritten to ASCII quotes before parsing, so the documented example is accepted verbatim. It is
+malformed XML otherwise, so no well-formed document is ever changed, and nothing else is
+rewritten.
+
+The checks that read the raw document before lxml does (that repair, and the search for a
+DOCTYPE in the prolog) are searches over a :class:`~engine.forward_scan.ForwardScan`, each
+starting where the last one stopped: they read each byte a bounded number of times whatever the
+document holds (an unclosed ``<?``, ``<!--`` or ``<![CDATA[`` repeated a million times
+included), so their work is linear in the document's size.
 """
 
 from __future__ import annotations
@@ -30,23 +37,26 @@ from typing import cast
 from lxml import etree
 
 from engine.errors import BadResults
+from engine.forward_scan import ForwardScan
 
 MAX_RESULTS_BYTES: int = 1_048_576
 
-# A DOCTYPE can only come before the root element: after an optional BOM, whitespace, the XML
-# declaration, comments and processing instructions. Possessive, so a long prolog cannot make
-# the scan backtrack. Covers ASCII-compatible encodings; the docinfo check after parsing covers
-# the others (UTF-16 and friends).
-_DOCTYPE_IN_PROLOG = re.compile(
-    rb"(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*+<!DOCTYPE", re.DOTALL
-)
+_BOM = b"\xef\xbb\xbf"
 _LEFT_QUOTE = "“".encode()
-# Group 1 skips the places where the pattern is content, not markup; groups 2 and 3 are the
-# start of a <result> tag up to the curly-quoted name and the name itself.
-_CURLY_NAME = re.compile(
-    rb"(<!\[CDATA\[.*?\]\]>|<!--.*?-->|<\?.*?\?>)"
-    rb"|(<result\s(?:[^<>]*?\s)?name\s*=\s*)\xe2\x80\x9c([^<>\"]*?)\xe2\x80\x9d",
-    re.DOTALL,
+_SPACE = re.compile(rb"\s*")
+# What may come before a DOCTYPE (besides whitespace), each with its end.
+_PROLOG_MARKUP = ((b"<!--", b"-->"), (b"<?", b"?>"))
+# Markup whose inside is content, not markup: skipped whole (an unclosed one runs to the end).
+_CONTENT_MARKUP = dict((*_PROLOG_MARKUP, (b"<![CDATA[", b"]]>")))
+# What the repair looks at: content markup to skip, and <result start tags.
+_REPAIR_MARKUP = re.compile(rb"<(?:!--|!\[CDATA\[|\?|result(?=\s))")
+# One attribute of a start tag: its name and its value, quoted "...", '...' or “...” (the
+# tolerance). Nothing in it matches "<", so a tag's attributes are read before the next "<";
+# each part stops at the first character that ends it, so reading one attribute after another
+# reads each byte of the tag a bounded number of times.
+_ATTRIBUTE = re.compile(
+    rb"\s+([^\s=<>/\"']+)\s*=\s*"
+    rb"(?:\"[^\"<]*\"|'[^'<]*'|(\xe2\x80\x9c)[^<>\"]*?(\xe2\x80\x9d))"
 )
 
 
@@ -102,7 +112,7 @@ def parse_results(
     if not data or data.isspace():
         return {}
     if _LEFT_QUOTE in data:
-        data = _CURLY_NAME.sub(_straighten_quotes, data)
+        data = straighten_curly_names(ForwardScan(data))
     return _read_results(_parse(data, parser, "results"))
 
 
@@ -150,7 +160,7 @@ def _check_size(size: int, max_bytes: int, what: str, *, exact: bool) -> None:
 
 
 def _parse(data: bytes, parser: etree.XMLParser, what: str) -> etree._Element:
-    if _DOCTYPE_IN_PROLOG.match(data):
+    if doctype_in_prolog(ForwardScan(data)):
         raise _doctype_refused(what)
     try:
         root = etree.fromstring(data, parser)
@@ -171,10 +181,58 @@ def _doctype_refused(what: str) -> BadResults:
     )
 
 
-def _straighten_quotes(match: re.Match[bytes]) -> bytes:
-    if match.group(1) is not None:
-        return match.group(1)
-    return match.group(2) + b'"' + match.group(3) + b'"'
+def doctype_in_prolog(scan: ForwardScan[bytes]) -> bool:
+    """Whether a DOCTYPE comes before the root element, where one can only be: after an
+    optional BOM, whitespace, the XML declaration, comments and processing instructions.
+
+    Covers ASCII-compatible encodings; the docinfo check after parsing covers the others
+    (UTF-16 and friends). An unclosed comment or instruction ends the prolog: it is malformed.
+    """
+    position = len(_BOM) if scan.at(_BOM, 0) else 0
+    while True:
+        space = scan.match(_SPACE, position)
+        position = space.end() if space is not None else position
+        for opener, closer in _PROLOG_MARKUP:
+            if scan.at(opener, position):
+                close = scan.find(closer, position + len(opener))
+                if close < 0:
+                    return False
+                position = close + len(closer)
+                break
+        else:
+            return scan.at(b"<!DOCTYPE", position)
+
+
+def straighten_curly_names(scan: ForwardScan[bytes]) -> bytes:
+    """The document with each ``<result ... name=“...”>`` rewritten to ``name="..."``.
+
+    Markup is read left to right, each piece found once: a comment, CDATA section or
+    processing instruction is skipped to its end (an unclosed one holds the rest of the
+    document, so nothing after it is markup); a ``<result`` start tag is read attribute by
+    attribute, so a ``name=“`` inside another attribute's value is never taken for one.
+    """
+    data = scan.data
+    pieces: list[bytes] = []
+    copied = position = 0
+    while (markup := scan.search(_REPAIR_MARKUP, position)) is not None:
+        closer = _CONTENT_MARKUP.get(markup.group())
+        if closer is not None:
+            close = scan.find(closer, markup.end())
+            if close < 0:
+                break
+            position = close + len(closer)
+            continue
+        tag_end = scan.find(b"<", markup.end())
+        tag_end = len(data) if tag_end < 0 else tag_end
+        position = markup.end()
+        while (attribute := scan.match(_ATTRIBUTE, position, tag_end)) is not None:
+            position = attribute.end()
+            if attribute.group(1) == b"name" and attribute.group(2) is not None:
+                pieces += [data[copied : attribute.start(2)], b'"']
+                pieces += [data[attribute.end(2) : attribute.start(3)], b'"']
+                copied = attribute.end(3)
+        position = tag_end
+    return b"".join([*pieces, data[copied:]])
 
 
 def _read_results(root: etree._Element) -> dict[str, str]:
@@ -219,4 +277,12 @@ def _inner_xml(element: etree._Element) -> str:
     return text + "".join(etree.tostring(child, encoding="unicode") for child in element)
 
 
-__all__ = ["MAX_RESULTS_BYTES", "parse_results", "parse_xml", "safe_xml_parser", "write_results"]
+__all__ = [
+    "MAX_RESULTS_BYTES",
+    "doctype_in_prolog",
+    "parse_results",
+    "parse_xml",
+    "safe_xml_parser",
+    "straighten_curly_names",
+    "write_results",
+]

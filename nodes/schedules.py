@@ -17,7 +17,6 @@ wait do, rather than calling another system.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from engine.errors import BadRequest
 from engine.handlers.handler import Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
+from engine.json_input import parse_json
 from engine.schedule.kinds import Kind, Unit
 
 _WHEN_TEXT = ("at", "time", "day", "cron", "start", "end", "unit")
@@ -57,10 +57,7 @@ def _when(parameters: Mapping[str, str]) -> dict[str, Any]:
 def _fields(text: str) -> dict[str, Any] | None:
     if not text.strip():
         return None
-    try:
-        fields = json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(field="fields", reason=f"expected a JSON object: {exc}") from None
+    fields = parse_json(text, field="fields")
     if not isinstance(fields, dict):
         raise BadRequest(field="fields", reason="expected a JSON object of name: value")
     return fields

@@ -272,3 +272,16 @@ def test_a_tree_creates_a_process_task(eng: Engine) -> None:
     firing = eng.schedules.run_now(schedule.id)
     assert firing.instance is not None
     assert values_of(eng.get_instance(firing.instance))["Reason"] == "ops"
+
+
+def test_a_tree_giving_fields_the_store_cannot_keep_is_refused_by_name(eng: Engine) -> None:
+    eng.load_tree(PLANNER)
+    trigger = eng.create_start(
+        source_name="Tests", source_group="Semantics", tree_name="Plan Training",
+        source_id="\\ud800",  # six characters: rendered into the JSON, a lone surrogate
+    )  # fmt: skip
+    eng.run_until_idle()
+
+    [error] = eng.get_run(trigger.run_id).errors
+    assert "Invalid fields: the text at $.Reason holds a lone surrogate '\\ud800'" in error.summary
+    assert eng.schedules.list() == []

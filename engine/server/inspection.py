@@ -36,6 +36,7 @@ from engine import inputs
 from engine.auth import User
 from engine.records import Run, RunError
 from engine.server.auth import caller
+from engine.server.json_bodies import StrictJSONRoute
 from engine.server.paging import MAX_ID, Id, Limit, Offset, app_engine, next_page, page_of
 from engine.server.read_models import (
     ErrorBody,
@@ -70,6 +71,7 @@ Admin = Annotated[User, Depends(_admin)]  # the same callable: FastAPI runs it o
 router = APIRouter(
     prefix="/api",
     tags=["inspection"],
+    route_class=StrictJSONRoute,
     dependencies=[Depends(_admin)],
     responses=_ERRORS,
 )

@@ -44,6 +44,7 @@ from engine.server.idempotency import (
     request_key,
     stored_key,
 )
+from engine.server.json_bodies import StrictJSONRoute
 from engine.server.kianda_models import (
     MAX_VERSION,
     CreatedOut,
@@ -77,7 +78,9 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     413: _error("Request body over the size limit"),
 }
 
-router = APIRouter(prefix="/api/instances", tags=["instances"], responses=_COMMON)
+router = APIRouter(
+    prefix="/api/instances", tags=["instances"], responses=_COMMON, route_class=StrictJSONRoute
+)
 Name = Annotated[
     str,
     Path(

@@ -19,7 +19,6 @@ Kinetic Task 4 answers a bad call with a 400-series status and the exception's m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
@@ -32,6 +31,7 @@ from starlette.responses import Response
 from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
+from engine.json_input import parse_json
 from engine.results_xml import write_results
 from engine.server import formats
 from engine.server.auth import AnyUser
@@ -125,36 +125,10 @@ def _answer(body: BaseModel) -> Response:
     return Response(formats.json_body(body.model_dump()), media_type="application/json")
 
 
-def _refuse_nul(value: object, where: str) -> None:
-    """PostgreSQL text and JSON cannot hold NUL: refuse it anywhere in the body."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise BadRequest(field=where, reason="contains a NUL character")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _refuse_nul(key, where)
-            _refuse_nul(item, where)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_nul(item, where)
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(field="body", reason=f"not UTF-8 text: {exc.reason}") from None
-    except RecursionError:
-        raise BadRequest(field="body", reason="JSON nested too deeply") from None
-    except ValueError as exc:
-        raise BadRequest(field="body", reason=f"not valid JSON: {exc}") from None
+    value = parse_json(body, field="body")
     if not isinstance(value, dict):
         raise BadRequest(field="body", reason="must be a JSON object")
-    _refuse_nul(value, "body")
     return value
 
 
@@ -164,8 +138,9 @@ def _form(body: bytes) -> dict[str, str]:
     for name, value in pairs:
         if name in fields:
             raise BadRequest(field=name, reason="is given more than once")
+        if "\x00" in name or "\x00" in value:  # PostgreSQL text and JSON cannot hold NUL
+            raise BadRequest(field="form", reason=f"{name!r} contains a NUL character")
         fields[name] = value
-    _refuse_nul(fields, "form")
     return fields
 
 

@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from engine.auth import User
 from engine.server.auth import caller
+from engine.server.json_bodies import StrictJSONRoute
 from engine.server.paging import Id, Limit, Offset, app_engine, next_page, page_of
 from engine.server.read_models import ErrorBody
 from engine.server.task_models import FiringOut, FiringPage, TaskIn, TaskOut, TaskPage, TaskPatch
@@ -43,6 +44,7 @@ Admin = Annotated[User, Depends(_admin)]
 router = APIRouter(
     prefix="/api/tasks",
     tags=["tasks"],
+    route_class=StrictJSONRoute,
     dependencies=[Depends(_admin)],
     responses={
         401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},

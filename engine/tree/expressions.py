@@ -32,7 +32,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from engine.errors import ExpressionError
+from engine.forward_scan import ForwardScan
 from engine.tree.substitution import Part, substitute, substitution_parts
+from engine.tree.text_costs import printf_specs, wrap_work
 
 MAX_SOURCE = 64 * 1024
 _MAX_INT_BITS = 4096  # 10**1000 is data; 2**10**6 is only work
@@ -41,7 +43,6 @@ _FORBIDDEN = {nodes.Extends: "extends", nodes.Include: "include", nodes.Import: 
               nodes.FromImport: "from", nodes.Macro: "macro", nodes.CallBlock: "call",
               nodes.Block: "block"}  # fmt: skip
 _TEXT_FILTERS = frozenset({"center", "indent", "wordwrap", "replace", "format"})
-_PRINTF = re.compile(r"%(?:\([^)]*\))?([^a-zA-Z%]*)[a-zA-Z%]")
 _PASS = {"context": lambda c: (c,), "eval_context": lambda c: (c.eval_ctx,),
          "environment": lambda c: (c.environment,)}  # fmt: skip
 
@@ -163,12 +164,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         """Cap a freshly made value at max_output and charge it to the budget."""
         if isinstance(value, (str, bytes, list, tuple)):
             self._fits(len(value))
-            budget = _BUDGET.get()
-            if budget is not None:
-                budget.chars -= len(value)
-                if budget.chars < 0:
-                    raise _Limit(f"more than {self.max_output * _WORK_FACTOR} characters of work")
+            self._charge(len(value))
         return value
+
+    def _charge(self, work: int) -> None:
+        """Charge ``work`` characters of work to the evaluation's budget, refusing it beyond."""
+        limit = self.max_output * _WORK_FACTOR
+        budget = _BUDGET.get()
+        if work > (limit if budget is None else budget.chars):
+            raise _Limit(f"more than {limit} characters of work")
+        if budget is not None:
+            budget.chars -= work
 
     def _finalize(self, value: Any) -> Any:
         if type(value) is not str:
@@ -260,7 +266,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             value = list(value)  # a generator from map or select: measure once, pass it on
         self._fits(size := _size(value, self.max_output))
         if name in _TEXT_FILTERS:
-            self._fits(self._text_size(name, value if type(value) is str else str(value), args, kw))
+            text = value if type(value) is str else str(value)
+            self._fits(self._text_size(name, text, args, kw))
+            if name == "wordwrap":
+                self._charge(wrap_work(text, _arg(args, kw, 0, "width", 79)))
         elif name == "join":
             self._fits(size + len(value) * len(str(_arg(args, kw, 0, "d", ""))))
         elif name == "batch":
@@ -303,7 +312,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def _printf_size(self, template: str | bytes, values: Any) -> int:
         text = _decoded(template)
-        specs = _PRINTF.findall(text)
+        specs = printf_specs(ForwardScan(text))
         widths = sum(_digits(spec, self.max_output) for spec in specs)
         sizes = _size(values, self.max_output) * (1 if isinstance(values, tuple) else len(specs))
         return len(text) + widths + sizes

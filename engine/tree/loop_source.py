@@ -8,9 +8,12 @@ silently read as the other one.
 
 JSONPath is jsonpath-ng's extended dialect (``jsonpath_ng.ext``): ``$[*]``, ``$.items[*].name``,
 ``$..id``, filters such as ``$[?(@.active == true)]``, slices ``$[0:2]``. ``$[*]`` over an object
-iterates its values. XPath is lxml's: it must select nodes or strings (``//item``,
-``//item/@id``, ``//item/text()``); an expression that yields a number or a boolean
-(``count(//item)``) is refused, since there is nothing to iterate.
+iterates its values. Its regular expressions run on RE2 and its evaluation has a budget
+(:mod:`engine.tree.json_path`), since a loop path may be rendered from a caller's data; the JSON
+is read by the engine's strict reader (:mod:`engine.json_input`). XPath is lxml's, without
+EXSLT's regular expressions: it must select nodes or strings (``//item``, ``//item/@id``,
+``//item/text()``); an expression that yields a number or a boolean (``count(//item)``) is
+refused, since there is nothing to iterate.
 
 Every element becomes one text value, because results are text. A selected XML element that
 holds only text (no child elements, no attributes) is that text, which is what Kinetic trees
@@ -31,13 +34,14 @@ import functools
 import json
 from typing import Any, cast
 
-from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext import parser as jsonpath_ext
+from jsonpath_ng import JSONPath
 from lxml import etree
 
-from engine.errors import BadResults
+from engine.errors import BadRequest, BadResults
 from engine.handlers.builtin import DATA_SOURCE, LOOP_PATH, VAR_NAME
+from engine.json_input import parse_json
 from engine.results_xml import parse_xml
+from engine.tree.json_path import MAX_STEPS, JSONPathRefused, compile_json_path, find_values
 
 MAX_SOURCE_BYTES = 16 * 1_048_576
 
@@ -68,17 +72,18 @@ def is_json_path(path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _json_path(path: str) -> Any:
+def _json_path(path: str) -> JSONPath:
     try:
-        return jsonpath_ext.parse(path)
-    except JSONPathError as exc:
-        raise LoopSourceError(f"{LOOP_PATH} {path!r} is not a JSONPath: {exc}") from None
+        return compile_json_path(path)
+    except JSONPathRefused as exc:
+        raise LoopSourceError(f"{LOOP_PATH} {path!r} {exc}") from None
 
 
 @functools.lru_cache(maxsize=256)
 def _xpath(path: str) -> etree.XPath:
     try:
-        return etree.XPath(path)
+        # No EXSLT regular expressions: they would run Python's backtracking engine.
+        return etree.XPath(path, regexp=False)
     except etree.XPathSyntaxError as exc:
         raise LoopSourceError(f"{LOOP_PATH} {path!r} is not an XPath: {exc}") from None
 
@@ -91,27 +96,32 @@ def check_path(path: str) -> None:
         _xpath(path.strip())
 
 
-def loop_values(data_source: str, loop_path: str) -> list[str]:
-    """The text of each element ``loop_path`` selects in ``data_source``, in document order."""
+def loop_values(data_source: str, loop_path: str, *, max_steps: int = MAX_STEPS) -> list[str]:
+    """The text of each element ``loop_path`` selects in ``data_source``, in document order;
+    a JSONPath may take at most ``max_steps`` (:mod:`engine.tree.json_path`)."""
     path = loop_path.strip()
     if not path:
         raise LoopSourceError(f"{LOOP_PATH} is empty")
     if is_json_path(path):
-        return _json_values(data_source, path)
+        return _json_values(data_source, path, max_steps)
     return _xml_values(data_source, path)
 
 
-def _json_values(data_source: str, path: str) -> list[str]:
+def _json_values(data_source: str, path: str, max_steps: int) -> list[str]:
     expression = _json_path(path)
     if len(data_source) > MAX_SOURCE_BYTES:
         raise LoopSourceError(f"{DATA_SOURCE} is over {MAX_SOURCE_BYTES} bytes")
     if not data_source.strip():
         return []  # an empty source is an empty list, as in Kinetic
     try:
-        document = json.loads(data_source)
-    except ValueError as exc:
-        raise LoopSourceError(f"{DATA_SOURCE} is not well-formed JSON: {exc}") from None
-    return [_json_text(match.value) for match in expression.find(document)]
+        document = parse_json(data_source, field=DATA_SOURCE)
+    except BadRequest as exc:
+        reason = exc.reason.removeprefix("not valid JSON: ")
+        raise LoopSourceError(f"{DATA_SOURCE} is not well-formed JSON: {reason}") from None
+    try:
+        return [_json_text(v) for v in find_values(expression, document, max_steps=max_steps)]
+    except JSONPathRefused as exc:
+        raise LoopSourceError(f"{LOOP_PATH} {path!r} {exc}") from None
 
 
 def _json_text(value: Any) -> str:

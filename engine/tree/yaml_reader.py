@@ -6,7 +6,10 @@ duplicate is reported (all of them, with both lines) and every mapping entry and
 remembers the line it came from, for error messages that point into the file.
 
 The result is JSON-like data only (mappings, lists, strings, numbers, booleans, null): a scalar
-YAML would turn into anything else (a date, bytes) is kept as the text written. Aliases are
+YAML would turn into anything else (a date, bytes) is kept as the text written; one the store
+could not keep as JSON (a NUL character or a lone surrogate, an integer outside 64 bits, an
+infinite number) and nesting deeper than ``engine.json_input.MAX_DEPTH`` are problems, as
+they are in JSON a caller sends. Aliases are
 followed, but a recursive alias, a document that aliases expand beyond ``MAX_VALUES`` values
 and one nested deeper than Python's recursion limit are refused rather than walked forever.
 """
@@ -19,6 +22,7 @@ from typing import Any
 import yaml
 
 from engine.errors import Problem
+from engine.json_input import MAX_DEPTH, scalar_problem
 
 Path = tuple[str | int, ...]
 MAX_VALUES = 100_000  # far above any real tree; an alias bomb reaches it at once
@@ -63,7 +67,10 @@ class _Walker:
         if isinstance(node, yaml.ScalarNode):
             if node.style == "|":
                 self.result.literal_lines[path] = node.start_mark.line + 2
-            return self._scalar(node)
+            return self._stored(self._scalar(node), path)
+        if len(path) == MAX_DEPTH:
+            self._problem(f"the value is nested deeper than {MAX_DEPTH} levels", path)
+            return None
         if not self._enter(node, path):
             return None
         try:
@@ -81,6 +88,14 @@ class _Walker:
             self.loader.recursive_objects.pop(node, None)
             return node.value
         return value if isinstance(value, _PLAIN) else node.value
+
+    def _stored(self, value: Any, path: Path) -> Any:
+        """The value, if the store can keep it as JSON; else a problem, and None."""
+        problem = scalar_problem(value)
+        if problem is None:
+            return value
+        self._problem(problem, path)
+        return None
 
     def _spend(self, values: int) -> None:
         self.count += values
@@ -146,7 +161,8 @@ class _Walker:
     def _key(self, node: yaml.Node, path: Path) -> str | None:
         key = self._scalar(node) if isinstance(node, yaml.ScalarNode) else None
         if key is not None:
-            return str(key)
+            text = str(key)
+            return text if self._stored(text, path) is not None else None
         kind = "null" if isinstance(node, yaml.ScalarNode) else node.id  # "mapping", "sequence"
         self._problem(f"a key must be a text, not a {kind}", path, node.start_mark.line + 1)
         return None
