@@ -208,7 +208,7 @@ class Execution:
             return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
-            task.dirty = True
+            task.mark_changed()
         self._touched.add((node.name, loop_index))
         self.touch(node, loop_index)
 
@@ -392,7 +392,7 @@ class Execution:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
-            task.dirty = True
+            task.mark_changed()
         self._judge_join(node, task)
 
     def _judge_join(self, node: Node, task: TaskState) -> None:

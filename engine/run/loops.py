@@ -223,7 +223,7 @@ class LoopSteps:
             task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index)
         if iteration not in task.arrived:
             task.arrived = [*task.arrived, iteration]
-            task.dirty = True
+            task.mark_changed()
         if task.status is TaskStatus.NEW:  # a tail fires once; later arrivals are only recorded
             self.judge_tail(node, task)
 

@@ -3,7 +3,8 @@
 A worker loads a run's rows once, executes nodes against this state (no database access while
 handlers run), and then writes only what changed: new task rows, changed task rows, new error
 rows, scheduled trigger rows and the run's own columns, all in the transaction that closes the
-trigger.
+trigger. What changed is listed as it changes (new tasks are appended, a changed task lists
+itself once), so taking a step's changes costs what the step did, not the size of the run.
 """
 
 from __future__ import annotations
@@ -33,11 +34,20 @@ class TaskState:
     is_new: bool = False
     dirty: bool = False
     completing: bool = False  # a Complete for its token was accepted and is queued
+    # Its run state's list of changed tasks, which it joins when it first changes.
+    changes: list[TaskState] | None = field(default=None, repr=False, compare=False)
 
     def move(self, status: TaskStatus, now: float) -> None:
         self.status = transition(self.status, status)
         self.updated_at = now
-        self.dirty = True
+        self.mark_changed()
+
+    def mark_changed(self) -> None:
+        """Its row is to be written again: a task read from rows lists itself as changed once."""
+        if not self.dirty:
+            self.dirty = True
+            if not self.is_new and self.changes is not None:
+                self.changes.append(self)
 
     def row(self, run_id: int) -> dict[str, Any]:
         return {
@@ -82,6 +92,10 @@ class RunState:
     parent_run_id: int | None = None
     parent_task_id: str | None = None
     call_depth: int = 0
+    # Tasks read from rows that changed since the last take_changes; tasks from index
+    # ``_inserted`` on are new since then.
+    _changed: list[TaskState] = field(default_factory=list)
+    _inserted: int = 0
 
     @classmethod
     def from_rows(
@@ -126,9 +140,11 @@ class RunState:
                     completing=row["completing"],
                 )
             )
+        state._inserted = len(state.tasks)
         return state
 
     def remember(self, task: TaskState) -> None:
+        task.changes = self._changed
         self.tasks.append(task)
         self.by_id[task.id] = task
         self.latest[(task.node, task.loop_index)] = task
@@ -142,7 +158,7 @@ class RunState:
 
     def set_results(self, task: TaskState, results: dict[str, Any]) -> None:
         task.results = results
-        task.dirty = True
+        task.mark_changed()
         if task.loop_index == ROOT_LOOP_INDEX:
             self.results[task.node] = results
         else:
@@ -165,22 +181,28 @@ class RunState:
         return RunStatus.FAILED if self.active_errors else RunStatus.COMPLETED
 
     def take_changes(self, run_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """New task rows and changed task rows since the last call; marks them clean."""
-        inserts, updates = [], []
-        for task in self.tasks:
-            if task.is_new:
-                inserts.append(task.row(run_id))
-            elif task.dirty:
-                updates.append(
-                    {
-                        "b_id": task.id,
-                        "b_status": task.status.value,
-                        "b_results": task.results,
-                        "b_arrived": task.arrived,
-                        "b_updated_at": task.updated_at,
-                    }
-                )
+        """New task rows and changed task rows since the last call; marks them clean.
+
+        It costs what changed since the last call, not the size of the run.
+        """
+        new = self.tasks[self._inserted :]
+        inserts = [task.row(run_id) for task in new]
+        for task in new:
             task.is_new = task.dirty = False
+        updates = []
+        for task in self._changed:
+            updates.append(
+                {
+                    "b_id": task.id,
+                    "b_status": task.status.value,
+                    "b_results": task.results,
+                    "b_arrived": task.arrived,
+                    "b_updated_at": task.updated_at,
+                }
+            )
+            task.dirty = False
+        self._changed.clear()
+        self._inserted = len(self.tasks)
         return inserts, updates
 
 
