@@ -26,6 +26,7 @@ from engine.kianda.processes import Deployment, Process, ProcessShelf
 from engine.processing.intake import TriggerIntake
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
+from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
 from engine.records import Run, RunError, TreeKey, Trigger
@@ -45,6 +46,7 @@ from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
+RUN_CACHE_RUNS, RUN_CACHE_BYTES = DEFAULT_RUNS, DEFAULT_BYTES  # unless the engine is told
 
 
 class _HandlerGateway:
@@ -97,6 +99,9 @@ class Engine:
     update, delete, list, run now, history); ``start()`` runs their scheduler.
     ``schedule_poll_seconds`` is how often the process that runs the scheduler picks up
     schedules changed by other processes, and how often the others try to take it over.
+    ``run_cache_runs`` and ``run_cache_bytes`` bound the run states the engine keeps between the
+    batches of a run (``engine.processing.run_cache``): at most that many, together estimated at
+    no more than that many bytes (0 keeps none).
     """
 
     def __init__(
@@ -116,12 +121,15 @@ class Engine:
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
         schedule_poll_seconds: float = 5.0,
+        run_cache_runs: int = RUN_CACHE_RUNS,
+        run_cache_bytes: int = RUN_CACHE_BYTES,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
         self.name = ids.worker_name()
         self.max_results_bytes = max_results_bytes
         self.batch_size = batch_size
+        run_cache = RunCache(run_cache_runs, run_cache_bytes)  # checked before anything opens
         self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
@@ -140,6 +148,7 @@ class Engine:
             max_attempts=max_attempts,
             selection=worker_selection(selection),
             routine_lookup=self.catalog.routine,
+            run_cache=run_cache,
         )
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
@@ -535,4 +544,4 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-__all__ = ["Engine"]
+__all__ = ["RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]

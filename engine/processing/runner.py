@@ -93,6 +93,7 @@ class Runner:
         max_attempts: int = 5,
         selection: Sequence[str] | None = None,
         routine_lookup: RoutineLookup | None = None,
+        run_cache: RunCache | None = None,
     ) -> None:
         self.database = database
         self.resolve_tree = resolve_tree
@@ -105,7 +106,8 @@ class Runner:
         self.selection = selection  # stored labels this runner claims; None: any (selection.py)
         self.routine_lookup = routine_lookup  # the routines calls start (engine.tree.routines)
         self.observers = Observers()  # told what each commit closed (engine.processing.observers)
-        self.run_cache = RunCache()  # states kept between batches (engine.processing.run_cache)
+        # States kept between batches (engine.processing.run_cache).
+        self.run_cache = run_cache if run_cache is not None else RunCache()
 
     def claim(self, limit: int) -> Claim:
         claim_id = ids.claim_id()

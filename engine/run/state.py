@@ -5,6 +5,11 @@ handlers run), and then writes only what changed: new task rows, changed task ro
 rows, scheduled trigger rows and the run's own columns, all in the transaction that closes the
 trigger. What changed is listed as it changes (new tasks are appended, a changed task lists
 itself once), so taking a step's changes costs what the step did, not the size of the run.
+
+A worker may keep a state between batches (``engine.processing.run_cache``), bounded by what
+:meth:`RunState.kept_bytes` estimates it costs in memory: its documents as stored (the JSON of
+its inputs, values, source data and each task's results and arrivals) plus a measured cost per
+value and per task, counted cheaply and kept up to date as tasks change.
 """
 
 from __future__ import annotations
@@ -13,10 +18,34 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine.handlers.handler import SourceInfo
 from engine.records import ROOT_LOOP_INDEX
 from engine.statuses import RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
+
+# What a kept task costs besides its results and arrivals: the object, its id, node, handler id
+# and loop index, and its entries in the state's indexes (measured: about 940 bytes).
+TASK_BYTES = 900
+# What each value of a JSON document costs in memory besides its text: the Python objects and
+# the slot holding them (measured: 90 to 130 bytes in objects of short strings, the usual shape;
+# such a document takes about 7 times its JSON, a single long string about once).
+VALUE_BYTES = 100
+
+
+def stored_bytes(document: Any) -> int:
+    """What a JSON document costs kept in memory: its JSON as stored, plus VALUE_BYTES a value.
+
+    Values are counted by the separators in the JSON text (a comma inside a string counts too,
+    erring on the large side): orjson writes the text and counts in C, so a 4 MB document costs
+    milliseconds, once per state, instead of a walk over its objects.
+    """
+    try:
+        text = orjson.dumps(document)
+    except TypeError:  # an integer beyond 64 bits: what text it would have is close enough
+        text = repr(document).encode()
+    return len(text) + VALUE_BYTES * text.count(b",")
 
 
 @dataclass(slots=True)
@@ -36,6 +65,8 @@ class TaskState:
     completing: bool = False  # a Complete for its token was accepted and is queued
     # Its run state's list of changed tasks, which it joins when it first changes.
     changes: list[TaskState] | None = field(default=None, repr=False, compare=False)
+    # What RunState.kept_bytes last counted for it.
+    kept_bytes: int = field(default=0, repr=False, compare=False)
 
     def move(self, status: TaskStatus, now: float) -> None:
         self.status = transition(self.status, status)
@@ -48,6 +79,10 @@ class TaskState:
             self.dirty = True
             if not self.is_new and self.changes is not None:
                 self.changes.append(self)
+
+    def measure(self) -> int:
+        arrived = stored_bytes(self.arrived) if self.arrived else 0
+        return TASK_BYTES + stored_bytes(self.results) + arrived
 
     def row(self, run_id: int) -> dict[str, Any]:
         return {
@@ -96,6 +131,12 @@ class RunState:
     # ``_inserted`` on are new since then.
     _changed: list[TaskState] = field(default_factory=list)
     _inserted: int = 0
+    # kept_bytes, kept up to date: tasks from ``_measured`` on are not counted yet, ``_resized``
+    # are counted tasks that changed since; -1 until the run's own documents are counted.
+    _own_bytes: int = -1
+    _task_bytes: int = 0
+    _measured: int = 0
+    _resized: list[TaskState] = field(default_factory=list)
 
     @classmethod
     def from_rows(
@@ -201,9 +242,35 @@ class RunState:
                 }
             )
             task.dirty = False
+        self._resized.extend(self._changed)
         self._changed.clear()
         self._inserted = len(self.tasks)
         return inserts, updates
 
+    def kept_bytes(self) -> int:
+        """What keeping this state costs in memory, estimated (see :func:`stored_bytes`).
 
-__all__ = ["RunState", "TaskState"]
+        The run's own documents are counted once (a change to its values bumps the run's
+        revision, so a kept state never sees one); each task when first counted and again after
+        it changed, so counting a state kept batch after batch costs what the batches changed.
+        """
+        if self._own_bytes < 0:
+            self._own_bytes = (
+                stored_bytes(self.inputs)
+                + stored_bytes(self.values)
+                + stored_bytes(self.source.data)
+            )
+        for task in self._resized:
+            if task.kept_bytes:  # counted before it changed
+                size = task.measure()
+                self._task_bytes += size - task.kept_bytes
+                task.kept_bytes = size
+        self._resized.clear()
+        for task in self.tasks[self._measured :]:
+            task.kept_bytes = task.measure()
+            self._task_bytes += task.kept_bytes
+        self._measured = len(self.tasks)
+        return self._own_bytes + self._task_bytes
+
+
+__all__ = ["TASK_BYTES", "VALUE_BYTES", "RunState", "TaskState", "stored_bytes"]
