@@ -22,7 +22,7 @@ import orjson
 
 from engine.handlers.handler import SourceInfo
 from engine.records import ROOT_LOOP_INDEX
-from engine.statuses import RunStatus, TaskStatus, transition
+from engine.statuses import ErrorType, RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
 
 # What a kept task costs besides its results and arrivals: the object, its id, node, handler id
@@ -113,6 +113,8 @@ class RunState:
     active_errors: int
     # Active errors by node: an error in a junction's region keeps the junction waiting.
     error_nodes: dict[str, int] = field(default_factory=dict)
+    # Active Budget Errors: while there is one, the run's other triggers are held back (Paused).
+    budget_errors: int = 0
     tasks: list[TaskState] = field(default_factory=list)
     # The latest task per (node, loop index), and node results as templates address them.
     latest: dict[tuple[str, str], TaskState] = field(default_factory=dict)
@@ -128,7 +130,7 @@ class RunState:
     parent_task_id: str | None = None
     call_depth: int = 0
     # Tasks read from rows that changed since the last take_changes; tasks from index
-    # ``_inserted`` on are new since then.
+    # ``_inserted`` on are new since then (engine.processing.runner takes them per trigger).
     _changed: list[TaskState] = field(default_factory=list)
     _inserted: int = 0
     # kept_bytes, kept up to date: tasks from ``_measured`` on are not counted yet, ``_resized``
@@ -144,8 +146,13 @@ class RunState:
         run: Mapping[str, Any],
         tree: Tree,
         task_rows: Iterable[Mapping[str, Any]],
-        error_nodes: Mapping[str, int],
+        active_errors: Mapping[tuple[str, str], int],
     ) -> RunState:
+        """The state of a run read from its rows; ``active_errors`` by (node, error type)."""
+        error_nodes: dict[str, int] = {}
+        for (node, _), count in active_errors.items():
+            error_nodes[node] = error_nodes.get(node, 0) + count
+        budget = ErrorType.BUDGET.value
         state = cls(
             id=run["id"],
             tree=tree,
@@ -160,7 +167,8 @@ class RunState:
             inputs=run["inputs"],
             values=run["values"],
             active_errors=sum(error_nodes.values()),
-            error_nodes=dict(error_nodes),
+            error_nodes=error_nodes,
+            budget_errors=sum(n for (_, kind), n in active_errors.items() if kind == budget),
             parent_run_id=run["parent_run_id"],
             parent_task_id=run["parent_task_id"],
             call_depth=run["call_depth"],
@@ -205,9 +213,11 @@ class RunState:
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = results
 
-    def forget_error(self, node: str) -> None:
+    def forget_error(self, node: str, error_type: str) -> None:
         """An active error of ``node`` was resolved: it keeps neither the run nor a junction."""
         self.active_errors = max(self.active_errors - 1, 0)
+        if error_type == ErrorType.BUDGET:
+            self.budget_errors = max(self.budget_errors - 1, 0)
         left = self.error_nodes.get(node, 0) - 1
         if left > 0:
             self.error_nodes[node] = left
@@ -224,7 +234,8 @@ class RunState:
     def take_changes(self, run_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """New task rows and changed task rows since the last call; marks them clean.
 
-        It costs what changed since the last call, not the size of the run.
+        It costs what changed since the last call: the runner takes a run's changes after each
+        trigger, so that a batch can be committed in more than one transaction.
         """
         new = self.tasks[self._inserted :]
         inserts = [task.row(run_id) for task in new]
