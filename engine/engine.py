@@ -103,9 +103,10 @@ class Engine:
     schedules changed by other processes, and how often the others try to take it over.
     ``run_cache_runs`` and ``run_cache_bytes`` bound the run states the engine keeps between the
     batches of a run (``engine.processing.run_cache``): at most that many, together estimated at
-    no more than that many bytes (0 keeps none). ``max_tasks_per_run`` and ``max_step_rows`` (the
-    rows one trigger's step adds, and one transaction holds) are the budgets runs are held to: a
-    node whose work would go past one fails with a Budget Error (``engine.run.budgets``).
+    no more than that many bytes (0 keeps none). ``max_tasks_per_run``, ``max_child_runs`` (the
+    routine runs started under one top-level run, however deep) and ``max_step_rows`` (the rows
+    one trigger's step adds, and one transaction holds) are the budgets runs are held to: a node
+    whose work would go past one fails with a Budget Error (``engine.run.budgets``).
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class Engine:
         run_cache_runs: int = RUN_CACHE_RUNS,
         run_cache_bytes: int = RUN_CACHE_BYTES,
         max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
+        max_child_runs: int = DEFAULT_BUDGETS.child_runs,
         max_step_rows: int = DEFAULT_BUDGETS.step_rows,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
@@ -136,7 +138,7 @@ class Engine:
         self.max_results_bytes = max_results_bytes
         self.batch_size = batch_size
         run_cache = RunCache(run_cache_runs, run_cache_bytes)  # checked before anything opens
-        budgets = Budgets(max_tasks_per_run, max_step_rows)
+        budgets = Budgets(max_tasks_per_run, max_child_runs, max_step_rows)
         self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)

@@ -286,7 +286,7 @@ def test_the_default_budgets_admit_a_loop_of_the_most_iterations() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("max_tasks_per_run", 0), ("max_step_rows", "many")],
+    [("max_tasks_per_run", 0), ("max_child_runs", -1), ("max_step_rows", "many")],
 )
 def test_bad_budgets_are_refused_naming_them_and_open_nothing(
     tmp_path: Path, setting: str, value: object

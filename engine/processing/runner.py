@@ -38,7 +38,7 @@ from engine.processing.commits import BatchCommit
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
 from engine.results_xml import parse_results
-from engine.run.budgets import Budgets
+from engine.run.budgets import Budgets, CallTally
 from engine.run.execution import Execution
 from engine.run.resolution import apply_to_run
 from engine.run.routines import RoutineLookup
@@ -51,7 +51,7 @@ from engine.statuses import (
     TriggerAction,
     TriggerStatus,
 )
-from engine.store import queue, resolutions
+from engine.store import call_trees, queue, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.queue import ClaimedTrigger
@@ -144,13 +144,14 @@ class Runner:
             if trigger.action == TriggerAction.RESOLVE:
                 resolves.append(trigger.id)
         loaded = self._load(list(by_run), resolves)
+        calls = CallTally(self.budgets.child_runs, self._calls_counted)
         parts: list[RunWrite] = []
         unprocessed: list[int] = []
         for run_id, group in by_run.items():
             if should_stop():
                 unprocessed.extend(t.id for t in group)
                 continue
-            parts.extend(self._execute_run(run_id, group, loaded))
+            parts.extend(self._execute_run(run_id, group, loaded, calls))
         done = self.committer.commit(claim.id, parts, claim.triggers, loaded.runs, loaded.states)
         if unprocessed:
             with self.database.write() as connection:
@@ -176,8 +177,12 @@ class Runner:
                 states=kept,
             )
 
+    def _calls_counted(self, root_run_id: int) -> int:
+        with self.database.read() as connection:
+            return call_trees.calls_counted(connection, root_run_id)
+
     def _execute_run(
-        self, run_id: int, group: Sequence[ClaimedTrigger], loaded: _Loaded
+        self, run_id: int, group: Sequence[ClaimedTrigger], loaded: _Loaded, calls: CallTally
     ) -> list[RunWrite]:
         """Execute a run's triggers of this batch in order: a write each; none to retry them all.
 
@@ -190,7 +195,7 @@ class Runner:
             write = RunWrite(run_id)
             parts.append(write)
             try:
-                executed = self._execute_trigger(trigger, write, loaded) or executed
+                executed = self._execute_trigger(trigger, write, loaded, calls) or executed
             except Exception:
                 self.logger.exception(
                     "trigger %s of run %s failed unexpectedly; retried later", trigger.id, run_id
@@ -218,7 +223,9 @@ class Runner:
             loaded.states.pop(run_id, None)
         return parts
 
-    def _execute_trigger(self, trigger: ClaimedTrigger, write: RunWrite, loaded: _Loaded) -> bool:
+    def _execute_trigger(
+        self, trigger: ClaimedTrigger, write: RunWrite, loaded: _Loaded, calls: CallTally
+    ) -> bool:
         """Process one trigger into ``write``; True if it was executed (not failed or refused).
 
         What it cannot process it closes as Failed with a Trigger Error (or a Missing Handler
@@ -248,7 +255,7 @@ class Runner:
                 write.paused_triggers.append(trigger.id)  # until an error of the run is resolved
                 return False
             budget_errors = state.budget_errors
-            refused = self._execute(state, trigger, write, error)
+            refused = self._execute(state, trigger, write, error, calls)
             write.pause_waiting = state.budget_errors > budget_errors
         except TreeError as exc:
             self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
@@ -276,6 +283,7 @@ class Runner:
         trigger: ClaimedTrigger,
         write: RunWrite,
         error: Mapping[str, Any] | None = None,
+        calls: CallTally | None = None,
     ) -> str | None:
         """Apply one trigger to the run in memory; returns why it was refused, if it was.
 
@@ -298,6 +306,7 @@ class Runner:
             logger=self.logger,
             routine_lookup=self.routine_lookup,
             budgets=self.budgets,
+            calls=calls,
         )
         if trigger.action == TriggerAction.ROOT:
             if state.status is RunStatus.STAGED:

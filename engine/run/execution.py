@@ -20,12 +20,13 @@ scheduled for later (its timer), written with the task rows. Loop heads and tail
 which only a loop's Iteration trigger deepens and its tail undoes. A routine call defers and adds
 a child run; a routine's return adds the Complete of its caller's task (``engine.run.routines``).
 Nothing here touches the database, except to look a called routine up through
-``routine_lookup``; every row it adds is built by ``engine.rows``.
+``routine_lookup`` (and a call tree's count of child runs through ``calls``); every row it adds
+is built by ``engine.rows``.
 
 Every node is held to the run's budgets (``engine.run.budgets``) before it runs: a new task must
 keep the run within its tasks and the trigger's step within its rows, counting what the node adds
 besides its task (a wait's timer, a call's run and Root trigger, a return's Complete); a loop
-head's iterations are checked where they are known. A node refused fails with
+head's iterations and a routine call are checked where they are known. A node refused fails with
 a Budget Error and adds nothing else.
 """
 
@@ -44,7 +45,7 @@ from engine.handlers.builtin import QUORUM_NUMBER, QUORUM_TYPE, WAIT_TIME, WAIT_
 from engine.handlers.handler import Behaviour, HandlerContext, TriggerGateway
 from engine.records import ROOT_LOOP_INDEX
 from engine.run import routines
-from engine.run.budgets import Budgets, StepBudget
+from engine.run.budgets import Budgets, CallTally, StepBudget
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
@@ -79,10 +80,12 @@ class Execution:
         logger: logging.Logger,
         routine_lookup: routines.RoutineLookup | None = None,
         budgets: Budgets | None = None,
+        calls: CallTally | None = None,
     ) -> None:
         self.state = state
         self.routine_lookup = routine_lookup
-        self.budget = StepBudget(budgets or Budgets())  # this trigger's step, held to them
+        # This trigger's step held to the run's budgets, with the batch's count of child runs.
+        self.budget = StepBudget(budgets or Budgets(), calls)
         self.trigger_id = trigger_id
         self.now = now
         self.gateway = gateway
@@ -398,6 +401,10 @@ class Execution:
         )
         if isinstance(found, routines.CallRefused):
             self.fail(task, found.type, found.summary, "")
+            return None
+        refusal = self.budget.refuse_call(self.state, node.name)
+        if refusal is not None:
+            self.fail(task, ErrorType.BUDGET, refusal, "")
             return None
         return found
 

@@ -125,10 +125,12 @@ class RunState:
     new_errors: list[dict[str, Any]] = field(default_factory=list)
     new_triggers: list[dict[str, Any]] = field(default_factory=list)  # timers, routine returns
     new_runs: list[dict[str, Any]] = field(default_factory=list)  # routine runs called
-    # A routine's run: who called it (engine.tree.routines), and how deep calls nest.
+    # A routine's run: who called it (engine.tree.routines), how deep calls nest, and the
+    # top-level run of its call tree (None: this run is one).
     parent_run_id: int | None = None
     parent_task_id: str | None = None
     call_depth: int = 0
+    root_run_id: int | None = None
     # Tasks read from rows that changed since the last take_changes; tasks from index
     # ``_inserted`` on are new since then (engine.processing.runner takes them per trigger).
     _changed: list[TaskState] = field(default_factory=list)
@@ -172,6 +174,7 @@ class RunState:
             parent_run_id=run["parent_run_id"],
             parent_task_id=run["parent_task_id"],
             call_depth=run["call_depth"],
+            root_run_id=run["root_run_id"],
         )
         for row in task_rows:
             state.remember(
@@ -201,6 +204,11 @@ class RunState:
             self.results[task.node] = task.results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
+
+    @property
+    def call_tree(self) -> int:
+        """The top-level run of this run's call tree: itself, unless a routine call started it."""
+        return self.id if self.root_run_id is None else self.root_run_id
 
     def task_by_id(self, task_id: str | None) -> TaskState | None:
         return None if task_id is None else self.by_id.get(task_id)

@@ -19,6 +19,9 @@ raises :class:`LostClaim` and the caller rolls back (and retries run by run, so 
 does not discard the others' work). A batch too big for one transaction is committed in several
 (``engine.processing.transactions``): a run's write that is ``hold`` keeps the run leased to the
 claim, and only its last writes its status and releases it.
+
+The child runs a step starts are added to their call tree's count in the same transaction,
+fenced on the budget of child runs per call tree (``engine.store.call_trees``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.engine import Connection
 from engine import rows
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
+from engine.store.call_trees import count_calls
 from engine.store.runs import insert_run, insert_trigger
 from engine.store.tables import (
     OPEN_TRIGGER_STATUSES,
@@ -264,8 +268,14 @@ def commit(
     claim_id: str,
     now: float,
     engine: str,
+    max_child_runs: int | None = None,
 ) -> None:
-    """Write a batch inside the caller's transaction; raises LostClaim if a fence fails."""
+    """Write a batch inside the caller's transaction; raises LostClaim if a fence fails.
+
+    ``max_child_runs`` is the budget the child runs started are counted against (None: not
+    counted, for callers that start none): ``engine.store.call_trees.CallBudgetSpent`` if they
+    would go past it.
+    """
     closes = [
         {
             "b_id": close.trigger_id,
@@ -302,6 +312,9 @@ def commit(
             idempotency_key=rows.call_key(child["parent_task_id"]),
         )
         insert_trigger(connection, root)
+    if max_child_runs is not None:
+        started = [row["root_run_id"] for w in writes for row in w.child_runs]
+        count_calls(connection, started, max_child_runs)
     _CLOSE_TIMERS.execute(
         connection,
         [
