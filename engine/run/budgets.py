@@ -131,6 +131,10 @@ class StepBudget:
         self.limits = limits
         self.calls = calls  # None: calls are not counted (no call tree to count them in)
         self.rows = 0  # tasks, triggers, errors and runs the step has added
+        # Below these, any node fits (the walk's fast path): a task more, and the most rows a
+        # node adds with its task.
+        self.roomy_tasks = limits.tasks_per_run
+        self.roomy_rows = limits.step_rows - 1 - max(_EXTRA_ROWS.values())
 
     def refuse_task(self, state: RunState, node: Node) -> str | None:
         """Why ``node`` may not have a task (and what its kind adds with it), if it may not."""

@@ -272,7 +272,10 @@ class Execution:
         reached it, for a join or junction to be judged again on Retry Task): it is the error's
         place in the run, and what resolving the error retries or skips.
         """
-        refusal = self.budget.refuse_task(self.state, node)
+        budget = self.budget
+        if len(self.state.tasks) < budget.roomy_tasks and budget.rows <= budget.roomy_rows:
+            return self.add_task(node, status, token, loop_index, arrived=arrived)
+        refusal = budget.refuse_task(self.state, node)
         if refusal is None:
             return self.add_task(node, status, token, loop_index, arrived=arrived)
         task = self.add_task(node, TaskStatus.NEW, None, loop_index, arrived=arrived)

@@ -152,9 +152,11 @@ class RunState:
     ) -> RunState:
         """The state of a run read from its rows; ``active_errors`` by (node, error type)."""
         error_nodes: dict[str, int] = {}
-        for (node, _), count in active_errors.items():
+        budget_errors = 0
+        for (node, kind), count in active_errors.items():
             error_nodes[node] = error_nodes.get(node, 0) + count
-        budget = ErrorType.BUDGET.value
+            if kind == ErrorType.BUDGET:
+                budget_errors += count
         state = cls(
             id=run["id"],
             tree=tree,
@@ -170,7 +172,7 @@ class RunState:
             values=run["values"],
             active_errors=sum(error_nodes.values()),
             error_nodes=error_nodes,
-            budget_errors=sum(n for (_, kind), n in active_errors.items() if kind == budget),
+            budget_errors=budget_errors,
             parent_run_id=run["parent_run_id"],
             parent_task_id=run["parent_task_id"],
             call_depth=run["call_depth"],
