@@ -27,10 +27,12 @@ from engine.kianda.processes import Deployment, Process, ProcessShelf
 from engine.processing.intake import TriggerIntake
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
+from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
 from engine.records import Run, RunError, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
+from engine.run.budgets import Budgets
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
@@ -47,6 +49,8 @@ from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 MAX_FINGERPRINT = 128  # the column's size (engine.store.request_keys)
+RUN_CACHE_RUNS, RUN_CACHE_BYTES = DEFAULT_RUNS, DEFAULT_BYTES  # unless the engine is told
+DEFAULT_BUDGETS = Budgets()  # what runs are held to unless the engine is told otherwise
 
 
 class _HandlerGateway:
@@ -101,6 +105,12 @@ class Engine:
     ``start()`` runs their scheduler. ``schedule_poll_seconds`` is how often the process that runs
     the scheduler picks up schedules changed by other processes, and how often the others try to
     take it over.
+    ``run_cache_runs`` and ``run_cache_bytes`` bound the run states the engine keeps between the
+    batches of a run (``engine.processing.run_cache``): at most that many, together estimated at
+    no more than that many bytes (0 keeps none). ``max_tasks_per_run``, ``max_child_runs`` (the
+    routine runs started under one top-level run, however deep) and ``max_step_rows`` (the rows
+    one trigger's step adds, and one transaction holds) are the budgets runs are held to: a node
+    whose work would go past one fails with a Budget Error (``engine.run.budgets``).
     """
 
     def __init__(
@@ -121,12 +131,19 @@ class Engine:
         logger: logging.Logger | None = None,
         schedule_poll_seconds: float = 5.0,
         strict_trees: bool = False,
+        run_cache_runs: int = RUN_CACHE_RUNS,
+        run_cache_bytes: int = RUN_CACHE_BYTES,
+        max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
+        max_child_runs: int = DEFAULT_BUDGETS.child_runs,
+        max_step_rows: int = DEFAULT_BUDGETS.step_rows,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
         self.name = ids.worker_name()
         self.max_results_bytes = max_results_bytes
         self.batch_size = batch_size
+        run_cache = RunCache(run_cache_runs, run_cache_bytes)  # checked before anything opens
+        budgets = Budgets(max_tasks_per_run, max_child_runs, max_step_rows)
         self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
@@ -145,6 +162,8 @@ class Engine:
             max_attempts=max_attempts,
             selection=worker_selection(selection),
             routine_lookup=self.catalog.routine,
+            run_cache=run_cache,
+            budgets=budgets,
         )
         self.workers = WorkerPool(
             self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
@@ -601,4 +620,4 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-__all__ = ["Engine"]
+__all__ = ["DEFAULT_BUDGETS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]

@@ -39,8 +39,13 @@ def run_row(
     parent_run_id: int | None = None,
     parent_task_id: str | None = None,
     call_depth: int = 0,
+    root_run_id: int | None = None,
 ) -> dict[str, Any]:
-    """A Staged, unleased run of a tree version: every column of ``runs`` but its id."""
+    """A Staged, unleased run of a tree version: every column of ``runs`` but its id.
+
+    A routine's run names the top-level run of its call tree (``root_run_id``), whose count of
+    child runs it adds to (``engine.run.budgets``); a top-level run names none.
+    """
     return {
         "tree_version_id": tree_version_id,
         "source_name": key.source_name,
@@ -54,6 +59,7 @@ def run_row(
         "parent_run_id": parent_run_id,
         "parent_task_id": parent_task_id,
         "call_depth": call_depth,
+        "root_run_id": root_run_id,
         "revision": 0,
         "lease_owner": None,
         "lease_until": None,

@@ -32,6 +32,9 @@ class TriggerStatus(StrEnum):
     WORK_IN_PROGRESS = "Work In Progress"
     CLOSED = "Closed"
     FAILED = "Failed"
+    # Held back, unprocessed, while its run has an active Budget Error; New again once an error
+    # of the run is resolved (engine.run.budgets). Nothing claims it meanwhile.
+    PAUSED = "Paused"
 
 
 class TriggerAction(StrEnum):
@@ -55,6 +58,8 @@ class ErrorType(StrEnum):
     MISSING_HANDLER = "Missing Handler Error"
     MISSING_ROUTINE = "Missing Routine Error"
     TRIGGER = "Trigger Error"
+    # treeflow's own: a node whose work would go past one of the run's budgets (engine.run.budgets)
+    BUDGET = "Budget Error"
 
 
 class ErrorStatus(StrEnum):
@@ -77,12 +82,14 @@ _NODE_ACTIONS = (
     ResolutionAction.SKIP_TASK,
     ResolutionAction.DO_NOTHING,
 )
-# Kinetic Task's table (its v2 API's availableErrorActions), for the types treeflow records.
+# Kinetic Task's table (its v2 API's availableErrorActions), for the types treeflow records; a
+# Budget Error is a node's, resolved as a Handler Error is (Retry Task once the budget is raised).
 RESOLUTIONS: dict[ErrorType, tuple[ResolutionAction, ...]] = {
     ErrorType.HANDLER: _NODE_ACTIONS,
     ErrorType.NODE_PARAMETER: _NODE_ACTIONS,
     ErrorType.MISSING_HANDLER: _NODE_ACTIONS,
     ErrorType.MISSING_ROUTINE: _NODE_ACTIONS,
+    ErrorType.BUDGET: _NODE_ACTIONS,
     ErrorType.CONNECTOR: (ResolutionAction.CONTINUE_BRANCH, ResolutionAction.CANCEL_BRANCH),
     ErrorType.TRIGGER: (ResolutionAction.DO_NOTHING,),
 }
@@ -127,10 +134,11 @@ _ALLOWED: dict[type, dict[object, frozenset[object]]] = {
     TriggerStatus: {
         TriggerStatus.NEW: frozenset({TriggerStatus.WORK_IN_PROGRESS}),
         TriggerStatus.WORK_IN_PROGRESS: frozenset(
-            {TriggerStatus.NEW, TriggerStatus.CLOSED, TriggerStatus.FAILED}
+            {TriggerStatus.NEW, TriggerStatus.CLOSED, TriggerStatus.FAILED, TriggerStatus.PAUSED}
         ),
         TriggerStatus.CLOSED: frozenset(),
         TriggerStatus.FAILED: frozenset({TriggerStatus.NEW}),
+        TriggerStatus.PAUSED: frozenset({TriggerStatus.NEW}),
     },
 }
 

@@ -3,19 +3,29 @@
 A big loop is claimed in many batches; the runner reuses the state its last commit left instead of
 reading every task row again (engine.processing.run_cache). These tests have other engines process
 batches of the same run in between, and a worker lose its lease, and check that every iteration
-still runs exactly once and the tail sees every result.
+still runs exactly once and the tail sees every result. What is kept is bounded by count and by
+estimated bytes: states beyond either go, the least recently kept first, and the estimate follows
+what a state holds in memory.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from engine import Engine, RunStatus, TaskStatus
-from engine.processing.run_cache import RunCache
+from engine import BadRequest, Engine, RunStatus, SourceInfo, TaskStatus
+from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
+from engine.results_xml import write_results
 from engine.run.state import RunState
+from engine.store import runs as run_store
+from engine.tree.model import Tree
 
 from .support import small_tree
 
@@ -147,14 +157,29 @@ def test_one_engine_alone_reuses_the_state_and_gets_the_same_results(database_ur
         assert len(engine.runner.run_cache) == 0  # a finished run is not kept
 
 
-def _state() -> RunState:
-    """A bare state: the cache only holds and hands it back."""
-    return RunState.__new__(RunState)
+@pytest.fixture(scope="module")
+def numbers_tree() -> Iterator[Tree]:
+    with Engine() as engine:
+        yield engine.load_tree(NUMBERS)
 
 
-def test_a_kept_state_is_given_only_at_its_revision_and_only_once() -> None:
+def _state(tree: Tree, run_id: int = 1, document: str = "") -> RunState:
+    """A state holding ``document`` as an input: the cache holds it, counts it, hands it back."""
+    return RunState(
+        id=run_id,
+        tree=tree,
+        tree_version_id=1,
+        status=RunStatus.STARTED,
+        source=SourceInfo("Tests", "Semantics", ""),
+        inputs={"Doc": document},
+        values={},
+        active_errors=0,
+    )
+
+
+def test_a_kept_state_is_given_only_at_its_revision_and_only_once(numbers_tree: Tree) -> None:
     cache = RunCache(capacity=2)
-    one, two, three = _state(), _state(), _state()
+    one, two, three = (_state(numbers_tree, n) for n in (1, 2, 3))
     cache.keep(1, 5, one)
     assert cache.take(1, 6) is None
     assert cache.take(1, 5) is None  # a mismatch dropped it
@@ -167,3 +192,133 @@ def test_a_kept_state_is_given_only_at_its_revision_and_only_once() -> None:
     assert len(cache) == 2
     assert cache.take(1, 1) is None
     assert cache.take(3, 1) is three
+
+
+def test_states_beyond_the_byte_budget_go_least_recently_kept_first(numbers_tree: Tree) -> None:
+    one, two, three = (_state(numbers_tree, n, "x" * 100_000) for n in (1, 2, 3))
+    size = one.kept_bytes()
+    cache = RunCache(capacity=10, max_bytes=2 * size + size // 2)  # room for two of them
+    cache.keep(1, 1, one)
+    cache.keep(2, 1, two)
+    assert cache.run_ids() == [1, 2]
+    assert cache.take(1, 1) is one  # reused by a batch, then kept again: the most recent now
+    cache.keep(1, 2, one)
+    cache.keep(3, 1, three)
+    assert cache.run_ids() == [1, 3]  # two went, though it was kept after one
+    assert cache.kept_bytes == 2 * size
+    assert cache.take(2, 1) is None
+    assert cache.take(1, 2) is one
+    assert cache.kept_bytes == size
+
+
+def test_a_state_larger_than_the_byte_budget_is_not_kept_and_evicts_nothing(
+    numbers_tree: Tree,
+) -> None:
+    small, big = _state(numbers_tree, 1, "x" * 1_000), _state(numbers_tree, 2, "x" * 200_000)
+    cache = RunCache(capacity=10, max_bytes=100_000)
+    cache.keep(1, 1, small)
+    cache.keep(2, 1, big)
+    assert cache.run_ids() == [1]
+    assert cache.take(2, 1) is None
+    assert cache.take(1, 1) is small
+
+
+DOC = "x" * 200_000
+
+
+def test_runs_whose_states_do_not_all_fit_still_each_run_every_iteration_once(
+    database_url: str,
+) -> None:
+    """Three loop runs, room for two states: the first kept goes; the others are reused."""
+    with Engine() as probe:  # what one such state is estimated at
+        probe.load_tree(NUMBERS)
+        probe_run = probe.create_start(**KEY, results=write_results({"Doc": DOC})).run_id
+        probe.runner.process(probe.runner.claim(1))
+        size = _retake(probe, probe_run).kept_bytes()
+    with Engine(database_url, run_cache_bytes=2 * size + size // 2, batch_size=64) as engine:
+        engine.load_tree(NUMBERS)
+        run_ids = [
+            engine.create_start(**KEY, results=write_results({"Doc": DOC})).run_id for _ in range(3)
+        ]
+        for _ in run_ids:  # each Root: the loop's iterations are written, the state kept
+            assert engine.runner.process(engine.runner.claim(1)) == 1
+        cache = engine.runner.run_cache
+        assert cache.run_ids() == run_ids[1:]
+        assert cache.kept_bytes <= 2 * size + size // 2
+        kept = {run_id: _retake(engine, run_id) for run_id in run_ids[1:]}
+        engine.run_until_idle()
+        for run_id in run_ids:
+            _assert_every_iteration_once(engine, run_id)
+            assert engine.get_run(run_id).inputs == {"Doc": DOC}
+        for run_id, state in kept.items():  # the kept states are the ones that ran on
+            assert len(state.tasks) == sum(_task_rows(engine, run_id).values())
+
+
+def _retake(engine: Engine, run_id: int) -> RunState:
+    """The state kept for a run, put back as it was: to see that the next batch uses it."""
+    with engine.database.read() as connection:
+        revision = connection.execute(
+            sa.text("SELECT revision FROM runs WHERE id = :r"), {"r": run_id}
+        ).scalar_one()
+    state = engine.runner.run_cache.take(run_id, revision)
+    assert state is not None
+    engine.runner.run_cache.keep(run_id, revision, state)
+    return state
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"Doc": "x" * 400_000},
+        {f"Field {n}": f"value {n}" for n in range(8_000)},
+    ],
+    ids=["one-long-value", "many-short-values"],
+)
+def test_a_states_estimate_follows_what_it_holds_in_memory(inputs: dict[str, str]) -> None:
+    """Within a factor of 1.5 of what building it from its rows allocates, for both shapes."""
+    with Engine() as engine:
+        engine.load_tree(NUMBERS)
+        run_id = engine.create_start(**KEY, results=write_results(inputs)).run_id
+        engine.runner.process(engine.runner.claim(1))  # the loop's tasks, each with results
+        tree = engine.tree_of_run(engine.get_run(run_id))
+        _read_state(engine, run_id, tree)  # compiles the statements: what is kept is measured
+        gc.collect()
+        tracemalloc.start()
+        try:
+            state = _read_state(engine, run_id, tree)
+            gc.collect()
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert len(state.tasks) == 2 + COUNT
+        assert held / 1.5 <= state.kept_bytes() <= held * 1.5
+
+
+def _read_state(engine: Engine, run_id: int, tree: Tree) -> RunState:
+    with engine.database.read() as connection:
+        row = run_store.load_runs(connection, [run_id])[run_id]
+        tasks = run_store.load_tasks(connection, [run_id])[run_id]
+        return RunState.from_rows(row, tree, tasks, {})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("run_cache_runs", -1), ("run_cache_bytes", -1), ("run_cache_bytes", 1.5)],
+)
+def test_bad_cache_settings_are_refused_naming_them_and_open_nothing(
+    tmp_path: Path, setting: str, value: object
+) -> None:
+    database = tmp_path / "never.db"
+    with pytest.raises(BadRequest) as refused:
+        Engine(f"sqlite:///{database}", **{setting: value})  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"Invalid {setting}: expected a whole number of 0 or more, not {value!r}"
+    )
+    assert not database.exists()
+
+
+def test_the_default_bounds_are_256_states_and_256_mib() -> None:
+    assert (DEFAULT_RUNS, DEFAULT_BYTES) == (256, 256 * 2**20)
+    with Engine() as engine:
+        cache = engine.runner.run_cache
+        assert (cache.capacity, cache.max_bytes) == (DEFAULT_RUNS, DEFAULT_BYTES)

@@ -12,17 +12,21 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from engine import Engine, Handler, HandlerContext, Parameter, RunStatus, hookimpl
 from engine.cli.main import main
+from engine.cli.serve import serve
+from engine.cli.worker import processing_settings, worker
 from engine.processing.outage import MAX_DELAY, Outage
+from engine.run.budgets import CHILD_RUNS, STEP_ROWS, TASKS, Budgets
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 from .fault_support import terminate_backends, with_application_name
-from .support import small_tree, wait_for
+from .support import _environment, small_tree, wait_for
 
 LABELLED = small_tree("Labelled", {"Start": {"handler": "system_start_v1"}}) | {"selection": "a"}
 UNLABELLED = small_tree("Unlabelled", {"Start": {"handler": "system_start_v1"}})
@@ -112,6 +116,11 @@ def test_two_workers_with_disjoint_selections_process_only_their_own_and_stop_on
         (["--lease-seconds", "0"], "Invalid value for '--lease-seconds'"),
         (["--trees", "/nonexistent/trees"], "'/nonexistent/trees' does not exist"),
         (["--database", "mysql://x/y"], "unsupported database 'mysql'"),
+        (["--max-tasks-per-run", "0"], "Invalid value for '--max-tasks-per-run'"),
+        (["--max-child-runs", "0"], "Invalid value for '--max-child-runs'"),
+        (["--max-step-rows", "many"], "Invalid value for '--max-step-rows'"),
+        (["--run-cache-runs", "-1"], "Invalid value for '--run-cache-runs'"),
+        (["--run-cache-mib", "-1"], "Invalid value for '--run-cache-mib'"),
     ],
 )
 def test_bad_worker_options_are_refused_naming_the_option(
@@ -122,6 +131,86 @@ def test_bad_worker_options_are_refused_naming_the_option(
     )
     assert result.exit_code in (1, 2)
     assert message in result.output
+
+
+@pytest.mark.parametrize("command", [worker, serve], ids=["worker", "serve"])
+def test_every_budget_a_budget_error_names_is_an_option_of_the_command(
+    command: click.Command,
+) -> None:
+    """A Budget Error tells how to raise its budget: that option and variable exist."""
+    options = {
+        tuple(p.opts): (p.envvar, p.default) for p in command.params if isinstance(p, click.Option)
+    }
+    limits = Budgets()
+    defaults = {
+        TASKS: limits.tasks_per_run,
+        CHILD_RUNS: limits.child_runs,
+        STEP_ROWS: limits.step_rows,
+    }
+    for budget, default in defaults.items():
+        assert options[(budget.option,)] == (budget.variable, default)
+    assert options[("--run-cache-runs",)] == ("TREEFLOW_RUN_CACHE_RUNS", 256)
+    assert options[("--run-cache-mib",)] == ("TREEFLOW_RUN_CACHE_MIB", 256)
+
+
+def test_the_processing_settings_give_the_engine_its_budgets_and_cache_bounds() -> None:
+    settings = processing_settings(
+        64, 30.0, 0.5, (), 5, max_tasks_per_run=7, run_cache_runs=3, run_cache_mib=2
+    )
+    assert settings["max_tasks_per_run"] == 7
+    assert (settings["run_cache_runs"], settings["run_cache_bytes"]) == (3, 2 * 2**20)
+    assert "run_cache_mib" not in settings
+
+
+LINE = small_tree(
+    "Line",
+    {
+        "Start": {"handler": "system_start_v1", "connectors": [{"to": "One"}]},
+        "One": {"handler": "system_noop_v1", "connectors": [{"to": "Two"}]},
+        "Two": {"handler": "system_noop_v1", "connectors": [{"to": "Three"}]},
+        "Three": {"handler": "system_noop_v1"},
+    },
+)
+
+
+def test_a_worker_holds_runs_to_the_budgets_its_environment_sets(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with Engine(url) as submitter:
+        submitter.load_tree(LINE)
+        run_id = submitter.create_start(
+            source_name="Tests", source_group="Semantics", tree_name="Line"
+        ).run_id
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from engine.cli.main import main; main()", "worker"],
+                cwd=tmp_path,  # no trees/ here: the submitter loaded the one it runs
+                env=_environment(
+                    {
+                        "TREEFLOW_DATABASE_URL": url,
+                        "TREEFLOW_WORKERS": "1",
+                        "TREEFLOW_POLL_INTERVAL": "0.05",
+                        "TREEFLOW_MAX_TASKS_PER_RUN": "3",
+                        "TREEFLOW_RUN_CACHE_MIB": "1",
+                    }
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(lambda: process.poll() is not None or _failed(submitter, run_id))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+        assert process.returncode == 0, log.read_text()
+        [error] = submitter.get_run(run_id).errors
+        assert error.summary.startswith(
+            "Node 'Three' refused: run 1 has 3 tasks; the budget is 3 tasks per run"
+        )
+
+
+def _failed(engine: Engine, run_id: int) -> bool:
+    return engine.get_run(run_id).status is RunStatus.FAILED
 
 
 class _Gate:

@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
-from engine.cli.worker import processing_options, processing_settings
+from engine.cli.worker import limit_options, processing_options, processing_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -52,6 +52,7 @@ It reads the password from standard input when that is not a terminal
     help="Engine worker threads in this process (0: accept triggers only, run no scheduler).",
 )
 @processing_options
+@limit_options
 @click.option(
     "--subscription-id",
     envvar="TREEFLOW_SUBSCRIPTION_ID",

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import click
 
 from engine.cli.support import engine_options, in_use, made_engine, trees_path
-from engine.engine import Engine
+from engine.engine import DEFAULT_BUDGETS, RUN_CACHE_BYTES, RUN_CACHE_RUNS, Engine
 from engine.tree.selection import shown
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -85,6 +85,62 @@ def processing_options(function: F) -> F:
     return function
 
 
+# Each budget and bound of kept states: option, variable, default, least value, help.
+_LIMITS = (
+    (
+        "--max-tasks-per-run",
+        "TREEFLOW_MAX_TASKS_PER_RUN",
+        DEFAULT_BUDGETS.tasks_per_run,
+        1,
+        "Tasks one run may have; a node beyond fails with a Budget Error.",
+    ),
+    (
+        "--max-child-runs",
+        "TREEFLOW_MAX_CHILD_RUNS",
+        DEFAULT_BUDGETS.child_runs,
+        1,
+        "Routine runs one top-level run's calls may start, however deep; a call beyond fails "
+        "with a Budget Error.",
+    ),
+    (
+        "--max-step-rows",
+        "TREEFLOW_MAX_STEP_ROWS",
+        DEFAULT_BUDGETS.step_rows,
+        1,
+        "Rows one trigger's step may add (and one transaction holds); a node beyond fails with "
+        "a Budget Error.",
+    ),
+    (
+        "--run-cache-runs",
+        "TREEFLOW_RUN_CACHE_RUNS",
+        RUN_CACHE_RUNS,
+        0,
+        "Run states kept between a run's batches (0: none).",
+    ),
+    (
+        "--run-cache-mib",
+        "TREEFLOW_RUN_CACHE_MIB",
+        RUN_CACHE_BYTES // 2**20,
+        0,
+        "MiB the kept run states may take together, as estimated.",
+    ),
+)
+
+
+def limit_options(function: F) -> F:
+    """The budgets runs are held to and the bounds of kept run states (README: Budgets)."""
+    for option, variable, default, least, help_text in reversed(_LIMITS):
+        function = click.option(
+            option,
+            envvar=variable,
+            default=default,
+            show_default=True,
+            type=click.IntRange(least),
+            help=help_text,
+        )(function)
+    return function
+
+
 def processing_settings(
     batch_size: int,
     lease_seconds: float,
@@ -92,9 +148,10 @@ def processing_settings(
     selection: tuple[str, ...],
     max_attempts: int,
     strict_trees: bool = False,
+    **limits: int,
 ) -> dict[str, Any]:
-    """Those options as ``Engine`` keyword arguments."""
-    return {
+    """Those options, and ``limit_options``' when given, as ``Engine`` keyword arguments."""
+    settings = {
         "strict_trees": strict_trees,
         "batch_size": batch_size,
         "lease_seconds": lease_seconds,
@@ -102,6 +159,9 @@ def processing_settings(
         "selection": selection or None,
         "max_attempts": max_attempts,
     }
+    if "run_cache_mib" in limits:
+        limits["run_cache_bytes"] = limits.pop("run_cache_mib") * 2**20
+    return {**settings, **limits}
 
 
 @click.command()
@@ -116,6 +176,7 @@ def processing_settings(
     "more; CPU-bound trees gain little above one per core (one GIL per process).",
 )
 @processing_options
+@limit_options
 @click.option(
     "--pool-size",
     envvar="TREEFLOW_POOL_SIZE",
@@ -150,6 +211,7 @@ def worker(
     strict_trees: bool,
     shutdown_seconds: float,
     log_level: str,
+    **limits: int,
 ) -> None:
     """Process triggers on engine worker threads until SIGTERM or SIGINT (no HTTP server)."""
     logger = logging.getLogger("treeflow")
@@ -165,7 +227,13 @@ def worker(
 
     options = {
         **processing_settings(
-            batch_size, lease_seconds, poll_interval, selection, max_attempts, strict_trees
+            batch_size,
+            lease_seconds,
+            poll_interval,
+            selection,
+            max_attempts,
+            strict_trees,
+            **limits,
         ),
         "pool_size": pool_size or workers + 2,
         "logger": logger,
@@ -210,4 +278,4 @@ def worker(
             signal.signal(sig, before)
 
 
-__all__ = ["processing_options", "processing_settings", "worker"]
+__all__ = ["limit_options", "processing_options", "processing_settings", "worker"]

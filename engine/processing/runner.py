@@ -2,10 +2,12 @@
 
 A claimed batch is grouped by run. The runs of the batch (and the tasks of runs that have
 any) are read in one transaction; then each trigger of a run is executed in memory, with no
-transaction open while handlers run. What the batch changed is committed in one transaction
-that closes every trigger (fenced on the claim) together with the task rows, error rows and
-run statuses they produced, so a trigger's changes are never visible without its close, nor its
-close without its changes (group commit: see ``engine.store.steps``). If the batch cannot be
+transaction open while handlers run, held to the run's budgets (``engine.run.budgets``). What the
+batch changed is committed in one transaction that closes every trigger (fenced on the claim)
+together with the task rows, error rows and run statuses they produced, so a trigger's changes are
+never visible without its close, nor its close without its changes (group commit: see
+``engine.store.steps``); a batch that adds more rows than the budget of rows per step is committed
+in several, each trigger's rows whole (``engine.processing.commits``). If a transaction cannot be
 committed as a whole, each run's part is committed on its own, so one lost lease or one bad row
 costs only that run's triggers.
 
@@ -29,14 +31,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from engine import ids, rows
 from engine.errors import TreeError
 from engine.handlers.handler import Behaviour, TriggerGateway
+from engine.processing.commits import BatchCommit
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
 from engine.results_xml import parse_results
+from engine.run.budgets import Budgets, CallTally
 from engine.run.execution import Execution
 from engine.run.resolution import apply_to_run
 from engine.run.routines import RoutineLookup
@@ -49,11 +51,11 @@ from engine.statuses import (
     TriggerAction,
     TriggerStatus,
 )
-from engine.store import queue, resolutions, steps
+from engine.store import call_trees, queue, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.queue import ClaimedTrigger
-from engine.store.steps import LostClaim, RunWrite, TriggerClose
+from engine.store.steps import RunWrite, TriggerClose
 from engine.tree.model import Tree
 
 TreeResolver = Callable[[int], Tree]
@@ -71,7 +73,7 @@ class _Loaded:
 
     runs: Mapping[int, Mapping[str, Any]]
     tasks: Mapping[int, Sequence[Mapping[str, Any]]]
-    error_nodes: Mapping[int, dict[str, int]]
+    errors: Mapping[int, dict[tuple[str, str], int]]  # active, by (node, type)
     resolutions: Mapping[int, Mapping[str, Any]]  # Resolve trigger id -> the error it resolves
     # States built or taken from the cache for this batch (engine.processing.run_cache).
     states: dict[int, RunState] = field(default_factory=dict)
@@ -93,6 +95,8 @@ class Runner:
         max_attempts: int = 5,
         selection: Sequence[str] | None = None,
         routine_lookup: RoutineLookup | None = None,
+        run_cache: RunCache | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.database = database
         self.resolve_tree = resolve_tree
@@ -105,7 +109,18 @@ class Runner:
         self.selection = selection  # stored labels this runner claims; None: any (selection.py)
         self.routine_lookup = routine_lookup  # the routines calls start (engine.tree.routines)
         self.observers = Observers()  # told what each commit closed (engine.processing.observers)
-        self.run_cache = RunCache()  # states kept between batches (engine.processing.run_cache)
+        # States kept between batches (engine.processing.run_cache).
+        self.run_cache = run_cache if run_cache is not None else RunCache()
+        self.budgets = budgets or Budgets()
+        self.committer = BatchCommit(
+            database,
+            clock=clock,
+            engine_name=engine_name,
+            logger=logger,
+            observers=self.observers,
+            run_cache=self.run_cache,
+            budgets=self.budgets,
+        )
 
     def claim(self, limit: int) -> Claim:
         claim_id = ids.claim_id()
@@ -129,16 +144,15 @@ class Runner:
             if trigger.action == TriggerAction.RESOLVE:
                 resolves.append(trigger.id)
         loaded = self._load(list(by_run), resolves)
-        writes: list[RunWrite] = []
+        calls = CallTally(self.budgets.child_runs, self._calls_counted)
+        parts: list[RunWrite] = []
         unprocessed: list[int] = []
         for run_id, group in by_run.items():
             if should_stop():
                 unprocessed.extend(t.id for t in group)
                 continue
-            write = self._execute_run(run_id, group, loaded)
-            if write is not None:
-                writes.append(write)
-        done = self._commit(claim.id, writes, claim.triggers, loaded)
+            parts.extend(self._execute_run(run_id, group, loaded, calls))
+        done = self.committer.commit(claim.id, parts, claim.triggers, loaded.runs, loaded.states)
         if unprocessed:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
@@ -158,61 +172,110 @@ class Runner:
             return _Loaded(
                 runs=run_rows,
                 tasks=run_store.load_tasks(connection, started),
-                error_nodes=run_store.active_error_nodes(connection, started),
+                errors=run_store.active_errors(connection, started),
                 resolutions=resolutions.pending(connection, run_ids, resolve_ids),
                 states=kept,
             )
 
+    def _calls_counted(self, root_run_id: int) -> int:
+        with self.database.read() as connection:
+            return call_trees.calls_counted(connection, root_run_id)
+
     def _execute_run(
-        self, run_id: int, group: Sequence[ClaimedTrigger], loaded: _Loaded
-    ) -> RunWrite | None:
-        """Execute a run's triggers of this batch in order; None if the run must be retried."""
-        write = RunWrite(run_id)
-        state = loaded.states.get(run_id)
+        self, run_id: int, group: Sequence[ClaimedTrigger], loaded: _Loaded, calls: CallTally
+    ) -> list[RunWrite]:
+        """Execute a run's triggers of this batch in order: a write each; none to retry them all.
+
+        Each trigger's rows are taken from the state as soon as it is done, so that the batch can
+        be committed in more than one transaction without splitting a trigger's rows.
+        """
+        parts: list[RunWrite] = []
         executed = False
         for trigger in group:
-            if trigger.attempts > self.max_attempts:
-                reason = f"gave up after {trigger.attempts - 1} attempts that did not finish"
-                self._fail(write, trigger, ErrorType.TRIGGER, reason)
-                continue
-            error = loaded.resolutions.get(trigger.id)
-            if error is not None and not error["node"]:
-                self._resolve_without_node(write, trigger, error, state, loaded)
-                continue
+            write = RunWrite(run_id)
+            parts.append(write)
             try:
-                if state is None:
-                    row = loaded.runs[run_id]
-                    state = RunState.from_rows(
-                        row,
-                        self.resolve_tree(row["tree_version_id"]),
-                        loaded.tasks.get(run_id, ()),
-                        loaded.error_nodes.get(run_id, {}),
-                    )
-                    loaded.states[run_id] = state
-                refused = self._execute(state, trigger, write, error)
-            except TreeError as exc:
-                self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
-                continue
+                executed = self._execute_trigger(trigger, write, loaded, calls) or executed
             except Exception:
                 self.logger.exception(
                     "trigger %s of run %s failed unexpectedly; retried later", trigger.id, run_id
                 )
-                return None
-            if refused is not None:
-                self._fail(write, trigger, ErrorType.TRIGGER, refused)
-                continue
-            write.closes.append(TriggerClose(trigger.id))
-            executed = True
-        if state is not None and executed:
-            inserts, updates = state.take_changes(run_id)
-            write.task_inserts.extend(inserts)
-            write.task_updates.extend(updates)
-            write.error_inserts.extend(state.new_errors)
-            write.trigger_inserts.extend(state.new_triggers)
-            write.child_runs.extend(state.new_runs)
-            state.new_errors, state.new_triggers, state.new_runs = [], [], []
-            write.status = state.final_status(other_open_triggers=False)
-        return write
+                loaded.states.pop(run_id, None)
+                return []
+            state = loaded.states.get(run_id)
+            if state is not None:
+                self._take(state, write)
+        state = loaded.states.get(run_id)
+        paused = any(write.paused_triggers for write in parts)
+        if state is not None and (executed or paused):  # paused: Failed once nothing else is due
+            parts[-1].status = state.final_status(other_open_triggers=False)
+        # A state is kept only if reading the rows back would give it: not after a batch that
+        # failed or paused a trigger or applied a resolution, which wrote rows it does not mirror.
+        if (
+            paused
+            or not executed
+            or any(
+                write.resolved_errors
+                or any(close.status is not TriggerStatus.CLOSED for close in write.closes)
+                for write in parts
+            )
+        ):
+            loaded.states.pop(run_id, None)
+        return parts
+
+    def _execute_trigger(
+        self, trigger: ClaimedTrigger, write: RunWrite, loaded: _Loaded, calls: CallTally
+    ) -> bool:
+        """Process one trigger into ``write``; True if it was executed (not failed or refused).
+
+        What it cannot process it closes as Failed with a Trigger Error (or a Missing Handler
+        Error when its tree version no longer builds); anything unexpected it raises.
+        """
+        run_id = trigger.run_id
+        state = loaded.states.get(run_id)
+        if trigger.attempts > self.max_attempts:
+            reason = f"gave up after {trigger.attempts - 1} attempts that did not finish"
+            self._fail(write, trigger, ErrorType.TRIGGER, reason)
+            return False
+        error = loaded.resolutions.get(trigger.id)
+        if error is not None and not error["node"]:
+            self._resolve_without_node(write, trigger, error, state, loaded)
+            return False
+        try:
+            if state is None:
+                row = loaded.runs[run_id]
+                state = RunState.from_rows(
+                    row,
+                    self.resolve_tree(row["tree_version_id"]),
+                    loaded.tasks.get(run_id, ()),
+                    loaded.errors.get(run_id, {}),
+                )
+                loaded.states[run_id] = state
+            if state.budget_errors and trigger.action != TriggerAction.RESOLVE:
+                write.paused_triggers.append(trigger.id)  # until an error of the run is resolved
+                return False
+            budget_errors = state.budget_errors
+            refused = self._execute(state, trigger, write, error, calls)
+            write.pause_waiting = state.budget_errors > budget_errors
+        except TreeError as exc:
+            self._fail(write, trigger, ErrorType.MISSING_HANDLER, str(exc))
+            return False
+        if refused is not None:
+            self._fail(write, trigger, ErrorType.TRIGGER, refused)
+            return False
+        write.closes.append(TriggerClose(trigger.id))
+        return True
+
+    @staticmethod
+    def _take(state: RunState, write: RunWrite) -> None:
+        """Move what the state's last trigger changed into that trigger's write."""
+        inserts, updates = state.take_changes(write.run_id)
+        write.task_inserts.extend(inserts)
+        write.task_updates.extend(updates)
+        write.error_inserts.extend(state.new_errors)
+        write.trigger_inserts.extend(state.new_triggers)
+        write.child_runs.extend(state.new_runs)
+        state.new_errors, state.new_triggers, state.new_runs = [], [], []
 
     def _execute(
         self,
@@ -220,6 +283,7 @@ class Runner:
         trigger: ClaimedTrigger,
         write: RunWrite,
         error: Mapping[str, Any] | None = None,
+        calls: CallTally | None = None,
     ) -> str | None:
         """Apply one trigger to the run in memory; returns why it was refused, if it was.
 
@@ -241,6 +305,8 @@ class Runner:
             gateway=self.gateway,
             logger=self.logger,
             routine_lookup=self.routine_lookup,
+            budgets=self.budgets,
+            calls=calls,
         )
         if trigger.action == TriggerAction.ROOT:
             if state.status is RunStatus.STAGED:
@@ -296,11 +362,12 @@ class Runner:
         if error["resolution_action"] == ResolutionAction.RETRY_TASK and error["trigger_id"]:
             write.requeued_triggers.append(error["trigger_id"])
         if state is not None:
-            state.forget_error(error["node"])
+            state.forget_error(error["node"], error["type"])
             return
-        counts = loaded.error_nodes.get(trigger.run_id)
-        if counts and counts.get(error["node"], 0) > 0:
-            counts[error["node"]] -= 1
+        counts = loaded.errors.get(trigger.run_id)
+        key = (error["node"], error["type"])
+        if counts and counts.get(key, 0) > 0:
+            counts[key] -= 1
 
     def _fail(self, write: RunWrite, trigger: ClaimedTrigger, kind: ErrorType, reason: str) -> None:
         self.logger.error("trigger %s failed: %s", trigger.id, reason)
@@ -318,71 +385,5 @@ class Runner:
             )
         )
 
-    def _commit(
-        self,
-        claim_id: str,
-        writes: Sequence[RunWrite],
-        claimed: Sequence[ClaimedTrigger] = (),
-        loaded: _Loaded | None = None,
-    ) -> int:
-        """Commit the batch in one transaction; if that fails, each run's part on its own."""
-        if not writes:
-            return 0
-        try:
-            self._commit_together(claim_id, writes, claimed, loaded)
-            return sum(len(w.closes) for w in writes)
-        except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
-            if len(writes) == 1:
-                self._log_lost(claim_id, writes[0])
-                return 0
-        done = 0
-        for write in writes:
-            try:
-                self._commit_together(claim_id, [write], claimed, loaded)
-                done += len(write.closes)
-            except (LostClaim, sa.exc.IntegrityError, sa.exc.DataError):
-                self._log_lost(claim_id, write)
-        return done
 
-    def _commit_together(
-        self,
-        claim_id: str,
-        writes: Sequence[RunWrite],
-        claimed: Sequence[ClaimedTrigger] = (),
-        loaded: _Loaded | None = None,
-    ) -> None:
-        now = self.clock()
-        with self.database.write() as connection:
-            steps.commit(connection, writes, claim_id=claim_id, now=now, engine=self.engine_name)
-        if loaded is not None:
-            for write in writes:
-                self._keep(write, loaded)
-        self.observers.committed(writes, claimed, now=now)
-
-    def _keep(self, write: RunWrite, loaded: _Loaded) -> None:
-        """Keep a committed run's state for its next batch, if reading it back would give it.
-
-        The commit bumped the run's revision by one (``steps.commit``), so the state is valid
-        while the run is at that revision. A run that settled needs no state; a batch that
-        failed a trigger or applied a resolution wrote rows the state does not mirror.
-        """
-        state = loaded.states.get(write.run_id)
-        if state is None or write.written_status is not RunStatus.STARTED:
-            return
-        if write.resolved_errors or any(c.status is not TriggerStatus.CLOSED for c in write.closes):
-            return
-        state.status = RunStatus.STARTED
-        self.run_cache.keep(write.run_id, loaded.runs[write.run_id]["revision"] + 1, state)
-
-    def _log_lost(self, claim_id: str, write: RunWrite) -> None:
-        self.logger.warning(
-            "run %s: claim %s could not commit triggers %s (lease lost or rows refused);"
-            " they will be taken up again",
-            write.run_id,
-            claim_id,
-            [close.trigger_id for close in write.closes],
-            exc_info=True,
-        )
-
-
-__all__ = ["Claim", "LostClaim", "Runner"]
+__all__ = ["Claim", "Runner"]

@@ -20,7 +20,14 @@ scheduled for later (its timer), written with the task rows. Loop heads and tail
 which only a loop's Iteration trigger deepens and its tail undoes. A routine call defers and adds
 a child run; a routine's return adds the Complete of its caller's task (``engine.run.routines``).
 Nothing here touches the database, except to look a called routine up through
-``routine_lookup``; every row it adds is built by ``engine.rows``.
+``routine_lookup`` (and a call tree's count of child runs through ``calls``); every row it adds
+is built by ``engine.rows``.
+
+Every node is held to the run's budgets (``engine.run.budgets``) before it runs: a new task must
+keep the run within its tasks and the trigger's step within its rows, counting what the node adds
+besides its task (a wait's timer, a call's run and Root trigger, a return's Complete); a loop
+head's iterations and a routine call are checked where they are known. A node refused fails with
+a Budget Error and adds nothing else.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from engine.handlers.builtin import QUORUM_NUMBER, QUORUM_TYPE, WAIT_TIME, WAIT_
 from engine.handlers.handler import Behaviour, HandlerContext, TriggerGateway
 from engine.records import ROOT_LOOP_INDEX
 from engine.run import routines
+from engine.run.budgets import Budgets, CallTally, StepBudget
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
@@ -71,9 +79,13 @@ class Execution:
         gateway: TriggerGateway,
         logger: logging.Logger,
         routine_lookup: routines.RoutineLookup | None = None,
+        budgets: Budgets | None = None,
+        calls: CallTally | None = None,
     ) -> None:
         self.state = state
         self.routine_lookup = routine_lookup
+        # This trigger's step held to the run's budgets, with the batch's count of child runs.
+        self.budget = StepBudget(budgets or Budgets(), calls)
         self.trigger_id = trigger_id
         self.now = now
         self.gateway = gateway
@@ -135,6 +147,9 @@ class Execution:
         elif node.handler.behaviour is Behaviour.LOOP_TAIL:
             task.move(TaskStatus.NEW, self.now)
             self.loops.judge_tail(node, task)
+        elif node.handler.behaviour is Behaviour.JUNCTION:  # refused by a budget: judged again
+            task.move(TaskStatus.NEW, self.now)
+            self._touched.add((node.name, task.loop_index))
         else:
             self.push((node.name, "", task.loop_index))
         self.settle(node.name, task.loop_index)
@@ -203,12 +218,14 @@ class Execution:
         """Record the arrival; whether the junction fires is decided once the walk is done."""
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[came_from])
+            if task is None:
+                return
         elif task.status is not TaskStatus.NEW:
             return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
-            task.dirty = True
+            task.mark_changed()
         self._touched.add((node.name, loop_index))
         self.touch(node, loop_index)
 
@@ -231,6 +248,8 @@ class Execution:
                 node = self.state.tree.nodes[name]
                 if task is None:  # every branch into it was false: it fires all the same
                     task = self.new_task(node, TaskStatus.NEW, None, index)
+                    if task is None:
+                        continue
                 task.move(TaskStatus.CLOSED, self.now)
                 self.touch(node, index)
                 self.follow(node, task, node.complete_connectors)
@@ -244,7 +263,35 @@ class Execution:
         status: TaskStatus,
         token: str | None = None,
         loop_index: str = ROOT_LOOP_INDEX,
+        *,
+        arrived: list[str] | None = None,
+    ) -> TaskState | None:
+        """A task for ``node`` to run, or None if the run's budgets refuse it.
+
+        A refused node still gets its task, Failed with the Budget Error (and the arrival that
+        reached it, for a join or junction to be judged again on Retry Task): it is the error's
+        place in the run, and what resolving the error retries or skips.
+        """
+        budget = self.budget
+        if len(self.state.tasks) < budget.roomy_tasks and budget.rows <= budget.roomy_rows:
+            return self.add_task(node, status, token, loop_index, arrived=arrived)
+        refusal = budget.refuse_task(self.state, node)
+        if refusal is None:
+            return self.add_task(node, status, token, loop_index, arrived=arrived)
+        task = self.add_task(node, TaskStatus.NEW, None, loop_index, arrived=arrived)
+        self.fail(task, ErrorType.BUDGET, refusal, "")
+        return None
+
+    def add_task(
+        self,
+        node: Node,
+        status: TaskStatus,
+        token: str | None = None,
+        loop_index: str = ROOT_LOOP_INDEX,
+        *,
+        arrived: list[str] | None = None,
     ) -> TaskState:
+        """A new task, counted in the step's rows; the budgets were checked by the caller."""
         task = TaskState(
             id=ids.row_id(),
             node=node.name,
@@ -253,12 +300,13 @@ class Execution:
             status=status,
             results={},
             token=token,
-            arrived=[],
+            arrived=arrived or [],
             created_at=self.now,
             updated_at=self.now,
             is_new=True,
         )
         self.state.remember(task)
+        self.budget.rows += 1
         return task
 
     def scope(self, task: TaskState) -> dict[str, Any]:
@@ -285,6 +333,8 @@ class Execution:
             self.touch(node, loop_index)
         token = ids.deferral_token() if node.defers else None
         task = self.new_task(node, TaskStatus.NEW, token, loop_index)
+        if task is None:
+            return
         scope = self.scope(task)
         parameters = self.render(node, task, scope)
         if parameters is None:
@@ -328,6 +378,7 @@ class Execution:
             if called is not None:
                 child = routines.child_run(self.state, called, parameters, task.id, self.now)
                 self.state.new_runs.append(child)
+                self.budget.rows += 2  # the run and its Root trigger
             self.follow(node, task, node.create_connectors, scope)
         else:
             if node.handler.behaviour is Behaviour.RETURN and not self._return(task):
@@ -354,6 +405,10 @@ class Execution:
         if isinstance(found, routines.CallRefused):
             self.fail(task, found.type, found.summary, "")
             return None
+        refusal = self.budget.refuse_call(self.state, node.name)
+        if refusal is not None:
+            self.fail(task, ErrorType.BUDGET, refusal, "")
+            return None
         return found
 
     def _return(self, task: TaskState) -> bool:
@@ -365,6 +420,7 @@ class Execution:
             return False
         if returned is not None:
             self.state.new_triggers.append(returned)
+            self.budget.rows += 1
         return True
 
     def _schedule_timer(self, task: TaskState, due_at: float) -> None:
@@ -383,16 +439,19 @@ class Execution:
                 due_at=due_at,
             )
         )
+        self.budget.rows += 1
 
     def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[came_from])
+            if task is None:
+                return
         elif task.status is not TaskStatus.NEW:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
             task.arrived = [*task.arrived, came_from]
-            task.dirty = True
+            task.mark_changed()
         self._judge_join(node, task)
 
     def _judge_join(self, node: Node, task: TaskState) -> None:
@@ -446,7 +505,10 @@ class Execution:
         self, task: TaskState, kind: ErrorType, summary: str, text: str, connector_to: str | None
     ) -> None:
         self.logger.warning("run %s: %s", self.state.id, summary)
+        self.budget.rows += 1
         self.state.active_errors += 1
+        if kind is ErrorType.BUDGET:
+            self.state.budget_errors += 1
         self.state.error_nodes[task.node] = self.state.error_nodes.get(task.node, 0) + 1
         self.state.new_errors.append(
             rows.error_row(

@@ -36,7 +36,10 @@ waiting, as a missing connector keeps an All join waiting.
 What goes wrong in the data (malformed XML or JSON, a bad path, a path that selects no list,
 more than :data:`MAX_ITERATIONS` elements, an unusable ``var_name``) is a Node Parameter Error
 of the head's task: that branch stops, other branches go on, and Retry Task runs the head again
-once the data is fixed. Skip Task of a failed head runs the loop with no iterations.
+once the data is fixed. Skip Task of a failed head runs the loop with no iterations. A head whose
+iterations would take the run past its budget of tasks, or the step past its budget of rows (a
+task and a trigger each), fails with a Budget Error instead, before it adds any
+(``engine.run.budgets``).
 
 Iterations are separate triggers, so they are durable and resumable one by one, and deferrals
 inside them (each iteration's task has its own token) resume only their own iteration. They do
@@ -166,6 +169,8 @@ class LoopSteps:
         if existing is not None and existing.status is not TaskStatus.FAILED:
             return  # a loop head runs once per loop index: its iterations' indexes are taken
         task = walk.new_task(node, TaskStatus.NEW, None, loop_index)
+        if task is None:
+            return
         parameters = walk.render(node, task, walk.scope(task))
         if parameters is None:
             return
@@ -183,6 +188,10 @@ class LoopSteps:
         except LoopSourceError as exc:
             walk.fail(task, ErrorType.NODE_PARAMETER, f"Loop head {node.name!r}: {exc}", "")
             return
+        refusal = walk.budget.refuse_iterations(self.state, node.name, len(values))
+        if refusal is not None:
+            walk.fail(task, ErrorType.BUDGET, refusal, "")
+            return
         self.state.set_results(task, {COUNT: str(len(values)), VARIABLE: var_name})
         task.move(TaskStatus.CLOSED, walk.now)
         self._add_iterations(node, loop_index, values)
@@ -193,13 +202,14 @@ class LoopSteps:
         now, run_id = self.walk.now, self.state.id
         for position, value in enumerate(values):
             index = child_index(loop_index, position)
-            iteration = self.walk.new_task(node, TaskStatus.NEW, None, index)
+            iteration = self.walk.add_task(node, TaskStatus.NEW, None, index)
             self.state.set_results(iteration, {VALUE: value, INDEX: str(position)})
             self.state.new_triggers.append(
                 rows.trigger_row(
                     TriggerAction.ITERATION, run_id=run_id, now=now, task_id=iteration.id
                 )
             )
+        self.walk.budget.rows += len(values)  # their triggers; add_task counted the tasks
 
     def skip(self, node: Node, task: TaskState) -> None:
         """Skip Task of a failed head: closed with no iterations, so its tail fires."""
@@ -212,6 +222,8 @@ class LoopSteps:
         task = self.state.latest.get((tail.name, loop_index))
         if task is None:
             task = self.walk.new_task(tail, TaskStatus.NEW, None, loop_index)
+            if task is None:
+                return
         if task.status is TaskStatus.NEW:
             self.judge_tail(tail, task)
 
@@ -220,10 +232,12 @@ class LoopSteps:
         loop_index = parent_index(iteration)
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index)
+            task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[iteration])
+            if task is None:
+                return
         if iteration not in task.arrived:
             task.arrived = [*task.arrived, iteration]
-            task.dirty = True
+            task.mark_changed()
         if task.status is TaskStatus.NEW:  # a tail fires once; later arrivals are only recorded
             self.judge_tail(node, task)
 

@@ -20,6 +20,10 @@ version no longer builds (a plugin is gone). Retry Task queues that trigger agai
 plugin is back, it is processed as if for the first time); Skip Task has no task to skip and is
 refused. Every resolution, Do Nothing and Cancel Branch included, re-judges the junctions whose
 region holds the error's node: an active error kept them waiting, a resolved one does not.
+
+Budget Errors (``engine.run.budgets``) take the node actions. While a run has one, its other
+triggers are held back (Paused); the commit that applies a resolution of the run makes them New
+again (``engine.store.steps``), and they are held back again if a Budget Error is still active.
 """
 
 from __future__ import annotations
@@ -38,13 +42,13 @@ def apply_to_run(state: RunState, execution: Execution, error: Mapping[str, Any]
     Returns why it cannot be applied (the run is then left as it was), or None.
     """
     action = ResolutionAction(error["resolution_action"])
-    node = error["node"]
+    node, kind = error["node"], error["type"]
     if action in (ResolutionAction.RETRY_TASK, ResolutionAction.SKIP_TASK):
         task = state.task_by_id(error["task_id"])
         if task is None or task.status is not TaskStatus.FAILED:
             found = "no task" if task is None else f"its task {task.status.value}"
             return f"{action.value} of error {error['id']} found {found}"
-        state.forget_error(node)
+        state.forget_error(node, kind)
         if action is ResolutionAction.RETRY_TASK:
             execution.retry(task)
         else:
@@ -53,10 +57,10 @@ def apply_to_run(state: RunState, execution: Execution, error: Mapping[str, Any]
         target = error["connector_to"]
         if target not in state.tree.nodes:
             return f"{action.value} of error {error['id']} names no connector target"
-        state.forget_error(node)
+        state.forget_error(node, kind)
         execution.continue_branch(node, target, error["loop_index"])
     else:  # Do Nothing, Cancel Branch
-        state.forget_error(node)
+        state.forget_error(node, kind)
         execution.settle(node, error["loop_index"])
     return None
 

@@ -103,6 +103,7 @@ def child_run(
         parent_run_id=state.id,
         parent_task_id=task_id,
         call_depth=state.call_depth + 1,
+        root_run_id=state.call_tree,
         now=now,
     )
 

@@ -3,7 +3,13 @@
 A worker loads a run's rows once, executes nodes against this state (no database access while
 handlers run), and then writes only what changed: new task rows, changed task rows, new error
 rows, scheduled trigger rows and the run's own columns, all in the transaction that closes the
-trigger.
+trigger. What changed is listed as it changes (new tasks are appended, a changed task lists
+itself once), so taking a step's changes costs what the step did, not the size of the run.
+
+A worker may keep a state between batches (``engine.processing.run_cache``), bounded by what
+:meth:`RunState.kept_bytes` estimates it costs in memory: its documents as stored (the JSON of
+its inputs, values, source data and each task's results and arrivals) plus a measured cost per
+value and per task, counted cheaply and kept up to date as tasks change.
 """
 
 from __future__ import annotations
@@ -12,10 +18,34 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine.handlers.handler import SourceInfo
 from engine.records import ROOT_LOOP_INDEX
-from engine.statuses import RunStatus, TaskStatus, transition
+from engine.statuses import ErrorType, RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
+
+# What a kept task costs besides its results and arrivals: the object, its id, node, handler id
+# and loop index, and its entries in the state's indexes (measured: about 940 bytes).
+TASK_BYTES = 900
+# What each value of a JSON document costs in memory besides its text: the Python objects and
+# the slot holding them (measured: 90 to 130 bytes in objects of short strings, the usual shape;
+# such a document takes about 7 times its JSON, a single long string about once).
+VALUE_BYTES = 100
+
+
+def stored_bytes(document: Any) -> int:
+    """What a JSON document costs kept in memory: its JSON as stored, plus VALUE_BYTES a value.
+
+    Values are counted by the separators in the JSON text (a comma inside a string counts too,
+    erring on the large side): orjson writes the text and counts in C, so a 4 MB document costs
+    milliseconds, once per state, instead of a walk over its objects.
+    """
+    try:
+        text = orjson.dumps(document)
+    except TypeError:  # an integer beyond 64 bits: what text it would have is close enough
+        text = repr(document).encode()
+    return len(text) + VALUE_BYTES * text.count(b",")
 
 
 @dataclass(slots=True)
@@ -33,11 +63,26 @@ class TaskState:
     is_new: bool = False
     dirty: bool = False
     completing: bool = False  # a Complete for its token was accepted and is queued
+    # Its run state's list of changed tasks, which it joins when it first changes.
+    changes: list[TaskState] | None = field(default=None, repr=False, compare=False)
+    # What RunState.kept_bytes last counted for it.
+    kept_bytes: int = field(default=0, repr=False, compare=False)
 
     def move(self, status: TaskStatus, now: float) -> None:
         self.status = transition(self.status, status)
         self.updated_at = now
-        self.dirty = True
+        self.mark_changed()
+
+    def mark_changed(self) -> None:
+        """Its row is to be written again: a task read from rows lists itself as changed once."""
+        if not self.dirty:
+            self.dirty = True
+            if not self.is_new and self.changes is not None:
+                self.changes.append(self)
+
+    def measure(self) -> int:
+        arrived = stored_bytes(self.arrived) if self.arrived else 0
+        return TASK_BYTES + stored_bytes(self.results) + arrived
 
     def row(self, run_id: int) -> dict[str, Any]:
         return {
@@ -68,6 +113,8 @@ class RunState:
     active_errors: int
     # Active errors by node: an error in a junction's region keeps the junction waiting.
     error_nodes: dict[str, int] = field(default_factory=dict)
+    # Active Budget Errors: while there is one, the run's other triggers are held back (Paused).
+    budget_errors: int = 0
     tasks: list[TaskState] = field(default_factory=list)
     # The latest task per (node, loop index), and node results as templates address them.
     latest: dict[tuple[str, str], TaskState] = field(default_factory=dict)
@@ -78,10 +125,22 @@ class RunState:
     new_errors: list[dict[str, Any]] = field(default_factory=list)
     new_triggers: list[dict[str, Any]] = field(default_factory=list)  # timers, routine returns
     new_runs: list[dict[str, Any]] = field(default_factory=list)  # routine runs called
-    # A routine's run: who called it (engine.tree.routines), and how deep calls nest.
+    # A routine's run: who called it (engine.tree.routines), how deep calls nest, and the
+    # top-level run of its call tree (None: this run is one).
     parent_run_id: int | None = None
     parent_task_id: str | None = None
     call_depth: int = 0
+    root_run_id: int | None = None
+    # Tasks read from rows that changed since the last take_changes; tasks from index
+    # ``_inserted`` on are new since then (engine.processing.runner takes them per trigger).
+    _changed: list[TaskState] = field(default_factory=list)
+    _inserted: int = 0
+    # kept_bytes, kept up to date: tasks from ``_measured`` on are not counted yet, ``_resized``
+    # are counted tasks that changed since; -1 until the run's own documents are counted.
+    _own_bytes: int = -1
+    _task_bytes: int = 0
+    _measured: int = 0
+    _resized: list[TaskState] = field(default_factory=list)
 
     @classmethod
     def from_rows(
@@ -89,8 +148,15 @@ class RunState:
         run: Mapping[str, Any],
         tree: Tree,
         task_rows: Iterable[Mapping[str, Any]],
-        error_nodes: Mapping[str, int],
+        active_errors: Mapping[tuple[str, str], int],
     ) -> RunState:
+        """The state of a run read from its rows; ``active_errors`` by (node, error type)."""
+        error_nodes: dict[str, int] = {}
+        budget_errors = 0
+        for (node, kind), count in active_errors.items():
+            error_nodes[node] = error_nodes.get(node, 0) + count
+            if kind == ErrorType.BUDGET:
+                budget_errors += count
         state = cls(
             id=run["id"],
             tree=tree,
@@ -105,10 +171,12 @@ class RunState:
             inputs=run["inputs"],
             values=run["values"],
             active_errors=sum(error_nodes.values()),
-            error_nodes=dict(error_nodes),
+            error_nodes=error_nodes,
+            budget_errors=budget_errors,
             parent_run_id=run["parent_run_id"],
             parent_task_id=run["parent_task_id"],
             call_depth=run["call_depth"],
+            root_run_id=run["root_run_id"],
         )
         for row in task_rows:
             state.remember(
@@ -126,9 +194,11 @@ class RunState:
                     completing=row["completing"],
                 )
             )
+        state._inserted = len(state.tasks)
         return state
 
     def remember(self, task: TaskState) -> None:
+        task.changes = self._changed
         self.tasks.append(task)
         self.by_id[task.id] = task
         self.latest[(task.node, task.loop_index)] = task
@@ -137,20 +207,27 @@ class RunState:
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
 
+    @property
+    def call_tree(self) -> int:
+        """The top-level run of this run's call tree: itself, unless a routine call started it."""
+        return self.id if self.root_run_id is None else self.root_run_id
+
     def task_by_id(self, task_id: str | None) -> TaskState | None:
         return None if task_id is None else self.by_id.get(task_id)
 
     def set_results(self, task: TaskState, results: dict[str, Any]) -> None:
         task.results = results
-        task.dirty = True
+        task.mark_changed()
         if task.loop_index == ROOT_LOOP_INDEX:
             self.results[task.node] = results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = results
 
-    def forget_error(self, node: str) -> None:
+    def forget_error(self, node: str, error_type: str) -> None:
         """An active error of ``node`` was resolved: it keeps neither the run nor a junction."""
         self.active_errors = max(self.active_errors - 1, 0)
+        if error_type == ErrorType.BUDGET:
+            self.budget_errors = max(self.budget_errors - 1, 0)
         left = self.error_nodes.get(node, 0) - 1
         if left > 0:
             self.error_nodes[node] = left
@@ -165,23 +242,56 @@ class RunState:
         return RunStatus.FAILED if self.active_errors else RunStatus.COMPLETED
 
     def take_changes(self, run_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """New task rows and changed task rows since the last call; marks them clean."""
-        inserts, updates = [], []
-        for task in self.tasks:
-            if task.is_new:
-                inserts.append(task.row(run_id))
-            elif task.dirty:
-                updates.append(
-                    {
-                        "b_id": task.id,
-                        "b_status": task.status.value,
-                        "b_results": task.results,
-                        "b_arrived": task.arrived,
-                        "b_updated_at": task.updated_at,
-                    }
-                )
+        """New task rows and changed task rows since the last call; marks them clean.
+
+        It costs what changed since the last call: the runner takes a run's changes after each
+        trigger, so that a batch can be committed in more than one transaction.
+        """
+        new = self.tasks[self._inserted :]
+        inserts = [task.row(run_id) for task in new]
+        for task in new:
             task.is_new = task.dirty = False
+        updates = []
+        for task in self._changed:
+            updates.append(
+                {
+                    "b_id": task.id,
+                    "b_status": task.status.value,
+                    "b_results": task.results,
+                    "b_arrived": task.arrived,
+                    "b_updated_at": task.updated_at,
+                }
+            )
+            task.dirty = False
+        self._resized.extend(self._changed)
+        self._changed.clear()
+        self._inserted = len(self.tasks)
         return inserts, updates
 
+    def kept_bytes(self) -> int:
+        """What keeping this state costs in memory, estimated (see :func:`stored_bytes`).
 
-__all__ = ["RunState", "TaskState"]
+        The run's own documents are counted once (a change to its values bumps the run's
+        revision, so a kept state never sees one); each task when first counted and again after
+        it changed, so counting a state kept batch after batch costs what the batches changed.
+        """
+        if self._own_bytes < 0:
+            self._own_bytes = (
+                stored_bytes(self.inputs)
+                + stored_bytes(self.values)
+                + stored_bytes(self.source.data)
+            )
+        for task in self._resized:
+            if task.kept_bytes:  # counted before it changed
+                size = task.measure()
+                self._task_bytes += size - task.kept_bytes
+                task.kept_bytes = size
+        self._resized.clear()
+        for task in self.tasks[self._measured :]:
+            task.kept_bytes = task.measure()
+            self._task_bytes += task.kept_bytes
+        self._measured = len(self.tasks)
+        return self._own_bytes + self._task_bytes
+
+
+__all__ = ["TASK_BYTES", "VALUE_BYTES", "RunState", "TaskState", "stored_bytes"]

@@ -61,18 +61,24 @@ def active_error_counts(connection: Connection, run_ids: Sequence[int]) -> dict[
     return {run_id: count for run_id, count in connection.execute(statement)}
 
 
-def active_error_nodes(connection: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Run id -> node -> its active errors: the run's count, and what keeps a junction waiting."""
+def active_errors(
+    connection: Connection, run_ids: Sequence[int]
+) -> dict[int, dict[tuple[str, str], int]]:
+    """Run id -> (node, error type) -> its active errors.
+
+    By node, they keep junctions waiting; by type, a Budget Error holds the run's other triggers
+    back (``engine.run.budgets``); together, they are the run's count.
+    """
     if not run_ids:
         return {}
     statement = (
-        sa.select(errors.c.run_id, errors.c.node, sa.func.count())
+        sa.select(errors.c.run_id, errors.c.node, errors.c.type, sa.func.count())
         .where(errors.c.run_id.in_(run_ids), errors.c.status == ErrorStatus.ACTIVE.value)
-        .group_by(errors.c.run_id, errors.c.node)
+        .group_by(errors.c.run_id, errors.c.node, errors.c.type)
     )
-    found: dict[int, dict[str, int]] = {}
-    for run_id, node, count in connection.execute(statement):
-        found.setdefault(run_id, {})[node] = count
+    found: dict[int, dict[tuple[str, str], int]] = {}
+    for run_id, node, kind, count in connection.execute(statement):
+        found.setdefault(run_id, {})[(node, kind)] = count
     return found
 
 
@@ -234,7 +240,7 @@ def trigger_record(row: RowValues) -> Trigger:
 
 __all__ = [
     "active_error_counts",
-    "active_error_nodes",
+    "active_errors",
     "error_record",
     "insert_run",
     "insert_trigger",

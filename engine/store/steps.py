@@ -5,6 +5,10 @@ their execution changed. Several runs' writes are committed in one transaction (
 every trigger's changes still commit atomically with its close, and a batch pays for one
 transaction and one statement per table instead of five statements and a commit per trigger.
 
+A step that records a Budget Error holds back every trigger of its run still waiting, and a
+trigger of such a run claimed later is held back too: Paused, unprocessed. The commit that applies
+a resolution of the run makes its paused triggers New again (``engine.run.budgets``).
+
 A wait's timer is part of the step that deferred it: its trigger row is inserted here, with
 the task rows, so a crash either loses the step and its timer together or keeps both. So are a
 routine call's child run with its Root trigger, and a routine's return (``engine.tree.routines``).
@@ -12,7 +16,12 @@ routine call's child run with its Root trigger, and a routine's return (``engine
 Every write is fenced on the claim. A trigger closes only while this claim still holds it, and a
 run's status is written only while this claim holds the run; when any fence fails, the batch
 raises :class:`LostClaim` and the caller rolls back (and retries run by run, so one lost lease
-does not discard the others' work).
+does not discard the others' work). A batch too big for one transaction is committed in several
+(``engine.processing.transactions``): a run's write that is ``hold`` keeps the run leased to the
+claim, and only its last writes its status and releases it.
+
+The child runs a step starts are added to their call tree's count in the same transaction,
+fenced on the budget of child runs per call tree (``engine.store.call_trees``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from sqlalchemy.engine import Connection
 from engine import rows
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import BulkStatement, insert_all
+from engine.store.call_trees import count_calls
 from engine.store.runs import insert_run, insert_trigger
 from engine.store.tables import (
     OPEN_TRIGGER_STATUSES,
@@ -54,6 +64,52 @@ _CLOSE = BulkStatement(
         closed_at=sa.bindparam("b_now"),
         engine=sa.bindparam("b_engine"),
         error=sa.bindparam("b_error"),
+    )
+)
+# A trigger held back while its run has an active Budget Error: left unprocessed, unclaimable.
+PAUSED_BECAUSE = (
+    "Paused: its run has an active Budget Error; resolving an error of the run makes it New again"
+)
+_PAUSE = BulkStatement(
+    triggers.update()
+    .where(
+        triggers.c.id == sa.bindparam("b_id"),
+        triggers.c.lease_owner == sa.bindparam("b_claim"),
+        triggers.c.status == _WIP,
+    )
+    .values(
+        status=sa.literal_column(f"'{TriggerStatus.PAUSED.value}'"),
+        lease_owner=sa.null(),
+        lease_until=sa.null(),
+        engine=sa.bindparam("b_engine"),
+        error=sa.literal_column(f"'{PAUSED_BECAUSE}'"),
+    )
+)
+# A step that recorded a Budget Error: every trigger of its run still waiting is held back too.
+_PAUSE_WAITING = (
+    triggers.update()
+    .where(
+        triggers.c.run_id.in_(sa.bindparam("run_ids", expanding=True)),
+        triggers.c.status == sa.literal_column(f"'{TriggerStatus.NEW.value}'"),
+    )
+    .values(
+        status=sa.literal_column(f"'{TriggerStatus.PAUSED.value}'"),
+        engine=sa.bindparam("engine"),
+        error=sa.literal_column(f"'{PAUSED_BECAUSE}'"),
+    )
+)
+# A resolution applied to a run: its paused triggers are New again, with their attempts anew.
+_UNPAUSE = (
+    triggers.update()
+    .where(
+        triggers.c.run_id.in_(sa.bindparam("run_ids", expanding=True)),
+        triggers.c.status == sa.literal_column(f"'{TriggerStatus.PAUSED.value}'"),
+    )
+    .values(
+        status=sa.literal_column(f"'{TriggerStatus.NEW.value}'"),
+        attempts=sa.literal_column("0"),
+        engine=sa.null(),
+        error=sa.null(),
     )
 )
 _INSERT_TASKS = insert_all(tasks)
@@ -143,6 +199,12 @@ _UPDATE_RUNS = BulkStatement(
         lease_until=sa.null(),
     )
 )
+# A part of a run's batch committed ahead of the rest: the run stays leased, its status as it is.
+_HOLD_RUNS = BulkStatement(
+    runs.update()
+    .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_owner == sa.bindparam("b_claim"))
+    .values(updated_at=sa.bindparam("b_now"), revision=runs.c.revision + sa.literal_column("1"))
+)
 _OPEN_RUNS = (
     sa.select(triggers.c.run_id)
     .where(
@@ -191,8 +253,11 @@ class RunWrite:
     child_runs: list[Mapping[str, Any]] = field(default_factory=list)  # routine runs called
     timer_completions: list[str] = field(default_factory=list)  # task ids a timer completes
     cancelled_timers: list[str] = field(default_factory=list)  # keys of timers to close
+    paused_triggers: list[int] = field(default_factory=list)  # held back: a Budget Error
+    pause_waiting: bool = False  # it recorded a Budget Error: hold the run's waiting triggers
     resolved_errors: list[str] = field(default_factory=list)  # error ids now Handled
     requeued_triggers: list[int] = field(default_factory=list)  # failed triggers retried
+    hold: bool = False  # more of the run's batch commits later: keep it leased, status untouched
     written_status: RunStatus | None = None  # what the commit wrote: Started if still open
 
 
@@ -203,8 +268,14 @@ def commit(
     claim_id: str,
     now: float,
     engine: str,
+    max_child_runs: int | None = None,
 ) -> None:
-    """Write a batch inside the caller's transaction; raises LostClaim if a fence fails."""
+    """Write a batch inside the caller's transaction; raises LostClaim if a fence fails.
+
+    ``max_child_runs`` is the budget the child runs started are counted against (None: not
+    counted, for callers that start none): ``engine.store.call_trees.CallBudgetSpent`` if they
+    would go past it.
+    """
     closes = [
         {
             "b_id": close.trigger_id,
@@ -218,6 +289,13 @@ def commit(
         for close in write.closes
     ]
     if _CLOSE.execute(connection, closes) != len(closes):
+        raise LostClaim
+    paused = [
+        {"b_id": trigger_id, "b_claim": claim_id, "b_engine": engine}
+        for write in writes
+        for trigger_id in write.paused_triggers
+    ]
+    if _PAUSE.execute(connection, paused) != len(paused):
         raise LostClaim
     reserved = [{"b_id": task_id} for w in writes for task_id in w.timer_completions]
     if _RESERVE_FOR_TIMER.execute(connection, reserved) != len(reserved):
@@ -234,6 +312,9 @@ def commit(
             idempotency_key=rows.call_key(child["parent_task_id"]),
         )
         insert_trigger(connection, root)
+    if max_child_runs is not None:
+        started = [row["root_run_id"] for w in writes for row in w.child_runs]
+        count_calls(connection, started, max_child_runs)
     _CLOSE_TIMERS.execute(
         connection,
         [
@@ -247,14 +328,23 @@ def commit(
         _RESOLVE_ERRORS.execute(connection, resolved)
         requeued = [{"b_id": t, "b_now": now} for w in writes for t in w.requeued_triggers]
         _REQUEUE_TRIGGERS.execute(connection, requeued)
-    settled = [w for w in writes if w.status is not None and w.status is not RunStatus.STARTED]
+        resumed = [w.run_id for w in writes if w.resolved_errors]
+        connection.execute(_UNPAUSE, {"run_ids": resumed})  # before the runs' status is judged
+    stopped = [w.run_id for w in writes if w.pause_waiting]
+    if stopped:  # after the unpausing: a resolution that met the budget again holds them again
+        connection.execute(_PAUSE_WAITING, {"run_ids": stopped, "engine": engine})
+    settled = [
+        w
+        for w in writes
+        if not w.hold and w.status is not None and w.status is not RunStatus.STARTED
+    ]
     still_open: set[int] = set()
     if settled:
         run_ids = [w.run_id for w in settled]
         still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
     updates = []
     for w in writes:
-        if w.status is not None:
+        if w.status is not None and not w.hold:
             w.written_status = RunStatus.STARTED if w.run_id in still_open else w.status
             updates.append(
                 {
@@ -266,9 +356,12 @@ def commit(
             )
     if _UPDATE_RUNS.execute(connection, updates) != len(updates):
         raise LostClaim
-    untouched = [w.run_id for w in writes if w.status is None]
+    held = [{"b_id": w.run_id, "b_claim": claim_id, "b_now": now} for w in writes if w.hold]
+    if _HOLD_RUNS.execute(connection, held) != len(held):
+        raise LostClaim
+    untouched = [w.run_id for w in writes if w.status is None and not w.hold]
     if untouched:
         connection.execute(_RELEASE_RUNS, {"run_ids": untouched, "claim_id": claim_id})
 
 
-__all__ = ["LostClaim", "RunWrite", "TriggerClose", "commit"]
+__all__ = ["PAUSED_BECAUSE", "LostClaim", "RunWrite", "TriggerClose", "commit"]

@@ -70,6 +70,8 @@ class RunRow(SQLModel, table=True):
     parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
     parent_task_id: str | None = Field(default=None, max_length=32)
     call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The top-level run of a routine run's call tree (None: this run is one), see CallTreeRow.
+    root_run_id: int | None = Field(default=None, foreign_key="runs.id")
     # Bumped by every write that changes what a worker loads for the run
     # (engine.processing.run_cache).
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -77,6 +79,22 @@ class RunRow(SQLModel, table=True):
     lease_until: float | None = None
     created_at: float
     updated_at: float
+
+
+class CallTreeRow(SQLModel, table=True):
+    """How many routine runs have been started under a top-level run, its children's included.
+
+    The budget of child runs per call tree (``engine.run.budgets``) is checked against it in the
+    transaction that starts them (``engine.store.steps``). It is a table of its own, not a column
+    of the top-level run, because the steps of runs all over the tree add to it: on the run's own
+    row it would be locked both by them and by the worker committing that run, in either order.
+    A tree that never calls a routine has no row.
+    """
+
+    __tablename__ = "call_trees"
+
+    root_run_id: int = Field(primary_key=True, foreign_key="runs.id")
+    runs: int
 
 
 class TaskRow(SQLModel, table=True):
@@ -254,6 +272,7 @@ class RunCreatorRow(SQLModel, table=True):
 
 
 runs = SQLModel.metadata.tables["runs"]
+call_trees = SQLModel.metadata.tables["call_trees"]
 tasks = SQLModel.metadata.tables["tasks"]
 triggers = SQLModel.metadata.tables["triggers"]
 errors = SQLModel.metadata.tables["errors"]
@@ -267,6 +286,7 @@ __all__ = [
     "OPEN_TRIGGER_STATUSES",
     "RESOLUTION_COLUMNS",
     "AccessTokenRow",
+    "CallTreeRow",
     "ErrorRow",
     "RunCreatorRow",
     "RunRow",
@@ -276,6 +296,7 @@ __all__ = [
     "TriggerRow",
     "UserRow",
     "access_tokens",
+    "call_trees",
     "errors",
     "run_creators",
     "runs",
