@@ -8,7 +8,8 @@ export that cannot be converted at all gets an entry with the reason.
 
 What counts as translated is read off the converted tree, so it holds whatever the translator
 does: a parameter or condition still holding ERB (``<%``) or a Ruby variable (``@name``) keeps
-Ruby; one holding Jinja markup was translated; the rest are plain text. A call is a missing
+Ruby; a parameter holding Jinja markup, and any other condition, was translated; the other
+parameters are plain text. A call is a missing
 *routine* when its id starts with ``routine_`` (Kinetic's convention; the export does not say),
 else a missing *handler*.
 
@@ -67,10 +68,11 @@ class ExportReport:
         return self.converted and not self.problems
 
 
-def _count(counts: Counts, text: str) -> None:
+def _count(counts: Counts, text: str, *, expression: bool) -> None:
+    """A condition is an expression: translated unless Ruby is left; a parameter is a text."""
     if _RUBY.search(text):
         counts.kept += 1
-    elif any(mark in text for mark in _JINJA):
+    elif expression or any(mark in text for mark in _JINJA):
         counts.translated += 1
 
 
@@ -98,10 +100,10 @@ def export_report(
     )
     for node in nodes.values():
         for text in dict(node.get("parameters") or {}).values():
-            _count(report.parameters, str(text))
+            _count(report.parameters, str(text), expression=False)
         for connector in node.get("connectors") or ():
             if connector.get("condition"):
-                _count(report.conditions, str(connector["condition"]))
+                _count(report.conditions, str(connector["condition"]), expression=True)
     report.kept = [_where(problem) for problem in converted.kept]
     for missing in missing_ids(definition, registry, routines):
         is_routine = missing.startswith(ROUTINE_PREFIX)
