@@ -47,12 +47,13 @@ def _addresses(context: HandlerContext, name: str, *, required: bool) -> list[st
             raise _Refused(f"parameter {name!r} is empty: give at least one e-mail address")
         return []
     found = []
-    for display, address in getaddresses([text]):
-        local, at, domain = address.rpartition("@")[0], "@" in address, address.rpartition("@")[2]
-        if not at or not local or "." not in domain or any(c.isspace() for c in address):
-            raise _Refused(
-                f"parameter {name!r}: {address or display or text!r} is no e-mail address"
-            )
+    pieces = [piece.strip() for piece in text.split(",")]
+    parsed = getaddresses([text])
+    for number, (display, address) in enumerate(parsed):
+        local, _, domain = address.rpartition("@")
+        if not local or "." not in domain or any(c.isspace() for c in address):
+            shown = pieces[number] if len(pieces) == len(parsed) else text
+            raise _Refused(f"parameter {name!r}: {shown!r} is not an e-mail address")
         found.append(str(Address(display, addr_spec=address)) if display else address)
     return found
 
