@@ -25,7 +25,8 @@ import httpx
 
 from engine.handlers.handler import Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
-from nodes.error_handling import ERROR_HANDLING_PARAMETER, ERROR_RESULT, failed
+
+from .error_handling import ERROR_HANDLING_PARAMETER, ERROR_RESULT, failed
 
 HANDLER_ID = "http_request_v1"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -28,7 +28,8 @@ from email.utils import getaddresses
 
 from engine.handlers.handler import Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
-from nodes.error_handling import ERROR_HANDLING_PARAMETER, ERROR_RESULT, failed
+
+from .error_handling import ERROR_HANDLING_PARAMETER, ERROR_RESULT, failed
 
 HANDLER_ID = "smtp_email_send_v1"
 RESULTS = ("Message Id", ERROR_RESULT)
