@@ -27,7 +27,7 @@ from typing import Any
 from xml.etree import ElementTree as ET  # writes XML only; nothing is parsed
 
 from engine.errors import HandlerFailed
-from engine.handlers.handler import Handler, HandlerContext, Parameter
+from engine.handlers.handler import Execute, Handler, HandlerContext, Parameter
 from engine.handlers.hookspecs import hookimpl
 
 CSV_TO_JSON = "utility_csv_to_json_v1"
@@ -110,29 +110,27 @@ def _json_to_xml(context: HandlerContext) -> Mapping[str, str]:
     return {"XML": _xml(_node(data))}
 
 
+def _conversion(
+    definition_id: str, execute: Execute, given: str, returned: str, description: str
+) -> Handler:
+    """A conversion: one required text parameter in, one result out."""
+    return Handler(
+        definition_id=definition_id,
+        execute=execute,
+        parameters=(Parameter(given, required=True),),
+        results=(returned,),
+        description=description,
+    )
+
+
 CONVERSIONS = [
-    Handler(
-        definition_id=CSV_TO_JSON,
-        execute=_csv_to_json,
-        parameters=(Parameter("csv", required=True, description="CSV with a header row"),),
-        results=("JSON",),
-        description='Converts CSV to JSON: {"table": [{header: value, ...}, ...]}.',
-    ),
-    Handler(
-        definition_id=CSV_TO_XML,
-        execute=_csv_to_xml,
-        parameters=(Parameter("csv", required=True),),
-        results=("XML",),
-        description="Lists every CSV value as <list><item>value</item>...</list>.",
-    ),
-    Handler(
-        definition_id=JSON_TO_XML,
-        execute=_json_to_xml,
-        parameters=(Parameter("json", required=True),),
-        results=("XML",),
-        description='Converts JSON to <node type="Object|Array|String|..." name="key"> XML.',
-    ),
-]
+    _conversion(CSV_TO_JSON, _csv_to_json, "csv", "JSON",
+                'Converts CSV with a header row to JSON: {"table": [{header: value}, ...]}.'),
+    _conversion(CSV_TO_XML, _csv_to_xml, "csv", "XML",
+                "Lists every CSV value as <list><item>value</item>...</list>."),
+    _conversion(JSON_TO_XML, _json_to_xml, "json", "XML",
+                'Converts JSON to <node type="Object|Array|String|..." name="key"> XML.'),
+]  # fmt: skip
 
 
 @hookimpl
