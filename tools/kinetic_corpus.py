@@ -13,9 +13,10 @@ exports (``*.xml``). For every export it records five stages, each needing the o
 4. **validates with stand-ins**: the same, with stand-ins for every handler and routine still
    unknown (the package ``import-kinetic --stand-ins`` writes, or on a checkout without it an
    equivalent built here, so that the script also measures older code);
-5. **runs**: a tree (not a routine) started with no inputs in an engine on SQLite, its deferred
-   tasks completed with empty results as a callback client would (up to 20 rounds), ends
-   Completed.
+5. **runs**: a tree (not a routine) started in an engine on SQLite with every input its
+   templates read (``inputs['Name']``) given as empty text, as a source posting a record whose
+   fields are blank, its deferred tasks completed with empty results as a callback client would
+   (up to 20 rounds), ends Completed.
 
 The engine used is whichever ``engine`` the running Python imports, so the same command measures
 two checkouts: ``/path/to/venv/bin/python tools/kinetic_corpus.py CORPUS``. ``smtp_email_send_v1``
@@ -29,6 +30,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from engine import Engine
 from engine.errors import KineticImportError, TreeError
@@ -50,6 +53,14 @@ from engine.tree.files import read_tree_files
 
 STAGES = ("converts", "validates alone", "validates with routines", "validates with stand-ins")
 ROUNDS = 20
+_INPUT = re.compile(r"""inputs\s*\[\s*(['"])(?P<name>(?:(?!\1).)+)\1\s*\]""")
+
+
+def _blank_inputs(file: str) -> str:
+    """Start results naming every input the tree's templates read, each empty."""
+    names = dict.fromkeys(m["name"] for m in _INPUT.finditer(Path(file).read_text("utf-8")))
+    items = "".join(f"<result name={quoteattr(name)}></result>" for name in names)
+    return f"<results>{items}</results>"
 
 
 class _StandIns:
@@ -127,6 +138,7 @@ def _runs(folder: Path, files: Sequence[Path], valid: set[str], plugin: object) 
                     source_name=tree.key.source_name,
                     source_group=tree.key.source_group,
                     tree_name=tree.key.name,
+                    results=_blank_inputs(tree.file),
                 )
                 engine.run_until_idle(max_triggers=500)
                 run = engine.get_run(trigger.run_id)
