@@ -10,6 +10,7 @@ through its entry point by the ``treeflow`` command.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,24 @@ def test_installed_stand_ins_make_validate_and_run_pass(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert "Finish" in ran.stdout  # empty stand-in results: the "Not found" branch, deferred
+
+
+def test_the_corpus_measure_reports_each_stage_of_each_export(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus" / "fixtures"
+    corpus.mkdir(parents=True)
+    for export in (PLATFORM, ONBOARDING, FIXTURES / "untranslatable-tree.xml"):
+        shutil.copy(export, corpus)
+    script = Path(__file__).resolve().parents[1] / "tools" / "kinetic_corpus.py"
+    command = [sys.executable, str(script), str(tmp_path / "corpus"), "--json", "out.json"]
+    measured = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert measured.returncode == 0, measured.stderr
+    assert "validates with stand-ins: 2 (67%) of 3" in measured.stdout
+    exports = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["exports"]
+    rows = {Path(row["file"]).name: row for row in exports}
+    platform = rows[PLATFORM.name]
+    assert [platform[stage] for stage in ("converts", "validates alone")] == [True, False]
+    assert (platform["validates with stand-ins"], platform["runs"]) == (True, "Completed")
+    assert rows["untranslatable-tree.xml"]["runs"] == "not run"  # its Ruby does not compile
