@@ -265,3 +265,13 @@ def test_the_corpus_measure_reports_each_stage_of_each_export(tmp_path: Path) ->
     assert [platform[stage] for stage in ("converts", "validates alone")] == [True, False]
     assert (platform["validates with stand-ins"], platform["runs"]) == (True, "Completed")
     assert rows["untranslatable-tree.xml"]["runs"] == "not run"  # its Ruby does not compile
+
+
+def test_cli_refuses_a_report_name_it_cannot_write_before_writing_anything(tmp_path: Path) -> None:
+    result = run_treeflow(
+        "import-kinetic", str(PLATFORM), "-o", "t.yaml", "--report", "r.txt", cwd=tmp_path
+    )
+
+    assert result.returncode == 2
+    assert "'r.txt' does not end in one of .md, .markdown, .json" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

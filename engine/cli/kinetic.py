@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from engine.cli.kinetic_migration import report_refusal, write_migration_outputs
+from engine.cli.kinetic_migration import report_path, report_refusal, write_migration_outputs
 from engine.cli.support import err_console
 from engine.errors import KineticImportError, TreeError
 from engine.handlers.registry import HandlerRegistry
@@ -58,6 +58,7 @@ def _say(kind: str, style: str, text: str) -> None:
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=report_path,
     help="Write (or add this export to) a migration report: FILE.md or FILE.json.",
 )
 def import_kinetic(

@@ -14,9 +14,25 @@ import click
 from engine.errors import KineticImportError, Problem
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import KineticTree
-from engine.kinetic.report import ExportReport, export_report, failed_report, write_report
+from engine.kinetic.report import (
+    FORMATS,
+    ExportReport,
+    export_report,
+    failed_report,
+    write_report,
+)
 from engine.kinetic.stand_ins import find_stand_ins, write_stand_ins
 from engine.tree.files import routines_in
+
+
+def report_path(
+    context: click.Context, parameter: click.Parameter, path: Path | None
+) -> Path | None:
+    """``--report``: refused before anything is written unless it ends in a known suffix."""
+    if path is not None and path.suffix.lower() not in FORMATS:
+        choices = ", ".join(FORMATS)
+        raise click.BadParameter(f"{str(path)!r} does not end in one of {choices}")
+    return path
 
 
 def _routines(trees: Path, converted: KineticTree) -> set[str]:
@@ -69,4 +85,4 @@ def write_migration_outputs(
     return told
 
 
-__all__ = ["report_refusal", "write_migration_outputs"]
+__all__ = ["report_path", "report_refusal", "write_migration_outputs"]
