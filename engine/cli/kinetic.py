@@ -118,10 +118,7 @@ def import_kinetic(
     if problems:
         summary += f"; it does not validate yet: {len(problems)} problem(s)"
     err_console.print(escape(summary), highlight=False, soft_wrap=True)
-    for told in write_migration_outputs(
-        converted, problems, trees=trees, stand_ins=stand_ins, report=report
-    ):
-        err_console.print(escape(told), highlight=False, soft_wrap=True)
+    write_migration_outputs(converted, problems, trees=trees, stand_ins=stand_ins, report=report)
     if problems:
         sys.exit(1)
 

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich.text import Text
 
+from engine.cli.support import err_console
 from engine.errors import KineticImportError, Problem
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import KineticTree
@@ -62,11 +64,14 @@ def write_migration_outputs(
     trees: Path,
     stand_ins: Path | None,
     report: Path | None,
-) -> list[str]:
-    """Write the stand-ins package and the report entry asked for; return what to tell."""
+) -> None:
+    """Write the stand-ins package and the report entry asked for, and say what was written.
+
+    Printed as plain text (no markup, no emoji codes: a path may hold ``:100:``).
+    """
     told: list[str] = []
     if stand_ins is None and report is None:
-        return told
+        return
     registry = HandlerRegistry()
     routines = _routines(trees, converted)
     if stand_ins is not None:
@@ -82,7 +87,8 @@ def write_migration_outputs(
         entry = export_report(converted, registry=registry, routines=routines, problems=problems)
         _write_report(report, entry)
         told.append(f"report: {report}")
-    return told
+    for line in told:
+        err_console.print(Text(line), soft_wrap=True)
 
 
 __all__ = ["report_path", "report_refusal", "write_migration_outputs"]
