@@ -17,14 +17,11 @@ kept as written and reported rather than guessed.
 from __future__ import annotations
 
 from engine.kinetic.ruby.tokens import Untranslatable
+from engine.run.source_bindings import NAMES
+from engine.run.source_bindings import SCOPE_NAME as KINETIC_SCOPE
 
-KINETIC_SCOPE = "kinetic"  # the scope name of the Request CE / RE bindings
 # Bindings read from the run's source data (engine.run.source_bindings), by their Ruby name.
-SOURCE_BINDINGS = frozenset({
-    "submission", "values", "form", "kapp", "space", "team", "user", "answers", "dataset",
-    "datastore", "space_attributes", "kapp_attributes", "form_attributes", "team_attributes",
-    "user_attributes", "user_profile_attributes", "datastore_attributes",
-})  # fmt: skip
+SOURCE_BINDINGS = frozenset(NAMES)
 # Bindings that are mappings of texts by any key: the Jinja name they are found under.
 _MAPPINGS = {"@results": "results", "@variables": "results", "@inputs": "inputs"}
 # Bindings whose keys are fixed: each Kinetic key and the treeflow expression it reads.
