@@ -66,15 +66,31 @@ TEMPLATES = {
         "blue",
     ),
     "@submission": ("<%= @submission['Id'] %>", "{{ kinetic['submission']['Id'] }}", "S-1"),
-    "@space_attributes": ("<%= @space_attributes['Web Server Url'] %>", None, "https://acme.example"),
+    "@space_attributes": (
+        "<%= @space_attributes['Web Server Url'] %>",
+        None,
+        "https://acme.example",
+    ),
     "@form": ("<%= @form['Slug'] %>", None, "onboarding"),
     "@run['Id']": ("<%= @run['Id'] %>", "{{ run.id|to_s }}", "7"),
     "@task['Deferral Token']": ("<%= @task['Deferral Token'] %>", None, "tok-1"),
-    "@task['Name'] and ['Loop Index']": ("<%= @task['Name'] %><%= @task['Loop Index'] %>", None, "Wait/"),
+    "@task['Name'] and ['Loop Index']": (
+        "<%= @task['Name'] %><%= @task['Loop Index'] %>",
+        None,
+        "Wait/",
+    ),
     "@trigger['Action']": ("<%= @trigger['Action'] %>", None, "Root"),
-    "no spaces, trim marker": ("<%=@values['Field']-%>", "{{ kinetic['values']['Field'] }}", "blue"),
+    "no spaces, trim marker": (
+        "<%=@values['Field']-%>",
+        "{{ kinetic['values']['Field'] }}",
+        "blue",
+    ),
     "-%> drops the line break after it": ("<%= @values['Field'] -%>\nnext", None, "bluenext"),
-    "upcase": ("<%= @values['Field'].upcase %>", "{{ (kinetic['values']['Field']|upper) }}", "BLUE"),
+    "upcase": (
+        "<%= @values['Field'].upcase %>",
+        "{{ (kinetic['values']['Field']|upper) }}",
+        "BLUE",
+    ),
     "downcase": ("<%= 'MiXed'.downcase %>", None, "mixed"),
     "capitalize": ("<%= 'hELLO world'.capitalize %>", None, "Hello world"),
     "strip": ("[<%= @values['Name'].strip %>]", None, "[ada]"),
@@ -96,33 +112,60 @@ TEMPLATES = {
         "{{ (results['Review']['Json']|fromjson)['a']['b']|to_s }}",
         "x",
     ),
-    "JSON.parse has_key?": ("<%= JSON.parse(@results['Review']['Json']).has_key?('n') %>", None, "true"),
+    "JSON.parse has_key?": (
+        "<%= JSON.parse(@results['Review']['Json']).has_key?('n') %>",
+        None,
+        "true",
+    ),
     "JSON.parse of an array, first": ("<%= JSON.parse(@values['Teams']).first %>", None, "HR"),
-    "JSON null prints empty": ("[<%= JSON.parse(@results['Review']['Json'])['none'] %>]", None, "[]"),
+    "JSON null prints empty": (
+        "[<%= JSON.parse(@results['Review']['Json'])['none'] %>]",
+        None,
+        "[]",
+    ),
     "JSON.parse rescue {}": (
         "[<%= (JSON.parse(@results['Wait']['Json'].to_s) rescue {})['a'] %>]",
         None,
         "[]",
     ),
-    "@inputs.to_json": ("<%= @inputs.to_json %>", "{{ (inputs|to_json) }}",
-                        '{"Email":"ada lovelace@example.com","Urgent":"yes"}'),  # fmt: skip
+    "@inputs.to_json": (
+        "<%= @inputs.to_json %>",
+        "{{ (inputs|to_json) }}",
+        '{"Email":"ada lovelace@example.com","Urgent":"yes"}',
+    ),
     "x.to_json": ("<%= @values['Field'].to_json %>", None, '"blue"'),
-    "a parsed value to_json": ("<%= JSON.parse(@results['Review']['Json'])['a'].to_json %>", None, '{"b":"x"}'),
+    "a parsed value to_json": (
+        "<%= JSON.parse(@results['Review']['Json'])['a'].to_json %>",
+        None,
+        '{"b":"x"}',
+    ),
     "ERB::Util.url_encode": (
         "<%= ERB::Util.url_encode(@inputs['Email']) %>",
         "{{ (inputs['Email']|url_encode) }}",
         "ada%20lovelace%40example.com",
     ),
     "interpolation": (
-        "<%= \"#{@form['Slug']}: #{@results['Review']['Count'].to_i + 1} for #{@values['Field']}\" %>",
+        "<%= \"#{@form['Slug']}: #{@results['Review']['Count'].to_i + 1} \" +\n"
+        "  \"for #{@values['Field']}\" %>",
         None,
         "onboarding: 151 for blue",
     ),
-    "+ of texts": ("<%= @space_attributes['Web Server Url'] + '/kapps/' + @form['Slug'] %>", None,
-                   "https://acme.example/kapps/onboarding"),  # fmt: skip
+    "+ of texts": (
+        "<%= @space_attributes['Web Server Url'] + '/kapps/' + @form['Slug'] %>",
+        None,
+        "https://acme.example/kapps/onboarding",
+    ),
     "ternary": ("<%= @values['Field'] == 'blue' ? 'cool' : 'warm' %>", None, "cool"),
-    "|| gives a default for nil": ("<%= @results['Wait']['Status'] || 'none yet' %>", None, "none yet"),
-    "|| keeps an empty text (Ruby's truth)": ("[<%= @results['Review']['Note'] || 'x' %>]", None, "[]"),
+    "|| gives a default for nil": (
+        "<%= @results['Wait']['Status'] || 'none yet' %>",
+        None,
+        "none yet",
+    ),
+    "|| keeps an empty text (Ruby's truth)": (
+        "[<%= @results['Review']['Note'] || 'x' %>]",
+        None,
+        "[]",
+    ),
     "&& gives the last": ("<%= @values['Field'] && @form['Slug'] %>", None, "onboarding"),
     "! of a comparison": ("<%= !(@values['Field'] == 'red') %>", None, "true"),
     "multi-statement block": (
@@ -130,12 +173,16 @@ TEMPLATES = {
         "{% set name = (kinetic['values']['Name']|trim) %}{{ (name|capitalize) }}",
         "Ada",
     ),
-    "assignment tag, used later": ("<% url = @space_attributes['Web Server Url'] %><%= url %>/x", None,
-                                   "https://acme.example/x"),  # fmt: skip
+    "assignment tag, used later": (
+        "<% url = @space_attributes['Web Server Url'] %><%= url %>/x",
+        None,
+        "https://acme.example/x",
+    ),
     "if / elsif / else / end": (
-        "<% if @values['Field'] == 'red' %>R<% elsif @values['Field'] == 'blue' %>B<% else %>X<% end %>",
-        "{% if kinetic['values']['Field'] == 'red' %}R{% elif kinetic['values']['Field'] == 'blue' %}"
-        "B{% else %}X{% endif %}",
+        "<% if @values['Field'] == 'red' %>R<% elsif @values['Field'] == 'blue' %>B"
+        "<% else %>X<% end %>",
+        "{% if kinetic['values']['Field'] == 'red' %}R"
+        "{% elif kinetic['values']['Field'] == 'blue' %}B{% else %}X{% endif %}",
         "B",
     ),
     "unless": ("<% unless @results['Wait']['Status'].nil? %>has<% end %>done", None, "done"),
@@ -199,7 +246,11 @@ CONDITIONS = {
     "downcase": ("@results['Review']['Status'].downcase == 'approved'", None, True),
     "strip": ("@values['Name'].strip == 'ada'", None, True),
     "JSON.parse(x)[k]": ("JSON.parse(@results['Review']['Json'])['n'] > 2", None, True),
-    "JSON.parse(x).has_key?": ("JSON.parse(@results['Review']['Json']).has_key?('zz')", None, False),
+    "JSON.parse(x).has_key?": (
+        "JSON.parse(@results['Review']['Json']).has_key?('zz')",
+        None,
+        False,
+    ),
     "start_with?": ("@space_attributes['Web Server Url'].start_with?('https')", None, True),
     "ternary": ("@values['Field'] == 'blue' ? true : false", None, True),
     "a local, then a test": (
@@ -218,7 +269,10 @@ KEPT_CONDITIONS = {
     "an unknown variable": ("@foo['Q'] == 'x'", "@foo is not a binding treeflow has"),
     "@error": ("@error['Summary'] == 'x'", "no @error binding"),
     "a regular expression": ("@values['Field'] =~ /bl/", "regular expressions"),
-    "an unknown method": ("@values['Field'].reverse == 'x'", "the method .reverse is not translated"),
+    "an unknown method": (
+        "@values['Field'].reverse == 'x'",
+        "the method .reverse is not translated",
+    ),
     "chained comparisons": ("1 < 2 < 3", "chained comparisons"),
     "an unknown source field": ("@source['Tree'] == 'x'", "@source['Tree'] is not one of"),
     "an unknown task field": ("@task['Visible'] == 'x'", "@task['Visible'] is not one of"),
@@ -227,7 +281,10 @@ KEPT_CONDITIONS = {
     "a block": ("@values.any? { |k, v| v == 'x' }", "is not part of the Ruby translated"),
     "+ of a text and a number": ("'a' + 1 == 'a1'", "+ of a text and a value"),
     "rescue of something else": ("(@values['F'].upcase rescue 'x') == 'x'", "rescue of anything"),
-    "a gsub with a regular expression": ("@values['F'].gsub(/a/, 'b') == 'x'", "'/' is not a value translated"),
+    "a gsub with a regular expression": (
+        "@values['F'].gsub(/a/, 'b') == 'x'",
+        "'/' is not a value translated",
+    ),
 }
 
 
@@ -322,7 +379,11 @@ def test_the_report_interface_says_translated_or_kept_and_why() -> None:
     kept = condition_translation("@values['Field'] =~ /x/")
     empty = condition_translation("")
 
-    assert (done.ruby, done.translated, done.text) == (True, True, "Hi {{ kinetic['values']['Field'] }}")
+    assert (done.ruby, done.translated, done.text) == (
+        True,
+        True,
+        "Hi {{ kinetic['values']['Field'] }}",
+    )
     assert (plain.ruby, plain.translated) == (False, True)
     assert (kept.ruby, kept.translated, kept.text) == (True, False, "@values['Field'] =~ /x/")
     assert kept.kept[0].reason == "regular expressions (=~) are not translated"

@@ -50,7 +50,8 @@ class _KeptWhole(Exception):
 
 
 def _statements(code: str) -> list[list[Token]]:
-    found, current = [], []
+    found: list[list[Token]] = []
+    current: list[Token] = []
     for token in tokens(code):
         if token.kind == "op" and token.text == ";":
             if current:
