@@ -37,6 +37,7 @@ SCOPE: dict[str, Any] = {
         "submission": {"Id": "S-1", "Core State": "Submitted"},
         "space_attributes": {"Web Server Url": "https://acme.example"},
         "form": {"Slug": "onboarding"},
+        "error": {"Text": "boom", "run": {"Id": "9"}},
     },
     "source": {"name": "Kinetic Request", "group": "HR", "id": "REQ-7", "data": "<d/>"},
     "run": {"id": 7, "tree": "Approve"},
@@ -79,6 +80,26 @@ TEMPLATES = {
         None,
         "Wait/",
     ),
+    "@error of a Run Error tree": (
+        "<%= @error['Text'] %> in <%= @error['run']['Id'] %>",
+        None,
+        "boom in 9",
+    ),
+    "a modifier if": ("[<%= @values['Field'] if @results['Wait']['Status'] %>]", None, "[]"),
+    "a modifier unless": (
+        "<%= @values['Field'] unless @results['Wait']['Status'] %>",
+        None,
+        "blue",
+    ),
+    "a hash literal to_json": (
+        "<%= {'Status' => @results['Review']['Status'], 'Teams' => JSON.parse(@values['Teams']), "
+        "done: true}.to_json %>",
+        None,
+        '{"Status":"Approved","Teams":["HR","IT"],"done":true}',
+    ),
+    "a bare expression in a code tag prints nothing": ("<% {'a' => 1}.to_json %>x", None, "x"),
+    "a comment line in a block": ("<%= # the name\n @values['Field'] %>", None, "blue"),
+    "JSON.parse without parentheses": ("<%= JSON.parse @values['Teams'] %>", None, '["HR", "IT"]'),
     "@trigger['Action']": ("<%= @trigger['Action'] %>", None, "Root"),
     "no spaces, trim marker": (
         "<%=@values['Field']-%>",
@@ -267,7 +288,7 @@ CONDITIONS = {
 # (Ruby that stays as written, a part of the reason given)
 KEPT_CONDITIONS = {
     "an unknown variable": ("@foo['Q'] == 'x'", "@foo is not a binding treeflow has"),
-    "@error": ("@error['Summary'] == 'x'", "no @error binding"),
+    "@request of Web API trees": ("@request['Body'] == 'x'", "Web API bindings"),
     "a regular expression": ("@values['Field'] =~ /bl/", "regular expressions"),
     "an unknown method": (
         "@values['Field'].reverse == 'x'",
@@ -323,20 +344,17 @@ def test_ruby_outside_the_subset_is_refused_with_a_reason(ruby: str, reason: str
 
 
 def test_untranslatable_output_tags_are_kept_as_written_and_listed() -> None:
-    erb = "<%= @foo['Q'] %> for <%= @error['Summary'] %>, <%= @values['Field'] %>"
+    erb = "<%= @foo['Q'] %> for <%= @request['Body'] %>, <%= @values['Field'] %>"
 
     text, kept = translate_template(erb)
 
-    assert text == "<%= @foo['Q'] %> for <%= @error['Summary'] %>, {{ kinetic['values']['Field'] }}"
+    assert text == "<%= @foo['Q'] %> for <%= @request['Body'] %>, {{ kinetic['values']['Field'] }}"
     assert kept == [
         Kept("<%= @foo['Q'] %>", "@foo is not a binding treeflow has"),
-        Kept(
-            "<%= @error['Summary'] %>",
-            "treeflow has no @error binding (a failed node's error is resolved, not read)",
-        ),
+        Kept("<%= @request['Body'] %>", "Web API bindings (@request...) are not supported"),
     ]
     rendered = NIL.template(text).render(SCOPE)
-    assert rendered == "<%= @foo['Q'] %> for <%= @error['Summary'] %>, blue"
+    assert rendered == "<%= @foo['Q'] %> for <%= @request['Body'] %>, blue"
 
 
 def test_an_untranslatable_control_tag_keeps_the_whole_template() -> None:

@@ -22,6 +22,8 @@ How the source data maps, the way the adapter presents it:
   ``user_profile_attributes`` come from the user's ``profileAttributes``.
 - ``answers`` and ``dataset`` (Kinetic Request RE) are the objects of those names; when there
   is no ``answers``, it is ``values``.
+- ``error`` (Kinetic Task's Run Error trees: ``@error['Text']``, ``@error['run']['Id']``) is the
+  ``error`` object as given, nested objects and all; treeflow does not start such trees itself.
 - Data with none of these objects (a form post of name/value fields) is its own ``values``.
 
 Every binding is present, empty when the data has nothing for it, so a missing field reads as
@@ -45,6 +47,7 @@ NAMES = (
     "dataset",
     *(f"{name}_attributes" for name in OBJECTS),
     "user_profile_attributes",
+    "error",
 )
 _NESTED = {"form": "submission", "kapp": "form", "space": "kapp"}  # where Request CE nests one
 _WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -97,13 +100,13 @@ def _values(values: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): _text(v) for k, v in values.items() if v is not None}
 
 
-def source_bindings(data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+def source_bindings(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Every binding of :data:`NAMES`, built from a run's source data."""
     objects = {name: _object(data.get(name)) for name in OBJECTS}
     for name, parent in _NESTED.items():  # in order: submission.form, form.kapp, kapp.space
         if not objects[name]:
             objects[name] = _object(objects[parent].get(name))
-    bindings: dict[str, dict[str, str]] = {name: _fields(item) for name, item in objects.items()}
+    bindings: dict[str, dict[str, Any]] = {name: _fields(item) for name, item in objects.items()}
     for name, item in objects.items():
         bindings[f"{name}_attributes"] = _attributes(item)
     bindings["user_profile_attributes"] = _attributes(objects["user"], "profileAttributes")
@@ -114,24 +117,25 @@ def source_bindings(data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     answers = _object(data.get("answers"))
     bindings["answers"] = _values(answers) if answers else dict(bindings["values"])
     bindings["dataset"] = _values(_object(data.get("dataset")))
+    bindings["error"] = dict(_object(data.get("error")))  # nested as given: ['run']['Id']
     return bindings
 
 
-class SourceBindings(Mapping[str, Mapping[str, str]]):
+class SourceBindings(Mapping[str, Mapping[str, Any]]):
     """The bindings of one run's source data, built when a template first reads one."""
 
     __slots__ = ("_built", "_data")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data
-        self._built: dict[str, dict[str, str]] | None = None
+        self._built: dict[str, dict[str, Any]] | None = None
 
-    def _bindings(self) -> dict[str, dict[str, str]]:
+    def _bindings(self) -> dict[str, dict[str, Any]]:
         if self._built is None:
             self._built = source_bindings(self._data)
         return self._built
 
-    def __getitem__(self, name: str) -> Mapping[str, str]:
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
         return self._bindings()[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -9,7 +9,8 @@ and ``@dataset``); treeflow derives them from the run's source data
 (``engine.run.source_bindings``) under the name ``kinetic``, so ``@values['Color']`` reads
 ``kinetic['values']['Color']``.
 
-Bindings treeflow has no counterpart for (``@error``, ``@request`` of Web API trees, keys of
+``@error`` (Kinetic Task's Run Error trees) is the source data's ``error`` object. Bindings
+treeflow has no counterpart for (``@request`` of Web API trees, keys of
 ``@task`` a treeflow task does not have) raise :class:`Untranslatable` naming them: the text is
 kept as written and reported rather than guessed.
 """
@@ -35,9 +36,7 @@ _FIXED: dict[str, dict[str, str]] = {
     "@trigger": {"Id": "trigger.id", "Action": "trigger.action", "Message": "trigger.message",
                  "Loop Index": "task.loop_index", "Source Id": "source.id", "Run Id": "run.id"},
 }  # fmt: skip
-_ABSENT = {
-    "@error": "treeflow has no @error binding (a failed node's error is resolved, not read)",
-    "@request": "Web API bindings (@request...) are not supported",
+_ABSENT = {    "@request": "Web API bindings (@request...) are not supported",
     "@request_body_params": "Web API bindings (@request...) are not supported",
     "@request_headers": "Web API bindings (@request...) are not supported",
     "@request_query_params": "Web API bindings (@request...) are not supported",

@@ -16,8 +16,9 @@ Precedence, highest first, as in Ruby: method calls and indexing; ``!``; ``* / %
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from engine.kinetic.ruby import bindings
 from engine.kinetic.ruby.bindings import jinja_string
@@ -35,6 +36,7 @@ _FILTERS = {"to_s": ("to_s", "str"), "to_i": ("to_i", "int"), "to_f": ("to_f", "
 _MEMBERSHIP = frozenset({"include?", "has_key?", "key?", "member?"})
 _URL_ENCODE = frozenset({"ERB::Util.url_encode", "ERB::Util.u"})
 _JSON_WRITE = frozenset({"JSON.generate", "JSON.dump"})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -262,13 +264,39 @@ class Parser:
             return Value(number, "float" if "." in number else "int")
         if token.kind == "const":
             return self.constant_call(token.text)
-        if token.kind == "op" and token.text in ("{", "["):
-            closing = "}" if token.text == "{" else "]"
-            self.expect(closing)  # only the empty literals: rescue {}, x || []
-            return Value(token.text + closing, "any")
+        if token.kind == "op" and token.text == "[":
+            items = self.listed("]", self.expression)
+            return Value("[" + ", ".join(item.text for item in items) + "]", "any")
+        if token.kind == "op" and token.text == "{":
+            pairs = self.listed("}", self.pair)
+            return Value("{" + ", ".join(pairs) + "}", "any")
         if token.kind == "name":
             return self.name(token.text)
         raise Untranslatable(f"{token.text!r} is not a value translated")
+
+    def listed(self, closing: str, item: Callable[[], _T]) -> list[_T]:
+        """Items separated by commas up to ``closing`` (a trailing comma allowed, as in Ruby)."""
+        found: list[_T] = []
+        while not self.peek(closing):
+            found.append(item())
+            if not self.peek(","):
+                break
+            self.take()
+        self.expect(closing)
+        return found
+
+    def pair(self) -> str:
+        """One ``key => value`` of a hash literal, or ``key: value`` (a symbol key, which
+        to_json writes as its name)."""
+        token = self.tokens[self.index] if not self.at_end() else None
+        following = self.tokens[self.index + 1] if self.index + 1 < len(self.tokens) else None
+        if token and token.kind == "name" and following and following.text == ":":
+            self.index += 2
+            key = jinja_string(token.text)
+        else:
+            key = self.ternary().text
+            self.expect("=>")
+        return f"{key}: {self.ternary().text}"
 
     def name(self, name: str) -> Value:
         if name in ("true", "false"):
@@ -330,9 +358,12 @@ class Parser:
         """``JSON.parse(x)``, ``JSON.generate(x)``, ``ERB::Util.url_encode(x)``."""
         self.expect(".")
         called = f"{constant}.{self.take().text}"
-        self.expect("(")
-        argument = self.expression()
-        self.expect(")")
+        if self.peek("("):
+            self.take()
+            argument = self.expression()
+            self.expect(")")
+        else:  # JSON.parse @x: a call without parentheses takes the rest as its argument
+            argument = self.ternary()
         if called == "JSON.parse":
             return Value(f"({argument.text}|fromjson)", "any", parsed=argument.text)
         if called in _JSON_WRITE:
@@ -378,6 +409,9 @@ class Parser:
         if method in ("start_with?", "end_with?") and count == 1:
             python = "startswith" if method == "start_with?" else "endswith"
             return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "bool")
+        if method in ("delete_prefix", "delete_suffix") and count == 1:
+            python = "removeprefix" if method == "delete_prefix" else "removesuffix"
+            return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "str")
         if method in ("gsub", "sub") and count == 2:
             return self.replaced(value, method, arguments)
         if method == "join" and count <= 1:

@@ -65,8 +65,14 @@ def _statements(code: str) -> list[list[Token]]:
 
 
 def _expression(statement: list[Token], local: dict[str, Value]) -> Value:
+    """One statement's value; ``x if c`` / ``x unless c`` is ``x`` or nil."""
     parser = Parser(statement, local)
     value = parser.expression()
+    if parser.peek("if", "unless"):
+        negated = parser.take().text == "unless"
+        test = parser.expression().boolean()
+        test = f"not {test}" if negated else test
+        value = Value(f"({value.text} if {test} else none)", "any")
     parser.done()
     return value
 
@@ -189,9 +195,12 @@ class _Template:
             raise _KeptWhole(Kept(tag, exc.reason)) from None
 
     def assign(self, statement: list[Token]) -> str:
+        """``{% set %}`` for an assignment; nothing for an expression, whose value ERB drops
+        (what is translated has no side effects, so dropping it changes nothing)."""
         name = _assignment(statement)
         if name is None:
-            raise Untranslatable("a statement that is neither an assignment nor printed")
+            _expression(statement, self.local)  # translatable, or the tag is kept
+            return ""
         value = _expression(statement[2:], self.local)
         jinja = _jinja_name(name)
         self.local[name] = Value(jinja, value.kind)

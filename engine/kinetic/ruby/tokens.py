@@ -3,7 +3,8 @@
 Only what the translated subset needs is recognised; anything else (a regular expression, a
 block, a symbol) stops the tokenizer with :class:`Untranslatable` naming what it met. A line
 break ends a statement, as in Ruby, unless the line cannot end there (inside brackets, after an
-operator or a comma, or when the next line starts with ``.``: a method chain continued).
+operator or a comma, or when the next line starts with ``.``: a method chain continued). A
+``#`` comment runs to the end of its line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(
     r"""[ \t\r]*(?:
-      (?P<newline>\n)
+      (?P<comment>\#[^\n]*)
+    | (?P<newline>\n)
     | (?P<ivar>@[A-Za-z_]\w*)
     | (?P<const>[A-Z]\w*(?:::[A-Z]\w*)*)
     | (?P<number>\d[\d_]*(?:\.\d[\d_]*)?)
@@ -54,6 +56,8 @@ def tokens(code: str) -> list[Token]:
             raise Untranslatable(f"{bad!r} is not part of the Ruby translated")
         kind, text = match.lastgroup, match.group(match.lastgroup)
         position = match.end()
+        if kind == "comment":
+            continue
         if kind == "newline":
             rest = code[position:].lstrip()
             ends = depth == 0 and found and found[-1].text not in _CONTINUES
