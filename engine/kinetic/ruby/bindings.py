@@ -36,7 +36,8 @@ _FIXED: dict[str, dict[str, str]] = {
     "@trigger": {"Id": "trigger.id", "Action": "trigger.action", "Message": "trigger.message",
                  "Loop Index": "task.loop_index", "Source Id": "source.id", "Run Id": "run.id"},
 }  # fmt: skip
-_ABSENT = {    "@request": "Web API bindings (@request...) are not supported",
+_ABSENT = {
+    "@request": "Web API bindings (@request...) are not supported",
     "@request_body_params": "Web API bindings (@request...) are not supported",
     "@request_headers": "Web API bindings (@request...) are not supported",
     "@request_query_params": "Web API bindings (@request...) are not supported",
