@@ -10,10 +10,12 @@ and compare. Ruby is not needed to run them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from engine.errors import ExpressionError
 from engine.kinetic.erb import (
     Kept,
     Untranslatable,
@@ -416,3 +418,16 @@ def test_under_the_strict_default_a_missing_key_in_a_translation_is_still_an_err
     for evaluate in (lambda: condition.evaluate(SCOPE), lambda: template.render(SCOPE)):
         with pytest.raises(Exception, match="missing key 'Status'"):
             evaluate()
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ results['A']['Big']|fromjson|to_json }}", "{{ results['A']['Accents']|url_encode }}"],
+    ids=["fromjson of a large text", "url_encode growing a text sixfold"],
+)
+def test_the_ruby_filters_are_metered_like_jinjas_own(template: str) -> None:
+    small = Expressions(max_output=1000).reading_missing_as("nil")
+    scope = {"results": {"A": {"Big": json.dumps(["x" * 100] * 20), "Accents": "é" * 400}}}
+
+    with pytest.raises(ExpressionError, match="too much work: result of .* would exceed 1000"):
+        small.template(template).render(scope)
