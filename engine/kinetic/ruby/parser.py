@@ -327,7 +327,8 @@ class Parser:
                 raise Untranslatable(f"{variable} is indexed by {name.text!r}, not a string")
             self.expect("]")
             text = f"{text}[{jinja_string(ruby_string(name))}]"
-        return Value(text, "any" if variable in ("@run", "@task", "@trigger") else "str")
+        texts = variable not in ("@run", "@task", "@trigger", "@error")  # those hold other values
+        return Value(text, "str" if texts else "any")
 
     def string(self, token: Token) -> Value:
         if token.kind == "sq" or "#{" not in token.text:
