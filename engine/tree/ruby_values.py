@@ -9,8 +9,9 @@ that a translated template gives the value Ruby gives:
 - ``to_i`` / ``to_f``: Ruby reads the leading number of a text and ignores the rest
   (``"12abc".to_i`` is 12, ``"abc".to_i`` is 0, ``nil.to_i`` is 0);
 - ``fromjson`` (``JSON.parse``), ``to_json`` (Ruby's compact JSON, no HTML escapes, unlike
-  Jinja's ``tojson``) and ``url_encode`` (``ERB::Util.url_encode``: everything but
-  ``A-Za-z0-9_.-~`` percent-encoded, a space as ``%20``);
+  Jinja's ``tojson``), ``url_encode`` (``ERB::Util.url_encode``: everything but
+  ``A-Za-z0-9_.-~`` percent-encoded, a space as ``%20``) and ``cgi_escape`` (a space as ``+``);
+- ``split`` (Ruby drops trailing empty fields) and ``merge`` (``Hash#merge``);
 - the tests ``nil`` (Ruby's ``nil?``; a missing key read as nil is nil) and ``truthy`` (Ruby's
   truth: everything but ``nil`` and ``false`` is true, ``""`` and ``0`` included).
 
@@ -169,6 +170,29 @@ def url_encode(value: Any) -> str:
     return quote(to_s(value).encode("utf-8"), safe="")
 
 
+def split(value: Any, separator: Any = None) -> list[str]:
+    """Ruby's ``String#split``: on runs of whitespace by default; trailing empty fields dropped."""
+    text = to_s(value)
+    if separator is None or separator == " ":
+        return text.split()
+    parts = text.split(to_s(separator)) if to_s(separator) else list(text)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def merge(value: Any, other: Any) -> dict[Any, Any]:
+    """Ruby's ``Hash#merge``: a new mapping, ``other``'s keys winning."""
+    if not isinstance(value, Mapping) or not isinstance(other, Mapping):
+        raise RubyValueError("merge of a value that is not a hash")
+    return {**value, **other}
+
+
+def escape(value: Any) -> str:
+    """``CGI.escape``: as ``url_encode``, but a space is ``+``."""
+    return quote(to_s(value).encode("utf-8"), safe=" ").replace(" ", "+")
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "to_s": to_s,
     "to_i": to_i,
@@ -176,6 +200,9 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "fromjson": from_json,
     "to_json": to_json,
     "url_encode": url_encode,
+    "cgi_escape": escape,
+    "split": split,
+    "merge": merge,
 }
 TESTS: dict[str, Callable[[Any], bool]] = {"nil": is_nil, "truthy": is_truthy}
 

@@ -31,10 +31,16 @@ _NUMBERS = frozenset({"int", "float"})
 _FILTERS = {"to_s": ("to_s", "str"), "to_i": ("to_i", "int"), "to_f": ("to_f", "float"),
             "strip": ("trim", "str"), "downcase": ("lower", "str"), "upcase": ("upper", "str"),
             "capitalize": ("capitalize", "str"), "length": ("length", "int"),
-            "size": ("length", "int"), "to_json": ("to_json", "str"), "first": ("first", "any"),
-            "last": ("last", "any")}  # fmt: skip
+            "size": ("length", "int"), "count": ("length", "int"),
+            "to_json": ("to_json", "str"), "first": ("first", "any"), "last": ("last", "any"),
+            "keys": ("list", "any")}  # fmt: skip
+# x.is_a?(Class): the Jinja test for each class a tree checks JSON values against.
+_CLASSES = {"Hash": "{0} is mapping", "Array": "({0} is sequence and {0} is not string "
+            "and {0} is not mapping)", "String": "{0} is string", "Integer": "{0} is integer",
+            "Float": "{0} is float", "NilClass": "{0} is nil"}  # fmt: skip
 _MEMBERSHIP = frozenset({"include?", "has_key?", "key?", "member?"})
-_URL_ENCODE = frozenset({"ERB::Util.url_encode", "ERB::Util.u"})
+_URL_ENCODE = {"ERB::Util.url_encode": "url_encode", "ERB::Util.u": "url_encode",
+               "CGI.escape": "cgi_escape"}  # fmt: skip
 _JSON_WRITE = frozenset({"JSON.generate", "JSON.dump"})
 _T = TypeVar("_T")
 
@@ -370,7 +376,7 @@ class Parser:
         if called in _JSON_WRITE:
             return Value(f"({argument.text}|to_json)", "str")
         if called in _URL_ENCODE:
-            return Value(f"({argument.text}|url_encode)", "str")
+            return Value(f"({argument.text}|{_URL_ENCODE[called]})", "str")
         raise Untranslatable(f"{called} is not translated")
 
     def postfix(self, value: Value) -> Value:
@@ -396,6 +402,8 @@ class Parser:
         return found
 
     def method(self, value: Value, method: str) -> Value:
+        if method in ("is_a?", "kind_of?"):
+            return self.class_test(value)
         arguments = self.arguments()
         count = len(arguments)
         if method in _FILTERS and count == 0:
@@ -410,6 +418,11 @@ class Parser:
         if method in ("start_with?", "end_with?") and count == 1:
             python = "startswith" if method == "start_with?" else "endswith"
             return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "bool")
+        if method == "split" and count <= 1:
+            separator = f"({arguments[0].text})" if arguments else ""
+            return Value(f"({value.text}|split{separator})", "any")
+        if method == "merge" and count == 1:
+            return Value(f"({value.text}|merge({arguments[0].text}))", "any")
         if method in ("delete_prefix", "delete_suffix") and count == 1:
             python = "removeprefix" if method == "delete_prefix" else "removesuffix"
             return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "str")
@@ -419,6 +432,15 @@ class Parser:
             separator = arguments[0].text if arguments else "''"
             return Value(f"({value.text}|map('to_s')|join({separator}))", "str")
         raise Untranslatable(f"the method .{method} is not translated")
+
+    def class_test(self, value: Value) -> Value:
+        """``x.is_a?(Hash)``: a Jinja test of what the value holds."""
+        self.expect("(")
+        name = self.take()
+        self.expect(")")
+        if name.kind != "const" or name.text not in _CLASSES:
+            raise Untranslatable(f"is_a?({name.text}) is not translated")
+        return Value("(" + _CLASSES[name.text].format(value.text) + ")", "bool")
 
     def replaced(self, value: Value, method: str, arguments: list[Value]) -> Value:
         pattern, replacement = arguments
