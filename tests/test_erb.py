@@ -447,5 +447,7 @@ def test_the_ruby_filters_are_metered_like_jinjas_own(template: str) -> None:
     small = Expressions(max_output=1000).reading_missing_as("nil")
     scope = {"results": {"A": {"Big": json.dumps(["x" * 100] * 20), "Accents": "é" * 400}}}
 
-    with pytest.raises(ExpressionError, match=r"too much work: result of \d+ characters would exceed 1000"):
+    with pytest.raises(
+        ExpressionError, match=r"too much work: result of \d+ characters would exceed 1000"
+    ):
         small.template(template).render(scope)
