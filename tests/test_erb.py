@@ -120,6 +120,12 @@ TEMPLATES = {
         "true/false/true",
     ),
     "CGI.escape": ("<%= CGI.escape('a b&c') %>", None, "a+b%26c"),
+    "if / else / end inside one tag, then the value": (
+        "<%=\n  if @results['Review']['Count'].to_i > 100\n    size = 'large'\n  else\n"
+        "    size = 'small'\n  end\n  size.upcase\n%>",
+        None,
+        "LARGE",
+    ),
     "@trigger['Action']": ("<%= @trigger['Action'] %>", None, "Root"),
     "no spaces, trim marker": (
         "<%=@values['Field']-%>",

@@ -172,18 +172,23 @@ class _Template:
         self.blocks = 0
 
     def output_tag(self, tag: str, code: str) -> None:
+        """Statements, then the value printed; an ``if`` opened in the tag must end in it."""
+        blocks, local = self.blocks, dict(self.local)
         try:
             statements = _statements(code)
             if not statements:
                 return
-            pieces = [self.assign(s) for s in statements[:-1]]
+            pieces = [self.statement(s) for s in statements[:-1]]
             last = statements[-1]
             if (name := _assignment(last)) is not None:
                 pieces.append(self.assign(last))
                 last = [Token("name", name)]
+            if self.blocks != blocks:
+                raise Untranslatable("an if in a <%= %> tag that does not end before the value")
             pieces.append("{{ " + _expression(last, self.local).printed() + " }}")
             self.out.extend(pieces)
         except Untranslatable as exc:
+            self.blocks, self.local = blocks, local
             self.kept.append(Kept(tag, exc.reason))
             self.out.append(_literal(tag))
 
