@@ -22,52 +22,14 @@ from typing import TypeVar
 
 from engine.kinetic.ruby import bindings
 from engine.kinetic.ruby.bindings import jinja_string
+from engine.kinetic.ruby.methods import class_test, constant_call, method_call
 from engine.kinetic.ruby.tokens import Token, Untranslatable, tokens
+from engine.kinetic.ruby.values import Value, merged
 
 _DQ_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "s": " ", "e": "\x1b"}
 _ORDER = ("<", "<=", ">", ">=")
 _NUMBERS = frozenset({"int", "float"})
-# Ruby method -> (Jinja filter, the kind it gives); the receiver is any value.
-_FILTERS = {"to_s": ("to_s", "str"), "to_i": ("to_i", "int"), "to_f": ("to_f", "float"),
-            "strip": ("trim", "str"), "downcase": ("lower", "str"), "upcase": ("upper", "str"),
-            "capitalize": ("capitalize", "str"), "length": ("length", "int"),
-            "size": ("length", "int"), "count": ("length", "int"),
-            "to_json": ("to_json", "str"), "first": ("first", "any"), "last": ("last", "any"),
-            "keys": ("list", "any")}  # fmt: skip
-# x.is_a?(Class): the Jinja test for each class a tree checks JSON values against.
-_CLASSES = {"Hash": "{0} is mapping", "Array": "({0} is sequence and {0} is not string "
-            "and {0} is not mapping)", "String": "{0} is string", "Integer": "{0} is integer",
-            "Float": "{0} is float", "NilClass": "{0} is nil"}  # fmt: skip
-_MEMBERSHIP = frozenset({"include?", "has_key?", "key?", "member?"})
-_URL_ENCODE = {"ERB::Util.url_encode": "url_encode", "ERB::Util.u": "url_encode",
-               "CGI.escape": "cgi_escape"}  # fmt: skip
-_JSON_WRITE = frozenset({"JSON.generate", "JSON.dump"})
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Value:
-    """A translated expression: Jinja ``text``, Ruby ``kind``, and ``truth``, its Ruby truth as
-    a Jinja boolean when that is simpler than testing ``text`` (``a || b`` of comparisons)."""
-
-    text: str
-    kind: str
-    truth: str | None = None
-    parsed: str | None = None  # for JSON.parse(x): x, so that "rescue" can give a default
-
-    def boolean(self) -> str:
-        """Jinja text that is true exactly when Ruby counts this value as true."""
-        if self.truth is not None:
-            return self.truth
-        if self.kind == "bool":
-            return self.text
-        if self.kind == "nil":
-            return "false"
-        return f"({self.text} is truthy)"
-
-    def printed(self) -> str:
-        """Jinja text that prints what ``<%= value %>`` prints in Ruby."""
-        return self.text if self.kind == "str" else f"{self.text}|to_s"
 
 
 def ruby_string(token: Token) -> str:
@@ -80,10 +42,6 @@ def ruby_string(token: Token) -> str:
         return _DQ_ESCAPES.get(match.group(1), match.group(1))
 
     return re.sub(r"\\(.)", unescape, body, flags=re.DOTALL)
-
-
-def _merged(*kinds: str) -> str:
-    return kinds[0] if len(set(kinds)) == 1 else "any"
 
 
 @dataclass
@@ -145,7 +103,7 @@ class Parser:
             if value.parsed is None:
                 raise Untranslatable("rescue of anything but JSON.parse(...)")
             text = f"({value.parsed}|fromjson({default.text}))"
-            return Value(text, _merged("any", default.kind))
+            return Value(text, merged("any", default.kind))
         return value
 
     def ternary(self) -> Value:
@@ -157,7 +115,7 @@ class Parser:
         self.expect(":")
         otherwise = self.ternary()
         text = f"({then.text} if {condition.boolean()} else {otherwise.text})"
-        return Value(text, _merged(then.kind, otherwise.kind))
+        return Value(text, merged(then.kind, otherwise.kind))
 
     def disjunction(self) -> Value:
         value = self.conjunction()
@@ -184,7 +142,7 @@ class Parser:
             text = f"({right.text} if {test} else {left.text})"
         else:
             text = f"({left.text} if {test} else {right.text})"
-        return Value(text, _merged(left.kind, right.kind), truth)
+        return Value(text, merged(left.kind, right.kind), truth)
 
     def equality(self) -> Value:
         left = self.order()
@@ -362,22 +320,16 @@ class Parser:
         return Value("(" + " ~ ".join(parts or ["''"]) + ")", "str")
 
     def constant_call(self, constant: str) -> Value:
-        """``JSON.parse(x)``, ``JSON.generate(x)``, ``ERB::Util.url_encode(x)``."""
+        """``JSON.parse(x)`` and the like; without parentheses the rest is the argument."""
         self.expect(".")
         called = f"{constant}.{self.take().text}"
         if self.peek("("):
             self.take()
             argument = self.expression()
             self.expect(")")
-        else:  # JSON.parse @x: a call without parentheses takes the rest as its argument
+        else:
             argument = self.ternary()
-        if called == "JSON.parse":
-            return Value(f"({argument.text}|fromjson)", "any", parsed=argument.text)
-        if called in _JSON_WRITE:
-            return Value(f"({argument.text}|to_json)", "str")
-        if called in _URL_ENCODE:
-            return Value(f"({argument.text}|{_URL_ENCODE[called]})", "str")
-        raise Untranslatable(f"{called} is not translated")
+        return constant_call(called, argument)
 
     def postfix(self, value: Value) -> Value:
         """Indexing and method calls, left to right."""
@@ -403,53 +355,11 @@ class Parser:
 
     def method(self, value: Value, method: str) -> Value:
         if method in ("is_a?", "kind_of?"):
-            return self.class_test(value)
-        arguments = self.arguments()
-        count = len(arguments)
-        if method in _FILTERS and count == 0:
-            jinja, kind = _FILTERS[method]
-            return Value(f"({value.text}|{jinja})", kind)
-        if method == "nil?" and count == 0:
-            return Value(f"({value.text} is nil)", "bool")
-        if method == "empty?" and count == 0:
-            return Value(f"(({value.text}|length) == 0)", "bool")
-        if method in _MEMBERSHIP and count == 1:
-            return Value(f"({arguments[0].text} in {value.text})", "bool")
-        if method in ("start_with?", "end_with?") and count == 1:
-            python = "startswith" if method == "start_with?" else "endswith"
-            return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "bool")
-        if method == "split" and count <= 1:
-            separator = f"({arguments[0].text})" if arguments else ""
-            return Value(f"({value.text}|split{separator})", "any")
-        if method == "merge" and count == 1:
-            return Value(f"({value.text}|merge({arguments[0].text}))", "any")
-        if method in ("delete_prefix", "delete_suffix") and count == 1:
-            python = "removeprefix" if method == "delete_prefix" else "removesuffix"
-            return Value(f"({value.text}|to_s).{python}({arguments[0].text})", "str")
-        if method in ("gsub", "sub") and count == 2:
-            return self.replaced(value, method, arguments)
-        if method == "join" and count <= 1:
-            separator = arguments[0].text if arguments else "''"
-            return Value(f"({value.text}|map('to_s')|join({separator}))", "str")
-        raise Untranslatable(f"the method .{method} is not translated")
-
-    def class_test(self, value: Value) -> Value:
-        """``x.is_a?(Hash)``: a Jinja test of what the value holds."""
-        self.expect("(")
-        name = self.take()
-        self.expect(")")
-        if name.kind != "const" or name.text not in _CLASSES:
-            raise Untranslatable(f"is_a?({name.text}) is not translated")
-        return Value("(" + _CLASSES[name.text].format(value.text) + ")", "bool")
-
-    def replaced(self, value: Value, method: str, arguments: list[Value]) -> Value:
-        pattern, replacement = arguments
-        if pattern.kind != "str" or replacement.kind != "str" or not pattern.text.startswith("'"):
-            raise Untranslatable(f".{method} with a pattern that is not a literal text")
-        if "\\" in replacement.text:  # Ruby reads \1, \& and \\ in the replacement text
-            raise Untranslatable(f".{method} with backslashes in the replacement")
-        count = ", 1" if method == "sub" else ""
-        return Value(f"({value.text}|replace({pattern.text}, {replacement.text}{count}))", "str")
+            self.expect("(")
+            name = self.take()
+            self.expect(")")
+            return class_test(value, name)
+        return method_call(value, method, self.arguments())
 
 
 def _closing_brace(body: str, start: int) -> int:

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from engine.kinetic.ruby.bindings import KINETIC_SCOPE, jinja_string
-from engine.kinetic.ruby.parser import Parser, Value
+from engine.kinetic.ruby.parser import Parser
+from engine.kinetic.ruby.values import Value
 from engine.kinetic.ruby.tokens import Token, Untranslatable, tokens
 
 _ERB_TAG = re.compile(r"<%(?P<kind>=|#|-|%)?(?P<code>.*?)(?P<end>-?%>)", re.DOTALL)
