@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from engine.kinetic.ruby.bindings import KINETIC_SCOPE, jinja_string
 from engine.kinetic.ruby.parser import Parser
-from engine.kinetic.ruby.values import Value
 from engine.kinetic.ruby.tokens import Token, Untranslatable, tokens
+from engine.kinetic.ruby.values import Value
 
 _ERB_TAG = re.compile(r"<%(?P<kind>=|#|-|%)?(?P<code>.*?)(?P<end>-?%>)", re.DOTALL)
 _WRAPPED = re.compile(r"\A\s*<%=?-?(?P<code>.*?)-?%>\s*\Z", re.DOTALL)
