@@ -126,6 +126,12 @@ TEMPLATES = {
         None,
         "LARGE",
     ),
+    "an index past the end of a list is nil": (
+        "<%= JSON.parse(@values['Teams'])[5].nil? %>",
+        None,
+        "true",
+    ),
+    "@error's nested run, to_json": ("<%= @error['run'].to_json %>", None, '{"Id":"9"}'),
     "@trigger['Action']": ("<%= @trigger['Action'] %>", None, "Root"),
     "no spaces, trim marker": (
         "<%=@values['Field']-%>",
