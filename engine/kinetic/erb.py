@@ -11,9 +11,10 @@ real trees use; the README's "What translates" table lists them with an example 
   ``@*_attributes``, ``@team``, ``@user``, ``@answers``, ``@dataset``;
 - literals, ``"#{...}"`` interpolation, ``+ - * / %``, comparisons, ``&& || !``, ``and or
   not``, ``? :``, ``JSON.parse(x)`` (and ``rescue`` of it), ``to_json``,
-  ``ERB::Util.url_encode``, and the methods ``to_s to_i to_f strip downcase upcase capitalize
-  length size empty? nil? include? has_key? start_with? end_with? gsub sub join first last``;
-- statements: ``a = x; b``, ``<% if %> / elsif / else / unless / <% end %>``.
+  ``ERB::Util.url_encode``, ``CGI.escape``, and the methods ``to_s to_i to_f strip downcase
+  upcase capitalize length size count empty? nil? include? has_key? start_with? end_with?
+  delete_prefix gsub sub split join merge keys first last is_a?``; hash and array literals;
+- statements: ``a = x; b``, ``x if c``, ``<% if %> / elsif / else / unless / <% end %>``.
 
 Ruby's values are kept: a value that is not a boolean is tested with Ruby's truth (only ``nil``
 and ``false`` are false), ``nil`` prints as ``""``, integers divide as integers. Everything
