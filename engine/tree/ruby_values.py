@@ -99,27 +99,30 @@ def inspect(value: Any) -> str:
     return to_s(value)
 
 
-def to_i(value: Any) -> int:
-    """Ruby's ``to_i``: the leading integer of a text, 0 if none; floats are truncated."""
+def _number_or_text(value: Any, method: str) -> int | float | str:
+    """What ``to_i`` / ``to_f`` read: nil as 0, a number as is, anything else as its text."""
     if is_nil(value):
         return 0
-    if isinstance(value, bool):
-        raise RubyValueError(f"undefined method 'to_i' for {to_s(value)}")
-    if isinstance(value, (int, float)):
-        return int(value) if math.isfinite(value) else 0
-    found = _LEADING_INTEGER.match(str(value))
+    if isinstance(value, bool):  # true.to_i is a NoMethodError in Ruby
+        raise RubyValueError(f"undefined method '{method}' for {to_s(value)}")
+    return value if isinstance(value, (int, float)) else str(value)
+
+
+def to_i(value: Any) -> int:
+    """Ruby's ``to_i``: the leading integer of a text, 0 if none; floats are truncated."""
+    number = _number_or_text(value, "to_i")
+    if not isinstance(number, str):
+        return int(number) if math.isfinite(number) else 0
+    found = _LEADING_INTEGER.match(number)
     return int(found.group(1).replace("_", "")) if found else 0
 
 
 def to_f(value: Any) -> float:
     """Ruby's ``to_f``: the leading number of a text, 0.0 if none."""
-    if is_nil(value):
-        return 0.0
-    if isinstance(value, bool):
-        raise RubyValueError(f"undefined method 'to_f' for {to_s(value)}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    found = _LEADING_FLOAT.match(str(value))
+    number = _number_or_text(value, "to_f")
+    if not isinstance(number, str):
+        return float(number)
+    found = _LEADING_FLOAT.match(number)
     number = found.group(1).replace("_", "") if found else ""
     try:
         return float(number) if any(c.isdigit() for c in number) else 0.0
