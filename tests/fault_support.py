@@ -143,8 +143,13 @@ class Workers:
             "--max-attempts=25",
             "--shutdown-seconds=10",
         ]
-        try:  # dies with the test process, whatever ends it (see benchmarks.children)
-            process = children.spawn(command, stdout=log, stderr=subprocess.STDOUT)
+        # A process group of its own, which kill_all ends. Not benchmarks.children.spawn: the
+        # chaos thread restarts workers, and the kernel's parent-death signal follows the
+        # thread that started a child, so each would die when the chaos stops.
+        try:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             log.close()
         self.spawned_at[process.pid] = time.monotonic()
