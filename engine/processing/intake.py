@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine import rows
-from engine.errors import ErrorAlreadyResolved, TokenNotFound
+from engine.errors import ErrorAlreadyResolved, RunCancelled, TokenNotFound
 from engine.records import TreeKey, Trigger
 from engine.statuses import TriggerAction
-from engine.store import queue, request_keys, resolutions
+from engine.store import cancels, queue, request_keys, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
 from engine.store.database import Database
@@ -185,6 +185,9 @@ class TriggerIntake:
             complete = action == TriggerAction.COMPLETE
             reserved = queue.reserve_token(connection, token=token, complete=complete)
             if reserved is None:
+                cancelled = cancels.cancelled_run_of_token(connection, token)
+                if cancelled is not None:
+                    raise RunCancelled(token=token, run_id=cancelled)
                 raise TokenNotFound(token=token)
             task_id, run_id = reserved
             trigger = rows.trigger_row(
