@@ -95,9 +95,9 @@ def region_finished(
 
     True when the parent has a completed task, no task of the region is deferred or waiting for
     its handler's next attempt (it can still resume its branch), and no node of the region has an
-    active error (resolving it with Retry Task or Skip Task would let its branch go on). Nodes without tasks were never reached:
-    a false connector (or a branch that went elsewhere) left them behind, and they count as
-    finished.
+    active error (resolving it with Retry Task or Skip Task would let its branch go on). Nodes
+    without tasks were never reached: a false connector (or a branch that went elsewhere) left
+    them behind, and they count as finished.
 
     Inside a loop, a junction is judged per iteration: only the tasks of ``loop_index`` and of
     iterations nested in it count. Active errors are counted by node, not by iteration, so an
