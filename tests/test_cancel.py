@@ -228,6 +228,17 @@ def _trigger_records(engine: Engine, run_id: int) -> list[Any]:
         return [engine.get_trigger(i) for i in list(ids)]
 
 
+def _complete_and_cancel(engine: Engine, run_id: int, token: str) -> list[object]:
+    """createDeferred and cancel_run on two threads released together."""
+    calls = iter(
+        [
+            lambda: engine.create_deferred(token=token, results=APPROVED),
+            lambda: engine.cancel_run(run_id, "race"),
+        ]
+    )
+    return race(2, lambda: next(calls)())
+
+
 def test_a_create_deferred_racing_a_cancel_is_either_refused_or_closed_unprocessed(
     eng: Engine,
 ) -> None:
@@ -237,14 +248,7 @@ def test_a_create_deferred_racing_a_cancel_is_either_refused_or_closed_unprocess
         run_id = start_small(eng, "Stalled")
         token = eng.get_run(run_id).open_tokens["Approve"]
 
-        def complete() -> object:
-            return eng.create_deferred(token=token, results=APPROVED)
-
-        def cancel() -> object:
-            return eng.cancel_run(run_id, "race")
-
-        calls = iter([complete, cancel])
-        results = race(2, lambda: next(calls)())
+        results = _complete_and_cancel(eng, run_id, token)
         completed = [
             r for r in results if not isinstance(r, BaseException) and r.action == "Complete"
         ]
