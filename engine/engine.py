@@ -53,6 +53,7 @@ DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 MAX_FINGERPRINT = 128  # the column's size (engine.store.request_keys)
 RUN_CACHE_RUNS, RUN_CACHE_BYTES = DEFAULT_RUNS, DEFAULT_BYTES  # unless the engine is told
 DEFAULT_BUDGETS = Budgets()  # what runs are held to unless the engine is told otherwise
+RUN_AGAIN_VERSIONS = run_control.VERSIONS  # Engine.run_again's ``version``s
 
 
 class _HandlerGateway:
@@ -705,4 +706,4 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-__all__ = ["DEFAULT_BUDGETS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]
+__all__ = ["DEFAULT_BUDGETS", "RUN_AGAIN_VERSIONS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]

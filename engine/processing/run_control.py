@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from engine import rows
 from engine.errors import BadRequest, RunNotFound, RunNotOpen
 from engine.records import TreeKey, Trigger
+from engine.rows import RowValues
 from engine.statuses import RunStatus, TriggerAction
 from engine.store import runs as run_store
 from engine.store.database import Database
@@ -38,7 +39,7 @@ VERSIONS = ("same", "current")
 MANUAL_STATUSES = (RunStatus.STARTED, RunStatus.FAILED)
 
 
-def _run_row(connection: Connection, run_id: int) -> Mapping[str, Any]:
+def _run_row(connection: Connection, run_id: int) -> RowValues:
     row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
     if row is None:
         raise RunNotFound(run_id=run_id)
