@@ -183,7 +183,7 @@ def test_cancel_is_once_and_refused_for_a_completed_or_unknown_run(eng: Engine) 
     assert _triggers(eng, done) == [("Root", "Closed")]
 
 
-def test_a_failed_run_can_be_cancelled(eng: Engine) -> None:
+def test_a_failed_run_can_be_cancelled_and_its_errors_no_longer_resolved(eng: Engine) -> None:
     eng.load_tree(
         small_tree(
             "Broken",
@@ -194,10 +194,14 @@ def test_a_failed_run_can_be_cancelled(eng: Engine) -> None:
         ),
     )
     run_id = start_small(eng, "Broken")
-    assert eng.get_run(run_id).status is RunStatus.FAILED
+    run = eng.get_run(run_id)
+    assert run.status is RunStatus.FAILED
     eng.cancel_run(run_id, "giving up")
+    with pytest.raises(RunNotOpen, match=f"Run {run_id} is Cancelled: Resolving an error needs"):
+        eng.resolve_error(run.errors[0].id, "Retry Task")
     eng.run_until_idle()
     assert eng.get_run(run_id).status is RunStatus.CANCELLED
+    assert eng.get_run(run_id).errors[0].resolution_action is None  # nothing was written
 
 
 def test_cancel_reaches_the_routine_runs_under_the_run(eng: Engine) -> None:

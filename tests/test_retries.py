@@ -279,3 +279,21 @@ def test_retry_on_a_wait_is_refused(eng: Engine) -> None:
     }
     with pytest.raises(TreeError, match="'retry' is for nodes whose handler runs"):
         eng.load_tree(tree)
+
+
+def test_a_manual_trigger_completes_a_retrying_task_and_its_attempt_is_not_made(
+    eng: Engine, clock: Clock, flaky: Flaky
+) -> None:
+    eng.load_tree(_tree({"attempts": 3, "backoff": {"initial": 60}}))
+    flaky.failures = 5
+    run_id = start_small(eng, "Flaky")
+    answer = '<results><result name="answer">by hand</result></results>'
+    eng.manual_trigger(run_id, "Call", results=answer, reason="the service is down", by="admin")
+    eng.run_until_idle()
+    clock.now = T0 + 600
+    eng.run_until_idle()
+    run = eng.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert run.task("After").results == {"output": "by hand"}
+    assert len(flaky.calls) == 1  # the Retry found the task done
+    assert [r["status"] for r in _retry_triggers(eng, run_id)] == ["Closed"]

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine import rows
-from engine.errors import ErrorAlreadyResolved, RunCancelled, TokenNotFound
+from engine.errors import ErrorAlreadyResolved, RunCancelled, RunNotOpen, TokenNotFound
 from engine.records import TreeKey, Trigger
-from engine.statuses import TriggerAction
+from engine.statuses import RunStatus, TriggerAction
 from engine.store import cancels, queue, request_keys, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
@@ -225,6 +225,13 @@ class TriggerIntake:
                     resolved_by=resolved_by,
                     now=self.clock(),
                 )
+                if cancels.cancelling(connection, trigger["run_id"]):  # nothing of it runs
+                    raise RunNotOpen(
+                        run_id=trigger["run_id"],
+                        status=RunStatus.CANCELLED.value,
+                        action="Resolving an error",
+                        allowed=[RunStatus.STARTED.value, RunStatus.FAILED.value],
+                    )
         except sa.exc.IntegrityError as exc:  # the key resolve:<id>: another was accepted first
             raise ErrorAlreadyResolved(error_id=error_id, action=None) from exc
         self.wake()

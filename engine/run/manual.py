@@ -2,9 +2,10 @@
 
 ``engine.processing.run_control`` accepts it (who, why, which node, which results). Here, in
 memory like any trigger: if the node's latest task is deferred and no Complete is queued for it,
-the trigger completes that task with the results, as a createDeferred would; otherwise it records
-a new task of the node, Closed with the results (the node's handler is not called), and follows
-its Complete connectors. The rest of the run goes on from there as usual.
+the trigger completes that task with the results, as a createDeferred would (a task waiting for
+its retry policy's next attempt is completed the same way, and the attempt is not made);
+otherwise it records a new task of the node, Closed with the results (the node's handler is not
+called), and follows its Complete connectors. The rest of the run goes on from there as usual.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from engine.statuses import RunStatus, TaskStatus, transition
 def resume(
     state: RunState, execution: Execution, node_name: str | None, results: Mapping[str, str]
 ) -> tuple[str | None, TaskState | None]:
-    """Apply a manual trigger: (why it was refused or None, the deferred task it completed)."""
+    """Apply a manual trigger: (why it was refused or None, the deferred task it completed,
+    which the commit fences as a wait's timer is)."""
     node = state.tree.nodes.get(node_name or "")
     if node is None:
         return f"Manual trigger names no node of the run's tree: {node_name!r}", None
@@ -30,6 +32,9 @@ def resume(
     if task is not None and task.status is TaskStatus.DEFERRED and not task.completing:
         execution.complete(task, results)
         return None, task
+    if task is not None and task.status is TaskStatus.RETRYING:  # its Retry then finds it done
+        execution.complete(task, results)
+        return None, None
     state.status = transition(state.status, RunStatus.STARTED)
     added = execution.new_task(node, TaskStatus.NEW)
     if added is not None:

@@ -60,11 +60,7 @@ _CLOSE_OPEN = (
         error=CANCELLED_BECAUSE,
     )
 )
-_CANCELLED_RUN_OF_TOKEN = (
-    sa.select(tasks.c.run_id)
-    .join(runs, runs.c.id == tasks.c.run_id)
-    .where(tasks.c.token == sa.bindparam("token"))
-)
+_RUN_OF_TOKEN = sa.select(tasks.c.run_id).where(tasks.c.token == sa.bindparam("token"))
 
 
 def run_status(connection: Connection, run_id: int) -> RunStatus | None:
@@ -114,20 +110,25 @@ def close_open_triggers(
     connection.execute(_CLOSE_OPEN, {"run_ids": list(run_ids), "now": now, "engine": engine})
 
 
+def cancelling(connection: Connection, run_id: int) -> bool:
+    """Whether the run is Cancelled, or a cancel of it was accepted."""
+    if run_status(connection, run_id) is RunStatus.CANCELLED:
+        return True
+    return connection.execute(_KEYED, {"keys": [rows.cancel_key(run_id)]}).first() is not None
+
+
 def cancelled_run_of_token(connection: Connection, token: str) -> int | None:
     """The run of the task ``token`` names, if that run is cancelled or being cancelled."""
-    run_id = connection.execute(_CANCELLED_RUN_OF_TOKEN, {"token": token}).scalar()
-    if run_id is None:
+    run_id = connection.execute(_RUN_OF_TOKEN, {"token": token}).scalar()
+    if run_id is None or not cancelling(connection, run_id):
         return None
-    if run_status(connection, run_id) is RunStatus.CANCELLED:
-        return int(run_id)
-    keyed = connection.execute(_KEYED, {"keys": [rows.cancel_key(run_id)]}).first()
-    return None if keyed is None else int(run_id)
+    return int(run_id)
 
 
 __all__ = [
     "CANCELLED_BECAUSE",
     "cancelled_run_of_token",
+    "cancelling",
     "close_open_triggers",
     "open_call_tree",
     "run_status",
