@@ -23,6 +23,16 @@ REGISTRATION = {
 APPROVED = '<results><result name="Status">Approved</result></results>'
 
 
+class FixedClock:
+    """The engine's clock, at ``now`` until the test moves it: no test sleeps."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def start(engine: Engine, tree: dict[str, str] = REGISTRATION, **kwargs: object) -> int:
     trigger = engine.create_start(**tree, **kwargs)  # type: ignore[arg-type]
     engine.run_until_idle()

@@ -23,17 +23,9 @@ from engine import (
     hookimpl,
 )
 
-from .support import APPROVED, race, small_tree, start_small
+from .support import APPROVED, FixedClock, race, small_tree, start_small
 
 T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Failing:
@@ -110,8 +102,8 @@ def _caller_tree() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FixedClock:
+    return FixedClock()
 
 
 @pytest.fixture
@@ -120,7 +112,7 @@ def failing() -> Failing:
 
 
 @pytest.fixture
-def eng(database_url: str, clock: Clock, failing: Failing) -> Iterator[Engine]:
+def eng(database_url: str, clock: FixedClock, failing: Failing) -> Iterator[Engine]:
     with Engine(database_url, plugins=[failing], clock=clock) as engine:
         engine.load_tree(_stalled_tree())
         yield engine
@@ -135,7 +127,9 @@ def _triggers(engine: Engine, run_id: int) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in rows]
 
 
-def test_cancel_stops_tokens_waits_and_retries(eng: Engine, clock: Clock, failing: Failing) -> None:
+def test_cancel_stops_tokens_waits_and_retries(
+    eng: Engine, clock: FixedClock, failing: Failing
+) -> None:
     run_id = start_small(eng, "Stalled")
     run = eng.get_run(run_id)
     token = run.open_tokens["Approve"]

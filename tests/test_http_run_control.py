@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from engine.server import ServerSettings
 
 from .live_server import DATABASES, Live, live_server, module_engine
 from .support import ExplodePlugin, small_tree, wait_for
+from .test_http_resolve import run_body
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
 DEFERRED_URL = "/kineticTask/rest/v1/Trigger/createDeferred"
@@ -61,21 +61,14 @@ def admin(live: Live) -> Iterator[httpx.Client]:
         yield client
 
 
-def _run(admin: httpx.Client, run_id: int) -> dict[str, Any]:
-    response = admin.get(f"/api/runs/{run_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def _deferred_run(admin: httpx.Client) -> tuple[int, str]:
     """A run of Approval waiting at Approve: (its id, Approve's token)."""
     fields = {**KEY, "tree_name": "Approval", "source_id": secrets.token_hex(4), "results": NAME}
     response = admin.post(START_URL, data=fields)
     assert response.status_code == 200, response.text
     run_id = admin.get(f"/api/triggers/{response.headers['X-ID']}").json()["run_id"]
-    wait_for(lambda: any(t["token"] for t in _run(admin, run_id)["tasks"]), timeout=30)
-    token = next(t["token"] for t in _run(admin, run_id)["tasks"] if t["token"])
+    wait_for(lambda: any(t["token"] for t in run_body(admin, run_id)["tasks"]), timeout=30)
+    token = next(t["token"] for t in run_body(admin, run_id)["tasks"] if t["token"])
     return run_id, token
 
 
@@ -95,7 +88,7 @@ def test_cancel_over_http_stops_the_run_and_its_token(admin: httpx.Client) -> No
     body = response.json()
     assert (body["action"], body["run_id"], body["message"]) == ("Cancel", run_id, "withdrawn")
     assert body["requested_by"] == "root"
-    wait_for(lambda: _run(admin, run_id)["status"] == "Cancelled", timeout=30)
+    wait_for(lambda: run_body(admin, run_id)["status"] == "Cancelled", timeout=30)
 
     refused = admin.post(DEFERRED_URL, data={"token": token, "action": "Complete"})
     assert refused.status_code == 400
@@ -113,7 +106,7 @@ def test_cancel_of_a_completed_run_is_409_and_of_an_unknown_run_404(admin: httpx
         DEFERRED_URL, data={"token": token, "action": "Complete", "results": approved}
     )
     assert completed.status_code == 200
-    wait_for(lambda: _run(admin, run_id)["status"] == "Completed", timeout=30)
+    wait_for(lambda: run_body(admin, run_id)["status"] == "Completed", timeout=30)
     response = admin.post(f"/api/runs/{run_id}/cancel", json={"reason": "late"})
     assert response.status_code == 409
     assert response.json()["message"].startswith(f"Run {run_id} is Completed")
@@ -129,8 +122,8 @@ def test_run_again_over_http_with_edited_inputs(admin: httpx.Client) -> None:
     )
     assert response.status_code == 202, response.text
     new_run = response.json()["run_id"]
-    wait_for(lambda: any(t["token"] for t in _run(admin, new_run)["tasks"]), timeout=30)
-    body = _run(admin, new_run)
+    wait_for(lambda: any(t["token"] for t in run_body(admin, new_run)["tasks"]), timeout=30)
+    body = run_body(admin, new_run)
     assert (body["again_of"], body["inputs"]) == (first, {"Name": "Grace"})
     bad = admin.post(f"/api/runs/{first}/run-again", json={"version": "newest"})
     assert bad.status_code == 422
@@ -160,6 +153,6 @@ def test_manual_trigger_over_http_is_for_admins_and_resumes_the_run(
         "root",
     )
     assert trigger["message"] == "approved on the phone"
-    wait_for(lambda: _run(admin, run_id)["status"] == "Completed", timeout=30)
-    notify = next(t for t in _run(admin, run_id)["tasks"] if t["name"] == "Notify")
+    wait_for(lambda: run_body(admin, run_id)["status"] == "Completed", timeout=30)
+    notify = next(t for t in run_body(admin, run_id)["tasks"] if t["name"] == "Notify")
     assert notify["results"] == {"output": "Ada: Approved"}

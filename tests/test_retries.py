@@ -21,17 +21,9 @@ from engine import (
     hookimpl,
 )
 
-from .support import small_tree, start_small
+from .support import FixedClock, small_tree, start_small
 
 T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Flaky:
@@ -87,8 +79,8 @@ def _tree(retry: object, *, default: object = None, name: str = "Flaky") -> dict
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FixedClock:
+    return FixedClock()
 
 
 @pytest.fixture
@@ -97,7 +89,7 @@ def flaky() -> Flaky:
 
 
 @pytest.fixture
-def eng(database_url: str, clock: Clock, flaky: Flaky) -> Iterator[Engine]:
+def eng(database_url: str, clock: FixedClock, flaky: Flaky) -> Iterator[Engine]:
     with Engine(database_url, plugins=[flaky], clock=clock) as engine:
         yield engine
 
@@ -118,7 +110,7 @@ BACKOFF = {"attempts": 4, "backoff": {"initial": "10s", "factor": 3, "max": "1m"
 
 
 def test_a_handler_failing_twice_completes_on_its_third_attempt(
-    eng: Engine, clock: Clock, flaky: Flaky
+    eng: Engine, clock: FixedClock, flaky: Flaky
 ) -> None:
     eng.load_tree(_tree(BACKOFF))
     flaky.failures = 2
@@ -153,7 +145,7 @@ def test_a_handler_failing_twice_completes_on_its_third_attempt(
 
 
 def test_the_handler_error_appears_only_when_attempts_run_out(
-    eng: Engine, clock: Clock, flaky: Flaky
+    eng: Engine, clock: FixedClock, flaky: Flaky
 ) -> None:
     eng.load_tree(_tree({"attempts": 3, "backoff": {"initial": 5, "factor": 2}}))
     flaky.failures = 10
@@ -178,7 +170,7 @@ def test_the_handler_error_appears_only_when_attempts_run_out(
     assert run.task("Call").attempt == 1
 
 
-def test_on_retries_only_the_named_failures(eng: Engine, clock: Clock, flaky: Flaky) -> None:
+def test_on_retries_only_the_named_failures(eng: Engine, clock: FixedClock, flaky: Flaky) -> None:
     eng.load_tree(_tree({"attempts": 5, "on": ["OSError", "rate_limited"]}))
     flaky.failures = 1
     flaky.error = HandlerFailure("rate_limited", "slow down")
@@ -201,7 +193,7 @@ def test_on_retries_only_the_named_failures(eng: Engine, clock: Clock, flaky: Fl
 
 
 def test_the_tree_default_applies_unless_a_node_sets_its_own(
-    eng: Engine, clock: Clock, flaky: Flaky
+    eng: Engine, clock: FixedClock, flaky: Flaky
 ) -> None:
     eng.load_tree(_tree(None, default={"attempts": 2}, name="Defaulted"))
     eng.load_tree(_tree({"attempts": 1}, default={"attempts": 2}, name="Off"))
@@ -229,7 +221,7 @@ def test_jitter_is_within_the_fraction_and_the_same_when_replayed() -> None:
 
 
 def test_a_timeout_fails_the_attempt_and_the_next_one_runs(
-    eng: Engine, clock: Clock, flaky: Flaky
+    eng: Engine, clock: FixedClock, flaky: Flaky
 ) -> None:
     eng.load_tree(_tree({"attempts": 2, "timeout": "50ms", "backoff": {"initial": 1}}))
     flaky.hang = True
@@ -282,7 +274,7 @@ def test_retry_on_a_wait_is_refused(eng: Engine) -> None:
 
 
 def test_a_manual_trigger_completes_a_retrying_task_and_its_attempt_is_not_made(
-    eng: Engine, clock: Clock, flaky: Flaky
+    eng: Engine, clock: FixedClock, flaky: Flaky
 ) -> None:
     eng.load_tree(_tree({"attempts": 3, "backoff": {"initial": 60}}))
     flaky.failures = 5
