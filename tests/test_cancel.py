@@ -267,3 +267,19 @@ def test_a_create_deferred_racing_a_cancel_is_either_refused_or_closed_unprocess
             ).scalar_one()
         assert still_open == 0
     assert outcomes  # at least one outcome was seen; which depends on the scheduler
+
+
+def test_an_accepted_cancel_survives_the_engine_that_accepted_it(
+    database_url: str, clock: FixedClock, failing: Failing
+) -> None:
+    """Accepted by one engine, which stops before processing it; another engine cancels the run."""
+    with Engine(database_url, plugins=[failing], clock=clock) as first:
+        first.load_tree(_stalled_tree())
+        run_id = start_small(first, "Stalled")
+        first.cancel_run(run_id, "durable", "ops")
+        assert first.get_run(run_id).status is RunStatus.STARTED
+    with Engine(database_url, plugins=[failing], clock=clock) as second:
+        second.load_tree(_stalled_tree())
+        second.run_until_idle()
+        assert second.get_run(run_id).status is RunStatus.CANCELLED
+        assert ("Cancel", "Closed") in _triggers(second, run_id)

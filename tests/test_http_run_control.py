@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from engine import Handler, HandlerContext, hookimpl
 from engine.server import ServerSettings
 
 from .live_server import DATABASES, Live, live_server, module_engine
@@ -23,12 +24,29 @@ KEY = {"source_name": "Tests", "source_group": "Semantics"}
 NAME = '<results><result name="Name">Ada</result></results>'
 
 
+class FailsOnce:
+    """``tests_fails_once_v1``: each task's first call raises, its second answers."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def execute(self, context: HandlerContext) -> dict[str, str]:
+        if context.task_id not in self.seen:
+            self.seen.add(context.task_id)
+            raise ConnectionError("first call fails")
+        return {}
+
+    @hookimpl
+    def treeflow_node_handlers(self) -> list[Handler]:
+        return [Handler("tests_fails_once_v1", self.execute)]
+
+
 @pytest.fixture(scope="module", params=DATABASES)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     with module_engine(
-        request, tmp_path_factory, plugins=[ExplodePlugin()], poll_interval=0.05
+        request, tmp_path_factory, plugins=[ExplodePlugin(), FailsOnce()], poll_interval=0.05
     ) as engine:
         engine.load_tree(
             small_tree(
@@ -45,6 +63,18 @@ def live(
                         "parameters": {
                             "input": "{{ inputs['Name'] }}: {{ results['Approve']['Status'] }}"
                         },
+                    },
+                },
+            )
+        )
+        engine.load_tree(
+            small_tree(
+                "Flaky",
+                {
+                    "Start": {"handler": "system_start_v1", "connectors": [{"to": "Call"}]},
+                    "Call": {
+                        "handler": "tests_fails_once_v1",
+                        "retry": {"attempts": 2, "backoff": {"initial": "10ms"}},
                     },
                 },
             )
@@ -156,3 +186,17 @@ def test_manual_trigger_over_http_is_for_admins_and_resumes_the_run(
     wait_for(lambda: run_body(admin, run_id)["status"] == "Completed", timeout=30)
     notify = next(t for t in run_body(admin, run_id)["tasks"] if t["name"] == "Notify")
     assert notify["results"] == {"output": "Ada: Approved"}
+
+
+def test_a_retried_handler_completes_and_the_attempt_is_counted(admin: httpx.Client) -> None:
+    before = _metric(admin, "treeflow_retry_attempts_total")
+    fields = {**KEY, "tree_name": "Flaky", "source_id": secrets.token_hex(4)}
+    response = admin.post(START_URL, data=fields)
+    assert response.status_code == 200, response.text
+    run_id = admin.get(f"/api/triggers/{response.headers['X-ID']}").json()["run_id"]
+    wait_for(lambda: run_body(admin, run_id)["status"] == "Completed", timeout=30)
+    call = next(t for t in run_body(admin, run_id)["tasks"] if t["name"] == "Call")
+    assert (call["status"], call["attempt"]) == ("Closed", 2)
+    assert call["last_error"] == "tests_fails_once_v1 raised ConnectionError: first call fails"
+    assert run_body(admin, run_id)["errors"] == []
+    wait_for(lambda: _metric(admin, "treeflow_retry_attempts_total") >= before + 1)
