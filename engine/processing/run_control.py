@@ -26,11 +26,18 @@ from sqlalchemy.engine import Connection
 
 from engine import rows
 from engine.errors import BadRequest, RunNotFound, RunNotOpen
+from engine.handlers.handler import Behaviour
 from engine.records import TreeKey, Trigger
+from engine.results_xml import parse_results
 from engine.rows import RowValues
+from engine.run import manual
+from engine.run.execution import Execution
+from engine.run.state import RunState
 from engine.statuses import RunStatus, TriggerAction
 from engine.store import runs as run_store
 from engine.store.database import Database
+from engine.store.queue import ClaimedTrigger
+from engine.store.steps import RunWrite
 from engine.store.tables import runs
 from engine.store.trees import StoredVersion
 from engine.tree.model import Tree
@@ -92,6 +99,24 @@ def accept_run_again(
         return run_store.trigger_record(trigger)
 
 
+def apply_manual(
+    state: RunState, execution: Execution, trigger: ClaimedTrigger, write: RunWrite
+) -> str | None:
+    """Process a Manual trigger (``engine.run.manual``); why it was refused, or None.
+
+    Completing a deferred task is fenced as a wait's timer is: a createDeferred Complete
+    accepted meanwhile makes the commit fail, and the trigger is taken up again.
+    """
+    refused, completed = manual.resume(
+        state, execution, trigger.node, parse_results(trigger.results)
+    )
+    if completed is not None:
+        write.timer_completions.append(completed.id)
+        if state.tree.nodes[completed.node].handler.behaviour is Behaviour.WAIT:
+            write.cancelled_timers.append(rows.timer_key(completed.id))
+    return refused
+
+
 def check_manual_node(tree: Tree, node: str) -> None:
     """A manual trigger's node: one of the run's tree version, outside any loop."""
     if node not in tree.nodes:
@@ -139,4 +164,11 @@ def accept_manual(
         return run_store.trigger_record(trigger)
 
 
-__all__ = ["MANUAL_STATUSES", "VERSIONS", "accept_manual", "accept_run_again", "check_manual_node"]
+__all__ = [
+    "MANUAL_STATUSES",
+    "VERSIONS",
+    "accept_manual",
+    "accept_run_again",
+    "apply_manual",
+    "check_manual_node",
+]

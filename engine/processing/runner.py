@@ -38,8 +38,8 @@ from engine.processing import cancel
 from engine.processing.commits import BatchCommit
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
+from engine.processing.run_control import apply_manual
 from engine.results_xml import parse_results
-from engine.run import manual
 from engine.run.budgets import Budgets, CallTally
 from engine.run.execution import Execution
 from engine.run.resolution import apply_to_run
@@ -334,7 +334,7 @@ class Runner:
             execution.retries.attempt(state.task_by_id(trigger.task_id))
             return None
         if trigger.action == TriggerAction.MANUAL:
-            return self._manual(state, execution, trigger, write)
+            return apply_manual(state, execution, trigger, write)
         task = state.task_by_id(trigger.task_id)
         timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
         if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):
@@ -353,20 +353,6 @@ class Runner:
         else:
             execution.update(task, results)
         return None
-
-    @staticmethod
-    def _manual(
-        state: RunState, execution: Execution, trigger: ClaimedTrigger, write: RunWrite
-    ) -> str | None:
-        """A manual trigger; completing a deferred task is fenced as a wait's timer is."""
-        refused, completed = manual.resume(
-            state, execution, trigger.node, parse_results(trigger.results)
-        )
-        if completed is not None:
-            write.timer_completions.append(completed.id)  # a Complete accepted since wins
-            if state.tree.nodes[completed.node].handler.behaviour is Behaviour.WAIT:
-                write.cancelled_timers.append(rows.timer_key(completed.id))
-        return refused
 
     def _resolve_without_node(
         self,
