@@ -51,6 +51,25 @@ def small_tree(name: str, nodes: dict[str, object]) -> dict[str, object]:
     return {"source": "Tests", "group": "Semantics", "name": name, "nodes": nodes}
 
 
+def approval_tree() -> dict[str, object]:
+    """Start -> Approve (deferred) -> Notify, which reads Approve's Status."""
+    return small_tree(
+        "Approval",
+        {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Approve"}]},
+            "Approve": {
+                "handler": "utilities_defer_v1",
+                "defers": True,
+                "connectors": [{"to": "Notify"}],
+            },
+            "Notify": {
+                "handler": "utilities_echo_v1",
+                "parameters": {"input": "{{ inputs['Name'] }}: {{ results['Approve']['Status'] }}"},
+            },
+        },
+    )
+
+
 def start_small(engine: Engine, name: str, **kwargs: object) -> int:
     return start(
         engine, {"source_name": "Tests", "source_group": "Semantics", "tree_name": name}, **kwargs

@@ -15,7 +15,7 @@ from engine import Handler, HandlerContext, hookimpl
 from engine.server import ServerSettings
 
 from .live_server import DATABASES, Live, live_server, module_engine
-from .support import ExplodePlugin, small_tree, wait_for
+from .support import ExplodePlugin, approval_tree, small_tree, wait_for
 from .test_http_resolve import run_body
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
@@ -48,25 +48,7 @@ def live(
     with module_engine(
         request, tmp_path_factory, plugins=[ExplodePlugin(), FailsOnce()], poll_interval=0.05
     ) as engine:
-        engine.load_tree(
-            small_tree(
-                "Approval",
-                {
-                    "Start": {"handler": "system_start_v1", "connectors": [{"to": "Approve"}]},
-                    "Approve": {
-                        "handler": "utilities_defer_v1",
-                        "defers": True,
-                        "connectors": [{"to": "Notify"}],
-                    },
-                    "Notify": {
-                        "handler": "utilities_echo_v1",
-                        "parameters": {
-                            "input": "{{ inputs['Name'] }}: {{ results['Approve']['Status'] }}"
-                        },
-                    },
-                },
-            )
-        )
+        engine.load_tree(approval_tree())
         engine.load_tree(
             small_tree(
                 "Flaky",

@@ -19,7 +19,7 @@ from engine import (
     TriggerAction,
 )
 
-from .support import ExplodePlugin, small_tree, start_small
+from .support import ExplodePlugin, approval_tree, small_tree, start_small
 
 NAME = '<results><result name="Name">Ada</result><result name="Plan">Gold</result></results>'
 
@@ -32,25 +32,6 @@ def _greeting(text: str = "Hello") -> dict[str, Any]:
             "Greet": {
                 "handler": "utilities_echo_v1",
                 "parameters": {"input": text + " {{ inputs['Name'] }} ({{ inputs['Plan'] }})"},
-            },
-        },
-    )
-
-
-def _approval() -> dict[str, Any]:
-    """Start -> Approve (deferred) -> Notify, which reads Approve's Status."""
-    return small_tree(
-        "Approval",
-        {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Approve"}]},
-            "Approve": {
-                "handler": "utilities_defer_v1",
-                "defers": True,
-                "connectors": [{"to": "Notify"}],
-            },
-            "Notify": {
-                "handler": "utilities_echo_v1",
-                "parameters": {"input": "{{ results['Approve']['Status'] }}"},
             },
         },
     )
@@ -75,7 +56,7 @@ def _broken() -> dict[str, Any]:
 def eng(database_url: str) -> Iterator[Engine]:
     with Engine(database_url, plugins=[ExplodePlugin()]) as engine:
         engine.load_tree(_greeting())
-        engine.load_tree(_approval())
+        engine.load_tree(approval_tree())
         engine.load_tree(_broken())
         yield engine
 
@@ -134,7 +115,7 @@ def test_run_again_refuses_bad_requests_and_writes_nothing(eng: Engine) -> None:
 
 
 def test_a_manual_trigger_completes_a_deferred_task_with_the_given_results(eng: Engine) -> None:
-    run_id = start_small(eng, "Approval")
+    run_id = start_small(eng, "Approval", results=NAME)
     token = eng.get_run(run_id).open_tokens["Approve"]
     approved = '<results><result name="Status">Approved by hand</result></results>'
     trigger = eng.manual_trigger(
@@ -146,7 +127,7 @@ def test_a_manual_trigger_completes_a_deferred_task_with_the_given_results(eng: 
     run = eng.get_run(run_id)
     assert run.status is RunStatus.COMPLETED
     assert run.task("Approve").status is TaskStatus.CLOSED
-    assert run.task("Notify").results == {"output": "Approved by hand"}
+    assert run.task("Notify").results == {"output": "Ada: Approved by hand"}
     assert token not in eng.get_run(run_id).open_tokens.values()
 
 

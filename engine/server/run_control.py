@@ -19,6 +19,7 @@ counted in ``/metrics`` (``treeflow_run_control_total{request}``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from engine.auth import User
+from engine.records import Trigger
 from engine.server.auth import caller
 from engine.server.inspection import ADMIN_ROLES
 from engine.server.json_bodies import StrictJSONRoute
@@ -75,9 +77,12 @@ class ManualTriggerIn(_Body):
     reason: str = Field(description="why, recorded on the Manual trigger with who asked")
 
 
-def _count(request: Request, kind: str) -> None:
+async def _accepted(request: Request, kind: str, accept: Callable[[], Trigger]) -> TriggerOut:
+    """Accept the request in the thread pool, count it in /metrics, answer its trigger."""
+    trigger = await run_in_threadpool(accept)
     metrics: Metrics = request.app.state.metrics
     metrics.run_control.labels(kind).inc()
+    return TriggerOut.of(trigger)
 
 
 @router.post(
@@ -88,11 +93,10 @@ def _count(request: Request, kind: str) -> None:
     responses={409: {"model": ErrorBody, "description": "The run is Completed"}},
 )
 async def cancel_run(request: Request, user: Admin, run_id: Id, body: CancelIn) -> TriggerOut:
-    trigger = await run_in_threadpool(
-        app_engine(request).cancel_run, run_id, body.reason, user.name
+    engine = app_engine(request)
+    return await _accepted(
+        request, "cancel", lambda: engine.cancel_run(run_id, body.reason, user.name)
     )
-    _count(request, "cancel")
-    return TriggerOut.of(trigger)
 
 
 @router.post(
@@ -103,13 +107,14 @@ async def cancel_run(request: Request, user: Admin, run_id: Id, body: CancelIn) 
     responses={400: {"model": ErrorBody, "description": "A routine's run, or bad inputs"}},
 )
 async def run_again(request: Request, user: Admin, run_id: Id, body: RunAgainIn) -> TriggerOut:
-    trigger = await run_in_threadpool(
-        lambda: app_engine(request).run_again(
+    engine = app_engine(request)
+    return await _accepted(
+        request,
+        "again",
+        lambda: engine.run_again(
             run_id, inputs=body.inputs, version=body.version, created_by=user.id
-        )
+        ),
     )
-    _count(request, "again")
-    return TriggerOut.of(trigger)
 
 
 @router.post(
@@ -125,13 +130,14 @@ async def run_again(request: Request, user: Admin, run_id: Id, body: RunAgainIn)
 async def manual_trigger(
     request: Request, user: Admin, run_id: Id, body: ManualTriggerIn
 ) -> TriggerOut:
-    trigger = await run_in_threadpool(
-        lambda: app_engine(request).manual_trigger(
+    engine = app_engine(request)
+    return await _accepted(
+        request,
+        "manual",
+        lambda: engine.manual_trigger(
             run_id, body.node, results=body.results, reason=body.reason, by=user.name
-        )
+        ),
     )
-    _count(request, "manual")
-    return TriggerOut.of(trigger)
 
 
 __all__ = ["CancelIn", "ManualTriggerIn", "RunAgainIn", "router"]
