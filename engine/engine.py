@@ -24,7 +24,9 @@ from engine.json_input import check_json
 from engine.kianda.field_values import FieldsGiven, FieldValue
 from engine.kianda.instances import Instance, InstanceBook
 from engine.kianda.processes import Deployment, Process, ProcessShelf
-from engine.processing.intake import TriggerIntake
+from engine.processing import run_control
+from engine.processing.cancel import accept_cancel
+from engine.processing.intake import TriggerIntake, insert_start
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
 from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
@@ -51,6 +53,7 @@ DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
 MAX_FINGERPRINT = 128  # the column's size (engine.store.request_keys)
 RUN_CACHE_RUNS, RUN_CACHE_BYTES = DEFAULT_RUNS, DEFAULT_BYTES  # unless the engine is told
 DEFAULT_BUDGETS = Budgets()  # what runs are held to unless the engine is told otherwise
+RUN_AGAIN_VERSIONS = run_control.VERSIONS  # Engine.run_again's ``version``s
 
 
 class _HandlerGateway:
@@ -83,6 +86,9 @@ class _HandlerGateway:
         """A schedule made by a tree's node, keyed by its task so that a retry finds it."""
         schedule = self._engine.schedules.create(**fields, creation_key=creation_key)
         return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
+
+
+_text = inputs.text  # run_again's parameter ``inputs`` hides the module inside it
 
 
 class Engine:
@@ -396,6 +402,86 @@ class Engine:
             error_id=error_id, action=action, message=message, resolved_by=resolved_by
         )
 
+    # -- run control: cancel, run again, manual triggers (engine.processing.cancel, run_control)
+
+    def cancel_run(self, run_id: int, reason: str | None = None, by: str | None = None) -> Trigger:
+        """Cancel a run and the routine runs under it; durable when this returns.
+
+        Its tokens stop resolving at once (createDeferred raises RunCancelled); a worker then
+        makes it Cancelled and closes its open triggers as Cancelled. Cancelling it again
+        returns the same trigger; a Completed run raises RunNotOpen.
+        """
+        reason = inputs.optional("reason", reason, inputs.MAX_MESSAGE)
+        by = inputs.optional("by", by)
+        trigger, written = accept_cancel(
+            self.database, run_id=run_id, reason=reason, requested_by=by, now=self.clock()
+        )
+        if written:
+            self.workers.wake()
+        return trigger
+
+    def run_again(
+        self,
+        run_id: int,
+        *,
+        inputs: Mapping[str, str] | None = None,
+        version: str = "same",
+        created_by: str | None = None,
+    ) -> Trigger:
+        """A new run of a run's tree for the same source, linked to it (``Run.again_of``).
+
+        ``inputs`` replace the first run's inputs of those names; ``version`` is ``same`` (the
+        first run's tree version) or ``current``. Returns the new run's Root trigger.
+        """
+        edits = {
+            _text("inputs", name): _text(f"inputs[{name!r}]", value, required=False)
+            for name, value in (inputs or {}).items()
+        }
+        trigger = run_control.accept_run_again(
+            self.database,
+            run_id=run_id,
+            edits=edits,
+            version=version,
+            created_by=created_by,
+            now=self.clock(),
+            current_version=self.catalog.current,
+            insert_start=insert_start,
+        )
+        self.workers.wake()
+        return trigger
+
+    def manual_trigger(
+        self,
+        run_id: int,
+        node: str,
+        *,
+        results: str | bytes | None = None,
+        reason: str,
+        by: str,
+    ) -> Trigger:
+        """Resume a Started or Failed run at ``node`` with ``results`` (results XML).
+
+        For admins (the HTTP route and the CLI check it): ``by`` and ``reason`` are required and
+        recorded on the trigger. ``engine.processing.run_control`` says what it does.
+        """
+        node = _text("node", node)
+        reason = _text("reason", reason, limit=inputs.MAX_MESSAGE)
+        by = _text("by", by)
+        parse_results(results, max_bytes=self.max_results_bytes)
+        raw = results.decode() if isinstance(results, bytes) else results
+        trigger = run_control.accept_manual(
+            self.database,
+            run_id=run_id,
+            node=node,
+            results=raw,
+            reason=reason,
+            requested_by=by,
+            now=self.clock(),
+            tree_of_version=self.catalog.for_version,
+        )
+        self.workers.wake()
+        return trigger
+
     def get_error(self, error_id: str) -> RunError:
         with self.database.read() as connection:
             row = resolutions.read_error_row(connection, error_id)
@@ -620,4 +706,4 @@ class Engine:
         return self.catalog.for_version(version_id)
 
 
-__all__ = ["DEFAULT_BUDGETS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]
+__all__ = ["DEFAULT_BUDGETS", "RUN_AGAIN_VERSIONS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]

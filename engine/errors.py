@@ -97,6 +97,61 @@ class TokenNotFound(TreeflowError, LookupError):
         )
 
 
+class RunCancelled(TokenNotFound):
+    """A deferral token of a run that was cancelled: it no longer resumes anything.
+
+    A subclass of :class:`TokenNotFound` (the seed API's answer to a token that resumes
+    nothing), with a message that says why, so a caller that matches either is served.
+    """
+
+    def __init__(self, *, token: str, run_id: int) -> None:
+        self.run_id = run_id
+        TreeflowError.__init__(
+            self,
+            f"Unable to locate a task instance with the specified deferral token ({token}): "
+            f"run {run_id} was cancelled",
+        )
+        self.token = token
+
+
+class RunNotOpen(TreeflowError, ValueError):
+    """A run that a control action cannot act on in its status (a Completed run's cancel)."""
+
+    def __init__(self, *, run_id: int, status: str, action: str, allowed: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.action = action
+        super().__init__(
+            f"Run {run_id} is {status}: {action} needs a run that is {' or '.join(allowed)}"
+        )
+
+
+class HandlerFailure(TreeflowError):
+    """What a handler raises to fail with one of the codes its definition declares.
+
+    ``code`` is one of the handler's ``error_codes`` (``engine.handlers.handler.Handler``): a
+    node's retry policy names the codes it retries (``retry: {on: [rate_limited]}``), so a
+    handler tells a failure worth retrying (a rate limit) from one that is not (a refusal).
+    """
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code = code
+        super().__init__(f"[{code}] {message}" if message else f"[{code}]")
+
+
+class HandlerTimeout(TreeflowError, TimeoutError):
+    """A handler did not return within its node's retry ``timeout``: the attempt failed.
+
+    Python cannot stop a thread: the handler's call goes on in its worker thread until it
+    returns, and what it returns then is dropped (``engine.run.retries``).
+    """
+
+    def __init__(self, *, handler_id: str, seconds: float) -> None:
+        self.handler_id = handler_id
+        self.seconds = seconds
+        super().__init__(f"handler {handler_id!r} did not return within {seconds:g} s")
+
+
 class BadAction(TreeflowError, ValueError):
     """A createDeferred action other than Complete or Update."""
 
@@ -338,13 +393,17 @@ __all__ = [
     "GraphvizNotFound",
     "HandlerContractError",
     "HandlerFailed",
+    "HandlerFailure",
+    "HandlerTimeout",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "InstanceNotFound",
     "KineticImportError",
     "Problem",
     "ProcessNotFound",
+    "RunCancelled",
     "RunNotFound",
+    "RunNotOpen",
     "ScheduleNotFound",
     "TokenNotFound",
     "TreeError",

@@ -41,6 +41,8 @@ class Task:
     loop_index: str
     created_at: float
     updated_at: float
+    attempt: int = 1  # which call of its handler its status is of (a node's retry policy)
+    last_error: str | None = None  # what the last failed call raised, when one failed
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Run:
     parent_run_id: int | None = None
     parent_task_id: str | None = None
     children: tuple[RunLink, ...] = ()
+    again_of: int | None = None  # Run Again: the run this one is a new run of
 
     def task(self, name: str, loop_index: str = ROOT_LOOP_INDEX) -> Task:
         """The latest task of node ``name`` (raises KeyError naming it if it never ran)."""
@@ -128,6 +131,8 @@ class Trigger:
     engine: str | None = None
     error: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    requested_by: str | None = None  # who asked for a Cancel or a Manual trigger
+    node: str | None = None  # where a Manual trigger resumes its run
 
 
 def job_id(schedule_id: int, revision: int) -> str:

@@ -40,6 +40,7 @@ def run_row(
     parent_task_id: str | None = None,
     call_depth: int = 0,
     root_run_id: int | None = None,
+    again_of: int | None = None,
 ) -> dict[str, Any]:
     """A Staged, unleased run of a tree version: every column of ``runs`` but its id.
 
@@ -60,6 +61,7 @@ def run_row(
         "parent_task_id": parent_task_id,
         "call_depth": call_depth,
         "root_run_id": root_run_id,
+        "again_of": again_of,
         "revision": 0,
         "lease_owner": None,
         "lease_until": None,
@@ -79,6 +81,8 @@ def trigger_row(
     message: str | None = None,
     idempotency_key: str | None = None,
     due_at: float | None = None,
+    requested_by: str | None = None,
+    node: str | None = None,
 ) -> dict[str, Any]:
     """A New, unclaimed trigger, due now unless ``due_at`` says later.
 
@@ -100,6 +104,8 @@ def trigger_row(
         "attempts": 0,
         "engine": None,
         "error": None,
+        "requested_by": requested_by,
+        "node": node,
         "created_at": now,
         "closed_at": None,
     }
@@ -154,6 +160,16 @@ def timer_key(task_id: str) -> str:
     return f"wait:{task_id}"
 
 
+def retry_key(task_id: str, attempt: int) -> str:
+    """The idempotency key of the Retry trigger that makes ``attempt`` of a task: one each."""
+    return f"retry:{task_id}:{attempt}"
+
+
+def cancel_key(run_id: int) -> str:
+    """The idempotency key of a run's Cancel trigger: a run is cancelled once."""
+    return f"cancel:{run_id}"
+
+
 def resolve_key(error_id: str) -> str:
     """The idempotency key of an error's Resolve trigger: one accepted resolution per error."""
     return f"resolve:{error_id}"
@@ -162,8 +178,10 @@ def resolve_key(error_id: str) -> str:
 __all__ = [
     "RowValues",
     "call_key",
+    "cancel_key",
     "error_row",
     "resolve_key",
+    "retry_key",
     "return_key",
     "run_row",
     "timer_key",

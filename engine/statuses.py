@@ -18,6 +18,7 @@ class RunStatus(StrEnum):
     STARTED = "Started"
     COMPLETED = "Completed"  # nothing pending, no active error
     FAILED = "Failed"  # nothing pending, an active error remains
+    CANCELLED = "Cancelled"  # stopped by Engine.cancel_run: nothing of it runs any more
 
 
 class TaskStatus(StrEnum):
@@ -25,6 +26,9 @@ class TaskStatus(StrEnum):
     DEFERRED = "Deferred"
     CLOSED = "Closed"
     FAILED = "Failed"
+    # Its handler failed and its retry policy (engine.tree.retry) runs it again later, from a
+    # Retry trigger: pending like a deferred task, with no error recorded yet.
+    RETRYING = "Retrying"
 
 
 class TriggerStatus(StrEnum):
@@ -35,6 +39,8 @@ class TriggerStatus(StrEnum):
     # Held back, unprocessed, while its run has an active Budget Error; New again once an error
     # of the run is resolved (engine.run.budgets). Nothing claims it meanwhile.
     PAUSED = "Paused"
+    # Closed unprocessed because its run was cancelled (engine.processing.cancel).
+    CANCELLED = "Cancelled"
 
 
 class TriggerAction(StrEnum):
@@ -43,6 +49,9 @@ class TriggerAction(StrEnum):
     UPDATE = "Update"
     RESOLVE = "Resolve"  # applies an error's resolution (``Engine.resolve_error``)
     ITERATION = "Iteration"  # runs one iteration of a loop (``engine.run.loops``)
+    RETRY = "Retry"  # the next attempt of a failed handler (``engine.run.retries``)
+    CANCEL = "Cancel"  # cancels its run (``engine.processing.cancel``)
+    MANUAL = "Manual"  # resumes a run at a node, given by an admin (``engine.run.manual``)
 
 
 class ConnectorType(StrEnum):
@@ -115,16 +124,31 @@ _S = TypeVar("_S", RunStatus, TaskStatus, TriggerStatus)
 
 _ALLOWED: dict[type, dict[object, frozenset[object]]] = {
     RunStatus: {
-        RunStatus.STAGED: frozenset({RunStatus.STARTED}),
-        RunStatus.STARTED: frozenset({RunStatus.STARTED, RunStatus.COMPLETED, RunStatus.FAILED}),
+        RunStatus.STAGED: frozenset({RunStatus.STARTED, RunStatus.CANCELLED}),
+        RunStatus.STARTED: frozenset(
+            {RunStatus.STARTED, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
+        ),
         # A completed run has nothing pending, so nothing moves it; a failed run re-opens
-        # when its error is resolved.
+        # when its error is resolved, or is cancelled. A cancelled run stays cancelled.
         RunStatus.COMPLETED: frozenset({RunStatus.COMPLETED}),
-        RunStatus.FAILED: frozenset({RunStatus.FAILED, RunStatus.STARTED, RunStatus.COMPLETED}),
+        RunStatus.FAILED: frozenset(
+            {RunStatus.FAILED, RunStatus.STARTED, RunStatus.COMPLETED, RunStatus.CANCELLED}
+        ),
+        RunStatus.CANCELLED: frozenset({RunStatus.CANCELLED}),
     },
     TaskStatus: {
         TaskStatus.NEW: frozenset(
-            {TaskStatus.NEW, TaskStatus.DEFERRED, TaskStatus.CLOSED, TaskStatus.FAILED}
+            {
+                TaskStatus.NEW,
+                TaskStatus.DEFERRED,
+                TaskStatus.CLOSED,
+                TaskStatus.FAILED,
+                TaskStatus.RETRYING,
+            }
+        ),
+        # The next attempt ends as the first would have: done, deferred, failed, or again later.
+        TaskStatus.RETRYING: frozenset(
+            {TaskStatus.RETRYING, TaskStatus.DEFERRED, TaskStatus.CLOSED, TaskStatus.FAILED}
         ),
         TaskStatus.DEFERRED: frozenset({TaskStatus.DEFERRED, TaskStatus.CLOSED}),
         TaskStatus.CLOSED: frozenset(),
@@ -132,13 +156,20 @@ _ALLOWED: dict[type, dict[object, frozenset[object]]] = {
         TaskStatus.FAILED: frozenset({TaskStatus.NEW, TaskStatus.CLOSED}),
     },
     TriggerStatus: {
-        TriggerStatus.NEW: frozenset({TriggerStatus.WORK_IN_PROGRESS}),
+        TriggerStatus.NEW: frozenset({TriggerStatus.WORK_IN_PROGRESS, TriggerStatus.CANCELLED}),
         TriggerStatus.WORK_IN_PROGRESS: frozenset(
-            {TriggerStatus.NEW, TriggerStatus.CLOSED, TriggerStatus.FAILED, TriggerStatus.PAUSED}
+            {
+                TriggerStatus.NEW,
+                TriggerStatus.CLOSED,
+                TriggerStatus.FAILED,
+                TriggerStatus.PAUSED,
+                TriggerStatus.CANCELLED,
+            }
         ),
         TriggerStatus.CLOSED: frozenset(),
         TriggerStatus.FAILED: frozenset({TriggerStatus.NEW}),
-        TriggerStatus.PAUSED: frozenset({TriggerStatus.NEW}),
+        TriggerStatus.PAUSED: frozenset({TriggerStatus.NEW, TriggerStatus.CANCELLED}),
+        TriggerStatus.CANCELLED: frozenset(),
     },
 }
 

@@ -23,6 +23,16 @@ REGISTRATION = {
 APPROVED = '<results><result name="Status">Approved</result></results>'
 
 
+class FixedClock:
+    """The engine's clock, at ``now`` until the test moves it: no test sleeps."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def start(engine: Engine, tree: dict[str, str] = REGISTRATION, **kwargs: object) -> int:
     trigger = engine.create_start(**tree, **kwargs)  # type: ignore[arg-type]
     engine.run_until_idle()
@@ -39,6 +49,25 @@ def counts(engine: Engine) -> dict[str, int]:
 
 def small_tree(name: str, nodes: dict[str, object]) -> dict[str, object]:
     return {"source": "Tests", "group": "Semantics", "name": name, "nodes": nodes}
+
+
+def approval_tree() -> dict[str, object]:
+    """Start -> Approve (deferred) -> Notify, which reads Approve's Status."""
+    return small_tree(
+        "Approval",
+        {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Approve"}]},
+            "Approve": {
+                "handler": "utilities_defer_v1",
+                "defers": True,
+                "connectors": [{"to": "Notify"}],
+            },
+            "Notify": {
+                "handler": "utilities_echo_v1",
+                "parameters": {"input": "{{ inputs['Name'] }}: {{ results['Approve']['Status'] }}"},
+            },
+        },
+    )
 
 
 def start_small(engine: Engine, name: str, **kwargs: object) -> int:

@@ -92,6 +92,7 @@ def summary_body(run: Run) -> dict[str, Any]:
         "updated_at": run.updated_at,
         "parent_run_id": run.parent_run_id,
         "parent_task_id": run.parent_task_id,
+        "again_of": run.again_of,
     }
 
 
@@ -152,6 +153,8 @@ def test_run_shows_status_inputs_values_tasks_with_tokens(
                 "loop_index": task.loop_index,
                 "created_at": task.created_at,
                 "updated_at": task.updated_at,
+                "attempt": task.attempt,
+                "last_error": task.last_error,
             }
             for task in run.tasks
         ],
@@ -318,7 +321,9 @@ def test_a_status_that_is_not_a_run_status_is_refused_naming_the_statuses(
     assert response.status_code == 422
     [detail] = response.json()["detail"]
     assert detail["loc"] == ["query", "status"]
-    assert detail["msg"] == "Input should be 'Staged', 'Started', 'Completed' or 'Failed'"
+    assert detail["msg"] == (
+        "Input should be 'Staged', 'Started', 'Completed', 'Failed' or 'Cancelled'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -379,6 +384,8 @@ def trigger_body(live: Live, trigger_id: int) -> dict[str, Any]:
         "closed_at": trigger.closed_at,
         "engine": trigger.engine,
         "error": trigger.error,
+        "requested_by": trigger.requested_by,
+        "node": trigger.node,
     }
 
 

@@ -596,14 +596,15 @@ BAD_TREES = {
         None,
         "sauce:",
         "unknown key 'sauce'; known keys: definition_id, description, fields, group, inputs, "
-        "missing, name, nodes, outputs, process, selection, source, status, type",
+        "missing, name, nodes, outputs, process, retry, selection, source, status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(
         START + "A:\n  handler: system_noop_v1\n  colour: red\n",
         "A",
         "colour:",
-        "unknown key 'colour'; known keys: connectors, defers, description, handler, parameters",
+        "unknown key 'colour'; known keys: connectors, defers, description, handler, parameters, "
+        "retry",
     ),
     "unknown connector key": Bad(
         "Start:\n  handler: system_start_v1\n  connectors:\n    - to: A\n      when: now\n"

@@ -22,9 +22,11 @@ from rich.text import Text
 from engine.cli.errors import errors
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
+from engine.cli.run_control import add_run_control
 from engine.cli.schedules import schedules
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
+from engine.cli.support import results_argument as _results_argument
 from engine.cli.users import users
 from engine.cli.view import print_run, styled
 from engine.cli.worker import worker
@@ -34,19 +36,6 @@ from engine.statuses import RunStatus
 from engine.tree.expressions import Expressions
 from engine.tree.files import read_tree_files, tree_files
 from engine.tree.model import Tree
-
-
-def _results_argument(value: str | None) -> str | None:
-    """``@file`` reads the results XML from a file (``@-``: standard input)."""
-    if value is None or not value.startswith("@"):
-        return value
-    name = value[1:]
-    if name == "-":
-        return sys.stdin.read()
-    try:
-        return Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"cannot read the results file {name!r}: {exc}") from exc
 
 
 def _find_tree(engine: Engine, name: str, source: str | None, group: str | None) -> Tree:
@@ -165,7 +154,10 @@ def deferred(
 
 @main.group()
 def runs() -> None:
-    """List and show runs."""
+    """List and show runs; cancel, run again, resume at a node."""
+
+
+add_run_control(runs)
 
 
 @runs.command("list")

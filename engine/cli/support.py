@@ -6,6 +6,7 @@ Kept apart from ``engine.cli.main`` so that command groups in their own modules 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,19 @@ def in_use(engine: Engine) -> Iterator[Engine]:
             raise click.ClickException(str(exc)) from exc
 
 
+def results_argument(value: str | None) -> str | None:
+    """``@file`` reads the results XML from a file (``@-``: standard input)."""
+    if value is None or not value.startswith("@"):
+        return value
+    name = value[1:]
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read the results file {name!r}: {exc}") from exc
+
+
 @contextmanager
 def open_engine(database: str, trees: str | None, **options: Any) -> Iterator[Engine]:
     """An engine on ``database``; the engine's own errors become one-line CLI errors.
@@ -106,5 +120,6 @@ __all__ = [
     "in_use",
     "made_engine",
     "open_engine",
+    "results_argument",
     "trees_path",
 ]

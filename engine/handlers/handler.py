@@ -128,6 +128,9 @@ class Handler:
     deferrable: bool = False
     behaviour: Behaviour = Behaviour.PLAIN
     description: str = ""
+    # The codes it fails with (raising ``engine.errors.HandlerFailure(code, ...)``): what a
+    # node's retry policy may name in ``on`` besides exception class names (engine.tree.retry).
+    error_codes: tuple[str, ...] = ()
 
     def parameter(self, name: str) -> Parameter | None:
         for parameter in self.parameters:

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine import rows
-from engine.errors import ErrorAlreadyResolved, TokenNotFound
+from engine.errors import ErrorAlreadyResolved, RunCancelled, RunNotOpen, TokenNotFound
 from engine.records import TreeKey, Trigger
-from engine.statuses import TriggerAction
-from engine.store import queue, request_keys, resolutions
+from engine.statuses import RunStatus, TriggerAction
+from engine.store import cancels, queue, request_keys, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
 from engine.store.database import Database
@@ -185,6 +185,9 @@ class TriggerIntake:
             complete = action == TriggerAction.COMPLETE
             reserved = queue.reserve_token(connection, token=token, complete=complete)
             if reserved is None:
+                cancelled = cancels.cancelled_run_of_token(connection, token)
+                if cancelled is not None:
+                    raise RunCancelled(token=token, run_id=cancelled)
                 raise TokenNotFound(token=token)
             task_id, run_id = reserved
             trigger = rows.trigger_row(
@@ -222,6 +225,13 @@ class TriggerIntake:
                     resolved_by=resolved_by,
                     now=self.clock(),
                 )
+                if cancels.cancelling(connection, trigger["run_id"]):  # nothing of it runs
+                    raise RunNotOpen(
+                        run_id=trigger["run_id"],
+                        status=RunStatus.CANCELLED.value,
+                        action="Resolving an error",
+                        allowed=[RunStatus.STARTED.value, RunStatus.FAILED.value],
+                    )
         except sa.exc.IntegrityError as exc:  # the key resolve:<id>: another was accepted first
             raise ErrorAlreadyResolved(error_id=error_id, action=None) from exc
         self.wake()

@@ -34,9 +34,11 @@ from typing import Any
 from engine import ids, rows
 from engine.errors import TreeError
 from engine.handlers.handler import Behaviour, TriggerGateway
+from engine.processing import cancel
 from engine.processing.commits import BatchCommit
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
+from engine.processing.run_control import apply_manual
 from engine.results_xml import parse_results
 from engine.run.budgets import Budgets, CallTally
 from engine.run.execution import Execution
@@ -189,6 +191,9 @@ class Runner:
         Each trigger's rows are taken from the state as soon as it is done, so that the batch can
         be committed in more than one transaction without splitting a trigger's rows.
         """
+        if cancel.has_cancel(group, loaded.runs[run_id]):  # nothing of it runs any more
+            loaded.states.pop(run_id, None)
+            return [cancel.cancel_group(group, loaded.runs[run_id])]
         parts: list[RunWrite] = []
         executed = False
         for trigger in group:
@@ -325,6 +330,11 @@ class Runner:
             return refused
         if trigger.action == TriggerAction.ITERATION:
             return execution.loops.iterate(state.task_by_id(trigger.task_id))
+        if trigger.action == TriggerAction.RETRY:
+            execution.retries.attempt(state.task_by_id(trigger.task_id))
+            return None
+        if trigger.action == TriggerAction.MANUAL:
+            return apply_manual(state, execution, trigger, write)
         task = state.task_by_id(trigger.task_id)
         timer = trigger.action == TriggerAction.COMPLETE and trigger.token is None
         if timer and (task is None or task.status is not TaskStatus.DEFERRED or task.completing):

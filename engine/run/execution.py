@@ -47,6 +47,7 @@ from engine.records import ROOT_LOOP_INDEX
 from engine.run import routines
 from engine.run.budgets import Budgets, CallTally, StepBudget
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
+from engine.run.retries import Retries, call_handler, out_of_attempts
 from engine.run.source_bindings import SCOPE_NAME, SourceBindings
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
@@ -110,6 +111,7 @@ class Execution:
         # Junctions (and the loop index they are judged at) whose region moved during this walk.
         self._touched: set[tuple[str, str]] = set()
         self.loops = LoopSteps(self)
+        self.retries = Retries(self)
 
     # -- entry points, one per trigger action ------------------------------------------------
 
@@ -337,6 +339,16 @@ class Execution:
         task = self.new_task(node, TaskStatus.NEW, token, loop_index)
         if task is None:
             return
+        self.run_task(node, task)
+
+    def run_task(self, node: Node, task: TaskState) -> None:
+        """Render the task's parameters, call its handler and go on from what it returned.
+
+        A new task's first attempt, and each later one its retry policy makes
+        (``engine.run.retries``): a failure it retries schedules the next attempt instead of
+        recording a Handler Error.
+        """
+        token = task.token
         scope = self.scope(task)
         parameters = self.render(node, task, scope)
         if parameters is None:
@@ -364,9 +376,12 @@ class Execution:
             triggers=self.gateway,
         )
         try:
-            returned = node.handler.execute(context)
+            returned = call_handler(node, context)
         except Exception as exc:
             summary = f"{node.handler_id} raised {type(exc).__name__}: {exc}"
+            if self.retries.later(node, task, exc, summary):
+                return
+            summary = out_of_attempts(node, task, summary)
             self.fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
             return
         results = {str(k): v if isinstance(v, str) else str(v) for k, v in (returned or {}).items()}

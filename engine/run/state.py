@@ -34,6 +34,10 @@ TASK_BYTES = 900
 VALUE_BYTES = 100
 
 
+# Tasks that keep their run Started: a deferral waits for its Complete, a retry for its attempt.
+_PENDING = (TaskStatus.DEFERRED, TaskStatus.RETRYING)
+
+
 def stored_bytes(document: Any) -> int:
     """What a JSON document costs kept in memory: its JSON as stored, plus VALUE_BYTES a value.
 
@@ -63,6 +67,8 @@ class TaskState:
     is_new: bool = False
     dirty: bool = False
     completing: bool = False  # a Complete for its token was accepted and is queued
+    attempt: int = 1  # which call of its handler (engine.run.retries)
+    last_error: str | None = None  # what the last failed call raised, if one failed
     # Its run state's list of changed tasks, which it joins when it first changes.
     changes: list[TaskState] | None = field(default=None, repr=False, compare=False)
     # What RunState.kept_bytes last counted for it.
@@ -96,6 +102,8 @@ class TaskState:
             "token": self.token,
             "arrived": self.arrived,
             "completing": False,
+            "attempt": self.attempt,
+            "last_error": self.last_error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -192,6 +200,8 @@ class RunState:
                     created_at=row["created_at"],
                     updated_at=row["updated_at"],
                     completing=row["completing"],
+                    attempt=row["attempt"],
+                    last_error=row["last_error"],
                 )
             )
         state._inserted = len(state.tasks)
@@ -236,7 +246,7 @@ class RunState:
 
     def final_status(self, *, other_open_triggers: bool) -> RunStatus:
         """Started while anything is pending; then Failed if an error is active, else Completed."""
-        pending = other_open_triggers or any(t.status is TaskStatus.DEFERRED for t in self.tasks)
+        pending = other_open_triggers or any(t.status in _PENDING for t in self.tasks)
         if pending:
             return RunStatus.STARTED
         return RunStatus.FAILED if self.active_errors else RunStatus.COMPLETED
@@ -259,6 +269,8 @@ class RunState:
                     "b_status": task.status.value,
                     "b_results": task.results,
                     "b_arrived": task.arrived,
+                    "b_attempt": task.attempt,
+                    "b_last_error": task.last_error,
                     "b_updated_at": task.updated_at,
                 }
             )

@@ -10,6 +10,12 @@
   the commit that closed it, observed by the engine's close observer (one call per commit).
 - ``treeflow_triggers_open``: the backlog, triggers New or Work In Progress in the database (all
   engine processes), counted at scrape time from the partial index on open triggers.
+- ``treeflow_retry_attempts_total``: Retry triggers this process's engine processed: each is a
+  later attempt of a handler that failed, made by its node's retry policy (``engine.run.retries``).
+- ``treeflow_runs_cancelled_total``: Cancel triggers this process's engine processed (a run and
+  each routine run under it count one each).
+- ``treeflow_run_control_total{request}``: ``cancel``, ``again`` and ``manual`` requests this
+  server accepted (``engine.server.run_control``).
 - ``treeflow_auth_failures_total{reason}``: refused sign-ins, tokens and calls, by reason
   (:mod:`engine.server.security` lists them).
 
@@ -33,7 +39,7 @@ from starlette.responses import Response
 
 from engine.engine import Engine
 from engine.records import ClosedTrigger
-from engine.statuses import TriggerStatus
+from engine.statuses import TriggerAction, TriggerStatus
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 OPENAPI_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -91,6 +97,22 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.retry_attempts = Counter(
+            "treeflow_retry_attempts",
+            "Later attempts of failed handlers (Retry triggers) this process's engine processed",
+            registry=self.registry,
+        )
+        self.runs_cancelled = Counter(
+            "treeflow_runs_cancelled",
+            "Runs this process's engine cancelled (Cancel triggers processed)",
+            registry=self.registry,
+        )
+        self.run_control = Counter(
+            "treeflow_run_control",
+            "Cancel, run-again and manual-trigger requests this server accepted",
+            ["request"],
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "treeflow_auth_failures",
             "Sign-ins, bearer tokens and calls refused, by reason",
@@ -104,6 +126,10 @@ class Metrics:
             self.processed.labels(trigger.action).inc()
             if trigger.status is TriggerStatus.FAILED:
                 self.failed.labels(trigger.action).inc()
+            elif trigger.action == TriggerAction.RETRY:
+                self.retry_attempts.inc()
+            elif trigger.action == TriggerAction.CANCEL:
+                self.runs_cancelled.inc()
             self.latency.observe(trigger.latency)
 
     def render(self) -> bytes:

@@ -113,6 +113,12 @@ class TaskOut(BaseModel):
     loop_index: str
     created_at: float
     updated_at: float
+    attempt: int = Field(
+        default=1, description="which call of its handler its status is of (its retry policy)"
+    )
+    last_error: str | None = Field(
+        default=None, description="what the last failed call raised, when one failed"
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -126,6 +132,8 @@ class TaskOut(BaseModel):
             loop_index=task.loop_index,
             created_at=task.created_at,
             updated_at=task.updated_at,
+            attempt=task.attempt,
+            last_error=task.last_error,
         )
 
 
@@ -160,6 +168,9 @@ class RunSummary(BaseModel):
         description="for a routine's run: the run whose task called it; null otherwise"
     )
     parent_task_id: str | None = Field(description="for a routine's run: the task that called it")
+    again_of: int | None = Field(
+        default=None, description="Run Again: the run this one is a new run of; null otherwise"
+    )
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
@@ -202,6 +213,7 @@ def _summary(run: Run) -> dict[str, Any]:
         "updated_at": run.updated_at,
         "parent_run_id": run.parent_run_id,
         "parent_task_id": run.parent_task_id,
+        "again_of": run.again_of,
     }
 
 
@@ -243,6 +255,10 @@ class TriggerOut(BaseModel):
     closed_at: float | None = Field(description="when an engine closed it (Closed or Failed)")
     engine: str | None = Field(description="the engine process that closed it")
     error: str | None = Field(description="why it was closed as Failed")
+    requested_by: str | None = Field(
+        default=None, description="who asked for a Cancel or Manual trigger"
+    )
+    node: str | None = Field(default=None, description="where a Manual trigger resumes its run")
 
     @classmethod
     def of(cls, trigger: Trigger) -> TriggerOut:
@@ -258,6 +274,8 @@ class TriggerOut(BaseModel):
             closed_at=trigger.closed_at,
             engine=trigger.engine,
             error=trigger.error,
+            requested_by=trigger.requested_by,
+            node=trigger.node,
         )
 
 

@@ -42,6 +42,8 @@ class ClaimedTrigger:
     message: str | None
     attempts: int
     created_at: float = 0.0  # when it was accepted: what the close observers' latency counts from
+    node: str | None = None  # a Manual trigger's node
+    requested_by: str | None = None  # who asked for a Cancel or Manual trigger
 
 
 def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
@@ -85,6 +87,8 @@ def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
             triggers.c.message,
             triggers.c.attempts,
             triggers.c.created_at,
+            triggers.c.node,
+            triggers.c.requested_by,
         )
     )
 

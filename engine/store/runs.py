@@ -93,6 +93,8 @@ def _task(row: RowValues) -> Task:
         loop_index=row["loop_index"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        attempt=row["attempt"],
+        last_error=row["last_error"],
     )
 
 
@@ -142,6 +144,7 @@ def _run(
         errors=tuple(error_record(e) for e in error_rows),
         parent_run_id=row["parent_run_id"],
         parent_task_id=row["parent_task_id"],
+        again_of=row["again_of"],
         children=tuple(
             RunLink(c["id"], c["parent_task_id"], c["tree_name"], RunStatus(c["status"]))
             for c in child_rows
@@ -235,6 +238,8 @@ def trigger_record(row: RowValues) -> Trigger:
         closed_at=row["closed_at"],
         engine=row["engine"],
         error=row["error"],
+        requested_by=row["requested_by"],
+        node=row["node"],
     )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from engine import rows
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
+from engine.store import cancels
 from engine.store.bulk import BulkStatement, insert_all
 from engine.store.call_trees import count_calls
 from engine.store.runs import insert_run, insert_trigger
@@ -120,6 +121,8 @@ _UPDATE_TASKS = BulkStatement(
         status=sa.bindparam("b_status"),
         results=sa.bindparam("b_results"),
         arrived=sa.bindparam("b_arrived"),
+        attempt=sa.bindparam("b_attempt"),
+        last_error=sa.bindparam("b_last_error"),
         updated_at=sa.bindparam("b_updated_at"),
     ),
     ("b_results", "b_arrived"),
@@ -259,6 +262,9 @@ class RunWrite:
     requeued_triggers: list[int] = field(default_factory=list)  # failed triggers retried
     hold: bool = False  # more of the run's batch commits later: keep it leased, status untouched
     written_status: RunStatus | None = None  # what the commit wrote: Started if still open
+    # A Cancel processed (status Cancelled): why and by whom, for routine runs started since.
+    cancel_reason: str | None = None
+    cancelled_by: str | None = None
 
 
 def commit(
@@ -330,6 +336,7 @@ def commit(
         _REQUEUE_TRIGGERS.execute(connection, requeued)
         resumed = [w.run_id for w in writes if w.resolved_errors]
         connection.execute(_UNPAUSE, {"run_ids": resumed})  # before the runs' status is judged
+    _cancelled(connection, writes, now=now, engine=engine)  # before the runs' status is judged
     stopped = [w.run_id for w in writes if w.pause_waiting]
     if stopped:  # after the unpausing: a resolution that met the budget again holds them again
         connection.execute(_PAUSE_WAITING, {"run_ids": stopped, "engine": engine})
@@ -362,6 +369,26 @@ def commit(
     untouched = [w.run_id for w in writes if w.status is None and not w.hold]
     if untouched:
         connection.execute(_RELEASE_RUNS, {"run_ids": untouched, "claim_id": claim_id})
+
+
+def _cancelled(
+    connection: Connection, writes: Sequence[RunWrite], *, now: float, engine: str
+) -> None:
+    """Close the cancelled runs' open triggers; cancel the routine runs they started since."""
+    cancelled = [w for w in writes if w.status is RunStatus.CANCELLED]
+    if not cancelled:
+        return
+    cancels.close_open_triggers(connection, [w.run_id for w in cancelled], now=now, engine=engine)
+    for write in cancelled:
+        children = cancels.open_call_tree(connection, write.run_id)[1:]
+        if children:
+            cancels.write_cancels(
+                connection,
+                children,
+                reason=write.cancel_reason,
+                requested_by=write.cancelled_by,
+                now=now,
+            )
 
 
 __all__ = ["PAUSED_BECAUSE", "LostClaim", "RunWrite", "TriggerClose", "commit"]

@@ -72,6 +72,8 @@ class RunRow(SQLModel, table=True):
     call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The top-level run of a routine run's call tree (None: this run is one), see CallTreeRow.
     root_run_id: int | None = Field(default=None, foreign_key="runs.id")
+    # Run Again: the run this one is a new run of (engine.processing.run_again).
+    again_of: int | None = Field(default=None, foreign_key="runs.id")
     # Bumped by every write that changes what a worker loads for the run
     # (engine.processing.run_cache).
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -119,6 +121,10 @@ class TaskRow(SQLModel, table=True):
     token: str | None = Field(default=None, max_length=40)
     arrived: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
     completing: bool = False  # a Complete for its token was accepted: refuse further resumes
+    # Which call of its handler it is on (its retry policy's attempts, engine.run.retries), and
+    # what the last failed one raised, while it is Retrying and after.
+    attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    last_error: str | None = None
     created_at: float
     updated_at: float
 
@@ -160,6 +166,9 @@ class TriggerRow(SQLModel, table=True):
     # Its run's tree version's label, set by the insert itself (engine.store.trigger_rows).
     selection: str = Field(default="", sa_column_kwargs={"server_default": ""})
     engine: str | None = None  # which engine process closed it
+    # Who asked for a Cancel or Manual trigger (its message says why), and a Manual trigger's node.
+    requested_by: str | None = None
+    node: str | None = None
     error: str | None = None
     created_at: float
     closed_at: float | None = None

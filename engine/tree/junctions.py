@@ -93,11 +93,11 @@ def region_finished(
 ) -> bool:
     """Whether every branch of ``region`` has gone as far as it can.
 
-    True when the parent has a completed task, no task of the region is deferred (it can still
-    resume its branch), and no node of the region has an active error (resolving it with Retry
-    Task or Skip Task would let its branch go on). Nodes without tasks were never reached:
-    a false connector (or a branch that went elsewhere) left them behind, and they count as
-    finished.
+    True when the parent has a completed task, no task of the region is deferred or waiting for
+    its handler's next attempt (it can still resume its branch), and no node of the region has an
+    active error (resolving it with Retry Task or Skip Task would let its branch go on). Nodes
+    without tasks were never reached: a false connector (or a branch that went elsewhere) left
+    them behind, and they count as finished.
 
     Inside a loop, a junction is judged per iteration: only the tasks of ``loop_index`` and of
     iterations nested in it count. Active errors are counted by node, not by iteration, so an
@@ -111,8 +111,8 @@ def region_finished(
     for task in tasks:
         index = task.loop_index
         if task.node in nodes and (index == loop_index or index.startswith(within)):
-            if task.status is TaskStatus.DEFERRED:
-                return False
+            if task.status is TaskStatus.DEFERRED or task.status is TaskStatus.RETRYING:
+                return False  # it can still resume, or run again, and go on
             if task.node == region.parent and task.status is TaskStatus.CLOSED:
                 parent_completed = True
     return parent_completed

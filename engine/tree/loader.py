@@ -41,6 +41,7 @@ from engine.tree.fields import FieldSpec, field_specs, process_name
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
+from engine.tree.retry import RetryPolicy, node_retry, tree_retry
 from engine.tree.routines import (
     RoutineSignature,
     call_handler,
@@ -52,10 +53,10 @@ from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, y
 
 TREE_KEYS = frozenset(
     {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
-    | {"type", "definition_id", "inputs", "outputs"}
+    | {"type", "definition_id", "inputs", "outputs", "retry"}
     | {"missing"}  # how a missing key reads: engine.tree.expressions.MISSING_MODES
 )
-NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
+NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description", "retry"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
 Compiled = TypeVar("Compiled", Template, Condition)
 
@@ -88,6 +89,7 @@ class _Builder:
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
         self.opaque: set[str] = set()  # nodes whose connectors could not be read
+        self.retry: RetryPolicy | None = None  # the tree's default (engine.tree.retry)
 
     def problem(self, message: str, *path: str | int, node: str | None = None) -> None:
         line = None
@@ -118,6 +120,7 @@ class _Builder:
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
         process, fields = self._process_and_fields(data, key.name)
+        self.retry = tree_retry(data, self.problem)
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -229,6 +232,7 @@ class _Builder:
             create_connectors=by_type[ConnectorType.CREATE],
             update_connectors=by_type[ConnectorType.UPDATE],
             line=self.parsed.line(*path),
+            retry=node_retry(name, raw, handler, self.retry, self.problem),
         )
 
     def _handler(self, node: str, handler_id: Any, parameters: Any) -> Handler | None:

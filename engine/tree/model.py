@@ -21,6 +21,7 @@ from engine.statuses import ConnectorType
 from engine.tree.expressions import Condition, Template
 from engine.tree.fields import FieldSpec
 from engine.tree.junctions import JunctionRegion
+from engine.tree.retry import RetryPolicy
 from engine.tree.routines import RoutineSignature
 
 TREE_STATUSES = ("Active", "Inactive", "Paused")
@@ -61,6 +62,7 @@ class Node:
     incoming: tuple[str, ...] = ()  # names of nodes with a connector into this one
     junctions: tuple[str, ...] = ()  # junctions whose region holds this node: re-check on a move
     line: int | None = None
+    retry: RetryPolicy | None = None  # its own, or the tree's default (engine.tree.retry)
 
     @property
     def handler_id(self) -> str:

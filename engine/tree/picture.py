@@ -35,13 +35,20 @@ NOT_REACHED = "Not reached"
 STATUS_FILL = {
     TaskStatus.CLOSED.value: "#c8e6c9",
     TaskStatus.DEFERRED.value: "#fff59d",
+    TaskStatus.RETRYING.value: "#ffcc80",
     TaskStatus.FAILED.value: "#ef9a9a",
     TaskStatus.NEW.value: "#bbdefb",
     NOT_REACHED: "#ffffff",
 }
 # A node that ran several times (two branches into a plain node, loop iterations) shows the
 # status that most needs attention.
-_PRIORITY = (TaskStatus.FAILED, TaskStatus.DEFERRED, TaskStatus.NEW, TaskStatus.CLOSED)
+_PRIORITY = (
+    TaskStatus.FAILED,
+    TaskStatus.RETRYING,
+    TaskStatus.DEFERRED,
+    TaskStatus.NEW,
+    TaskStatus.CLOSED,
+)
 _LEGEND = "connectors: solid Complete, dashed Create, dotted Update"
 
 
