@@ -126,19 +126,6 @@ class RunNotOpen(TreeflowError, ValueError):
         )
 
 
-class HandlerFailure(TreeflowError):
-    """What a handler raises to fail with one of the codes its definition declares.
-
-    ``code`` is one of the handler's ``error_codes`` (``engine.handlers.handler.Handler``): a
-    node's retry policy names the codes it retries (``retry: {on: [rate_limited]}``), so a
-    handler tells a failure worth retrying (a rate limit) from one that is not (a refusal).
-    """
-
-    def __init__(self, code: str, message: str = "") -> None:
-        self.code = code
-        super().__init__(f"[{code}] {message}" if message else f"[{code}]")
-
-
 class HandlerTimeout(TreeflowError, TimeoutError):
     """A handler did not return within its node's retry ``timeout``: the attempt failed.
 
@@ -323,13 +310,18 @@ class HandlerContractError(TreeflowError, TypeError):
 class HandlerFailed(TreeflowError, RuntimeError):
     """A handler could not do its work (bad parameters, a server that refused): what and why.
 
-    Raised by a node's ``execute``; the runner records it as the task's Handler Error.
+    Raised by a node's ``execute``; the runner records it as the task's Handler Error. ``code``,
+    when given, is one of the handler's declared ``error_codes``
+    (``engine.handlers.handler.Handler``): a node's retry policy names the codes it retries
+    (``retry: {on: [rate_limited]}``), so a handler tells a failure worth retrying (a rate
+    limit) from one that is not (a refusal).
     """
 
-    def __init__(self, *, handler: str, reason: str) -> None:
+    def __init__(self, *, handler: str, reason: str, code: str | None = None) -> None:
         self.handler = handler
         self.reason = reason
-        super().__init__(f"{handler}: {reason}")
+        self.code = code
+        super().__init__(f"{handler}: [{code}] {reason}" if code else f"{handler}: {reason}")
 
 
 class ExpressionError(TreeflowError, ValueError):
@@ -393,7 +385,6 @@ __all__ = [
     "GraphvizNotFound",
     "HandlerContractError",
     "HandlerFailed",
-    "HandlerFailure",
     "HandlerTimeout",
     "IdempotencyKeyReused",
     "IllegalTransition",

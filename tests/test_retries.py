@@ -13,7 +13,7 @@ from engine import (
     ErrorType,
     Handler,
     HandlerContext,
-    HandlerFailure,
+    HandlerFailed,
     Parameter,
     RunStatus,
     TaskStatus,
@@ -173,17 +173,18 @@ def test_the_handler_error_appears_only_when_attempts_run_out(
 def test_on_retries_only_the_named_failures(eng: Engine, clock: FixedClock, flaky: Flaky) -> None:
     eng.load_tree(_tree({"attempts": 5, "on": ["OSError", "rate_limited"]}))
     flaky.failures = 1
-    flaky.error = HandlerFailure("rate_limited", "slow down")
+    flaky.error = HandlerFailed(handler="tests_flaky_v1", reason="slow down", code="rate_limited")
     retried = start_small(eng, "Flaky")
     assert eng.get_run(retried).task("Call").status is TaskStatus.RETRYING
 
     flaky.failures = 1
-    flaky.error = HandlerFailure("refused", "no such account")
+    flaky.error = HandlerFailed(handler="tests_flaky_v1", reason="no such account", code="refused")
     refused = start_small(eng, "Flaky")
     run = eng.get_run(refused)
     assert run.status is RunStatus.FAILED
     assert (
-        run.errors[0].summary == "tests_flaky_v1 raised HandlerFailure: [refused] no such account"
+        run.errors[0].summary
+        == "tests_flaky_v1 raised HandlerFailed: tests_flaky_v1: [refused] no such account"
     )
 
     flaky.failures = 1

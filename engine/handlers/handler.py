@@ -128,7 +128,7 @@ class Handler:
     deferrable: bool = False
     behaviour: Behaviour = Behaviour.PLAIN
     description: str = ""
-    # The codes it fails with (raising ``engine.errors.HandlerFailure(code, ...)``): what a
+    # The codes it fails with (raising ``engine.errors.HandlerFailed(..., code=...)``): what a
     # node's retry policy may name in ``on`` besides exception class names (engine.tree.retry).
     error_codes: tuple[str, ...] = ()
 

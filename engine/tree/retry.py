@@ -14,7 +14,7 @@ Durations are seconds (``90``, ``1.5``) or a number with ``ms``, ``s``, ``m`` or
 of ``on`` starting with a capital letter is an exception class name, matched against the class
 of what the handler raised and the classes it derives from (``TimeoutError`` matches a
 ``HandlerTimeout``, ``OSError`` a ``ConnectionError``); any other entry is a code the node's
-handler declares (``Handler.error_codes``) and raises as ``HandlerFailure(code, ...)``. The
+handler declares (``Handler.error_codes``) and raises as ``HandlerFailed(..., code=...)``. The
 delay before attempt n+1 is ``min(initial * factor ** (n - 1), max)``; jitter is drawn from a
 generator seeded by the task and the attempt, so a step processed again after a crash schedules
 the same time. Only a Handler Error is retried: a parameter that does not render, a missing
@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import HandlerFailure
+from engine.errors import HandlerFailed
 from engine.handlers.handler import Behaviour, Handler
 from engine.tree.yaml_reader import yaml_kind
 
@@ -59,7 +59,7 @@ class RetryPolicy:
         if not self.on:
             return True
         names = {cls.__name__ for cls in type(error).__mro__}
-        if isinstance(error, HandlerFailure):
+        if isinstance(error, HandlerFailed) and error.code is not None:
             names.add(error.code)
         return not names.isdisjoint(self.on)
 
