@@ -35,6 +35,7 @@ from engine.handlers.handler import Behaviour, Handler
 from engine.handlers.registry import HandlerRegistry
 from engine.records import TreeKey
 from engine.statuses import ConnectorType
+from engine.tree import leniency
 from engine.tree.control import constant
 from engine.tree.expressions import Condition, Expressions, Template
 from engine.tree.fields import FieldSpec, field_specs, process_name
@@ -76,6 +77,7 @@ class _Builder:
         registry: HandlerRegistry,
         expressions: Expressions,
         routines: Mapping[str, RoutineSignature],
+        strict: bool = False,
     ) -> None:
         self.parsed = parsed
         self.file = file
@@ -84,17 +86,26 @@ class _Builder:
         self.routines = routines
         self.routine: RoutineSignature | None = None
         self.problems: list[Problem] = list(parsed.problems)
+        self.warnings: list[Problem] = []
+        self.strict = strict  # warnings are problems
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
         self.opaque: set[str] = set()  # nodes whose connectors could not be read
 
     def problem(self, message: str, *path: str | int, node: str | None = None) -> None:
+        self.problems.append(self._at(message, path, node))
+
+    def warn(self, message: str, *path: str | int, node: str | None = None) -> None:
+        """What Kinetic Task accepts (``engine.tree.leniency``): a warning, a problem if strict."""
+        (self.problems if self.strict else self.warnings).append(self._at(message, path, node))
+
+    def _at(self, message: str, path: tuple[str | int, ...], node: str | None) -> Problem:
         line = None
         for end in range(len(path), -1, -1):  # the nearest enclosing path with a known line
             line = self.parsed.line(*path[:end])
             if line is not None:
                 break
-        self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
+        return Problem(file=self.file, message=message, node=node, line=line)
 
     def build(self) -> Tree:
         data = self.parsed.data
@@ -124,12 +135,12 @@ class _Builder:
         self.graph.add_nodes_from(raw_nodes)
         built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
         nodes = {name: node for name, node in built.items() if node is not None}
-        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem)
+        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem, self.warn)
         start = checks.check_graph(nodes)
         loops = checks.check_loops(nodes)
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
-            self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
+            self.warn(leniency.NO_RETURN, "nodes")
         if self.problems:
             raise TreeError(problems=self.problems)
         junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
@@ -156,16 +167,24 @@ class _Builder:
             loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
             process=process,
             fields=fields,
+            warnings=tuple(self.warnings),
         )
 
     def _process_and_fields(
         self, data: dict[str, Any], tree_name: str
     ) -> tuple[str, tuple[FieldSpec, ...]]:
-        """A tree is a process with fields; a routine is neither (it is called, not started
-        through the instance API, and its inputs are its ``inputs``)."""
-        if self.routine is None:
+        """A tree that declares ``process`` or ``fields`` is a process; a routine is neither (it
+        is called, not started through the instance API, and its inputs are its ``inputs``).
+
+        Other trees are not processes: Kinetic Request CE names trees after events
+        (``Submitted``, ``Created``), dozens of each in one folder, and a process name derived
+        from every tree name would make such a folder impossible to load.
+        """
+        if self.routine is None and ("process" in data or "fields" in data):
             process = process_name(data, tree_name, self.problem)
             return process, field_specs(data.get("fields"), self.problem)
+        if self.routine is None:
+            return "", ()
         for key in ("process", "fields"):
             if key in data:
                 self.problem(
@@ -238,8 +257,7 @@ class _Builder:
             if self.routine is not None:
                 return return_handler(self.routine, given)
             if self.parsed.data.get("type", "tree") == "tree":
-                message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
-                self.problem(message, "nodes", node, "handler", node=node)
+                self.warn(leniency.RETURN_IN_TREE, "nodes", node, "handler", node=node)
             return return_handler(RoutineSignature(RETURN_HANDLER, None, None), given)
         elif handler is None and called is not None:
             return call_handler(called, given)
@@ -265,6 +283,11 @@ class _Builder:
                 message = f"parameter {name!r} must be a template (a text), not {yaml_kind(value)}"
                 self.problem(message, *path, name, node=node)
             elif handler is not None and handler.parameter(name) is None:
+                if handler.behaviour is Behaviour.ROUTINE:  # Kinetic passes it; it is dropped
+                    inputs = (p.name for p in handler.parameters)
+                    message = leniency.undeclared_input(name, handler.definition_id, inputs)
+                    self.warn(message, *path, name, node=node)
+                    continue
                 declared = ", ".join(p.name for p in handler.parameters) or "none"
                 message = f"parameter {name!r} is not declared by {handler.definition_id!r}"
                 self.problem(f"{message} (declared: {declared})", *path, name, node=node)
@@ -360,13 +383,20 @@ def build_tree(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Validate and compile parsed data into a Tree, or raise TreeError with every problem.
 
-    ``routines`` are the routines callers may name, by definition id.
+    ``routines`` are the routines callers may name, by definition id. What Kinetic Task accepts
+    (``engine.tree.leniency``) is in the tree's ``warnings``; ``strict`` makes it problems.
     """
     builder = _Builder(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines or {}
+        parsed,
+        file=file,
+        registry=registry,
+        expressions=expressions,
+        routines=routines or {},
+        strict=strict,
     )
     return builder.build()
 
@@ -378,11 +408,17 @@ def load_tree_text(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Build from YAML text; ``file`` names it in problems, which carry the lines."""
     parsed = parse_yaml(text, file=file)
     return build_tree(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+        parsed,
+        file=file,
+        registry=registry,
+        expressions=expressions,
+        routines=routines,
+        strict=strict,
     )
 
 
@@ -393,11 +429,17 @@ def load_tree_data(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Build from plain data (a dict, or a stored definition): no lines to point at."""
     parsed = ParsedYaml(data=dict(data))
     return build_tree(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines
+        parsed,
+        file=file,
+        registry=registry,
+        expressions=expressions,
+        routines=routines,
+        strict=strict,
     )
 
 
