@@ -438,14 +438,19 @@ def test_cli_lists_what_was_kept_and_fails_when_the_result_does_not_validate(
     lines = result.stderr.splitlines()
     assert sum(line.startswith("kept ") for line in lines) == 5
     assert any(
-        line.startswith("error x.yaml:") and "unknown handler 'kinetic_email_send_v1'" in line
+        line.startswith("error x.yaml.imported:")
+        and "unknown handler 'kinetic_email_send_v1'" in line
         for line in lines
     ), result.stderr
     assert lines[-1] == (
-        "wrote x.yaml: tree 'Needs Review' (3 nodes), 5 kept as written; "
-        "it does not validate yet: 2 problem(s)"
+        "wrote x.yaml.imported: tree 'Needs Review' (3 nodes), 5 kept as written; it does not"
+        " validate yet: 2 problem(s), so it is Inactive and named 'x.yaml.imported', which no"
+        " engine loads: fix it, then rename it to 'x.yaml' and remove 'status: Inactive'"
     )
-    assert (tmp_path / "x.yaml").exists()  # written, to be finished by hand
+    # Written, to be finished by hand, where no engine loads it, and Inactive all the same.
+    assert not (tmp_path / "x.yaml").exists()
+    written = yaml.safe_load((tmp_path / "x.yaml.imported").read_text(encoding="utf-8"))
+    assert written["status"] == "Inactive"
 
 
 def test_cli_validates_a_routine_call_against_the_routines_under_trees(tmp_path: Path) -> None:

@@ -2,8 +2,16 @@
 
 The YAML goes to ``-o FILE`` (never over an existing file without ``--force``) or to standard
 output; the report goes to standard error: every piece kept as written (untranslated ERB,
-messages), then the converted tree validated as ``treeflow validate`` would. The exit status
-is 1 when the result does not validate (it is written all the same, to be fixed by hand).
+messages), then the converted tree validated as ``treeflow validate`` would (its warnings too).
+
+A result that does not validate is still written, to be finished by hand, but so that no engine
+runs it by accident: with ``status: Inactive`` and the problems in its header comment, and, for
+``-o trees/x.yaml``, under the name ``trees/x.yaml.imported``, which no engine or ``validate`` of
+the folder loads (they read ``*.yaml`` and ``*.yml`` only). ``--force`` writes it as ``-o`` names
+it (still Inactive). The summary line says which, and the exit status is 1.
+
+Every line is printed as a rich ``Text`` on consoles without emoji codes, so that
+``file.yaml:100:`` and ``[brackets]`` in a message print as written.
 """
 
 from __future__ import annotations
@@ -12,20 +20,47 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
+from rich.text import Text
 
 from engine.cli.support import err_console
-from engine.errors import KineticImportError, TreeError
+from engine.errors import KineticImportError, Problem, TreeError
 from engine.handlers.registry import HandlerRegistry
-from engine.kinetic.importer import convert_kinetic
+from engine.kinetic.importer import KineticTree, convert_kinetic
 from engine.tree.expressions import Expressions
 from engine.tree.files import routines_in
 from engine.tree.loader import load_tree_text
+from engine.tree.routines import RoutineSignature
+
+NOT_LOADED_SUFFIX = ".imported"  # a tree file an engine does not load: not *.yaml or *.yml
 
 
 def _say(kind: str, style: str, text: str) -> None:
-    line = f"[{style}]{kind}[/{style}] {escape(text)}"
-    err_console.print(line, highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble((kind, style), " ", text), soft_wrap=True)
+
+
+def _check(
+    text: str, file: str, routines: dict[str, RoutineSignature]
+) -> tuple[list[Problem], list[Problem]]:
+    """The problems and the warnings of ``text`` as a tree file named ``file``."""
+    try:
+        tree = load_tree_text(
+            text,
+            file=file,
+            registry=HandlerRegistry(),
+            expressions=Expressions(),
+            routines=routines,
+        )
+    except TreeError as exc:
+        return list(exc.problems), []
+    return [], list(tree.warnings)
+
+
+def _target(output: Path | None, valid: bool, force: bool) -> Path | None:
+    """Where the YAML goes: OUTPUT, or beside it under a name no engine loads if it is not
+    valid (unless ``force``)."""
+    if output is None or valid or force:
+        return output
+    return output.with_name(output.name + NOT_LOADED_SUFFIX)
 
 
 @click.command("import-kinetic")
@@ -38,7 +73,11 @@ def _say(kind: str, style: str, text: str) -> None:
 )
 @click.option("--source", help="Source name for the tree (a bare <taskTree> export has none).")
 @click.option("--group", help="Source group for the tree (a bare <taskTree> export has none).")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite OUTPUT if it exists, and write there even a result that does not validate.",
+)
 @click.option(
     "--trees",
     "trees",
@@ -60,10 +99,10 @@ def import_kinetic(
 
     Simple ERB look-ups and plain Ruby comparisons become templates and conditions; anything
     else is kept as written and listed. The result is validated like treeflow validate, against
-    the routines declared under --trees.
+    the routines declared under --trees. A result that does not validate is written with
+    status: Inactive, as OUTPUT.imported (not loaded by an engine) unless --force, and the
+    command exits 1.
     """
-    if output is not None and output.exists() and not force:
-        raise click.ClickException(f"{str(output)!r} exists; give --force to overwrite it")
     try:
         converted = convert_kinetic(
             export.read_bytes(), file=str(export), source=source, group=group
@@ -72,38 +111,52 @@ def import_kinetic(
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot read {str(export)!r}: {exc}") from exc
+    routines = routines_in([trees]) if trees.exists() else {}
     text = converted.yaml()
-    problems = []
-    try:
-        load_tree_text(
-            text,
-            file=str(output) if output else "<stdout>",
-            registry=HandlerRegistry(),
-            expressions=Expressions(),
-            routines=routines_in([trees]) if trees.exists() else {},
-        )
-    except TreeError as exc:
-        problems = list(exc.problems)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {str(output)!r}: {exc}") from exc
+    problems, warnings = _check(text, str(output) if output else "<stdout>", routines)
+    target = _target(output, not problems, force)
+    if problems:  # written Inactive, its problems in its header; their lines are the file's
+        converted = converted.inactive()
+        text = converted.yaml(problems)
+        problems, warnings = _check(text, str(target) if target else "<stdout>", routines)
+    _write(text, target, force)
     for kept in converted.kept:
         _say("kept", "yellow", str(kept))
+    for warning in warnings:
+        _say("warning", "yellow", str(warning))
     for problem in problems:
         _say("error", "red", str(problem))
-    where = f"wrote {output}" if output else "converted"
-    what = "routine" if converted.routine else "tree"
-    summary = f"{where}: {what} {converted.name!r} ({len(converted.definition['nodes'])} nodes)"
-    summary += f", {len(converted.kept)} kept as written"
-    if problems:
-        summary += f"; it does not validate yet: {len(problems)} problem(s)"
-    err_console.print(escape(summary), highlight=False, soft_wrap=True)
+    err_console.print(Text(_summary(converted, target, output, problems)), soft_wrap=True)
     if problems:
         sys.exit(1)
 
 
-__all__ = ["import_kinetic"]
+def _write(text: str, target: Path | None, force: bool) -> None:
+    if target is None:
+        sys.stdout.write(text)
+        return
+    if target.exists() and not force:
+        raise click.ClickException(f"{str(target)!r} exists; give --force to overwrite it")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {str(target)!r}: {exc}") from exc
+
+
+def _summary(
+    converted: KineticTree, target: Path | None, output: Path | None, problems: list[Problem]
+) -> str:
+    where = f"wrote {target}" if target else "converted"
+    what = "routine" if converted.routine else "tree"
+    summary = f"{where}: {what} {converted.name!r} ({len(converted.definition['nodes'])} nodes)"
+    summary += f", {len(converted.kept)} kept as written"
+    if not problems:
+        return summary
+    summary += f"; it does not validate yet: {len(problems)} problem(s), so it is Inactive"
+    if target is not None and target != output:
+        summary += f" and named {target.name!r}, which no engine loads: fix it, then rename it"
+        summary += f" to {output.name if output else ''!r} and remove 'status: Inactive'"
+    return summary
+
+
+__all__ = ["NOT_LOADED_SUFFIX", "import_kinetic"]
