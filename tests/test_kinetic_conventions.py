@@ -169,9 +169,11 @@ def test_an_engine_logs_the_warnings_and_strict_checks_refuses_the_files(
     database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = write_trees(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="treeflow"):
-        with Engine(database_url, trees=folder) as engine:
-            warned = [str(w) for w in engine.tree_warnings]
+    with (
+        caplog.at_level(logging.WARNING, logger="treeflow"),
+        Engine(database_url, trees=folder) as engine,
+    ):
+        warned = [str(w) for w in engine.tree_warnings]
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert logged == [f"tree file warning: {w}" for w in warned]
 
