@@ -4,8 +4,10 @@ Validation never stops at the first problem: it walks the whole definition and r
 :class:`~engine.errors.TreeError` listing every problem with its file, node and line, so a user
 fixes a tree in one pass. What it checks is the README's list (Trees): exactly one start, known
 handlers, connectors to known nodes, parameters declared by the handler and required ones present,
-templates and conditions that compile, reachability from the start, no cycles (a loop is a head/tail
-pair, not a cycle: ``engine.tree.loop_pairs``), ``defers`` only on deferrable handlers, join
+templates and conditions that compile, reachability from the start (a warning, as are the other
+checks Kinetic does not make: ``engine.tree.leniency``; ``strict`` makes them problems), no
+cycles (a loop is a head/tail pair, not a cycle: ``engine.tree.loop_pairs``), ``defers`` only
+on deferrable handlers, join
 settings, junctions with incoming connectors, loop heads paired with their tails, and the instance
 API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
 only the whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each
@@ -38,7 +40,7 @@ from engine.statuses import ConnectorType
 from engine.tree import leniency
 from engine.tree.control import constant
 from engine.tree.expressions import Condition, Expressions, Template
-from engine.tree.fields import FieldSpec, field_specs, process_name
+from engine.tree.fields import tree_process
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
@@ -126,7 +128,7 @@ class _Builder:
         self.routine = routine_header(data, self.problem, self.registry.ids)
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
-        process, fields = self._process_and_fields(data, key.name)
+        process, fields = tree_process(data, key.name, self.routine is not None, self.problem)
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
             what = "is empty" if isinstance(raw_nodes, dict) else f"is {yaml_kind(raw_nodes)}"
@@ -169,30 +171,6 @@ class _Builder:
             fields=fields,
             warnings=tuple(self.warnings),
         )
-
-    def _process_and_fields(
-        self, data: dict[str, Any], tree_name: str
-    ) -> tuple[str, tuple[FieldSpec, ...]]:
-        """A tree that declares ``process`` or ``fields`` is a process; a routine is neither (it
-        is called, not started through the instance API, and its inputs are its ``inputs``).
-
-        Other trees are not processes: Kinetic Request CE names trees after events
-        (``Submitted``, ``Created``), dozens of each in one folder, and a process name derived
-        from every tree name would make such a folder impossible to load.
-        """
-        if self.routine is None and ("process" in data or "fields" in data):
-            process = process_name(data, tree_name, self.problem)
-            return process, field_specs(data.get("fields"), self.problem)
-        if self.routine is None:
-            return "", ()
-        for key in ("process", "fields"):
-            if key in data:
-                self.problem(
-                    f"a routine is not a process: '{key}' is for trees (a routine's callers "
-                    "give its 'inputs')",
-                    key,
-                )
-        return "", ()
 
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)
