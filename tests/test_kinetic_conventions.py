@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, RunStatus, TaskStatus
+from engine.cli.worker import processing_settings
 from engine.errors import TreeError
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import convert_kinetic
@@ -221,3 +222,63 @@ def test_validate_lists_warnings_and_exits_0_and_strict_makes_them_errors(
     assert strict.returncode == 1
     assert f"error {unreachable}" in strict.stderr.splitlines()
     assert strict.stderr.splitlines()[-1] == "4 problem(s) in 2 of 3 file(s)"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "kept"),
+    [
+        ({"deferral_value": "kinetic"}, "kinetic"),
+        ({"deferred_value": "alias"}, "alias"),
+        ({"deferral_value": "kinetic", "deferred_value": "alias"}, "kinetic"),
+        ({}, ""),
+    ],
+    ids=["Kinetic's name", "the alias", "both: Kinetic's name wins", "neither"],
+)
+def test_the_defer_node_keeps_deferral_value_as_its_deferred_value(
+    parameters: dict[str, str], kept: str
+) -> None:
+    tree = {
+        "source": "Tests",
+        "group": "Defer",
+        "name": "Keep",
+        "nodes": {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Wait"}]},
+            "Wait": {"handler": "utilities_defer_v1", "defers": True, "parameters": parameters},
+        },
+    }
+    with Engine() as engine:
+        engine.load_tree(tree)
+        trigger = engine.create_start(source_name="Tests", source_group="Defer", tree_name="Keep")
+        engine.run_until_idle()
+        wait = engine.get_run(trigger.run_id).task("Wait")
+        assert wait.status is TaskStatus.DEFERRED
+        assert wait.results == {"deferral_token": wait.token, "deferred_value": kept}
+
+
+def test_import_kinetic_lists_the_warnings_and_succeeds(tmp_path: Path) -> None:
+    folder = tmp_path / "trees"
+    folder.mkdir()
+    (folder / "approval.yaml").write_text(yaml_of(APPROVAL), encoding="utf-8")
+    (folder / "finish.yaml").write_text(yaml_of(FINISH), encoding="utf-8")
+
+    result = run_treeflow(
+        "import-kinetic", str(SUBMITTED), "-o", "trees/submitted.yaml", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning ")]
+    written = folder / "submitted.yaml"
+    assert warnings[-1] == (
+        f"warning trees/submitted.yaml:{line_of(written, '  Old Notice:')}: node 'Old Notice':"
+        " node is not reachable from the start node 'Start': it never runs"
+    )
+    assert len(warnings) == 3
+    assert result.stderr.splitlines()[-1] == (
+        "wrote trees/submitted.yaml: tree 'Submitted' (6 nodes), 0 kept as written"
+    )
+    assert "status" not in written.read_text(encoding="utf-8")  # it validates: it stays Active
+
+
+def test_the_worker_and_serve_option_reaches_the_engine() -> None:
+    assert processing_settings(64, 30.0, 0.5, (), 5, False, True)["strict_checks"] is True
+    assert processing_settings(64, 30.0, 0.5, (), 5)["strict_checks"] is False
