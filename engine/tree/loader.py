@@ -368,15 +368,21 @@ def build_tree(
     ``routines`` are the routines callers may name, by definition id. What Kinetic Task accepts
     (``engine.tree.leniency``) is in the tree's ``warnings``; ``strict`` makes it problems.
     """
-    builder = _Builder(
-        parsed,
-        file=file,
-        registry=registry,
-        expressions=expressions,
-        routines=routines or {},
-        strict=strict,
-    )
-    return builder.build()
+    return _build(parsed, file, registry, expressions, routines, strict)
+
+
+def _build(
+    parsed: ParsedYaml,
+    file: str,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None,
+    strict: bool,
+) -> Tree:
+    known = routines or {}
+    return _Builder(
+        parsed, file=file, registry=registry, expressions=expressions, routines=known, strict=strict
+    ).build()
 
 
 def load_tree_text(
@@ -389,15 +395,7 @@ def load_tree_text(
     strict: bool = False,
 ) -> Tree:
     """Build from YAML text; ``file`` names it in problems, which carry the lines."""
-    parsed = parse_yaml(text, file=file)
-    return build_tree(
-        parsed,
-        file=file,
-        registry=registry,
-        expressions=expressions,
-        routines=routines,
-        strict=strict,
-    )
+    return _build(parse_yaml(text, file=file), file, registry, expressions, routines, strict)
 
 
 def load_tree_data(
@@ -410,15 +408,7 @@ def load_tree_data(
     strict: bool = False,
 ) -> Tree:
     """Build from plain data (a dict, or a stored definition): no lines to point at."""
-    parsed = ParsedYaml(data=dict(data))
-    return build_tree(
-        parsed,
-        file=file,
-        registry=registry,
-        expressions=expressions,
-        routines=routines,
-        strict=strict,
-    )
+    return _build(ParsedYaml(data=dict(data)), file, registry, expressions, routines, strict)
 
 
 __all__ = [
