@@ -495,3 +495,26 @@ def test_cli_refuses_hostile_export_naming_line_and_column(tmp_path: Path) -> No
     assert result.returncode == 1
     assert "line 2, column 1: Kinetic export document has a DOCTYPE" in result.stderr
     assert result.stdout == ""
+
+
+def test_cli_with_force_writes_a_result_that_does_not_validate_as_named_but_inactive(
+    tmp_path: Path,
+) -> None:
+    result = run_treeflow(
+        "import-kinetic", str(UNTRANSLATABLE), "-o", "x.yaml", "--force", cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "wrote x.yaml: tree 'Needs Review' (3 nodes), 5 kept as written; it does not validate"
+        " yet: 2 problem(s), so it is Inactive"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["x.yaml"]
+    text = (tmp_path / "x.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(text)["status"] == "Inactive"
+    assert "# It does not validate yet (so it is Inactive); fix these first:" in text
+    with Engine(trees=tmp_path) as engine:  # refused, and Inactive once it is fixed
+        assert (engine.trees, {p.file for p in engine.tree_problems}) == (
+            [],
+            {str(tmp_path / "x.yaml")},
+        )
