@@ -169,7 +169,7 @@ class _Builder:
             loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
             process=process,
             fields=fields,
-            warnings=tuple(self.warnings),
+            warnings=tuple(sorted(self.warnings, key=lambda w: w.line or 0)),  # in file order
         )
 
     def _text(self, data: dict[str, Any], key: str) -> str:
