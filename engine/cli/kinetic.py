@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
+from engine.cli.kinetic_migration import report_path, report_refusal, write_migration_outputs
 from engine.cli.support import err_console
 from engine.errors import KineticImportError, Problem, TreeError
 from engine.handlers.registry import HandlerRegistry
@@ -87,6 +88,18 @@ def _target(output: Path | None, valid: bool, force: bool) -> Path | None:
     type=click.Path(path_type=Path),
     help="Tree files (or a directory) declaring the routines the export may call.",
 )
+@click.option(
+    "--stand-ins",
+    "stand_ins",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write (or add to) a plugin package in DIR standing in for the handlers treeflow lacks.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=report_path,
+    help="Write (or add this export to) a migration report: FILE.md or FILE.json.",
+)
 def import_kinetic(
     export: Path,
     output: Path | None,
@@ -94,8 +107,10 @@ def import_kinetic(
     group: str | None,
     force: bool,
     trees: Path,
+    stand_ins: Path | None,
+    report: Path | None,
 ) -> None:
-    """Convert the Kinetic Task tree or routine export EXPORT (XML) into a YAML tree.
+    """Convert the Kinetic Task tree or routine export EXPORT (XML or JSON) into a YAML tree.
 
     Simple ERB look-ups and plain Ruby comparisons become templates and conditions; anything
     else is kept as written and listed. The result is validated like treeflow validate, against
@@ -108,6 +123,7 @@ def import_kinetic(
             export.read_bytes(), file=str(export), source=source, group=group
         )
     except KineticImportError as exc:
+        report_refusal(report, export, exc)
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot read {str(export)!r}: {exc}") from exc
@@ -127,6 +143,7 @@ def import_kinetic(
     for problem in problems:
         _say("error", "red", str(problem))
     err_console.print(Text(_summary(converted, target, output, problems)), soft_wrap=True)
+    write_migration_outputs(converted, problems, trees=trees, stand_ins=stand_ins, report=report)
     if problems:
         sys.exit(1)
 
