@@ -8,7 +8,10 @@ A result that does not validate is still written, to be finished by hand, but so
 runs it by accident: with ``status: Inactive`` and the problems in its header comment, and, for
 ``-o trees/x.yaml``, under the name ``trees/x.yaml.imported``, which no engine or ``validate`` of
 the folder loads (they read ``*.yaml`` and ``*.yml`` only). ``--force`` writes it as ``-o`` names
-it (still Inactive). The summary line says which, and the exit status is 1.
+it (still Inactive). The summary line says which, and the exit status is 1. One exception: with
+``--stand-ins DIR``, a result whose only problems are unknown handlers the stand-ins written in
+DIR declare is written as it is (it validates once they are installed), exit status 1 all the
+same. ``--stand-ins`` and ``--report`` are ``engine.cli.kinetic_migration``'s.
 
 Every line is printed as a rich ``Text`` on consoles without emoji codes, so that
 ``file.yaml:100:`` and ``[brackets]`` in a message print as written.
@@ -16,7 +19,9 @@ Every line is printed as a rich ``Text`` on consoles without emoji codes, so tha
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -27,12 +32,14 @@ from engine.cli.support import err_console
 from engine.errors import KineticImportError, Problem, TreeError
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import KineticTree, convert_kinetic
+from engine.kinetic.stand_ins import find_stand_ins
 from engine.tree.expressions import Expressions
 from engine.tree.files import routines_in
 from engine.tree.loader import load_tree_text
 from engine.tree.routines import RoutineSignature
 
 NOT_LOADED_SUFFIX = ".imported"  # a tree file an engine does not load: not *.yaml or *.yml
+_UNKNOWN_HANDLER = re.compile(r"unknown handler '([^']+)'")
 
 
 def _say(kind: str, style: str, text: str) -> None:
@@ -54,6 +61,18 @@ def _check(
     except TreeError as exc:
         return list(exc.problems), []
     return [], list(tree.warnings)
+
+
+def _stood_in(
+    problems: list[Problem], converted: KineticTree, routines: Iterable[str], stand_ins: Path | None
+) -> bool:
+    """Whether every problem is an unknown handler the stand-ins written beside it declare: the
+    tree then validates once they are installed, and is written as it is."""
+    if stand_ins is None or not problems:
+        return False
+    covered = find_stand_ins([(converted.file, converted.definition)], HandlerRegistry(), routines)
+    unknown = [_UNKNOWN_HANDLER.match(problem.message) for problem in problems]
+    return all(m is not None and m.group(1) in covered.handlers for m in unknown)
 
 
 def _target(output: Path | None, valid: bool, force: bool) -> Path | None:
@@ -130,8 +149,9 @@ def import_kinetic(
     routines = routines_in([trees]) if trees.exists() else {}
     text = converted.yaml()
     problems, warnings = _check(text, str(output) if output else "<stdout>", routines)
-    target = _target(output, not problems, force)
-    if problems:  # written Inactive, its problems in its header; their lines are the file's
+    stood_in = _stood_in(problems, converted, routines, stand_ins)
+    target = _target(output, not problems or stood_in, force)
+    if problems and not stood_in:  # written Inactive, its problems in its header (their lines)
         converted = converted.inactive()
         text = converted.yaml(problems)
         problems, warnings = _check(text, str(target) if target else "<stdout>", routines)
@@ -142,7 +162,8 @@ def import_kinetic(
         _say("warning", "yellow", str(warning))
     for problem in problems:
         _say("error", "red", str(problem))
-    err_console.print(Text(_summary(converted, target, output, problems)), soft_wrap=True)
+    summary = _summary(converted, target, output, problems, stand_ins if stood_in else None)
+    err_console.print(Text(summary), soft_wrap=True)
     write_migration_outputs(converted, problems, trees=trees, stand_ins=stand_ins, report=report)
     if problems:
         sys.exit(1)
@@ -161,7 +182,11 @@ def _write(text: str, target: Path | None, force: bool) -> None:
 
 
 def _summary(
-    converted: KineticTree, target: Path | None, output: Path | None, problems: list[Problem]
+    converted: KineticTree,
+    target: Path | None,
+    output: Path | None,
+    problems: list[Problem],
+    stood_in: Path | None,
 ) -> str:
     where = f"wrote {target}" if target else "converted"
     what = "routine" if converted.routine else "tree"
@@ -169,6 +194,11 @@ def _summary(
     summary += f", {len(converted.kept)} kept as written"
     if not problems:
         return summary
+    if stood_in is not None:
+        return summary + (
+            f"; it does not validate yet: {len(problems)} problem(s), each a handler the"
+            f" stand-ins in {stood_in} declare: it validates once they are installed"
+        )
     summary += f"; it does not validate yet: {len(problems)} problem(s), so it is Inactive"
     if target is not None and target != output:
         summary += f" and named {target.name!r}, which no engine loads: fix it, then rename it"
