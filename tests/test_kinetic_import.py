@@ -518,3 +518,16 @@ def test_cli_with_force_writes_a_result_that_does_not_validate_as_named_but_inac
             [],
             {str(tmp_path / "x.yaml")},
         )
+
+
+def test_cli_with_stand_ins_still_sets_aside_a_result_with_other_problems(tmp_path: Path) -> None:
+    # Its condition keeps Ruby (it does not compile): stand-ins for its handler do not make it
+    # valid, so it is written Inactive where no engine loads it, stand-ins or not.
+    result = run_treeflow(
+        "import-kinetic", str(UNTRANSLATABLE), "-o", "x.yaml", "--stand-ins", "si", cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert "wrote x.yaml.imported: tree 'Needs Review'" in result.stderr
+    assert not (tmp_path / "x.yaml").exists()
+    assert yaml.safe_load((tmp_path / "x.yaml.imported").read_text("utf-8"))["status"] == "Inactive"
