@@ -98,7 +98,10 @@ class Engine:
     one the engine uses a private in-memory SQLite database. ``trees`` is a directory or file of
     YAML trees loaded (and versioned) at construction: a file that does not validate is left out,
     logged and listed in ``tree_problems``, and the others are served (``strict_trees=True`` raises
-    TreeError instead, naming every problem of every file). ``plugins`` are extra pluggy plugins
+    TreeError instead, naming every problem of every file). What a loaded file carries that
+    Kinetic Task accepts (an unreachable node, a routine without a return: ``engine.tree.leniency``)
+    is logged at WARNING and listed in ``tree_warnings``; ``strict_checks=True`` refuses it instead,
+    in files and in ``load_tree``. ``plugins`` are extra pluggy plugins
     besides the ``treeflow.nodes`` entry points. ``clock`` returns UNIX seconds and is injectable
     for tests. ``batch_size`` is how many due triggers one claim takes: they are processed in order
     and committed in one transaction (group commit), so a larger batch means fewer commits under
@@ -137,6 +140,7 @@ class Engine:
         logger: logging.Logger | None = None,
         schedule_poll_seconds: float = 5.0,
         strict_trees: bool = False,
+        strict_checks: bool = False,
         run_cache_runs: int = RUN_CACHE_RUNS,
         run_cache_bytes: int = RUN_CACHE_BYTES,
         max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
@@ -155,7 +159,11 @@ class Engine:
         self.database = Database(url, pool_size=pool_size)
         self.database.create_schema()
         self.catalog = TreeCatalog(
-            self.database, registry=self.registry, expressions=self.expressions, clock=clock
+            self.database,
+            registry=self.registry,
+            expressions=self.expressions,
+            clock=clock,
+            strict=strict_checks,
         )
         self.runner = Runner(
             self.database,
@@ -206,15 +214,19 @@ class Engine:
         )
         # The problems of the tree files that were refused (none with strict_trees: it raises).
         self.tree_problems: tuple[Problem, ...] = ()
+        # What the loaded tree files carry that Kinetic accepts (engine.tree.leniency).
+        self.tree_warnings: tuple[Problem, ...] = ()
         if trees is not None:
             paths = [trees] if isinstance(trees, str | os.PathLike) else list(trees)
             try:
-                self._load_tree_files(paths, strict=strict_trees)
+                self._load_tree_files(paths, strict=strict_trees, strict_checks=strict_checks)
             except BaseException:
                 self.database.dispose()  # the caller gets no engine to close
                 raise
 
-    def _load_tree_files(self, paths: list[str | os.PathLike[str]], *, strict: bool) -> None:
+    def _load_tree_files(
+        self, paths: list[str | os.PathLike[str]], *, strict: bool, strict_checks: bool
+    ) -> None:
         """Register every tree file that is valid; report (or, ``strict``, raise for) the rest.
 
         One bad file must not take the others down: a folder of trees is deployed file by file,
@@ -227,6 +239,7 @@ class Engine:
             registry=self.registry,
             expressions=self.expressions,
             routines=self.catalog.routine_signatures(),
+            strict=strict_checks,
         )
         if strict and found.problems:
             raise TreeError(problems=found.problems)
@@ -241,6 +254,10 @@ class Engine:
         for problem in problems:
             self.logger.error("tree file refused: %s", problem)
         self.tree_problems = tuple(problems)
+        loaded = {tree.file for tree in found.trees} - {problem.file for problem in problems}
+        self.tree_warnings = tuple(w for w in found.warnings if w.file in loaded)
+        for warning in self.tree_warnings:
+            self.logger.warning("tree file warning: %s", warning)
 
     @classmethod
     def when_reachable(

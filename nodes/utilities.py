@@ -13,9 +13,12 @@ def _echo(context: HandlerContext) -> Mapping[str, str]:
 
 
 def _defer(context: HandlerContext) -> Mapping[str, str]:
+    # Kinetic's parameter is deferral_value; deferred_value (treeflow's first name) is kept as
+    # an alias. The result keeps its name either way: deferred_value.
+    given = context.parameters.get("deferral_value", "")
     return {
         "deferral_token": context.deferral_token or "",
-        "deferred_value": context.parameters.get("deferred_value", ""),
+        "deferred_value": given or context.parameters.get("deferred_value", ""),
     }
 
 
@@ -43,10 +46,16 @@ ECHO = Handler(
 DEFER = Handler(
     definition_id="utilities_defer_v1",
     execute=_defer,
-    parameters=(Parameter("deferred_value", default=""),),
+    parameters=(
+        Parameter("deferral_value", default="", description="Kinetic's name: the value to keep"),
+        Parameter("deferred_value", default="", description="alias of deferral_value"),
+    ),
     results=("deferral_token", "deferred_value"),
     deferrable=True,
-    description="Defers at once; createDeferred with its token resumes it.",
+    description=(
+        "Defers at once; createDeferred with its token resumes it. Its result deferred_value "
+        "is the parameter deferral_value (or its alias deferred_value)."
+    ),
 )
 
 CREATE_TRIGGER = Handler(

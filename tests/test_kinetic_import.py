@@ -437,14 +437,19 @@ def test_cli_lists_what_was_kept_and_fails_when_the_result_does_not_validate(
     lines = result.stderr.splitlines()
     assert sum(line.startswith("kept ") for line in lines) == 4
     assert any(
-        line.startswith("error x.yaml:") and "unknown handler 'kinetic_email_send_v1'" in line
+        line.startswith("error x.yaml.imported:")
+        and "unknown handler 'kinetic_email_send_v1'" in line
         for line in lines
     ), result.stderr
     assert lines[-1] == (
-        "wrote x.yaml: tree 'Needs Review' (3 nodes), 4 kept as written; "
-        "it does not validate yet: 2 problem(s)"
+        "wrote x.yaml.imported: tree 'Needs Review' (3 nodes), 4 kept as written; it does not"
+        " validate yet: 2 problem(s), so it is Inactive and named 'x.yaml.imported', which no"
+        " engine loads: fix it, then rename it to 'x.yaml' and remove 'status: Inactive'"
     )
-    assert (tmp_path / "x.yaml").exists()  # written, to be finished by hand
+    # Written, to be finished by hand, where no engine loads it, and Inactive all the same.
+    assert not (tmp_path / "x.yaml").exists()
+    written = yaml.safe_load((tmp_path / "x.yaml.imported").read_text(encoding="utf-8"))
+    assert written["status"] == "Inactive"
 
 
 def test_cli_validates_a_routine_call_against_the_routines_under_trees(tmp_path: Path) -> None:
@@ -489,3 +494,39 @@ def test_cli_refuses_hostile_export_naming_line_and_column(tmp_path: Path) -> No
     assert result.returncode == 1
     assert "line 2, column 1: Kinetic export document has a DOCTYPE" in result.stderr
     assert result.stdout == ""
+
+
+def test_cli_with_force_writes_a_result_that_does_not_validate_as_named_but_inactive(
+    tmp_path: Path,
+) -> None:
+    result = run_treeflow(
+        "import-kinetic", str(UNTRANSLATABLE), "-o", "x.yaml", "--force", cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "wrote x.yaml: tree 'Needs Review' (3 nodes), 5 kept as written; it does not validate"
+        " yet: 2 problem(s), so it is Inactive"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["x.yaml"]
+    text = (tmp_path / "x.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(text)["status"] == "Inactive"
+    assert "# It does not validate yet (so it is Inactive); fix these first:" in text
+    with Engine(trees=tmp_path) as engine:  # refused, and Inactive once it is fixed
+        assert (engine.trees, {p.file for p in engine.tree_problems}) == (
+            [],
+            {str(tmp_path / "x.yaml")},
+        )
+
+
+def test_cli_with_stand_ins_still_sets_aside_a_result_with_other_problems(tmp_path: Path) -> None:
+    # Its condition keeps Ruby (it does not compile): stand-ins for its handler do not make it
+    # valid, so it is written Inactive where no engine loads it, stand-ins or not.
+    result = run_treeflow(
+        "import-kinetic", str(UNTRANSLATABLE), "-o", "x.yaml", "--stand-ins", "si", cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert "wrote x.yaml.imported: tree 'Needs Review'" in result.stderr
+    assert not (tmp_path / "x.yaml").exists()
+    assert yaml.safe_load((tmp_path / "x.yaml.imported").read_text("utf-8"))["status"] == "Inactive"

@@ -23,9 +23,16 @@ assert GREET is not None
 
 
 def problems(tree: dict[str, Any], **routines: Any) -> list[tuple[str | None, str]]:
+    """The problems of ``tree`` loaded strictly (what Kinetic accepts is refused too)."""
     known = {"routine_greet_v1": GREET, **routines}
     with pytest.raises(TreeError) as caught:
-        load_tree_data(tree, registry=HandlerRegistry(), expressions=Expressions(), routines=known)
+        load_tree_data(
+            tree,
+            registry=HandlerRegistry(),
+            expressions=Expressions(),
+            routines=known,
+            strict=True,
+        )
     return [(p.node, p.message) for p in caught.value.problems]
 
 
@@ -59,7 +66,8 @@ CALL_NOT_DEFERRING["nodes"]["Greet Visitor"]["defers"] = False
             welcome(Name="Ada", Nickname="Addie"),
             (
                 "Greet Visitor",
-                "parameter 'Nickname' is not declared by 'routine_greet_v1' (declared: Name, Mark)",
+                "parameter 'Nickname' is not an input of routine 'routine_greet_v1' (its inputs:"
+                " Name, Mark): it is not passed",
             ),
         ),
         (
@@ -95,7 +103,7 @@ CALL_NOT_DEFERRING["nodes"]["Greet Visitor"]["defers"] = False
         ),
         (
             NO_RETURN,
-            (None, "a routine needs a system_tree_return_v1 node to return its outputs"),
+            (None, "a routine without a system_tree_return_v1 node returns nothing"),
         ),
         (
             header(definition_id="utilities_echo_v1"),
@@ -103,7 +111,7 @@ CALL_NOT_DEFERRING["nodes"]["Greet Visitor"]["defers"] = False
         ),
         (
             header(definition_id="Greet Routine"),
-            (None, "a routine needs a 'definition_id' in lower_snake_case ending in a version"),
+            (None, "a routine needs a 'definition_id' in lower_snake_case such as"),
         ),
         (header(type="flow"), (None, "type 'flow' is not 'tree' or 'routine'")),
         (
@@ -148,26 +156,29 @@ def test_unknown_routine_lists_the_known_routines() -> None:
     assert message.endswith("; known routines: routine_greet_v1")
 
 
-def test_problem_in_a_caller_file_names_file_line_node_and_parameter() -> None:
+def test_an_undeclared_input_is_a_warning_with_file_and_line_and_is_not_passed() -> None:
     text = (
         "source: Tests\ngroup: Semantics\nname: Welcome\nnodes:\n"
         "  Start:\n    handler: system_start_v1\n    connectors:\n      - to: Call\n"
         "  Call:\n    handler: routine_greet_v1\n    parameters:\n"
         "      Name: Ada\n      Nickname: Addie\n"
     )
-    with pytest.raises(TreeError) as caught:
-        load_tree_text(
-            text,
-            file="welcome.yaml",
-            registry=HandlerRegistry(),
-            expressions=Expressions(),
-            routines={"routine_greet_v1": GREET},
-        )
-    [problem] = caught.value.problems
-    assert str(problem) == (
-        "welcome.yaml:13: node 'Call': parameter 'Nickname' is not declared by"
-        " 'routine_greet_v1' (declared: Name, Mark)"
+    expected = (
+        "welcome.yaml:13: node 'Call': parameter 'Nickname' is not an input of routine"
+        " 'routine_greet_v1' (its inputs: Name, Mark): it is not passed"
     )
+    options: dict[str, Any] = {
+        "file": "welcome.yaml",
+        "registry": HandlerRegistry(),
+        "expressions": Expressions(),
+        "routines": {"routine_greet_v1": GREET},
+    }
+    tree = load_tree_text(text, **options)
+    assert [str(warning) for warning in tree.warnings] == [expected]
+    assert sorted(tree.nodes["Call"].parameters) == ["Mark", "Name"]  # Mark: its default
+    with pytest.raises(TreeError) as caught:
+        load_tree_text(text, strict=True, **options)
+    assert [str(problem) for problem in caught.value.problems] == [expected]
 
 
 def test_a_routine_may_call_itself() -> None:
@@ -247,6 +258,7 @@ def test_a_caller_loads_once_its_routine_is_stored(database_url: str) -> None:
 def test_a_process_deployed_as_yaml_may_call_a_stored_routine(database_url: str) -> None:
     with Engine(database_url) as engine:
         engine.load_tree(greet())
-        deployed = engine.deploy_process(yaml.safe_dump(welcome(), sort_keys=False))
+        process = welcome() | {"process": "welcome"}
+        deployed = engine.deploy_process(yaml.safe_dump(process, sort_keys=False))
         assert (deployed.process.name, deployed.created) == ("welcome", True)
         assert engine.trees[-1].nodes["Greet Visitor"].handler.definition_id == "routine_greet_v1"

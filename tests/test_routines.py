@@ -380,18 +380,17 @@ def test_inputs_are_checked_again_against_the_routines_current_version(
     assert run.children == ()
 
 
-def test_an_input_the_routines_current_version_dropped_is_refused(routines: Engine) -> None:
+def test_an_input_the_routines_current_version_dropped_is_not_passed(routines: Engine) -> None:
     narrower = greet()
     narrower["inputs"] = ["Name"]  # Mark is gone; the caller still gives its default
     narrower["nodes"]["Compose"]["parameters"]["input"] = "Hello, {{ inputs['Name'] }}"
     routines.load_tree(narrower)
     run = routines.get_run(start_small(routines, "Welcome", results=VISITOR))
-    [error] = run.errors
-    assert (error.type, error.node) == (ErrorType.NODE_PARAMETER.value, "Greet Visitor")
-    assert error.summary == (
-        "Routine 'routine_greet_v1' has no input 'Mark', which node 'Greet Visitor' gives"
-        " (its inputs: Name)"
-    )
+    # As in Kinetic: the call goes on, with the inputs the routine declares.
+    assert (run.status, run.errors) == (RunStatus.COMPLETED, ())
+    assert run.task("Announce").results == {"output": "Hello, Ada"}
+    [link] = run.children
+    assert routines.get_run(link.run_id).inputs == {"Name": "Ada"}
 
 
 def test_only_the_first_return_of_a_child_completes_the_caller(database_url: str) -> None:

@@ -52,7 +52,7 @@ def test_the_process_name_is_the_tree_name_in_lower_case_with_hyphens(
     name: str, process: str
 ) -> None:
     assert derived_process_name(name) == process
-    assert load(tree(repr(name))).process == process
+    assert load(tree(repr(name), "fields:\n")).process == process  # declaring fields
 
 
 def test_a_process_key_names_the_process() -> None:
@@ -124,12 +124,12 @@ def test_fields_that_are_not_a_mapping_are_refused() -> None:
 
 def test_a_tree_name_with_no_letters_needs_a_process_key() -> None:
     with pytest.raises(TreeError, match="cannot derive a process name from the tree name '!!!'"):
-        load(tree("'!!!'"))
+        load(tree("'!!!'", "fields: {}\n"))
     assert load(tree("'!!!'", "process: bangs\n")).process == "bangs"
 
 
 def test_two_files_with_one_process_name_fail_validation(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text(tree("Expense Approval"), encoding="utf-8")
+    (tmp_path / "a.yaml").write_text(tree("Expense Approval", "fields:\n"), encoding="utf-8")
     (tmp_path / "b.yaml").write_text(tree("Other", "process: expense-approval\n"), "utf-8")
     with pytest.raises(TreeError) as caught:
         load_tree_files([tmp_path], registry=REGISTRY, expressions=EXPRESSIONS)
@@ -145,9 +145,9 @@ def test_a_process_name_taken_in_the_database_is_refused_and_nothing_stored(
     database_url: str,
 ) -> None:
     with Engine(database_url) as engine:
-        engine.load_tree(tree("Expense Approval"))
+        engine.load_tree(tree("Expense Approval", "fields:\n"))
         with pytest.raises(TreeError) as caught:
-            engine.load_tree(tree("Expense Approval", group="Elsewhere"))
+            engine.load_tree(tree("Expense Approval", "fields:\n", group="Elsewhere"))
         [problem] = caught.value.problems
         assert problem.message == (
             "process name 'expense-approval' is already the process of tree "
@@ -158,7 +158,7 @@ def test_a_process_name_taken_in_the_database_is_refused_and_nothing_stored(
             assert [row[0] for row in groups] == ["Tests"]
         # A tree may rename its own process; its old name is then free for another tree.
         engine.load_tree(tree("Expense Approval", "process: expenses\n"))
-        engine.load_tree(tree("Expense Approval", group="Elsewhere"))
+        engine.load_tree(tree("Expense Approval", "fields:\n", group="Elsewhere"))
         assert [(p.name, p.key.source_group) for p in engine.list_processes()] == [
             ("expense-approval", "Elsewhere"),
             ("expenses", "Tests"),
@@ -171,7 +171,7 @@ def test_the_example_trees_have_distinct_process_names() -> None:
         registry=REGISTRY,
         expressions=EXPRESSIONS,
     )
-    names = [t.process for t in trees if t.routine is None]
+    names = [t.process for t in trees if t.process]
     assert len(set(names)) == len(names)
     assert {t.process for t in trees if t.routine is not None} == {""}
     training = next(t for t in trees if t.process == "new-training-process")
@@ -227,7 +227,7 @@ def test_a_routine_is_not_a_process() -> None:
 def test_routines_are_not_listed_or_deployed_as_processes(database_url: str) -> None:
     with Engine(database_url) as engine:
         engine.load_tree(ROUTINE)
-        engine.load_tree(tree("Expenses"))
+        engine.load_tree(tree("Expenses", "fields:\n"))
         assert [p.name for p in engine.list_processes()] == ["expenses"]
         with pytest.raises(TreeError, match="'routine_shout_v1' is a routine, not a process"):
             engine.deploy_process(ROUTINE)

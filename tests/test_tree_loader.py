@@ -505,12 +505,6 @@ BAD_TREES = {
         "number: 2",
         "a Some join needs 'number' from 1 to 1 (its incoming connectors), not '2'",
     ),
-    "node unreachable from start": Bad(
-        START + "A:\n  handler: system_noop_v1\nIsland:\n  handler: system_noop_v1\n",
-        "Island",
-        "Island:",
-        "node is not reachable from the start node 'Start'",
-    ),
     "cycle": Bad(
         START + "A:\n  handler: system_noop_v1\n  connectors: [{to: B}]\n"
         "B:\n  handler: system_noop_v1\n  connectors:\n    - to: A  # back\n",

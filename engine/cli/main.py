@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -76,20 +75,30 @@ main.add_command(schedules)
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def validate(paths: tuple[str, ...]) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Make the warnings (what Kinetic Task accepts: unreachable nodes, ...) errors.",
+)
+def validate(paths: tuple[str, ...], strict: bool) -> None:
     """Validate tree files (or directories of them): each valid tree, then every problem found.
 
     Exits 1 when any file has a problem; the valid ones are listed all the same, as an engine
-    given the same files would serve them.
+    given the same files would serve them. Warnings (what Kinetic Task accepts and an engine
+    loads: unreachable nodes, a routine without a return node, ...) are listed too and leave
+    the exit status 0, unless --strict makes them errors.
     """
     files = tree_files(paths)
-    found = read_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
+    found = read_tree_files(
+        files, registry=HandlerRegistry(), expressions=Expressions(), strict=strict
+    )
     for tree in found.trees:
-        what = escape(f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)")
-        console.print(f"[green]ok[/green] {what}", highlight=False, soft_wrap=True)
+        what = f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)"
+        console.print(Text.assemble(("ok", "green"), " ", what), soft_wrap=True)
+    for warning in found.warnings:
+        err_console.print(Text.assemble(("warning", "yellow"), " ", str(warning)), soft_wrap=True)
     for problem in found.problems:
-        line = f"[red]error[/red] {escape(str(problem))}"
-        err_console.print(line, highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error", "red"), " ", str(problem)), soft_wrap=True)
     if found.problems:
         refused = len(found.refused)
         err_console.print(

@@ -24,8 +24,10 @@ DEFAULT_TREES = "trees/"
 
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=Engine | None)
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: ``file.yaml:100: node ...`` must print ``:100:`` as written, never an emoji.
+# (Markup is escaped where text meets it: ``rich.markup.escape``, or a ``Text``.)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def database_option(function: F) -> F:

@@ -82,6 +82,14 @@ def processing_options(function: F) -> F:
         help="Refuse to start when a tree file does not validate. Without it, such a file is "
         "logged and left out, and every other tree is served.",
     )(function)
+    function = click.option(
+        "--strict-checks/--no-strict-checks",
+        envvar="TREEFLOW_STRICT_CHECKS",
+        default=False,
+        show_default=True,
+        help="Refuse what Kinetic Task accepts (unreachable nodes, a routine without a return "
+        "node, ...) as treeflow validate --strict does. Without it, it is logged as a warning.",
+    )(function)
     return function
 
 
@@ -148,11 +156,13 @@ def processing_settings(
     selection: tuple[str, ...],
     max_attempts: int,
     strict_trees: bool = False,
+    strict_checks: bool = False,
     **limits: int,
 ) -> dict[str, Any]:
     """Those options, and ``limit_options``' when given, as ``Engine`` keyword arguments."""
     settings = {
         "strict_trees": strict_trees,
+        "strict_checks": strict_checks,
         "batch_size": batch_size,
         "lease_seconds": lease_seconds,
         "poll_interval": poll_interval,
@@ -209,6 +219,7 @@ def worker(
     selection: tuple[str, ...],
     max_attempts: int,
     strict_trees: bool,
+    strict_checks: bool,
     shutdown_seconds: float,
     log_level: str,
     **limits: int,
@@ -233,6 +244,7 @@ def worker(
             selection,
             max_attempts,
             strict_trees,
+            strict_checks,
             **limits,
         ),
         "pool_size": pool_size or workers + 2,

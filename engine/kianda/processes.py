@@ -91,11 +91,18 @@ class ProcessShelf:
             registry=self.catalog.registry,
             expressions=self.catalog.expressions,
             routines=self.catalog.routine_signatures(),  # a deployed tree may call routines
+            strict=self.catalog.strict,  # as a tree file is (engine.tree.leniency)
         )
         if tree.routine is not None:
             message = (
                 f"{tree.routine.definition_id!r} is a routine, not a process: load routines "
                 "as tree files (--trees)"
+            )
+            raise TreeError(problems=[Problem(file=DEPLOYED_FILE, message=message)])
+        if not tree.process:
+            message = (
+                "a process declares its name ('process') or its 'fields'; this tree declares "
+                "neither, so it is not a process (load it as a tree file)"
             )
             raise TreeError(problems=[Problem(file=DEPLOYED_FILE, message=message)])
         with self.database.read() as connection:

@@ -1,4 +1,5 @@
-"""Convert a Kinetic Task tree or routine export (XML) into treeflow's YAML tree format.
+"""Convert a Kinetic Task tree or routine export (XML, or a Platform 6 JSON workflow) into
+treeflow's YAML tree format.
 
 The export is untrusted input, so it is parsed by the project's hardened lxml parser
 (:func:`engine.results_xml.parse_xml`: no DTD, no entities, no network, a size cap); a DOCTYPE
@@ -16,7 +17,8 @@ have. Only layout (``x``/``y``) and what a handler declares itself (``deferrable
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -24,6 +26,7 @@ from lxml import etree
 
 from engine.errors import BadResults, KineticImportError, Problem
 from engine.kinetic.erb import Untranslatable, translate_condition, translate_template
+from engine.kinetic.tree_json import is_json, tree_json_element
 from engine.results_xml import parse_xml
 
 MAX_EXPORT_BYTES = 16 * 1_048_576
@@ -63,9 +66,26 @@ class KineticTree:
     def name(self) -> str:
         return str(self.definition["name"])
 
-    def yaml(self) -> str:
-        """The tree as YAML text, headed by a comment listing what was kept as written."""
+    def inactive(self) -> KineticTree:
+        """The tree with ``status: Inactive`` (after its name): written so while it does not
+        validate, so that it starts no runs even if an engine is given it."""
+        definition: dict[str, Any] = {}
+        for key, value in self.definition.items():
+            if key != "status":
+                definition[key] = value
+            if key == "name":
+                definition["status"] = "Inactive"
+        return replace(self, definition=definition)
+
+    def yaml(self, problems: Sequence[Problem] = ()) -> str:
+        """The tree as YAML text, headed by a comment listing what was kept as written (and the
+        ``problems`` that keep it from validating, if any)."""
         lines = [f"# Converted from the Kinetic Task export {self.file}."]
+        if problems:
+            lines.append("# It does not validate yet (so it is Inactive); fix these first:")
+            for problem in problems:
+                node = f"node {problem.node!r}: " if problem.node is not None else ""
+                lines.append(f"#   {_one_line(node + problem.message)}")
         if self.kept:
             lines.append("# Kept as written (not translated); review before running:")
             lines.extend(f"#   {_one_line(str(problem))}" for problem in self.kept)
@@ -316,14 +336,22 @@ def convert_kinetic(
 ) -> KineticTree:
     """Convert one Kinetic export into a tree definition (plain data) and a report.
 
-    ``source`` and ``group`` override the export's (a bare ``<taskTree>`` names neither).
-    Raises :class:`KineticImportError` for XML that is malformed or hostile (with line and
-    column) and for an export whose structure cannot be converted (every problem, with lines).
+    ``source`` and ``group`` override the export's (a bare ``<taskTree>`` names neither). The
+    export is XML, or a Kinetic Platform 6 JSON workflow (``treeJson``,
+    ``engine.kinetic.tree_json``). Raises :class:`KineticImportError` for XML or JSON that is
+    malformed or hostile (with line and column for XML) and for an export whose structure
+    cannot be converted (every problem, with lines).
     """
+    data = document.encode("utf-8", "replace") if isinstance(document, str) else document
+    if is_json(data):  # a Platform 6 workflow (treeJson): read into the XML export's shape
+        if len(data) > MAX_EXPORT_BYTES:
+            limit = MAX_EXPORT_BYTES // 1_048_576
+            message = f"the JSON export is {len(data)} bytes; at most {limit} MiB are read"
+            raise KineticImportError(file=file, problems=[Problem(file, message)])
+        return _Converter(file).convert(tree_json_element(data, file=file), source, group)
     try:
         root = parse_xml(document, max_bytes=MAX_EXPORT_BYTES, what="Kinetic export")
     except BadResults as exc:
-        data = document.encode("utf-8", "replace") if isinstance(document, str) else document
         raise _refuse(file, data, exc) from None
     return _Converter(file).convert(root, source, group)
 

@@ -14,7 +14,8 @@ The id is looked up again when the call runs: the routine the caller was checked
 may since have been made Inactive, or a newer version of its file may provide another id. Then
 the caller's task fails with a Missing Routine Error (as in Kinetic Task), which Retry Task
 resolves once a routine with that id is active again; the inputs are checked again against the
-routine's current version, as a Node Parameter Error. Calls nest (a routine may call routines,
+routine's current version: a required input not given is a Node Parameter Error, a parameter it
+does not declare (any more) is not passed, as in Kinetic. Calls nest (a routine may call routines,
 itself included); :data:`MAX_CALL_DEPTH` bounds the depth, so runaway recursion fails one task
 with a Handler Error instead of creating runs forever.
 """
@@ -70,14 +71,6 @@ def prepare_call(
             " routine has that definition id",
         )
     signature = routine.signature
-    for name in parameters:
-        if signature.input(name) is None:
-            declared = ", ".join(i.name for i in signature.inputs or ()) or "none"
-            return CallRefused(
-                ErrorType.NODE_PARAMETER,
-                f"Routine {definition_id!r} has no input {name!r}, which node {node!r} gives"
-                f" (its inputs: {declared})",
-            )
     for wanted in signature.inputs or ():
         if wanted.required and wanted.default is None and wanted.name not in parameters:
             return CallRefused(
@@ -92,8 +85,11 @@ def child_run(
     state: RunState, routine: CalledRoutine, parameters: Mapping[str, str], task_id: str, now: float
 ) -> dict[str, Any]:
     """The row of a child run: on the caller's source, pinned to the routine's version now."""
-    inputs = {i.name: i.default for i in routine.signature.inputs or () if i.default is not None}
-    inputs.update(parameters)
+    signature = routine.signature
+    inputs = {i.name: i.default for i in signature.inputs or () if i.default is not None}
+    # A parameter the routine does not declare (any more) is not passed, as in Kinetic; the
+    # loader warned of it (engine.tree.leniency).
+    inputs.update((k, v) for k, v in parameters.items() if signature.input(k) is not None)
     return rows.run_row(
         tree_version_id=routine.version_id,
         key=TreeKey(state.source.name, state.source.group, routine.tree.key.name),

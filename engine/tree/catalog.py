@@ -54,8 +54,10 @@ class TreeCatalog:
         registry: HandlerRegistry,
         expressions: Expressions,
         clock: Callable[[], float],
+        strict: bool = False,
     ) -> None:
         self.database = database
+        self.strict = strict  # what Kinetic accepts is refused too (engine.tree.leniency)
         self.registry = registry
         self.expressions = expressions
         self.clock = clock
@@ -65,7 +67,7 @@ class TreeCatalog:
 
     def load(self, source: TreeSource) -> Tree:
         """Build a tree from YAML text, a dict or a file, and register it."""
-        registry, expressions = self.registry, self.expressions
+        registry, expressions, strict = self.registry, self.expressions, self.strict
         routines = self.routine_signatures()
         if isinstance(source, os.PathLike):
             path = Path(source)
@@ -75,14 +77,15 @@ class TreeCatalog:
                 registry=registry,
                 expressions=expressions,
                 routines=routines,
+                strict=strict,
             )
         elif isinstance(source, str):
             tree = load_tree_text(
-                source, registry=registry, expressions=expressions, routines=routines
+                source, registry=registry, expressions=expressions, routines=routines, strict=strict
             )
         else:
             tree = load_tree_data(
-                source, registry=registry, expressions=expressions, routines=routines
+                source, registry=registry, expressions=expressions, routines=routines, strict=strict
             )
         return self.register(tree)
 

@@ -1,7 +1,8 @@
 """What a tree declares for the instance API: its process name and its fields.
 
-A tree is a *process* to the Kianda-style API, and each run started through that API is an
-*instance* with named fields. The process name is the tree's ``process`` key when it has one,
+A tree that declares ``process`` or ``fields`` is a *process* to the Kianda-style API (other
+trees are not: :func:`tree_process`), and each run started through that API is an *instance*
+with named fields. The process name is the tree's ``process`` key when it has one,
 else its name in lower case with every run of other characters made one hyphen (``New Training
 Process`` -> ``new-training-process``); instances are named ``<process>-<n>``, so a process name
 is kept to lower-case letters, digits and single hyphens, safe in a URL path as is.
@@ -58,6 +59,31 @@ def derived_process_name(tree_name: str) -> str:
     """
     plain = unicodedata.normalize("NFKD", tree_name).encode("ascii", "ignore").decode()
     return _SEPARATORS.sub("-", plain.lower()).strip("-")
+
+
+def tree_process(
+    data: dict[str, Any], tree_name: str, routine: bool, problem: ProblemSink
+) -> tuple[str, tuple[FieldSpec, ...]]:
+    """A tree's process name and fields: ``("", ())`` for a tree that is not a process.
+
+    Only a tree that declares ``process`` or ``fields`` is a process. Kinetic Request CE names
+    trees after events (``Submitted``, ``Created``), dozens of each in one folder, and a process
+    name derived from every tree's name would make such a folder impossible to load. A routine
+    is never one (it is called, not started through the instance API; its callers give its
+    ``inputs``): ``process`` or ``fields`` in a routine is a problem.
+    """
+    if routine:
+        for key in ("process", "fields"):
+            if key in data:
+                problem(
+                    f"a routine is not a process: '{key}' is for trees (a routine's callers "
+                    "give its 'inputs')",
+                    key,
+                )
+        return "", ()
+    if "process" not in data and "fields" not in data:
+        return "", ()
+    return process_name(data, tree_name, problem), field_specs(data.get("fields"), problem)
 
 
 def process_name(data: dict[str, Any], tree_name: str, problem: ProblemSink) -> str:
@@ -148,4 +174,5 @@ __all__ = [
     "derived_process_name",
     "field_specs",
     "process_name",
+    "tree_process",
 ]

@@ -69,6 +69,11 @@ class TreeFiles:
     problems: tuple[Problem, ...]
 
     @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What the loaded trees carry that Kinetic accepts (``engine.tree.leniency``)."""
+        return tuple(warning for tree in self.trees for warning in tree.warnings)
+
+    @property
     def refused(self) -> tuple[str, ...]:
         """The files that gave no tree, each once, in path order."""
         return tuple(dict.fromkeys(problem.file for problem in self.problems))
@@ -80,11 +85,13 @@ def read_tree_files(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> TreeFiles:
     """Build every tree under ``paths``; a file with a problem is left out and reported.
 
     The routines of all the files are known to every file (a caller may come before its
     routine), besides ``routines`` known already; two files may not provide one routine id.
+    ``strict`` makes the warnings of what Kinetic accepts problems (``engine.tree.leniency``).
     """
     trees: list[Tree] = []
     problems: list[Problem] = []
@@ -112,7 +119,12 @@ def read_tree_files(
     for file, parsed in parsed_files:
         try:
             tree = build_tree(
-                parsed, file=str(file), registry=registry, expressions=expressions, routines=known
+                parsed,
+                file=str(file),
+                registry=registry,
+                expressions=expressions,
+                routines=known,
+                strict=strict,
             )
         except TreeError as exc:
             problems.extend(exc.problems)
@@ -142,9 +154,12 @@ def load_tree_files(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> list[Tree]:
     """Load every tree under ``paths``, or raise one TreeError listing every file's problems."""
-    found = read_tree_files(paths, registry=registry, expressions=expressions, routines=routines)
+    found = read_tree_files(
+        paths, registry=registry, expressions=expressions, routines=routines, strict=strict
+    )
     if found.problems:
         raise TreeError(problems=found.problems)
     return list(found.trees)

@@ -3,8 +3,9 @@
 A node is judged where it is read (``engine.tree.loader``); what only the graph can tell is
 judged here: exactly one start node and no connector into it, no cycles (each reported once,
 at the connector that closes it), the control nodes' settings (``engine.tree.control``), loop
-heads paired with their tails (``engine.tree.loop_pairs``), and reachability from the start. The
-problems go to the builder's ``problem``, so that one TreeError still lists them all.
+heads paired with their tails (``engine.tree.loop_pairs``), and reachability from the start
+(a warning: Kinetic keeps disconnected nodes, ``engine.tree.leniency``). The problems go to the
+builder's ``problem``, so that one TreeError still lists them all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from engine.handlers.handler import Behaviour
+from engine.tree import leniency
 from engine.tree.control import control_problems
 from engine.tree.loop_pairs import loop_structure
 from engine.tree.model import LoopPair, Node
@@ -31,6 +33,7 @@ class GraphChecks:
     edge_paths: dict[tuple[str, str], Path]  # the first connector of each edge
     opaque: set[str]  # nodes whose connectors could not be read
     problem: Callable[..., None]  # the builder's problem(message, *path, node=...)
+    warn: Callable[..., None]  # the builder's warn: what Kinetic accepts (engine.tree.leniency)
 
     def check_graph(self, nodes: Mapping[str, Node]) -> str:
         starts = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.START]
@@ -56,8 +59,7 @@ class GraphChecks:
             for name in self.graph:
                 if name in reachable or name in said:
                     continue
-                message = f"node is not reachable from the start node {starts[0]!r}"
-                self.problem(message, "nodes", name, node=name)
+                self.warn(leniency.unreachable(starts[0]), "nodes", name, node=name)
         return starts[0] if starts else ""
 
     def check_loops(self, nodes: Mapping[str, Node]) -> dict[str, LoopPair]:

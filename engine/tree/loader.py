@@ -4,8 +4,10 @@ Validation never stops at the first problem: it walks the whole definition and r
 :class:`~engine.errors.TreeError` listing every problem with its file, node and line, so a user
 fixes a tree in one pass. What it checks is the README's list (Trees): exactly one start, known
 handlers, connectors to known nodes, parameters declared by the handler and required ones present,
-templates and conditions that compile, reachability from the start, no cycles (a loop is a head/tail
-pair, not a cycle: ``engine.tree.loop_pairs``), ``defers`` only on deferrable handlers, join
+templates and conditions that compile, reachability from the start (a warning, as are the other
+checks Kinetic does not make: ``engine.tree.leniency``; ``strict`` makes them problems), no
+cycles (a loop is a head/tail pair, not a cycle: ``engine.tree.loop_pairs``), ``defers`` only
+on deferrable handlers, join
 settings, junctions with incoming connectors, loop heads paired with their tails, and the instance
 API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
 only the whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each
@@ -35,9 +37,10 @@ from engine.handlers.handler import Behaviour, Handler
 from engine.handlers.registry import HandlerRegistry
 from engine.records import TreeKey
 from engine.statuses import ConnectorType
+from engine.tree import leniency
 from engine.tree.control import constant
 from engine.tree.expressions import MISSING_MODES, Condition, Expressions, Template
-from engine.tree.fields import FieldSpec, field_specs, process_name
+from engine.tree.fields import tree_process
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
@@ -78,6 +81,7 @@ class _Builder:
         registry: HandlerRegistry,
         expressions: Expressions,
         routines: Mapping[str, RoutineSignature],
+        strict: bool = False,
     ) -> None:
         self.parsed = parsed
         self.file = file
@@ -86,18 +90,27 @@ class _Builder:
         self.routines = routines
         self.routine: RoutineSignature | None = None
         self.problems: list[Problem] = list(parsed.problems)
+        self.warnings: list[Problem] = []
+        self.strict = strict  # warnings are problems
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
         self.opaque: set[str] = set()  # nodes whose connectors could not be read
         self.retry: RetryPolicy | None = None  # the tree's default (engine.tree.retry)
 
     def problem(self, message: str, *path: str | int, node: str | None = None) -> None:
+        self.problems.append(self._at(message, path, node))
+
+    def warn(self, message: str, *path: str | int, node: str | None = None) -> None:
+        """What Kinetic Task accepts (``engine.tree.leniency``): a warning, a problem if strict."""
+        (self.problems if self.strict else self.warnings).append(self._at(message, path, node))
+
+    def _at(self, message: str, path: tuple[str | int, ...], node: str | None) -> Problem:
         line = None
         for end in range(len(path), -1, -1):  # the nearest enclosing path with a known line
             line = self.parsed.line(*path[:end])
             if line is not None:
                 break
-        self.problems.append(Problem(file=self.file, message=message, node=node, line=line))
+        return Problem(file=self.file, message=message, node=node, line=line)
 
     def build(self) -> Tree:
         data = self.parsed.data
@@ -119,7 +132,7 @@ class _Builder:
         self.routine = routine_header(data, self.problem, self.registry.ids)
         if self.routine is not None:  # a routine may call itself
             self.routines = {**self.routines, self.routine.definition_id: self.routine}
-        process, fields = self._process_and_fields(data, key.name)
+        process, fields = tree_process(data, key.name, self.routine is not None, self.problem)
         self.retry = tree_retry(data, self.problem)
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
@@ -129,12 +142,12 @@ class _Builder:
         self.graph.add_nodes_from(raw_nodes)
         built = {name: self._node(name, raw) for name, raw in raw_nodes.items()}
         nodes = {name: node for name, node in built.items() if node is not None}
-        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem)
+        checks = GraphChecks(self.graph, self.edge_paths, self.opaque, self.problem, self.warn)
         start = checks.check_graph(nodes)
         loops = checks.check_loops(nodes)
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
-            self.problem(f"a routine needs a {RETURN_HANDLER} node to return its outputs", "nodes")
+            self.warn(leniency.NO_RETURN, "nodes")
         if self.problems:
             raise TreeError(problems=self.problems)
         junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
@@ -161,24 +174,8 @@ class _Builder:
             loop_depths=dict(Counter(node for pair in loops.values() for node in pair.body)),
             process=process,
             fields=fields,
+            warnings=tuple(sorted(self.warnings, key=lambda w: w.line or 0)),  # in file order
         )
-
-    def _process_and_fields(
-        self, data: dict[str, Any], tree_name: str
-    ) -> tuple[str, tuple[FieldSpec, ...]]:
-        """A tree is a process with fields; a routine is neither (it is called, not started
-        through the instance API, and its inputs are its ``inputs``)."""
-        if self.routine is None:
-            process = process_name(data, tree_name, self.problem)
-            return process, field_specs(data.get("fields"), self.problem)
-        for key in ("process", "fields"):
-            if key in data:
-                self.problem(
-                    f"a routine is not a process: '{key}' is for trees (a routine's callers "
-                    "give its 'inputs')",
-                    key,
-                )
-        return "", ()
 
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)
@@ -244,8 +241,7 @@ class _Builder:
             if self.routine is not None:
                 return return_handler(self.routine, given)
             if self.parsed.data.get("type", "tree") == "tree":
-                message = f"{RETURN_HANDLER} ends a routine; this tree is not one (type: routine)"
-                self.problem(message, "nodes", node, "handler", node=node)
+                self.warn(leniency.RETURN_IN_TREE, "nodes", node, "handler", node=node)
             return return_handler(RoutineSignature(RETURN_HANDLER, None, None), given)
         elif handler is None and called is not None:
             return call_handler(called, given)
@@ -271,6 +267,11 @@ class _Builder:
                 message = f"parameter {name!r} must be a template (a text), not {yaml_kind(value)}"
                 self.problem(message, *path, name, node=node)
             elif handler is not None and handler.parameter(name) is None:
+                if handler.behaviour is Behaviour.ROUTINE:  # Kinetic passes it; it is dropped
+                    inputs = (p.name for p in handler.parameters)
+                    message = leniency.undeclared_input(name, handler.definition_id, inputs)
+                    self.warn(message, *path, name, node=node)
+                    continue
                 declared = ", ".join(p.name for p in handler.parameters) or "none"
                 message = f"parameter {name!r} is not declared by {handler.definition_id!r}"
                 self.problem(f"{message} (declared: {declared})", *path, name, node=node)
@@ -376,15 +377,28 @@ def build_tree(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Validate and compile parsed data into a Tree, or raise TreeError with every problem.
 
-    ``routines`` are the routines callers may name, by definition id.
+    ``routines`` are the routines callers may name, by definition id. What Kinetic Task accepts
+    (``engine.tree.leniency``) is in the tree's ``warnings``; ``strict`` makes it problems.
     """
-    builder = _Builder(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines or {}
-    )
-    return builder.build()
+    return _build(parsed, file, registry, expressions, routines, strict)
+
+
+def _build(
+    parsed: ParsedYaml,
+    file: str,
+    registry: HandlerRegistry,
+    expressions: Expressions,
+    routines: Mapping[str, RoutineSignature] | None,
+    strict: bool,
+) -> Tree:
+    known = routines or {}
+    return _Builder(
+        parsed, file=file, registry=registry, expressions=expressions, routines=known, strict=strict
+    ).build()
 
 
 def load_tree_text(
@@ -394,12 +408,10 @@ def load_tree_text(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Build from YAML text; ``file`` names it in problems, which carry the lines."""
-    parsed = parse_yaml(text, file=file)
-    return build_tree(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines
-    )
+    return _build(parse_yaml(text, file=file), file, registry, expressions, routines, strict)
 
 
 def load_tree_data(
@@ -409,12 +421,10 @@ def load_tree_data(
     registry: HandlerRegistry,
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Build from plain data (a dict, or a stored definition): no lines to point at."""
-    parsed = ParsedYaml(data=dict(data))
-    return build_tree(
-        parsed, file=file, registry=registry, expressions=expressions, routines=routines
-    )
+    return _build(ParsedYaml(data=dict(data)), file, registry, expressions, routines, strict)
 
 
 __all__ = [

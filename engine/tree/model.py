@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 
+from engine.errors import Problem
 from engine.handlers.handler import Handler
 from engine.records import TreeKey
 from engine.statuses import ConnectorType
@@ -93,6 +94,8 @@ class Tree:
     loop_depths: Mapping[str, int] = field(default_factory=dict)  # loops around a node, if any
     process: str = ""  # its name to the instance API (engine.tree.fields)
     fields: tuple[FieldSpec, ...] = ()  # the fields its instances have, in declared order
+    # What Kinetic Task accepts and treeflow loads, but reports (engine.tree.leniency).
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def active(self) -> bool:

@@ -16,17 +16,21 @@ and what changed since is the run-time check's to report, at the node that calls
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.handlers.builtin import RETURN_HANDLER
-from engine.handlers.handler import DEFINITION_ID, Behaviour, Handler, HandlerContext, Parameter
+from engine.handlers.handler import Behaviour, Handler, HandlerContext, Parameter
 
 if TYPE_CHECKING:
     from engine.tree.model import Tree
 
 ROUTINE_KEYS = ("definition_id", "inputs", "outputs")
+# Kinetic accepts any lower_snake_case definition id for a routine (real exports call
+# routine_approval and routine_send_email_template); only handlers must end in a version (_vN).
+ROUTINE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 INPUT_KEYS = frozenset({"name", "required", "default", "description"})
 
 Report = Callable[..., None]  # the loader's problem(message, *path)
@@ -103,10 +107,10 @@ def routine_header(
                 report(f"{key!r} is only for a routine: add 'type: routine'", key)
         return None
     definition_id = data.get("definition_id")
-    if not isinstance(definition_id, str) or not DEFINITION_ID.match(definition_id):
+    if not isinstance(definition_id, str) or not ROUTINE_ID.match(definition_id):
         report(
-            f"a routine needs a 'definition_id' in lower_snake_case ending in a version such as"
-            f" routine_greet_v1, not {definition_id!r}",
+            f"a routine needs a 'definition_id' in lower_snake_case such as routine_greet_v1"
+            f" or routine_approval, not {definition_id!r}",
             "definition_id",
         )
         definition_id = str(definition_id)
@@ -140,7 +144,7 @@ def signature_of(data: Any) -> RoutineSignature | None:
     if not isinstance(data, dict) or data.get("type") != "routine":
         return None
     found = routine_header(data, lambda *_: None)
-    return found if found is not None and DEFINITION_ID.match(found.definition_id) else None
+    return found if found is not None and ROUTINE_ID.match(found.definition_id) else None
 
 
 def _no_results(context: HandlerContext) -> Mapping[str, str]:
@@ -205,6 +209,7 @@ class CalledRoutine:
 
 
 __all__ = [
+    "ROUTINE_ID",
     "CalledRoutine",
     "RoutineInput",
     "RoutineSignature",
