@@ -505,7 +505,7 @@ def test_cli_with_force_writes_a_result_that_does_not_validate_as_named_but_inac
 
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        "wrote x.yaml: tree 'Needs Review' (3 nodes), 5 kept as written; it does not validate"
+        "wrote x.yaml: tree 'Needs Review' (3 nodes), 4 kept as written; it does not validate"
         " yet: 2 problem(s), so it is Inactive"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["x.yaml"]
