@@ -23,6 +23,7 @@ from engine.cli.errors import errors
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
 from engine.cli.schedules import schedules
+from engine.cli.schema import schema
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
 from engine.cli.users import users
@@ -83,6 +84,7 @@ main.add_command(import_kinetic)
 main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
+main.add_command(schema)
 
 
 @main.command()
