@@ -18,7 +18,7 @@ from typing import Any
 
 from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound, Problem, TreeError
-from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
+from engine.handlers.handler import Handler, ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
 from engine.kianda.field_values import FieldsGiven, FieldValue
@@ -111,6 +111,8 @@ class Engine:
     routine runs started under one top-level run, however deep) and ``max_step_rows`` (the rows
     one trigger's step adds, and one transaction holds) are the budgets runs are held to: a node
     whose work would go past one fails with a Budget Error (``engine.run.budgets``).
+    ``wrap_handlers`` replaces each handler by what it returns for it (``treeflow test`` gives
+    nodes the results a test case names: ``engine.testing``).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class Engine:
         max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
         max_child_runs: int = DEFAULT_BUDGETS.child_runs,
         max_step_rows: int = DEFAULT_BUDGETS.step_rows,
+        wrap_handlers: Callable[[Handler], Handler] | None = None,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -144,7 +147,9 @@ class Engine:
         self.batch_size = batch_size
         run_cache = RunCache(run_cache_runs, run_cache_bytes)  # checked before anything opens
         budgets = Budgets(max_tasks_per_run, max_child_runs, max_step_rows)
-        self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
+        self.registry = HandlerRegistry(
+            plugins, load_entry_points=load_entry_points, wrap=wrap_handlers
+        )
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
         self.database.create_schema()

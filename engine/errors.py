@@ -313,6 +313,31 @@ class BadSelection(TreeflowError, ValueError):
         )
 
 
+class TreeTestError(TreeflowError, ValueError):
+    """A tree test file (``treeflow test``) is invalid; ``problems`` lists every problem."""
+
+    def __init__(self, *, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in tree test file"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class RunNotFinished(TreeflowError, ValueError):
+    """A test case is written from a finished run (Completed or Failed), not one still going."""
+
+    def __init__(self, *, run_id: int, status: str) -> None:
+        self.run_id, self.status = run_id, status
+        super().__init__(
+            f"run {run_id} is {status}: a test case is written from a finished run "
+            "(Completed or Failed)"
+        )
+
+
+class GivenHandlerError(TreeflowError, RuntimeError):
+    """What a node raises in a tree test whose given results say ``error: MESSAGE``."""
+
+
 __all__ = [
     "BadAction",
     "BadRequest",
@@ -323,6 +348,7 @@ __all__ = [
     "ErrorNotFound",
     "ExpressionError",
     "FieldNotSettable",
+    "GivenHandlerError",
     "GraphvizNotFound",
     "HandlerContractError",
     "IdempotencyKeyReused",
@@ -331,11 +357,13 @@ __all__ = [
     "KineticImportError",
     "Problem",
     "ProcessNotFound",
+    "RunNotFinished",
     "RunNotFound",
     "ScheduleNotFound",
     "TokenNotFound",
     "TreeError",
     "TreeNotFound",
+    "TreeTestError",
     "TreeflowError",
     "TriggerNotFound",
     "UnknownField",

@@ -26,6 +26,7 @@ from engine.cli.schedules import schedules
 from engine.cli.schema import schema
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
+from engine.cli.test import tree_test
 from engine.cli.users import users
 from engine.cli.view import print_run, styled
 from engine.cli.worker import worker
@@ -85,6 +86,7 @@ main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
 main.add_command(schema)
+main.add_command(tree_test)
 
 
 @main.command()
