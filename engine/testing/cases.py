@@ -19,7 +19,9 @@ from engine.errors import Problem, TreeTestError
 from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 FILE_KEYS = frozenset({"tree", "source", "group", "cases"})
-CASE_KEYS = frozenset({"name", "source_id", "inputs", "at", "strict", "given", "steps", "expect"})
+CASE_KEYS = frozenset(
+    {"name", "source_id", "inputs", "fields", "at", "strict", "given", "steps", "expect"}
+)
 GIVEN_KEYS = frozenset({"results", "error"})
 STEP_KINDS = ("complete", "update", "advance", "resolve")
 STEP_KEYS = frozenset({*STEP_KINDS, "results", "loop_index", "action", "message"})
@@ -70,6 +72,7 @@ class Case:
     line: int | None
     source_id: str = ""
     inputs: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = field(default_factory=dict)  # a process's: its instance's fields
     at: str = DEFAULT_START
     strict: bool = False
     given: Mapping[str, tuple[Given, ...]] = field(default_factory=dict)
@@ -187,6 +190,7 @@ class _Reader:
             line=self.parsed.line(*path),
             source_id=self.text(raw.get("source_id", ""), "'source_id'", *path, "source_id") or "",
             inputs=self.texts(raw.get("inputs"), "'inputs'", *path, "inputs"),
+            fields=self.texts(raw.get("fields"), "'fields'", *path, "fields"),
             at=at,
             strict=strict is True,
             given={n: self.given(g, (*path, "given", n)) for n, g in given.items()},

@@ -1,10 +1,11 @@
 """Node and connector coverage of trees by the runs of their test cases (``--coverage``).
 
 A node is covered when some case's run (or a routine run it called) has a task of it. A
-connector ``A -> B`` is covered when a task of ``B`` was made after a task of ``A`` in the same
-run at the same loop index, or one nested inside the other's (a loop's body and its head or
-tail): the engine records which connector fired only for joins and tails, so this is read from
-the tasks, and a node with several incoming connectors counts each whose source ran before it.
+connector ``A -> B`` is covered when a task of ``A`` was made before a task of ``B`` last changed,
+in the same run at the same loop index or one nested inside the other's (a loop's body and its
+head or tail). Task records do not say which connector fired, so this is read from the tasks: a
+join's task is made when its first branch arrives and changes when it fires, so each branch
+that arrived counts; a node reached by several connectors counts each whose source ran before.
 A loop head's connector to its own tail pairs them and is never followed, so it is not counted.
 """
 
@@ -56,7 +57,9 @@ def _fired(connector: Connector, tasks: list[Task]) -> bool:
     sources = [t for t in tasks if t.name == connector.source]
     targets = [t for t in tasks if t.name == connector.target]
     return any(
-        s.id < t.id and _nested(s.loop_index, t.loop_index) for s in sources for t in targets
+        (s.id < t.id or s.created_at <= t.updated_at) and _nested(s.loop_index, t.loop_index)
+        for s in sources
+        for t in targets
     )
 
 

@@ -69,23 +69,34 @@ def run_case(test_file: TestFile, case: Case, trees: Sequence[Path]) -> CaseResu
         try:
             tree = _tree(engine, test_file)
             _check_names(tree, case)
-            trigger = engine.create_start(
-                source_name=tree.key.source_name,
-                source_group=tree.key.source_group,
-                tree_name=tree.key.name,
-                source_id=case.source_id,
-                results=write_results(case.inputs) if case.inputs else None,
-            )
+            run_id = _start(engine, tree, case)
             engine.run_until_idle()
             for step in case.steps:
-                _apply(engine, trigger.run_id, step, clock)
+                _apply(engine, run_id, step, clock)
                 engine.run_until_idle()
-            runs = _runs(engine, trigger.run_id)
+            runs = _runs(engine, run_id)
             run_trees = tuple(engine.tree_of_run(run) for run in runs)
         except (_CaseFailed, TreeflowError) as exc:
             return CaseResult(test_file, case, (str(exc),), tree)
     failures = tuple(compare(case.expect, runs[0]))
     return CaseResult(test_file, case, failures, tree, tuple(runs), run_trees)
+
+
+def _start(engine: Engine, tree: Tree, case: Case) -> int:
+    """A tree that declares fields starts as an instance of its process, with the case's fields
+    set (the others take their defaults); any other tree by createStart."""
+    if tree.fields:
+        return engine.create_instance(tree.process, dict(case.fields)).run_id
+    if case.fields:
+        raise _CaseFailed(f"'fields' are a process's, and {tree.key.name!r} declares none")
+    trigger = engine.create_start(
+        source_name=tree.key.source_name,
+        source_group=tree.key.source_group,
+        tree_name=tree.key.name,
+        source_id=case.source_id,
+        results=write_results(case.inputs) if case.inputs else None,
+    )
+    return trigger.run_id
 
 
 def _tree(engine: Engine, test_file: TestFile) -> Tree:
