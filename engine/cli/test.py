@@ -49,9 +49,13 @@ def trees_for(file: Path, trees: str | None) -> list[Path]:
 def _report(result: CaseResult) -> None:
     where = f"{result.file.path}:{result.case.line}" if result.case.line else str(result.file.path)
     verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-    console.print(f"{verdict} {escape(where)} {escape(result.case.name)}", highlight=False)
+    console.print(
+        f"{verdict} {escape(where)} {escape(result.case.name)}", highlight=False, soft_wrap=True
+    )
     for failure in result.failures:
-        console.print(escape("    " + failure.replace("\n", "\n    ")), highlight=False)
+        console.print(
+            escape("    " + failure.replace("\n", "\n    ")), highlight=False, soft_wrap=True
+        )
 
 
 def _coverage_table(coverage: dict[TreeKey, TreeCoverage]) -> Table:
@@ -102,7 +106,7 @@ def tree_test(
             click.echo(text, nl=False)
         else:
             output.write_text(text, encoding="utf-8")
-            err_console.print(f"wrote {escape(str(output))}", highlight=False)
+            err_console.print(f"wrote {escape(str(output))}", highlight=False, soft_wrap=True)
         return
     files = find_test_files(paths or ("trees/",))
     if not files:
@@ -116,7 +120,9 @@ def tree_test(
         except TreeTestError as exc:
             invalid += 1
             for problem in exc.problems:
-                err_console.print(f"[red]error[/red] {escape(str(problem))}", highlight=False)
+                err_console.print(
+                    f"[red]error[/red] {escape(str(problem))}", highlight=False, soft_wrap=True
+                )
             continue
         for case in test_file.cases:
             result = run_case(test_file, case, trees_for(path, trees))
@@ -131,7 +137,7 @@ def tree_test(
     summary = f"{len(results) - failed} passed, {failed} failed"
     if invalid:
         summary += f", {invalid} invalid test file(s)"
-    console.print(summary, highlight=False)
+    console.print(summary, highlight=False, soft_wrap=True)
     if failed or invalid:
         sys.exit(1)
 
