@@ -33,10 +33,12 @@ from engine.processing.workers import WorkerPool
 from engine.records import Run, RunError, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
+from engine.run.explain import Explanation
+from engine.run.explain import explain as explain_run
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
-from engine.statuses import TriggerAction
+from engine.statuses import RunStatus, TriggerAction
 from engine.store import inspection, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
@@ -617,6 +619,17 @@ class Engine:
         """The backlog: triggers New or Work In Progress, due or not, in the whole database."""
         with self.database.read() as connection:
             return inspection.open_trigger_count(connection)
+
+    def explain(self, run_id: int) -> Explanation:
+        """What run ``run_id`` waits for, item by item (``engine.run.explain``), with the same
+        for each routine run it called that has not completed."""
+        run = self.get_run(run_id)
+        children = [
+            self.explain(link.run_id)
+            for link in run.children
+            if link.status is not RunStatus.COMPLETED
+        ]
+        return explain_run(run, self.tree_of_run(run), now=self.clock(), children=children)
 
     def tree_of_run(self, run: Run) -> Tree:
         """The definition a run runs on (its own version, not necessarily the current one)."""

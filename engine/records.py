@@ -41,6 +41,8 @@ class Task:
     loop_index: str
     created_at: float
     updated_at: float
+    # A join's or loop tail's arrivals: the nodes (or iteration loop indexes) that reached it.
+    arrived: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.errors import errors
+from engine.cli.explain import why
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
 from engine.cli.schedules import schedules
@@ -169,7 +170,10 @@ def deferred(
 
 @main.group()
 def runs() -> None:
-    """List and show runs."""
+    """List and show runs, and say what one waits for."""
+
+
+runs.add_command(why)
 
 
 @runs.command("list")

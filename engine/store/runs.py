@@ -93,6 +93,7 @@ def _task(row: RowValues) -> Task:
         loop_index=row["loop_index"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        arrived=tuple(row["arrived"] or ()),
     )
 
 
