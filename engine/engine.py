@@ -30,10 +30,9 @@ from engine.processing.outage import Outage, is_database_error
 from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
-from engine.records import Run, RunError, TreeKey, Trigger
+from engine.records import Explanation, Run, RunError, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
-from engine.run.explain import Explanation
 from engine.run.explain import explain as explain_run
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler

@@ -114,6 +114,37 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """One open thing of a run and what it waits for (``Engine.explain``; ``waits_for``: a
+    sentence).
+
+    ``missing`` lists what has not happened yet (source nodes, iterations, tasks of a region,
+    each with how it stands); ``token``, ``due_at`` and ``child_run_id`` are set where they fit.
+    """
+
+    kind: str  # deferral, wait, routine call, join, junction, loop tail, error, start
+    node: str
+    loop_index: str
+    waits_for: str
+    task_id: str | None = None
+    token: str | None = None
+    due_at: str | None = None
+    child_run_id: int | None = None
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a run waits for: its open items, and the open routine runs it called."""
+
+    run_id: int
+    status: str
+    summary: str
+    waiting: tuple[Waiting, ...]
+    children: tuple[Explanation, ...] = ()
+
+
+@dataclass(frozen=True)
 class Trigger:
     """A durable unit of engine work; ``id`` is what createStart and createDeferred return."""
 
@@ -235,6 +266,7 @@ class ClosedTrigger:
 __all__ = [
     "ROOT_LOOP_INDEX",
     "ClosedTrigger",
+    "Explanation",
     "Firing",
     "Run",
     "RunError",
@@ -246,5 +278,6 @@ __all__ = [
     "Task",
     "TreeKey",
     "Trigger",
+    "Waiting",
     "job_id",
 ]

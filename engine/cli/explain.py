@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.support import console, engine_options, open_engine
-from engine.run.explain import Explanation
+from engine.records import Explanation
 
 
 def print_explanation(explanation: Explanation, *, depth: int = 0) -> None:

@@ -11,9 +11,10 @@ have not fired and how their sources stand, the region's deferred or failed task
 iterations that have not arrived, the timer's due time, the child run.
 
 **Extension point.** Each kind of open work is one *explainer*, a function of a
-:class:`RunView` that yields :class:`Waiting` items; :data:`EXPLAINERS` lists them in the order
-they are reported. A new kind of waiting (a retry scheduled for later, say) adds its explainer
-to that tuple, or passes it to :func:`explain` in ``extra``; nothing else changes.
+:class:`RunView` that yields :class:`~engine.records.Waiting` items; :data:`EXPLAINERS` lists
+them in the order they are reported. A new kind of waiting (a retry scheduled for later, say)
+adds its explainer to that tuple, or passes it to :func:`explain` in ``extra``; nothing else
+changes.
 """
 
 from __future__ import annotations
@@ -24,41 +25,11 @@ from datetime import datetime
 
 from engine.handlers.builtin import QUORUM_NUMBER, QUORUM_TYPE
 from engine.handlers.handler import Behaviour
-from engine.records import ROOT_LOOP_INDEX, Run, RunError, Task
+from engine.records import ROOT_LOOP_INDEX, Explanation, Run, RunError, Task, Waiting
 from engine.run.loops import child_index
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, allowed_resolutions
 from engine.tree.control import constant, quorum
 from engine.tree.model import Node, Tree
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """One open thing of a run and what it waits for (``waits_for``: a sentence).
-
-    ``missing`` lists what has not happened yet (source nodes, iterations, tasks of a region,
-    each with how it stands); ``token``, ``due_at`` and ``child_run_id`` are set where they fit.
-    """
-
-    kind: str  # deferral, wait, routine call, join, junction, loop tail, error, start
-    node: str
-    loop_index: str
-    waits_for: str
-    task_id: str | None = None
-    token: str | None = None
-    due_at: str | None = None
-    child_run_id: int | None = None
-    missing: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What a run waits for: its open items, and the open routine runs it called."""
-
-    run_id: int
-    status: str
-    summary: str
-    waiting: tuple[Waiting, ...]
-    children: tuple[Explanation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,4 +214,4 @@ def explain(
     return Explanation(run.id, run.status.value, summary, waiting, tuple(children))
 
 
-__all__ = ["EXPLAINERS", "Explainer", "Explanation", "RunView", "Waiting", "explain"]
+__all__ = ["EXPLAINERS", "Explainer", "RunView", "explain"]
