@@ -34,14 +34,18 @@ class Problem:
         return f"{where}:{node} {self.message}"
 
 
+def problems_message(problems: Sequence[Problem], where: str) -> str:
+    """``N problem(s) in WHERE:`` and one indented line a problem."""
+    head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}"
+    return head + ":\n" + "\n".join(f"  {p}" for p in problems)
+
+
 class TreeError(TreeflowError, ValueError):
     """A tree definition is invalid; ``problems`` lists every problem found, not only the first."""
 
     def __init__(self, *, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in tree definition"
-        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+        super().__init__(problems_message(self.problems, "tree definition"))
 
 
 class TreeNotFound(TreeflowError, LookupError):
@@ -318,9 +322,7 @@ class TreeTestError(TreeflowError, ValueError):
 
     def __init__(self, *, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in tree test file"
-        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+        super().__init__(problems_message(self.problems, "tree test file"))
 
 
 class RunNotFinished(TreeflowError, ValueError):
@@ -369,4 +371,5 @@ __all__ = [
     "UnknownField",
     "VersionConflict",
     "VersionRequired",
+    "problems_message",
 ]

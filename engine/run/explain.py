@@ -111,6 +111,11 @@ def _quorum_text(node: Node, expected: int) -> tuple[str, int | None]:
     return f"type {shown}", wanted.needed(expected)
 
 
+def _needs(needed: int | None, total: int, what: str, kind: str) -> str:
+    """``2 of 3 WHAT (type Some 2)``; without the count when the type is a template."""
+    return f"{'' if needed is None else f'{needed} of '}{total} {what} ({kind})"
+
+
 def _joins(view: RunView) -> Iterator[Waiting]:
     for task in view.run.tasks:
         if task.status is not TaskStatus.NEW or view.behaviour(task) is not Behaviour.JOIN:
@@ -122,9 +127,8 @@ def _joins(view: RunView) -> Iterator[Waiting]:
             for source in node.incoming
             if source not in task.arrived
         )
-        need = "" if needed is None else f"{needed} of "
         text = (
-            f"{need}{len(node.incoming)} incoming connectors ({kind}); arrived from "
+            f"{_needs(needed, len(node.incoming), 'incoming connectors', kind)}; arrived from "
             f"{', '.join(task.arrived) or 'none'}; not yet from {', '.join(missing) or 'none'}"
         )
         yield Waiting("join", task.name, task.loop_index, text, task.id, missing=missing)
@@ -166,10 +170,9 @@ def _loop_tails(view: RunView) -> Iterator[Waiting]:
         kind, needed = _quorum_text(view.tree.nodes[task.name], count)
         iterations = [child_index(task.loop_index, k) for k in range(count)]
         missing = tuple(index for index in iterations if index not in task.arrived)
-        need = "" if needed is None else f"{needed} of "
         text = (
-            f"{need}{count} iterations of {head_name} ({kind}); {len(task.arrived)} arrived; "
-            f"not yet {', '.join(missing) or 'none'}"
+            f"{_needs(needed, count, f'iterations of {head_name}', kind)}; "
+            f"{len(task.arrived)} arrived; not yet {', '.join(missing) or 'none'}"
         )
         yield Waiting("loop tail", task.name, task.loop_index, text, task.id, missing=missing)
 
