@@ -251,3 +251,32 @@ def test_from_run_writes_a_case_that_replays_the_run(folder: Path, tmp_path: Pat
         f"Error: run {unfinished} is Started: a test case is written from a finished run "
         "(Completed or Failed)"
     )
+
+
+def test_from_run_replays_a_wait_as_an_advance_of_the_virtual_clock(
+    folder: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'wait.db'}"
+    now = [1_800_000_000.0]
+    with Engine(url, trees=TREES, clock=lambda: now[0]) as engine:
+        trigger = engine.create_start(
+            source_name="Kinetic Request",
+            source_group="Shop > Orders",
+            tree_name="Cooling Off Period",
+            source_id="ORD-1",
+        )
+        engine.run_until_idle()
+        now[0] += 3600
+        engine.run_until_idle()
+        assert engine.get_run(trigger.run_id).status.value == "Completed"
+    written = folder / "tests" / "wait.tree-test.yaml"
+    result = treeflow(
+        "test", "--from-run", str(trigger.run_id), "--database", url, "-o", str(written)
+    )
+    assert result.returncode == 0, result.stderr
+    text = written.read_text(encoding="utf-8")
+    assert "- advance: 3600.0\n" in text
+    assert "at: '2027-01-15T08:00:00+00:00'" in text
+    replay = treeflow("test", str(written))
+    assert replay.returncode == 0, replay.stdout
+    assert replay.stdout.splitlines()[-1] == "1 passed, 0 failed"
