@@ -44,8 +44,8 @@ def test_the_shipped_cases_pass() -> None:
     result = treeflow("test", "trees/")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-1] == "19 passed, 0 failed"
-    assert sum(line.startswith("PASS trees/tests/") for line in lines) == 19
+    assert lines[-1] == "20 passed, 0 failed"
+    assert sum(line.startswith("PASS trees/tests/") for line in lines) == 20
 
 
 def test_validate_and_the_engine_leave_test_files_out_of_the_trees() -> None:
