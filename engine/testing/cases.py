@@ -211,7 +211,8 @@ class _Reader:
             if "error" in item:
                 out.append(Given(error=self.text(item["error"], "'error'", *where, "error") or ""))
             else:
-                out.append(Given(results=self.texts(item["results"], "'results'", *where)))
+                results = self.texts(item["results"], "'results'", *where, "results")
+                out.append(Given(results=results))
         return tuple(out)
 
     def step(self, raw: Any, path: Path) -> Step | None:
