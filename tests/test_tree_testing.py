@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine import Engine
+from engine.errors import TreeTestError
+from engine.testing.cases import read_test_file
 
 from .support import APPROVED, REGISTRATION, run_treeflow
 
@@ -280,3 +282,33 @@ def test_from_run_replays_a_wait_as_an_advance_of_the_virtual_clock(
     replay = treeflow("test", str(written))
     assert replay.returncode == 0, replay.stdout
     assert replay.stdout.splitlines()[-1] == "1 passed, 0 failed"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "given: {Review: {results: {Status: x}, error: boom}}",
+            "4: given results are {results: {NAME: TEXT}} or {error: MESSAGE} (or a list of them,"
+            " one per call)",
+        ),
+        (
+            "at: 2026-01-01T09:00:00",
+            "4: 'at' is an ISO 8601 instant with its offset (like 2026-01-01T09:00:00+00:00), not "
+            "'2026-01-01T09:00:00'",
+        ),
+        (
+            "steps: [{complete: Review, update: Review}]",
+            "4: a step is a mapping with one of complete, update, advance, resolve",
+        ),
+        ("strict: yes", "4: 'strict' must be true or false"),
+    ],
+    ids=["given both", "naive at", "two step kinds", "strict: yes is a text"],
+)
+def test_each_check_of_a_case_names_its_line(tmp_path: Path, case: str, message: str) -> None:
+    path = tmp_path / "c.tree-test.yaml"
+    text = f"tree: T\ncases:\n  - name: c\n    {case}\n    expect: {{status: Completed}}\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TreeTestError) as caught:
+        read_test_file(path)
+    assert [str(problem) for problem in caught.value.problems] == [f"{path}:{message}"]
