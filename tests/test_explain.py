@@ -217,8 +217,8 @@ def test_treeflow_runs_why_prints_the_explanation(tmp_path: Path) -> None:
     with Engine(url, trees=TREES) as engine:
         run_id = start(engine)
         token = engine.get_run(run_id).open_tokens["Review"]
-    result = run_treeflow("runs", "why", str(run_id), "--database", url, cwd=tmp_path,
-                          env={"COLUMNS": "200", "NO_COLOR": "1"})  # fmt: skip
+    wide = {"COLUMNS": "200", "NO_COLOR": "1"}
+    result = run_treeflow("runs", "why", str(run_id), "--database", url, cwd=tmp_path, env=wide)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"run {run_id} is Started: 1 open"
