@@ -596,7 +596,7 @@ BAD_TREES = {
         None,
         "sauce:",
         "unknown key 'sauce'; known keys: definition_id, description, fields, group, inputs, "
-        "name, nodes, outputs, process, selection, source, status, type",
+        "missing, name, nodes, outputs, process, selection, source, status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(
