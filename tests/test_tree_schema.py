@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.cli.schema import schema_text
+from engine.tree.loader import CONNECTOR_KEYS, NODE_KEYS, TREE_KEYS
 from engine.tree.yaml_reader import parse_yaml
 
 TREES = Path(__file__).resolve().parents[1] / "trees"
@@ -125,3 +126,12 @@ def test_a_missing_required_parameter_fails_the_schema(
 ) -> None:
     found = errors(validator, tree(handler="system_wait_v1", parameters={"Time unit": "Hour"}))
     assert found == ["['nodes', 'Node', 'parameters']: 'Time to wait' is a required property"]
+
+
+def test_the_schema_knows_every_key_the_loader_knows() -> None:
+    """A key added to the loader and not to the schema would be flagged in every editor."""
+    schema = json.loads(schema_text())
+    definitions = schema["definitions"]
+    assert set(schema["properties"]) == TREE_KEYS
+    assert set(definitions["node"]["properties"]) == NODE_KEYS
+    assert set(definitions["connector"]["properties"]) == CONNECTOR_KEYS

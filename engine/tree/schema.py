@@ -25,6 +25,7 @@ from engine.handlers.builtin import RETURN_HANDLER
 from engine.handlers.handler import Handler
 from engine.handlers.registry import HandlerRegistry
 from engine.statuses import ConnectorType
+from engine.tree.expressions import MISSING_MODES
 from engine.tree.model import TREE_STATUSES
 from engine.tree.routines import RoutineSignature
 
@@ -86,6 +87,10 @@ def _tree_properties() -> dict[str, Any]:
             },
         },
         "selection": _text("The worker label whose workers run this tree."),
+        "missing": {
+            "enum": list(MISSING_MODES),
+            "description": "How a missing key reads in templates: an error (the default) or nil.",
+        },
         "type": {"enum": ["tree", "routine"], "description": "routine: callable by other trees."},
         "definition_id": {
             "type": "string",
