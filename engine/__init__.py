@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from engine.kianda.instances import Instance
     from engine.kianda.processes import Deployment, Process, ProcessVersion
     from engine.records import (
+        Explanation,
         Firing,
         Run,
         RunError,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         Task,
         TreeKey,
         Trigger,
+        Waiting,
     )
     from engine.statuses import (
         ConnectorType,
@@ -116,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "Parameter": "engine.handlers.handler",
     "SourceInfo": "engine.handlers.handler",
     "hookimpl": "engine.handlers.hookspecs",
+    "Explanation": "engine.records",
     "Firing": "engine.records",
     "Run": "engine.records",
     "RunError": "engine.records",
@@ -124,6 +127,7 @@ _EXPORTS: dict[str, str] = {
     "Task": "engine.records",
     "TreeKey": "engine.records",
     "Trigger": "engine.records",
+    "Waiting": "engine.records",
     "ConnectorType": "engine.statuses",
     "ErrorStatus": "engine.statuses",
     "ErrorType": "engine.statuses",
@@ -153,6 +157,7 @@ __all__ = [
     "ErrorNotFound",
     "ErrorStatus",
     "ErrorType",
+    "Explanation",
     "ExpressionError",
     "FieldNotSettable",
     "FieldSpec",
@@ -198,6 +203,7 @@ __all__ = [
     "UnknownField",
     "VersionConflict",
     "VersionRequired",
+    "Waiting",
     "hookimpl",
 ]
 

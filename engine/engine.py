@@ -18,7 +18,7 @@ from typing import Any
 
 from engine import ids, inputs
 from engine.errors import BadAction, ErrorNotFound, Problem, TreeError
-from engine.handlers.handler import ScheduleReceipt, TriggerReceipt
+from engine.handlers.handler import Handler, ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
 from engine.kianda.field_values import FieldsGiven, FieldValue
@@ -32,13 +32,14 @@ from engine.processing.outage import Outage, is_database_error
 from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
-from engine.records import Run, RunError, TreeKey, Trigger
+from engine.records import Explanation, Run, RunError, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
+from engine.run.explain import explain as explain_run
 from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
-from engine.statuses import TriggerAction
+from engine.statuses import RunStatus, TriggerAction
 from engine.store import inspection, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
@@ -120,6 +121,8 @@ class Engine:
     routine runs started under one top-level run, however deep) and ``max_step_rows`` (the rows
     one trigger's step adds, and one transaction holds) are the budgets runs are held to: a node
     whose work would go past one fails with a Budget Error (``engine.run.budgets``).
+    ``wrap_handlers`` replaces each handler by what it returns for it (``treeflow test`` gives
+    nodes the results a test case names: ``engine.testing``).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Engine:
         max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
         max_child_runs: int = DEFAULT_BUDGETS.child_runs,
         max_step_rows: int = DEFAULT_BUDGETS.step_rows,
+        wrap_handlers: Callable[[Handler], Handler] | None = None,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -154,7 +158,9 @@ class Engine:
         self.batch_size = batch_size
         run_cache = RunCache(run_cache_runs, run_cache_bytes)  # checked before anything opens
         budgets = Budgets(max_tasks_per_run, max_child_runs, max_step_rows)
-        self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
+        self.registry = HandlerRegistry(
+            plugins, load_entry_points=load_entry_points, wrap=wrap_handlers
+        )
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
         self.database.create_schema()
@@ -715,6 +721,17 @@ class Engine:
         """The backlog: triggers New or Work In Progress, due or not, in the whole database."""
         with self.database.read() as connection:
             return inspection.open_trigger_count(connection)
+
+    def explain(self, run_id: int) -> Explanation:
+        """What run ``run_id`` waits for, item by item (``engine.run.explain``), with the same
+        for each routine run it called that has not completed."""
+        run = self.get_run(run_id)
+        children = [
+            self.explain(link.run_id)
+            for link in run.children
+            if link.status is not RunStatus.COMPLETED
+        ]
+        return explain_run(run, self.tree_of_run(run), now=self.clock(), children=children)
 
     def tree_of_run(self, run: Run) -> Tree:
         """The definition a run runs on (its own version, not necessarily the current one)."""

@@ -34,14 +34,18 @@ class Problem:
         return f"{where}:{node} {self.message}"
 
 
+def problems_message(problems: Sequence[Problem], where: str) -> str:
+    """``N problem(s) in WHERE:`` and one indented line a problem."""
+    head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}"
+    return head + ":\n" + "\n".join(f"  {p}" for p in problems)
+
+
 class TreeError(TreeflowError, ValueError):
     """A tree definition is invalid; ``problems`` lists every problem found, not only the first."""
 
     def __init__(self, *, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in tree definition"
-        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+        super().__init__(problems_message(self.problems, "tree definition"))
 
 
 class TreeNotFound(TreeflowError, LookupError):
@@ -372,6 +376,29 @@ class BadSelection(TreeflowError, ValueError):
         )
 
 
+class TreeTestError(TreeflowError, ValueError):
+    """A tree test file (``treeflow test``) is invalid; ``problems`` lists every problem."""
+
+    def __init__(self, *, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(problems_message(self.problems, "tree test file"))
+
+
+class RunNotFinished(TreeflowError, ValueError):
+    """A test case is written from a finished run (Completed or Failed), not one still going."""
+
+    def __init__(self, *, run_id: int, status: str) -> None:
+        self.run_id, self.status = run_id, status
+        super().__init__(
+            f"run {run_id} is {status}: a test case is written from a finished run "
+            "(Completed or Failed)"
+        )
+
+
+class GivenHandlerError(TreeflowError, RuntimeError):
+    """What a node raises in a tree test whose given results say ``error: MESSAGE``."""
+
+
 __all__ = [
     "BadAction",
     "BadRequest",
@@ -382,6 +409,7 @@ __all__ = [
     "ErrorNotFound",
     "ExpressionError",
     "FieldNotSettable",
+    "GivenHandlerError",
     "GraphvizNotFound",
     "HandlerContractError",
     "HandlerFailed",
@@ -393,15 +421,18 @@ __all__ = [
     "Problem",
     "ProcessNotFound",
     "RunCancelled",
+    "RunNotFinished",
     "RunNotFound",
     "RunNotOpen",
     "ScheduleNotFound",
     "TokenNotFound",
     "TreeError",
     "TreeNotFound",
+    "TreeTestError",
     "TreeflowError",
     "TriggerNotFound",
     "UnknownField",
     "VersionConflict",
     "VersionRequired",
+    "problems_message",
 ]

@@ -43,6 +43,8 @@ class Task:
     updated_at: float
     attempt: int = 1  # which call of its handler its status is of (a node's retry policy)
     last_error: str | None = None  # what the last failed call raised, when one failed
+    # A join's or loop tail's arrivals: the nodes (or iteration loop indexes) that reached it.
+    arrived: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,37 @@ class Run:
     def open_tokens(self) -> dict[str, str]:
         """Node name -> deferral token, for every task still deferred."""
         return {t.name: t.token for t in self.tasks if t.status is TaskStatus.DEFERRED and t.token}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One open thing of a run and what it waits for (``Engine.explain``; ``waits_for``: a
+    sentence).
+
+    ``missing`` lists what has not happened yet (source nodes, iterations, tasks of a region,
+    each with how it stands); ``token``, ``due_at`` and ``child_run_id`` are set where they fit.
+    """
+
+    kind: str  # deferral, wait, routine call, join, junction, loop tail, error, start
+    node: str
+    loop_index: str
+    waits_for: str
+    task_id: str | None = None
+    token: str | None = None
+    due_at: str | None = None
+    child_run_id: int | None = None
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a run waits for: its open items, and the open routine runs it called."""
+
+    run_id: int
+    status: str
+    summary: str
+    waiting: tuple[Waiting, ...]
+    children: tuple[Explanation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,6 +271,7 @@ class ClosedTrigger:
 __all__ = [
     "ROOT_LOOP_INDEX",
     "ClosedTrigger",
+    "Explanation",
     "Firing",
     "Run",
     "RunError",
@@ -249,5 +283,6 @@ __all__ = [
     "Task",
     "TreeKey",
     "Trigger",
+    "Waiting",
     "job_id",
 ]

@@ -110,9 +110,10 @@ def test_the_example_in_trees_is_the_conversion_of_the_onboarding_export() -> No
         ONBOARDING.read_bytes(), file="tests/fixtures/kinetic/onboarding-tree.xml"
     )
 
-    assert (REPO / "trees" / "onboard-employee.yaml").read_text(
-        encoding="utf-8"
-    ) == converted.yaml()
+    shipped = (REPO / "trees" / "onboard-employee.yaml").read_text(encoding="utf-8")
+    schema_comment = "# yaml-language-server: $schema=tree.schema.json\n"  # for editors
+    assert shipped.startswith(schema_comment)
+    assert shipped.removeprefix(schema_comment) == converted.yaml()
 
 
 def test_bare_task_tree_takes_source_and_group_from_the_caller() -> None:

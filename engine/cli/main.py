@@ -19,13 +19,16 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.errors import errors
+from engine.cli.explain import why
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
 from engine.cli.run_control import add_run_control
 from engine.cli.schedules import schedules
+from engine.cli.schema import schema
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
 from engine.cli.support import results_argument as _results_argument
+from engine.cli.test import tree_test
 from engine.cli.users import users
 from engine.cli.view import print_run, styled
 from engine.cli.worker import worker
@@ -71,6 +74,8 @@ main.add_command(import_kinetic)
 main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
+main.add_command(schema)
+main.add_command(tree_test)
 
 
 @main.command()
@@ -163,10 +168,11 @@ def deferred(
 
 @main.group()
 def runs() -> None:
-    """List and show runs; cancel, run again, resume at a node."""
+    """List and show runs, say what one waits for; cancel, run again, resume at a node."""
 
 
 add_run_control(runs)
+runs.add_command(why)
 
 
 @runs.command("list")

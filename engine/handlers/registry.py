@@ -10,7 +10,7 @@ engines in one process have two registries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pluggy
 
@@ -24,9 +24,18 @@ class HandlerRegistry:
 
     ``load_entry_points=False`` leaves out the third-party plugins installed in the environment
     (tests, hosts that want only what they pass in ``plugins``); the built-ins are always there.
+    ``wrap``, when given, replaces every handler collected by what it returns for it (the same
+    definition id, checked again): ``treeflow test`` gives a tree's nodes the results a test case
+    names instead of calling their handlers (``engine.testing.given``).
     """
 
-    def __init__(self, plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> None:
+    def __init__(
+        self,
+        plugins: Iterable[object] = (),
+        *,
+        load_entry_points: bool = True,
+        wrap: Callable[[Handler], Handler] | None = None,
+    ) -> None:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
         for name, module in builtin.plugins():
@@ -36,6 +45,8 @@ class HandlerRegistry:
         for plugin in plugins:
             self.plugin_manager.register(plugin)
         self._handlers = self._collect()
+        if wrap is not None:
+            self._handlers = {key: _wrapped(wrap, h) for key, h in self._handlers.items()}
 
     def _collect(self) -> dict[str, Handler]:
         handlers: dict[str, Handler] = {}
@@ -65,6 +76,14 @@ class HandlerRegistry:
     @property
     def ids(self) -> Sequence[str]:
         return sorted(self._handlers)
+
+
+def _wrapped(wrap: Callable[[Handler], Handler], handler: Handler) -> Handler:
+    wrapped = check_contract(wrap(handler), plugin="wrap")
+    if wrapped.definition_id != handler.definition_id:
+        reason = f"a wrapped handler keeps its definition id, not {wrapped.definition_id!r}"
+        raise HandlerContractError(handler=handler.definition_id, reason=reason)
+    return wrapped
 
 
 __all__ = ["HandlerRegistry"]

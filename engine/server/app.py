@@ -22,6 +22,7 @@ from engine.auth import Accounts, HashSlots, Passwords
 from engine.engine import Engine
 from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, kinetic_v1, run_control, tasks, trigger_api
+from engine.server import explain as explain_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
 from engine.server.docs import docs_router
@@ -163,6 +164,7 @@ def create_app(
     app.include_router(trigger_api.router)
     app.include_router(inspection.router)
     app.include_router(run_control.router)
+    app.include_router(explain_api.router)
     app.include_router(kinetic_v1.router)
     app.include_router(instance_api.router)
     app.include_router(process_api.router)

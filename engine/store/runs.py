@@ -95,6 +95,7 @@ def _task(row: RowValues) -> Task:
         updated_at=row["updated_at"],
         attempt=row["attempt"],
         last_error=row["last_error"],
+        arrived=tuple(row["arrived"] or ()),
     )
 
 

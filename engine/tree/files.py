@@ -27,13 +27,19 @@ from engine.tree.model import Tree
 from engine.tree.routines import RoutineSignature, signature_of
 from engine.tree.yaml_reader import ParsedYaml, parse_yaml
 
+TEST_SUFFIX = ".tree-test.yaml"  # test cases beside the trees (engine.testing), not trees
+
 
 def tree_files(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
-    """Expand files and directories into the YAML files they hold, sorted, each once."""
+    """Expand files and directories into the YAML files they hold, sorted, each once.
+
+    A directory's ``*.tree-test.yaml`` files are test cases (``treeflow test``), not trees.
+    """
     files: list[FsPath] = []
     for path in map(FsPath, paths):
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+            found = (p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            files.extend(sorted(p for p in found if not p.name.endswith(TEST_SUFFIX)))
         else:
             files.append(path)
     unique: dict[FsPath, FsPath] = {}  # a file named twice (or inside a directory named) once
@@ -165,4 +171,11 @@ def load_tree_files(
     return list(found.trees)
 
 
-__all__ = ["TreeFiles", "load_tree_files", "read_tree_files", "routines_in", "tree_files"]
+__all__ = [
+    "TEST_SUFFIX",
+    "TreeFiles",
+    "load_tree_files",
+    "read_tree_files",
+    "routines_in",
+    "tree_files",
+]

@@ -320,6 +320,15 @@ class _Builder:
         return tuple(connector for connector in built if connector is not None)
 
     def _connector(self, node: str, item: Any, path: Path, defers: bool | None) -> Connector | None:
+        if isinstance(item, dict) and isinstance(item.get("to"), bool | int | float):
+            written = scalar_text(item["to"])
+            message = (
+                f"'to' is {yaml_kind(item['to'])} ({written}), not a node name: "
+                f'to name a node {written!r}, quote it: to: "{written}"'
+            )
+            self.problem(message, *path, "to", node=node)
+            self.opaque.add(node)
+            return None
         if not isinstance(item, dict) or not isinstance(item.get("to"), str):
             self.problem("a connector is a mapping with 'to: NODE NAME'", *path, node=node)
             self.opaque.add(node)

@@ -5,6 +5,12 @@ same name into one. Here the document is composed into YAML nodes and walked by 
 duplicate is reported (all of them, with both lines) and every mapping entry and list item
 remembers the line it came from, for error messages that point into the file.
 
+Scalars are read as YAML 1.2 (its core schema), as tree authors read them, not as PyYAML's YAML
+1.1: ``Yes``, ``No``, ``On``, ``Off``, ``y`` and ``n`` are text, so a node called ``No`` is that
+name; only ``true`` and ``false`` (in any of their three cases) are booleans; ``012`` is twelve,
+``0o12`` ten, and ``1_000``, ``1:30`` and dates are text. A mapping key is the text as written
+(a key ``true:`` names ``true``, a key ``1.50:`` names ``1.50``), since keys name things.
+
 The result is JSON-like data only (mappings, lists, strings, numbers, booleans, null): a scalar
 YAML would turn into anything else (a date, bytes) is kept as the text written; one the store
 could not keep as JSON (a NUL character or a lone surrogate, an integer outside 64 bits, an
@@ -16,8 +22,9 @@ and one nested deeper than Python's recursion limit are refused rather than walk
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -49,6 +56,41 @@ class ParsedYaml:
         return self.lines.get(path)
 
 
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+class Yaml12Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """PyYAML's safe loader with the YAML 1.2 core schema's implicit scalars instead of 1.1's.
+
+    The resolvers decide a plain scalar's type when the document is composed; the constructors
+    of 1.1 still build bools, floats and merges (the forms that reach them are 1.2's), and ints
+    are built here because 1.1 reads ``012`` as octal.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)
+
+
+for _tag, _pattern, _first in (
+    ("bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    ("int", _INT, "-+0123456789"),
+    ("float", _FLOAT, "-+.0123456789"),
+    ("null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]),
+    ("merge", re.compile(r"^(?:<<)$"), "<"),
+):
+    Yaml12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _pattern, list(_first))
+Yaml12Loader.add_constructor("tag:yaml.org,2002:int", Yaml12Loader.construct_yaml_int)
+
+
 class _TooBig(Exception):
     """The document expands (through aliases) to more than MAX_VALUES values."""
 
@@ -56,7 +98,7 @@ class _TooBig(Exception):
 class _Walker:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.loader = yaml.SafeLoader("")
+        self.loader = Yaml12Loader("")
         self.result = ParsedYaml(data=None)
         self.walking: set[int] = set()  # ids of the collections being walked: alias recursion
         self.count = 0
@@ -160,8 +202,8 @@ class _Walker:
 
     def _key(self, node: yaml.Node, path: Path) -> str | None:
         key = self._scalar(node) if isinstance(node, yaml.ScalarNode) else None
-        if key is not None:
-            text = str(key)
+        if key is not None:  # the text as written: a key names something, whatever it looks like
+            text = str(node.value)
             return text if self._stored(text, path) is not None else None
         kind = "null" if isinstance(node, yaml.ScalarNode) else node.id  # "mapping", "sequence"
         self._problem(f"a key must be a text, not a {kind}", path, node.start_mark.line + 1)
@@ -202,7 +244,7 @@ def parse_yaml(text: str, *, file: str) -> ParsedYaml:
     walker = _Walker(file)
     result = walker.result
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=Yaml12Loader)
         if root is None:
             result.problems.append(Problem(file=file, message="the document is empty"))
         else:
@@ -220,4 +262,12 @@ def parse_yaml(text: str, *, file: str) -> ParsedYaml:
     return result
 
 
-__all__ = ["MAX_VALUES", "ParsedYaml", "Path", "parse_yaml", "scalar_text", "yaml_kind"]
+__all__ = [
+    "MAX_VALUES",
+    "ParsedYaml",
+    "Path",
+    "Yaml12Loader",
+    "parse_yaml",
+    "scalar_text",
+    "yaml_kind",
+]
