@@ -37,7 +37,7 @@ from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
 from engine.statuses import TriggerAction
-from engine.store import inspection, resolutions
+from engine.store import inspection, resolutions, schema
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.users import UserBook
@@ -111,6 +111,9 @@ class Engine:
     routine runs started under one top-level run, however deep) and ``max_step_rows`` (the rows
     one trigger's step adds, and one transaction holds) are the budgets runs are held to: a node
     whose work would go past one fails with a Budget Error (``engine.run.budgets``).
+    ``upgrade`` lets the engine upgrade a database made by an earlier release to its schema
+    (``engine.store.schema``); without it such a database is refused with SchemaMismatch naming
+    both revisions and ``treeflow db upgrade``. An empty database always gets the schema.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class Engine:
         max_tasks_per_run: int = DEFAULT_BUDGETS.tasks_per_run,
         max_child_runs: int = DEFAULT_BUDGETS.child_runs,
         max_step_rows: int = DEFAULT_BUDGETS.step_rows,
+        upgrade: bool = False,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -147,7 +151,11 @@ class Engine:
         self.registry = HandlerRegistry(plugins, load_entry_points=load_entry_points)
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
-        self.database.create_schema()
+        try:
+            schema.prepare(self.database, upgrade=upgrade)
+        except BaseException:
+            self.database.dispose()
+            raise
         self.catalog = TreeCatalog(
             self.database, registry=self.registry, expressions=self.expressions, clock=clock
         )

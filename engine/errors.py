@@ -313,6 +313,32 @@ class BadSelection(TreeflowError, ValueError):
         )
 
 
+class SchemaMismatch(TreeflowError, RuntimeError):
+    """The database's schema is not the one this treeflow was built for.
+
+    ``current`` is the revision the database is at (``None``: no treeflow tables), ``expected``
+    the one the code needs, ``command`` what makes them agree, when something can.
+    """
+
+    def __init__(self, *, current: str, expected: str, detail: str, command: str) -> None:
+        self.current = current
+        self.expected = expected
+        self.command = command
+        super().__init__(
+            f"the database schema is at revision {current}, this treeflow needs revision "
+            f"{expected}: {detail}; {command}"
+        )
+
+
+class SchemaUpgradeFailed(TreeflowError, RuntimeError):
+    """A schema revision cannot be applied to the data the database holds; nothing changed."""
+
+    def __init__(self, *, revision: str, reason: str) -> None:
+        self.revision = revision
+        self.reason = reason
+        super().__init__(f"cannot upgrade the database to revision {revision}: {reason}")
+
+
 __all__ = [
     "BadAction",
     "BadRequest",
@@ -333,6 +359,8 @@ __all__ = [
     "ProcessNotFound",
     "RunNotFound",
     "ScheduleNotFound",
+    "SchemaMismatch",
+    "SchemaUpgradeFailed",
     "TokenNotFound",
     "TreeError",
     "TreeNotFound",
