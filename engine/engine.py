@@ -273,6 +273,25 @@ class Engine:
                     return None
 
     @staticmethod
+    def schema_state(url: str | None) -> schema.SchemaState:
+        """The schema revision of the database at ``url`` and the one this code needs."""
+        database = Database(url, pool_size=1)
+        try:
+            return schema.state(database)
+        finally:
+            database.dispose()
+
+    @staticmethod
+    def upgrade_schema(url: str | None) -> tuple[schema.SchemaState, schema.SchemaState]:
+        """Upgrade the database at ``url`` to this code's schema (``treeflow db upgrade``):
+        its state before and after; nothing changes if a revision fails."""
+        database = Database(url, pool_size=1)
+        try:
+            return schema.upgrade_schema(database)
+        finally:
+            database.dispose()
+
+    @staticmethod
     def is_database_error(exc: BaseException) -> bool:
         """Whether ``exc``, raised by a call of an engine, means its database could not be
         reached (the connection refused, lost or invalidated), rather than a refusal of the call:

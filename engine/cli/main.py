@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.db import db
 from engine.cli.errors import errors
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
@@ -83,6 +84,7 @@ main.add_command(import_kinetic)
 main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
+main.add_command(db)
 
 
 @main.command()

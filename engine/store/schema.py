@@ -247,14 +247,15 @@ def _check_references(connection: Connection) -> None:
         )
 
 
+def include_name(name: str | None, kind: str, _parent: object) -> bool:
+    """Whether a comparison with the metadata looks at ``name`` (not at others' tables)."""
+    return kind != "table" or name not in FOREIGN_TABLES
+
+
 @contextmanager
 def comparison(connection: Connection) -> Iterator[MigrationContext]:
     """A migration context for comparing the database with the metadata (the drift test)."""
-    yield _context(
-        connection,
-        include_name=lambda name, kind, _parent: kind != "table" or name not in FOREIGN_TABLES,
-        compare_type=True,
-    )
+    yield _context(connection, include_name=include_name, compare_type=True)
 
 
 __all__ = [
@@ -262,7 +263,9 @@ __all__ = [
     "UPGRADE_COMMAND",
     "VERSION_TABLE",
     "SchemaState",
+    "comparison",
     "head",
+    "include_name",
     "prepare",
     "read_state",
     "state",
