@@ -9,21 +9,12 @@ back the database up, stop or drain the old processes, run ``db upgrade``, start
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TypeVar
 
 import click
 from rich.markup import escape
 
 from engine.cli.support import console, database_option, made_engine
 from engine.engine import Engine
-
-_T = TypeVar("_T")
-
-
-def _on_database(call: Callable[[], _T]) -> _T:
-    """``call``'s answer; a bad URL or an unreachable database is one line, exit status 1."""
-    return made_engine(call)
 
 
 @click.group()
@@ -36,7 +27,7 @@ def db() -> None:
 @database_option
 def current(check: bool, database: str) -> None:
     """Print the database's schema revision and the one this treeflow needs."""
-    state = _on_database(lambda: Engine.schema_state(database))
+    state = made_engine(lambda: Engine.schema_state(database))
     if state.current:
         verdict = "[green]up to date[/green]"
     elif state.revision is None:
@@ -61,7 +52,7 @@ def upgrade(database: str) -> None:
     A database made before treeflow had revisions is recognised by its tables and stamped first.
     Back the database up before upgrading: revisions only go forward.
     """
-    before, after = _on_database(lambda: Engine.upgrade_schema(database))
+    before, after = made_engine(lambda: Engine.upgrade_schema(database))
     if before.revision == after.revision and before.stamped:
         console.print(f"already at revision {after.revision}", highlight=False)
         return

@@ -22,7 +22,7 @@ DEFAULT_DATABASE = "sqlite:///treeflow.db"
 DEFAULT_TREES = "trees/"
 
 F = TypeVar("F", bound=Callable[..., Any])
-E = TypeVar("E", bound=Engine | None)
+E = TypeVar("E")  # an engine, or what a call on a database answers (treeflow db)
 console = Console()
 err_console = Console(stderr=True)
 
