@@ -23,6 +23,7 @@ from engine.cli.db import db
 from engine.cli.errors import errors
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
+from engine.cli.purge import purge
 from engine.cli.schedules import schedules
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
@@ -85,6 +86,7 @@ main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
 main.add_command(db)
+main.add_command(purge)
 
 
 @main.command()
