@@ -23,6 +23,7 @@ SQLite with foreign keys off while tables are rebuilt (batch mode), checked befo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -103,8 +105,10 @@ class SchemaState:
         return f"{self.revision}{what}{unknown}"
 
 
+@functools.cache
 def scripts() -> ScriptDirectory:
-    """The revisions shipped in the package (``engine/store/migrations/versions``)."""
+    """The revisions shipped in the package (``engine/store/migrations/versions``), read once
+    per process: loading them imports every revision's module."""
     return ScriptDirectory(str(MIGRATIONS))
 
 
@@ -139,7 +143,7 @@ def read_state(connection: Connection) -> SchemaState:
     if revision is not None:
         try:
             known = directory.get_revision(revision) is not None
-        except Exception:  # alembic raises its own errors for an id it has never seen
+        except CommandError:  # an id none of the revisions has
             known = False
     return SchemaState(revision=revision, stamped=stamped is not None, head=newest, known=known)
 
