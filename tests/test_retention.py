@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine
-from engine.errors import BadRequest
+from engine.errors import BadRequest, InstanceNotFound
 from engine.schedule.retention import RetentionPolicy
+from tests.conftest import TREES
 from tests.support import run_treeflow, small_tree, start_small, wait_for
 from tests.test_routines import VISITOR, greet, welcome
 from tests.test_schedules import TICK, create
@@ -282,3 +283,25 @@ def test_treeflow_purge(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "'Started' is not finished" in bad.stderr
     unit = run_treeflow("purge", "--older-than", "30x", cwd=tmp_path, env=env)
     assert unit.returncode == 2 and "'30x' is not a duration" in unit.stderr
+
+
+def test_an_instance_goes_with_its_run(database_url: str, clock: Clock) -> None:
+    process = "new-training-process"
+    with Engine(database_url, trees=TREES / "new-training-process.yaml", clock=clock) as engine:
+        instance = engine.create_instance(process, {"Reason": "New employee"})
+        engine.run_until_idle()
+        [token] = [t.token for t in engine.get_run(instance.run_id).tasks if t.token]
+        assert token is not None
+        decision = '<results><result name="Decision">Approved</result></results>'
+        engine.create_deferred(token=token, action="Complete", results=decision)
+        engine.run_until_idle()
+        assert engine.get_run(instance.run_id).status.value == "Completed"
+        clock.now = BORN + MONTH + DAY
+
+        counts = engine.purge_runs(older_than=MONTH)
+
+        assert (counts.runs, counts.instances) == (1, 1)
+        with pytest.raises(InstanceNotFound):
+            engine.get_instance(instance.name)
+        again = engine.create_instance(process)  # numbering goes on: names are never reused
+        assert again.name == f"{process}-2"
