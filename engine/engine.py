@@ -283,21 +283,13 @@ class Engine:
     @staticmethod
     def schema_state(url: str | None) -> schema.SchemaState:
         """The schema revision of the database at ``url`` and the one this code needs."""
-        database = Database(url, pool_size=1)
-        try:
-            return schema.state(database)
-        finally:
-            database.dispose()
+        return schema.on_database(url, schema.state)
 
     @staticmethod
     def upgrade_schema(url: str | None) -> tuple[schema.SchemaState, schema.SchemaState]:
         """Upgrade the database at ``url`` to this code's schema (``treeflow db upgrade``):
         its state before and after; nothing changes if a revision fails."""
-        database = Database(url, pool_size=1)
-        try:
-            return schema.upgrade_schema(database)
-        finally:
-            database.dispose()
+        return schema.on_database(url, schema.upgrade_schema)
 
     @staticmethod
     def is_database_error(exc: BaseException) -> bool:

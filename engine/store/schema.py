@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
@@ -50,6 +50,7 @@ FOREIGN_TABLES = frozenset({"schedule_jobs", VERSION_TABLE})
 _ADVISORY_LOCK = 7263541  # the same key as creating the schema (Database.create_schema)
 
 _Check = Callable[[sa.Inspector], bool]
+_T = TypeVar("_T")
 
 
 def _table(name: str) -> _Check:
@@ -151,6 +152,15 @@ def read_state(connection: Connection) -> SchemaState:
 def state(database: Database) -> SchemaState:
     with database.read() as connection:
         return read_state(connection)
+
+
+def on_database(url: str | None, call: Callable[[Database], _T]) -> _T:
+    """``call`` on a database of its own at ``url``, closed afterwards (``treeflow db``)."""
+    database = Database(url, pool_size=1)
+    try:
+        return call(database)
+    finally:
+        database.dispose()
 
 
 def _lock(connection: Connection) -> None:
@@ -270,6 +280,7 @@ __all__ = [
     "comparison",
     "head",
     "include_name",
+    "on_database",
     "prepare",
     "read_state",
     "state",
