@@ -6,7 +6,11 @@ On SQLite and PostgreSQL, with the engine's injectable clock standing in for the
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,3 +309,39 @@ def test_an_instance_goes_with_its_run(database_url: str, clock: Clock) -> None:
             engine.get_instance(instance.name)
         again = engine.create_instance(process)  # numbering goes on: names are never reused
         assert again.name == f"{process}-2"
+
+
+def test_a_worker_given_retain_runs_purges_on_its_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with Engine(url) as engine:
+        engine.load_tree(greet())
+        engine.load_tree(welcome())
+        old = start_small(engine, "Welcome", results=VISITOR)
+        assert engine.get_run(old).status.value == "Completed"
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from engine.cli.main import main; main()",
+                "worker",
+                f"--database={url}",
+                "--workers=1",
+                "--retain-runs=1s",
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with Engine(url) as engine:
+            wait_for(lambda: rows_of(engine, [old, old + 1])["runs"] == 0)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert "retention: purged 2 runs (1 call trees)" in log.read_text()
