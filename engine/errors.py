@@ -316,8 +316,9 @@ class BadSelection(TreeflowError, ValueError):
 class SchemaMismatch(TreeflowError, RuntimeError):
     """The database's schema is not the one this treeflow was built for.
 
-    ``current`` is the revision the database is at (``None``: no treeflow tables), ``expected``
-    the one the code needs, ``command`` what makes them agree, when something can.
+    ``current`` describes the revision the database is at (and whether it was stamped or read
+    from a legacy database's tables), ``expected`` is the one the code needs, ``command`` what
+    makes them agree.
     """
 
     def __init__(self, *, current: str, expected: str, detail: str, command: str) -> None:
