@@ -112,18 +112,25 @@ def _tree_of(root_ids: Any) -> sa.ColumnElement[bool]:
 
 
 def _finished_roots(criteria: PurgeCriteria) -> sa.Select[int]:
-    """Top-level runs meeting ``criteria`` whose whole call tree is finished."""
+    """Top-level runs meeting ``criteria`` whose whole call tree is finished.
+
+    The root's own status is in ``criteria``; its routine runs are found through their index on
+    ``root_run_id``, and open triggers through theirs on ``run_id``.
+    """
+
+    def open_trigger(run_id: sa.ColumnElement[int]) -> sa.Exists:
+        return (
+            sa.select(triggers.c.id)
+            .where(triggers.c.run_id == run_id, triggers.c.status.in_(OPEN_TRIGGER_STATUSES))
+            .exists()
+        )
+
     member = runs.alias("member")
-    open_trigger = (
-        sa.select(triggers.c.id)
-        .where(triggers.c.run_id == member.c.id, triggers.c.status.in_(OPEN_TRIGGER_STATUSES))
-        .exists()
-    )
-    unfinished = (
+    unfinished_member = (
         sa.select(member.c.id)
         .where(
-            sa.or_(member.c.id == runs.c.id, member.c.root_run_id == runs.c.id),
-            sa.or_(member.c.status.in_(UNFINISHED), open_trigger),
+            member.c.root_run_id == runs.c.id,
+            sa.or_(member.c.status.in_(UNFINISHED), open_trigger(member.c.id)),
         )
         .exists()
     )
@@ -131,7 +138,8 @@ def _finished_roots(criteria: PurgeCriteria) -> sa.Select[int]:
         runs.c.parent_run_id.is_(None),
         runs.c.status.in_(criteria.statuses),
         runs.c.updated_at < criteria.before,
-        ~unfinished,
+        ~open_trigger(runs.c.id),
+        ~unfinished_member,
     )
     if criteria.tree_name is not None:
         statement = statement.where(runs.c.tree_name == criteria.tree_name)
