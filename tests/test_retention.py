@@ -259,12 +259,19 @@ def purged_runs(table: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def test_treeflow_purge(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 't.db'}"
+def welcome_run_in_a_file(tmp_path: Path) -> tuple[str, int]:
+    """A SQLite file holding one finished Welcome call tree (for commands run as processes)."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
     with Engine(url) as engine:
         engine.load_tree(greet())
         engine.load_tree(welcome())
-        kept = start_small(engine, "Welcome", results=VISITOR)
+        run = start_small(engine, "Welcome", results=VISITOR)
+        assert engine.get_run(run).status.value == "Completed"
+    return url, run
+
+
+def test_treeflow_purge(tmp_path: Path) -> None:
+    url, kept = welcome_run_in_a_file(tmp_path)
     env = {"TREEFLOW_DATABASE_URL": url}
     archive = tmp_path / "old.jsonl"
 
@@ -312,12 +319,7 @@ def test_an_instance_goes_with_its_run(database_url: str, clock: Clock) -> None:
 
 
 def test_a_worker_given_retain_runs_purges_on_its_own(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    with Engine(url) as engine:
-        engine.load_tree(greet())
-        engine.load_tree(welcome())
-        old = start_small(engine, "Welcome", results=VISITOR)
-        assert engine.get_run(old).status.value == "Completed"
+    url, old = welcome_run_in_a_file(tmp_path)
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
