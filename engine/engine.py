@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine import ids, inputs
-from engine.errors import BadAction, ErrorNotFound, Problem, TreeError
+from engine.errors import BadAction, BadRequest, ErrorNotFound, Problem, TreeError
 from engine.handlers.handler import Handler, ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
@@ -37,10 +37,11 @@ from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
 from engine.run.explain import explain as explain_run
 from engine.schedule.firing import Firer
+from engine.schedule.retention import RetentionDuty, RetentionPolicy
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
 from engine.statuses import RunStatus, TriggerAction
-from engine.store import inspection, resolutions
+from engine.store import inspection, resolutions, retention, schema
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.users import UserBook
@@ -123,6 +124,11 @@ class Engine:
     whose work would go past one fails with a Budget Error (``engine.run.budgets``).
     ``wrap_handlers`` replaces each handler by what it returns for it (``treeflow test`` gives
     nodes the results a test case names: ``engine.testing``).
+    ``retention`` purges finished runs on a schedule, in the process that runs the scheduler
+    (``engine.schedule.retention``; :meth:`purge_runs` is the same on demand).
+    ``upgrade`` lets the engine upgrade a database made by an earlier release to its schema
+    (``engine.store.schema``); without it such a database is refused with SchemaMismatch naming
+    both revisions and ``treeflow db upgrade``. An empty database always gets the schema.
     """
 
     def __init__(
@@ -150,6 +156,8 @@ class Engine:
         max_child_runs: int = DEFAULT_BUDGETS.child_runs,
         max_step_rows: int = DEFAULT_BUDGETS.step_rows,
         wrap_handlers: Callable[[Handler], Handler] | None = None,
+        upgrade: bool = False,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.logger = logger or logging.getLogger("treeflow")
         self.clock = clock
@@ -163,7 +171,11 @@ class Engine:
         )
         self.expressions = Expressions()
         self.database = Database(url, pool_size=pool_size)
-        self.database.create_schema()
+        try:
+            schema.prepare(self.database, upgrade=upgrade)
+        except BaseException:
+            self.database.dispose()
+            raise
         self.catalog = TreeCatalog(
             self.database,
             registry=self.registry,
@@ -213,7 +225,11 @@ class Engine:
             instances=self.instances,
             firer=firer,
             scheduler=Scheduler(
-                self.database, firer, poll_seconds=schedule_poll_seconds, logger=self.logger
+                self.database,
+                firer,
+                poll_seconds=schedule_poll_seconds,
+                logger=self.logger,
+                duties=() if retention is None else [self._retention_duty(retention)],
             ),
             clock=clock,
             max_results_bytes=max_results_bytes,
@@ -294,11 +310,76 @@ class Engine:
                     return None
 
     @staticmethod
+    def schema_state(url: str | None) -> schema.SchemaState:
+        """The schema revision of the database at ``url`` and the one this code needs."""
+        return schema.on_database(url, schema.state)
+
+    @staticmethod
+    def upgrade_schema(url: str | None) -> tuple[schema.SchemaState, schema.SchemaState]:
+        """Upgrade the database at ``url`` to this code's schema (``treeflow db upgrade``):
+        its state before and after; nothing changes if a revision fails."""
+        return schema.on_database(url, schema.upgrade_schema)
+
+    @staticmethod
     def is_database_error(exc: BaseException) -> bool:
         """Whether ``exc``, raised by a call of an engine, means its database could not be
         reached (the connection refused, lost or invalidated), rather than a refusal of the call:
         the call may be made again, with its idempotency key if it writes."""
         return is_database_error(exc)
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def _retention_duty(self, policy: RetentionPolicy) -> RetentionDuty:
+        return RetentionDuty(self.database, policy, clock=self.clock, logger=self.logger)
+
+    def _purge_criteria(
+        self, older_than: float, statuses: Iterable[str] | None, tree_name: str | None
+    ) -> retention.PurgeCriteria:
+        if not isinstance(older_than, int | float) or not older_than >= 0:
+            raise BadRequest(field="older_than", reason="must be a number of seconds, 0 or more")
+        return retention.PurgeCriteria.checked(
+            before=self.clock() - older_than, statuses=statuses, tree_name=tree_name
+        )
+
+    def count_purgeable(
+        self,
+        *,
+        older_than: float,
+        statuses: Iterable[str] | None = None,
+        tree_name: str | None = None,
+    ) -> int:
+        """How many call trees :meth:`purge_runs` with these arguments would take now."""
+        criteria = self._purge_criteria(older_than, statuses, tree_name)
+        return retention.count_finished(self.database, criteria)
+
+    def purge_runs(
+        self,
+        *,
+        older_than: float,
+        statuses: Iterable[str] | None = None,
+        tree_name: str | None = None,
+        dry_run: bool = False,
+        archive: str | os.PathLike[str] | None = None,
+        batch_size: int = retention.DEFAULT_BATCH,
+        progress: Callable[[retention.PurgeCounts], None] | None = None,
+    ) -> retention.PurgeCounts:
+        """Delete runs finished more than ``older_than`` seconds ago, with everything about them.
+
+        Whole call trees go, never one with an unfinished run or an open trigger; ``statuses``
+        are the top-level run's (default Completed and Cancelled), ``tree_name`` limits it to
+        one tree. ``batch_size`` call trees per short transaction; ``archive`` appends each run
+        as a JSON line to that file before it is deleted; ``dry_run`` only counts
+        (``engine.store.retention``). Bad arguments raise BadRequest and delete nothing.
+        """
+        criteria = self._purge_criteria(older_than, statuses, tree_name)
+        return retention.purge(
+            self.database,
+            criteria,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            archive=archive,
+            progress=progress,
+        )
 
     # -- trees -----------------------------------------------------------------------------------
 

@@ -376,6 +376,33 @@ class BadSelection(TreeflowError, ValueError):
         )
 
 
+class SchemaMismatch(TreeflowError, RuntimeError):
+    """The database's schema is not the one this treeflow was built for.
+
+    ``current`` describes the revision the database is at (and whether it was stamped or read
+    from a legacy database's tables), ``expected`` is the one the code needs, ``command`` what
+    makes them agree.
+    """
+
+    def __init__(self, *, current: str, expected: str, detail: str, command: str) -> None:
+        self.current = current
+        self.expected = expected
+        self.command = command
+        super().__init__(
+            f"the database schema is at revision {current}, this treeflow needs revision "
+            f"{expected}: {detail}; {command}"
+        )
+
+
+class SchemaUpgradeFailed(TreeflowError, RuntimeError):
+    """A schema revision cannot be applied to the data the database holds; nothing changed."""
+
+    def __init__(self, *, revision: str, reason: str) -> None:
+        self.revision = revision
+        self.reason = reason
+        super().__init__(f"cannot upgrade the database to revision {revision}: {reason}")
+
+
 class TreeTestError(TreeflowError, ValueError):
     """A tree test file (``treeflow test``) is invalid; ``problems`` lists every problem."""
 
@@ -425,6 +452,8 @@ __all__ = [
     "RunNotFound",
     "RunNotOpen",
     "ScheduleNotFound",
+    "SchemaMismatch",
+    "SchemaUpgradeFailed",
     "TokenNotFound",
     "TreeError",
     "TreeNotFound",

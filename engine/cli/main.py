@@ -18,10 +18,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.db import db
 from engine.cli.errors import errors
 from engine.cli.explain import why
 from engine.cli.graph import draw_run, graph
 from engine.cli.kinetic import import_kinetic
+from engine.cli.purge import purge
 from engine.cli.run_control import add_run_control
 from engine.cli.schedules import schedules
 from engine.cli.schema import schema
@@ -76,6 +78,8 @@ main.add_command(worker)
 main.add_command(schedules)
 main.add_command(schema)
 main.add_command(tree_test)
+main.add_command(db)
+main.add_command(purge)
 
 
 @main.command()

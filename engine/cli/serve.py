@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from engine.cli.purge import retention_option
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
 from engine.cli.worker import limit_options, processing_options, processing_settings
 
@@ -53,6 +54,7 @@ It reads the password from standard input when that is not a terminal
 )
 @processing_options
 @limit_options
+@retention_option
 @click.option(
     "--subscription-id",
     envvar="TREEFLOW_SUBSCRIPTION_ID",

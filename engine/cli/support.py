@@ -23,7 +23,7 @@ DEFAULT_DATABASE = "sqlite:///treeflow.db"
 DEFAULT_TREES = "trees/"
 
 F = TypeVar("F", bound=Callable[..., Any])
-E = TypeVar("E", bound=Engine | None)
+E = TypeVar("E")  # an engine, or what a call on a database answers (treeflow db)
 # No emoji codes: ``file.yaml:100: node ...`` must print ``:100:`` as written, never an emoji.
 # (Markup is escaped where text meets it: ``rich.markup.escape``, or a ``Text``.)
 console = Console(emoji=False)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
+from engine.cli.purge import retention_option
 from engine.cli.support import engine_options, in_use, made_engine, trees_path
 from engine.engine import DEFAULT_BUDGETS, RUN_CACHE_BYTES, RUN_CACHE_RUNS, Engine
 from engine.tree.selection import shown
@@ -187,6 +188,7 @@ def processing_settings(
 )
 @processing_options
 @limit_options
+@retention_option
 @click.option(
     "--pool-size",
     envvar="TREEFLOW_POOL_SIZE",

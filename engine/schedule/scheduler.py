@@ -23,7 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,8 +116,10 @@ class Scheduler:
         *,
         poll_seconds: float,
         logger: logging.Logger,
+        duties: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.database = database
+        self.duties = tuple(duties)  # what the leader also does after each poll (retention)
         self.firer = firer
         self.poll_seconds = poll_seconds
         self.logger = logger
@@ -187,6 +189,11 @@ class Scheduler:
             self._shut_down()
             return
         self.sync()
+        for duty in self.duties:
+            try:
+                duty()
+            except Exception:  # a duty's failure is its own: the schedules go on
+                self.logger.exception("a duty of the scheduler's leader failed")
 
     def _start_up(self) -> None:
         if self.database.memory:

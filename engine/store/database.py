@@ -105,11 +105,39 @@ class Database:
         return engine
 
     def create_schema(self) -> None:
-        """Create missing tables and indexes (the schema is not yet released: no migrations)."""
+        """Create missing tables and indexes, unversioned: for scratch databases (benchmarks).
+
+        An engine's database goes through ``engine.store.schema.prepare`` instead, which also
+        stamps its revision and refuses a database of another release.
+        """
         with self.write() as connection:
             if self.is_postgresql:  # engine processes starting together create it once
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(7263541)"))
             SQLModel.metadata.create_all(connection)
+
+    @contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A write transaction for schema revisions, on a connection of its own.
+
+        On SQLite, foreign keys are off on it (they cannot be switched inside a transaction):
+        rebuilding a table in batch mode drops the old one, which the tables referencing it
+        would otherwise refuse. The caller checks them before the block ends
+        (``PRAGMA foreign_key_check``); the connection is closed afterwards, never pooled.
+        """
+        if self._write_lock is None or self.memory:  # a memory database is always new
+            with self.write() as connection:
+                yield connection
+            return
+        with self._write_lock:
+            connection = self.engine.connect().execution_options(treeflow_write=True)
+            driver: Any = connection.connection.driver_connection
+            try:
+                driver.execute("PRAGMA foreign_keys=OFF")
+                with connection.begin():
+                    yield connection
+            finally:
+                connection.invalidate()  # never back into the pool with foreign keys off
+                connection.close()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

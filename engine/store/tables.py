@@ -23,6 +23,7 @@ _OPEN = sa.text("status IN ('New', 'Work In Progress')")
 _LEASED = sa.text("lease_owner IS NOT NULL")
 _TOKEN = sa.text("token IS NOT NULL")
 _KEYED = sa.text("idempotency_key IS NOT NULL")
+_CALLED = sa.text("root_run_id IS NOT NULL")
 
 
 def _json(**kwargs: Any) -> Any:
@@ -54,6 +55,11 @@ class RunRow(SQLModel, table=True):
         sa.Index("ix_runs_tree", "source_name", "source_group", "tree_name"),
         # Only leased runs are indexed: renewing and releasing leases never scans finished runs.
         sa.Index("ix_runs_leased", "lease_owner", sqlite_where=_LEASED, postgresql_where=_LEASED),
+        # A call tree's routine runs, found from its top-level run (retention purges whole trees);
+        # top-level runs, most of them, have none and stay out of it.
+        sa.Index(
+            "ix_runs_root_run_id", "root_run_id", sqlite_where=_CALLED, postgresql_where=_CALLED
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
