@@ -38,6 +38,7 @@ from engine.server.idempotency import (
 from engine.server.settings import ServerSettings
 
 PREFIX = "/kineticTask/rest/v1/Trigger"
+TASK3_PREFIX = "/kinetic/rest/v1/Trigger"  # Kinetic Task 3's path for the same calls
 START_FORM = FormSpec(
     required=("source_name", "source_group", "tree_name"),
     optional=("source_id", "results", "message"),
@@ -72,7 +73,9 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
-router = APIRouter(prefix=PREFIX, tags=["trigger API (seed)"])
+# The routes without a prefix, so that engine.server.kinetic_prefixes can serve them under
+# Task 3's path too; ``router`` is them under the seed's.
+routes = APIRouter(tags=["trigger API (seed)"])
 
 
 def simulation(request: Request) -> Response | None:
@@ -105,7 +108,7 @@ def _openapi(spec: FormSpec) -> dict[str, object]:
     return {**openapi_form(spec, _DESCRIPTIONS), "parameters": [OPENAPI_HEADER]}
 
 
-@router.post(
+@routes.post(
     "/createStart",
     summary="Start a tree (the seed's createStart)",
     openapi_extra=_openapi(START_FORM),
@@ -138,7 +141,7 @@ async def create_start(request: Request, user: AnyUser) -> Response:
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 
-@router.post(
+@routes.post(
     "/createDeferred",
     summary="Complete or update a deferred task (the seed's createDeferred)",
     openapi_extra=_openapi(DEFERRED_FORM),
@@ -168,4 +171,16 @@ async def create_deferred(request: Request, user: AnyUser) -> Response:
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 
-__all__ = ["DEFERRED_FORM", "PREFIX", "SIMULATED_ERRORS", "START_FORM", "router", "simulation"]
+router = APIRouter()
+router.include_router(routes, prefix=PREFIX)
+
+__all__ = [
+    "DEFERRED_FORM",
+    "PREFIX",
+    "SIMULATED_ERRORS",
+    "START_FORM",
+    "TASK3_PREFIX",
+    "router",
+    "routes",
+    "simulation",
+]

@@ -9,14 +9,16 @@ goes through a precompiled driver-level insert like the run's own row.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records import SignInAttempts, StoredToken, StoredUser
+from engine.records import SignInAttempts, StoredAccessKey, StoredToken, StoredUser
 from engine.rows import RowValues
+from engine.store import access_keys as keys
 from engine.store import sign_in_failures as attempts
 from engine.store.bulk import insert_all
 from engine.store.database import Database
@@ -66,7 +68,8 @@ def update_user(connection: Connection, name_key: str, values: Mapping[str, Any]
 
 
 def delete_user(connection: Connection, user_id: str) -> None:
-    """Delete a user and its tokens. The runs it created keep its id as their creator."""
+    """Delete a user, its tokens and its access keys. The runs it created keep its id."""
+    keys.delete_user_keys(connection, user_id)
     connection.execute(access_tokens.delete().where(access_tokens.c.user_id == user_id))
     connection.execute(users.delete().where(users.c.id == user_id))
 
@@ -188,6 +191,32 @@ class UserBook:
     def token(self, token_hash: str) -> StoredToken | None:
         with self.database.read() as connection:
             return token_by_hash(connection, token_hash)
+
+    # -- access keys (engine.store.access_keys) ---------------------------------------------
+
+    def add_key(self, values: Mapping[str, Any]) -> StoredAccessKey:
+        with self.database.write() as connection:
+            keys.insert_key(connection, values)
+            found = keys.key_by_id(connection, values["id"])
+        if found is None:  # pragma: no cover - inserted in this very transaction
+            raise LookupError(values["id"])
+        return found
+
+    def key(self, key_id: str) -> StoredAccessKey | None:
+        with self.database.read() as connection:
+            return keys.key_by_id(connection, key_id)
+
+    def keys(self, *, user_id: str | None = None) -> builtins.list[StoredAccessKey]:
+        with self.database.read() as connection:
+            return keys.list_keys(connection, user_id=user_id)
+
+    def remove_key(self, key_id: str) -> StoredAccessKey | None:
+        """Delete the key; what it was, or None when there is no such key."""
+        with self.database.write() as connection:
+            found = keys.key_by_id(connection, key_id)
+            if found is not None:
+                keys.delete_key(connection, key_id)
+            return found
 
     # -- sign-in attempts (engine.store.sign_in_failures) ------------------------------------
 
