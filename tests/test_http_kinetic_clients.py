@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from engine.auth.access_keys import AccessKeys
