@@ -40,6 +40,7 @@ from engine.statuses import TriggerAction
 from engine.store import inspection, resolutions
 from engine.store import runs as run_store
 from engine.store.database import Database
+from engine.store.deferral_tokens import run_of_deferred_token
 from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
@@ -571,6 +572,12 @@ class Engine:
     def get_run(self, run_id: int) -> Run:
         with self.database.read() as connection:
             return run_store.read_run(connection, run_id)
+
+    def run_of_deferral(self, token: str) -> int | None:
+        """The run whose task is deferred under ``token``, if one is (for the HTTP adapter's
+        deferral-token authentication)."""
+        with self.database.read() as connection:
+            return run_of_deferred_token(connection, token)
 
     def get_trigger(self, trigger_id: int) -> Trigger:
         with self.database.read() as connection:

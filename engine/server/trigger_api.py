@@ -17,15 +17,18 @@ form is then not read and the engine not called. When both headers are sent, the
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.server import formats
 from engine.server.auth import AnyUser
+from engine.server.deferral_auth import deferral_caller, form_token
 from engine.server.errors import REALM
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
 from engine.server.idempotency import (
@@ -73,6 +76,8 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
+# createDeferred: credentials, or its token alone where deferral-token auth allows it.
+FormTokenCaller = Annotated[User, Depends(deferral_caller(form_token))]
 # The routes without a prefix, so that engine.server.kinetic_prefixes can serve them under
 # Task 3's path too; ``router`` is them under the seed's.
 routes = APIRouter(tags=["trigger API (seed)"])
@@ -148,7 +153,7 @@ async def create_start(request: Request, user: AnyUser) -> Response:
     responses=_RESPONSES,
     response_class=Response,
 )
-async def create_deferred(request: Request, user: AnyUser) -> Response:
+async def create_deferred(request: Request, user: FormTokenCaller) -> Response:
     simulated = simulation(request)
     if simulated is not None:
         return simulated

@@ -53,6 +53,7 @@ from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, y
 TREE_KEYS = frozenset(
     {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
     | {"type", "definition_id", "inputs", "outputs"}
+    | {"deferral_token_auth"}  # callbacks may complete its deferrals by token alone (README)
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
@@ -107,6 +108,8 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        if not isinstance(data.get("deferral_token_auth", False), bool):
+            self.problem("deferral_token_auth must be true or false", "deferral_token_auth")
         selection = ""
         try:
             selection = stored_label(data.get("selection"))

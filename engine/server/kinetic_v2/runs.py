@@ -15,15 +15,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine.auth import User
 from engine.errors import BadRequest, ItemNotFound
 from engine.json_input import parse_json
 from engine.records import Run
 from engine.server.auth import AnyUser
+from engine.server.deferral_auth import deferral_caller, path_token
 from engine.server.kinetic_v2.shapes import (
     answer,
     includes,
@@ -36,6 +38,7 @@ from engine.server.kinetic_v2.shapes import (
 from engine.server.paging import MAX_ID, app_engine
 
 router = APIRouter()
+TokenCaller = Annotated[User, Depends(deferral_caller(path_token))]
 MAX_LIMIT = 1000
 # Filters of searchRuns treeflow's run index cannot answer: refused, naming them.
 UNSUPPORTED_FILTERS = (
@@ -191,13 +194,13 @@ async def _deferred(request: Request, token: str, action: str) -> str:
 
 
 @router.post("/runs/task/{token}", summary="completeDeferredTask")
-async def complete_deferred_task(request: Request, _user: AnyUser, token: str) -> Response:
+async def complete_deferred_task(request: Request, _user: TokenCaller, token: str) -> Response:
     await _deferred(request, token, "Complete")
     return message(f"Completed the deferred task with token {token}.")
 
 
 @router.put("/runs/task/{token}", summary="updateDeferredTask")
-async def update_deferred_task(request: Request, _user: AnyUser, token: str) -> Response:
+async def update_deferred_task(request: Request, _user: TokenCaller, token: str) -> Response:
     await _deferred(request, token, "Update")
     return message(f"Updated the deferred task with token {token}.")
 
