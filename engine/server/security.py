@@ -78,7 +78,7 @@ class SecurityEvents:
         """A call authenticated by a deferral token alone (``--deferral-token-auth``): logged,
         not counted as a failure, so that every such completion can be traced."""
         logger.warning(
-            "deferral task of run %s resumed by its token alone from %s",
+            "a deferred task of run %s was resumed by its token alone from %s",
             run_id,
             client,
             extra={"reason": "deferral_token", "username": None, "client": client},
