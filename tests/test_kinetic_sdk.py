@@ -110,7 +110,9 @@ def test_kinetic_sdk_runs_unchanged_against_treeflow_serve(
 ) -> None:
     out = drive(ruby, served, tmp_path / "export")
 
-    calls = {name: call for name, call in out.items() if "status" in (call or {})}
+    calls = {
+        name: call for name, call in out.items() if isinstance(call, dict) and "status" in call
+    }
     assert {name: call for name, call in calls.items() if call["status"] != 200} == {}
     assert len(calls) == 11
     assert out["engine_info"]["content"]["engine"]["status"] == "Running"
