@@ -323,6 +323,14 @@ class ItemNotFound(TreeflowError, LookupError):
         super().__init__(f"Unable to locate the {kind} {name!r}")
 
 
+class TreeExists(TreeflowError, ValueError):
+    """An import names a tree that exists, and replacing it was not asked for."""
+
+    def __init__(self, *, title: str) -> None:
+        self.title = title
+        super().__init__(f"the tree {title!r} exists: import it with force=true to replace it")
+
+
 class NotImplementedOperation(TreeflowError, NotImplementedError):
     """An operation of the Kinetic Task API v2 document that treeflow does not provide."""
 
@@ -358,6 +366,7 @@ __all__ = [
     "ScheduleNotFound",
     "TokenNotFound",
     "TreeError",
+    "TreeExists",
     "TreeNotFound",
     "TreeflowError",
     "TriggerNotFound",

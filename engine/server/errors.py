@@ -92,6 +92,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
     (e.ProcessNotFound, ErrorRule(404)),
     (e.ItemNotFound, ErrorRule(404)),
+    (e.TreeExists, ErrorRule(409)),
     (e.NotImplementedOperation, ErrorRule(501)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),

@@ -15,26 +15,37 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from engine.server.kinetic_v2 import engine_info, errors, handlers, runs, sources, trees
-from engine.server.kinetic_v2.document import not_implemented_router, path_shape
+from engine.server.kinetic_v2.document import (
+    Operation,
+    not_implemented_router,
+    operations,
+    path_shape,
+)
 
 PREFIX = "/app/api/v2"
 RESOURCES = (engine_info, runs, trees, errors, handlers, sources)
+
+
+def implemented() -> list[Operation]:
+    """The operations of the official document that treeflow provides (the rest answer 501)."""
+    shapes: set[tuple[str, str]] = set()
+    for module in RESOURCES:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute):
+                shapes |= {(method, path_shape(route.path)) for method in route.methods or ()}
+    return [operation for operation in operations() if operation.shape in shapes]
 
 
 def _router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["Kinetic Task API v2"])
     # The API's root (the SDK's server_info): the prefix itself, so not in a resource's router.
     router.add_api_route("", engine_info.server_info, methods=["GET"], summary="API version")
-    implemented: set[tuple[str, str]] = set()
     for module in RESOURCES:
         router.include_router(module.router)
-        for route in module.router.routes:
-            if isinstance(route, APIRoute):
-                implemented |= {(method, path_shape(route.path)) for method in route.methods or ()}
-    router.include_router(not_implemented_router(implemented))
+    router.include_router(not_implemented_router(op.shape for op in implemented()))
     return router
 
 
 router = _router()
 
-__all__ = ["PREFIX", "RESOURCES", "router"]
+__all__ = ["PREFIX", "RESOURCES", "implemented", "router"]

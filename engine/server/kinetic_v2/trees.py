@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.auth import User
-from engine.errors import BadRequest, ItemNotFound, TreeflowError
+from engine.errors import BadRequest, ItemNotFound, TreeExists
 from engine.kinetic.exporter import export_kinetic
 from engine.kinetic.importer import MAX_EXPORT_BYTES, convert_kinetic
 from engine.server.auth import AnyUser, caller
@@ -56,13 +56,6 @@ Include = Annotated[str | None, Query(description="comma-separated: details, exp
 _UNKNOWN = re.compile(r"unknown handler '(routine_[^']+)'")
 SEPARATOR = " :: "
 TREE_STATUSES = ("Active", "Inactive")
-
-
-class TitleTaken(TreeflowError, ValueError):
-    """An import names a tree that exists, and ``force`` was not given."""
-
-    def __init__(self, *, title: str) -> None:
-        super().__init__(f"the tree {title!r} exists: import it with force=true to replace it")
 
 
 def split_title(title: str) -> tuple[str, str, str]:
@@ -195,7 +188,7 @@ async def create_tree(request: Request, _user: Admin, force: str | None = None) 
         definition = converted.definition
         title = SEPARATOR.join((definition["source"], definition["group"], definition["name"]))
         if force != "true" and any(tree_title(tree.key) == title for tree in engine.trees):
-            raise TitleTaken(title=title)
+            raise TreeExists(title=title)
         return engine.load_tree(definition)
 
     tree = await run_in_threadpool(load)
