@@ -6,21 +6,34 @@ group, type and status; the ``<taskTree>`` with the name and notes; a routine's
 ``<taskDefinition>`` with its inputs and outputs; one ``<task>`` per node with its handler id,
 parameters and connectors (``<dependents>``).
 
-Parameters and conditions are written as treeflow has them (Jinja-like templates and
-expressions), not translated back to ERB: the importer keeps text without ERB as it is, so an
-export imports again into the same definition, but Kinetic Task itself would read them as
-literal text. Node ids are the start node's ``start`` and ``<handler>_<n>`` for the others, as
-Kinetic numbers them; layout is a grid, since treeflow keeps none.
+Parameters and conditions are written as treeflow has them (its templates and expressions),
+not translated back to ERB, so Kinetic Task itself would read them as literal text. So that an
+export imports into treeflow again as exactly the tree it was, the export also carries the
+definition in a comment (``treeflow-definition``, base64 JSON: Kinetic's parsers skip
+comments); :func:`exported_definition` gives it back only when the rest of the document is
+still exactly what the definition exports to, so an edited file is converted from its XML like
+any Kinetic export. Node ids are the start node's ``start`` and ``<handler>_<n>`` for the
+others, as Kinetic numbers them; layout is a grid, since treeflow keeps none.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from lxml import etree
 
+from engine.errors import BadResults
+from engine.results_xml import parse_xml
+
 SCHEMA_VERSION = "1.0"
+MARK = "treeflow-definition"
+_MARK = re.compile(rb"<!-- " + MARK.encode() + rb" ([A-Za-z0-9+/=]+) -->")
+MAX_EXPORT_BYTES = 16 * 1_048_576
 
 
 def _text(parent: etree._Element, tag: str, text: str | None, **attributes: str) -> etree._Element:
@@ -65,6 +78,44 @@ def export_kinetic(definition: Mapping[str, Any], *, start: str, routine_type: s
     """The Kinetic XML of a tree ``definition`` (the plain data it was loaded from), whose
     start node is ``start``; ``routine_type`` is ``Tree``, ``Global Routine`` or ``Local
     Routine``."""
+    tree = _tree_element(definition, start=start, routine_type=routine_type)
+    payload = {"definition": definition, "start": start, "type": routine_type}
+    encoded = base64.b64encode(json.dumps(payload).encode()).decode()  # the nodes in order
+    tree.insert(0, etree.Comment(f" {MARK} {encoded} "))
+    body: bytes = etree.tostring(tree, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+    return body.decode("utf-8")
+
+
+def exported_definition(document: str | bytes) -> dict[str, Any] | None:
+    """The definition a treeflow export carries, if ``document`` is one and unedited."""
+    data = document.encode("utf-8") if isinstance(document, str) else document
+    marks = _MARK.findall(data[:MAX_EXPORT_BYTES])
+    if len(marks) != 1:
+        return None
+    try:
+        root = parse_xml(data, max_bytes=MAX_EXPORT_BYTES, what="Kinetic export")
+        payload = json.loads(base64.b64decode(marks[0], validate=True))
+        definition, start, kind = payload["definition"], payload["start"], payload["type"]
+        if not isinstance(definition, dict) or not isinstance(start, str):
+            return None
+        again = _tree_element(definition, start=start, routine_type=str(kind))
+    except (BadResults, binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+        return None  # not one of ours after all: the importer converts (or refuses) it
+    return definition if _canonical(root) == _canonical(again) else None
+
+
+def _canonical(root: etree._Element) -> bytes:
+    """The document without its layout: whitespace between elements left out."""
+    for element in root.iter():
+        element.tail = None
+        if element.text is not None and not element.text.strip() and len(element):
+            element.text = None
+    return bytes(etree.tostring(root, method="c14n"))
+
+
+def _tree_element(
+    definition: Mapping[str, Any], *, start: str, routine_type: str
+) -> etree._Element:
     nodes: Mapping[str, Mapping[str, Any]] = definition.get("nodes") or {}
     ids = _node_ids(nodes, start)
     tree = etree.Element("tree", schema_version=SCHEMA_VERSION)
@@ -135,8 +186,7 @@ def export_kinetic(definition: Mapping[str, Any], *, start: str, routine_type: s
                 type=str(connector.get("type") or "Complete"),
                 value=str(connector.get("condition") or ""),
             )
-    body: bytes = etree.tostring(tree, pretty_print=True, encoding="UTF-8", xml_declaration=True)
-    return body.decode("utf-8")
+    return tree
 
 
-__all__ = ["export_kinetic"]
+__all__ = ["export_kinetic", "exported_definition"]

@@ -93,6 +93,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.ProcessNotFound, ErrorRule(404)),
     (e.ItemNotFound, ErrorRule(404)),
     (e.TreeExists, ErrorRule(409)),
+    (e.KineticImportError, ErrorRule(400)),  # an export that cannot be converted (v2 import)
     (e.NotImplementedOperation, ErrorRule(501)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),

@@ -73,7 +73,11 @@ def not_implemented_router(implemented: Iterable[tuple[str, str]]) -> APIRouter:
     """A 501 route for each operation of the document whose shape is not ``implemented``."""
     done = set(implemented)
     router = APIRouter(include_in_schema=False)
-    for operation in operations():
+    # Literal segments before parameters, so that /triggers/backlog is not taken as an {id}.
+    ordered = sorted(
+        operations(), key=lambda op: [(s.startswith("{"), s) for s in op.path.split("/")]
+    )
+    for operation in ordered:
         if operation.shape not in done:
             router.add_api_route(
                 operation.path,

@@ -33,7 +33,7 @@ from starlette.responses import Response
 
 from engine.auth import User
 from engine.errors import BadRequest, ItemNotFound, TreeExists
-from engine.kinetic.exporter import export_kinetic
+from engine.kinetic.exporter import export_kinetic, exported_definition
 from engine.kinetic.importer import MAX_EXPORT_BYTES, convert_kinetic
 from engine.server.auth import AnyUser, caller
 from engine.server.kinetic_v2.runs import bounded, json_object
@@ -164,14 +164,14 @@ async def _export_document(request: Request) -> bytes:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
         return await request.body()
-    form = await request.form(max_files=1, max_fields=10)
-    content = form.get("content")
-    if content is None:
-        raise BadRequest(field="content", reason="the multipart form has no 'content' part")
-    if isinstance(content, str):
-        return content.encode("utf-8")
-    data = await content.read(MAX_EXPORT_BYTES + 1)
-    return data
+    async with request.form(max_files=1, max_fields=10) as form:  # closes the upload's file
+        content = form.get("content")
+        if content is None:
+            raise BadRequest(field="content", reason="the multipart form has no 'content' part")
+        if isinstance(content, str):
+            return content.encode("utf-8")
+        data: bytes = await content.read(MAX_EXPORT_BYTES + 1)
+        return data
 
 
 @router.post("/trees", summary="createTree (import a Kinetic XML export)")
@@ -184,8 +184,9 @@ async def create_tree(request: Request, _user: Admin, force: str | None = None) 
     engine = app_engine(request)
 
     def load() -> Tree:
-        converted = convert_kinetic(document, file="<upload>")
-        definition = converted.definition
+        definition = exported_definition(document)  # treeflow's own export, unedited
+        if definition is None:
+            definition = convert_kinetic(document, file="<upload>").definition
         title = SEPARATOR.join((definition["source"], definition["group"], definition["name"]))
         if force != "true" and any(tree_title(tree.key) == title for tree in engine.trees):
             raise TreeExists(title=title)
