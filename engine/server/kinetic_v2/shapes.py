@@ -99,23 +99,30 @@ def tree_shape(tree: Tree, version: int | None, include: frozenset[str]) -> dict
     return body
 
 
+def present(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without its null fields: the document types them, and null is none of them."""
+    return {name: value for name, value in body.items() if value is not None}
+
+
 def task_shape(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "nodeId": task.name,
-        "nodeName": task.name,
-        "definitionId": task.handler_id,
-        "loopIndex": task.loop_index,
-        "branchId": 0,
-        "status": task.status.value,
-        "token": task.token,
-        "results": dict(task.results),
-        "deferredResults": {},
-        "visible": True,
-        "duration": max(0, round((task.updated_at - task.created_at) * 1000)),
-        "createdAt": timestamp(task.created_at),
-        "updatedAt": timestamp(task.updated_at),
-    }
+    return present(
+        {
+            "id": task.id,
+            "nodeId": task.name,
+            "nodeName": task.name,
+            "definitionId": task.handler_id,
+            "loopIndex": task.loop_index,
+            "branchId": 0,
+            "status": task.status.value,
+            "token": task.token,
+            "results": dict(task.results),
+            "deferredResults": {},
+            "visible": True,
+            "duration": max(0, round((task.updated_at - task.created_at) * 1000)),
+            "createdAt": timestamp(task.created_at),
+            "updatedAt": timestamp(task.updated_at),
+        }
+    )
 
 
 def run_shape(run: Run, include: frozenset[str]) -> dict[str, Any]:
