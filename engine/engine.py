@@ -37,7 +37,7 @@ from engine.schedule.firing import Firer
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
 from engine.statuses import TriggerAction
-from engine.store import inspection, resolutions
+from engine.store import inspection, resolutions, trigger_lists
 from engine.store import runs as run_store
 from engine.store.database import Database
 from engine.store.deferral_tokens import run_of_deferred_token
@@ -578,6 +578,22 @@ class Engine:
         deferral-token authentication)."""
         with self.database.read() as connection:
             return run_of_deferred_token(connection, token)
+
+    def list_triggers(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        run_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Trigger]]:
+        """Triggers newest first, by status and run, with how many match: one read."""
+        with self.database.read() as connection:
+            total = trigger_lists.count_triggers(connection, statuses=statuses, run_id=run_id)
+            found = trigger_lists.list_triggers(
+                connection, statuses=statuses, run_id=run_id, limit=limit, offset=offset
+            )
+        return total, found
 
     def get_trigger(self, trigger_id: int) -> Trigger:
         with self.database.read() as connection:

@@ -436,3 +436,36 @@ def test_no_credentials_is_401_on_v2(live: Live) -> None:
 
 def test_tasks_status_values_are_treeflows(live: Live) -> None:
     assert {status.value for status in TaskStatus} >= {"Deferred", "Closed"}
+
+
+# -- triggers ------------------------------------------------------------------------------------
+
+
+def test_triggers_all_one_and_the_backlog_by_run(live: Live, user: httpx.Client) -> None:
+    run_id = ticket_run(live, "T-triggers")
+    token = live.engine.get_run(run_id).open_tokens["Work Ticket"]
+    live.engine.create_deferred(token=token, action="Complete")  # accepted, not yet processed
+
+    listed = user.get(f"{V2}/triggers", params={"runId": run_id}).json()
+    backlog = user.get(f"{V2}/triggers/backlog", params={"runId": run_id}).json()
+    closed = user.get(f"{V2}/triggers", params={"runId": run_id, "status": "Closed"}).json()
+    paused = user.get(f"{V2}/triggers/paused", params={"runId": run_id}).json()
+    one = user.get(f"{V2}/triggers/{backlog['triggers'][0]['id']}").json()
+    live.engine.run_until_idle()
+    drained = user.get(f"{V2}/triggers/backlog", params={"runId": run_id}).json()
+
+    assert [t["action"] for t in listed["triggers"]] == ["Complete", "Root"]  # newest first
+    assert listed["count"] == 2
+    assert [(t["action"], t["status"], t["token"]) for t in backlog["triggers"]] == [
+        ("Complete", "New", token)
+    ]
+    assert [t["action"] for t in closed["triggers"]] == ["Root"]
+    assert paused["triggers"] == []
+    assert one["trigger"]["runId"] == run_id
+    assert drained["count"] == 0
+
+
+def test_triggers_refuse_what_they_cannot_answer(user: httpx.Client) -> None:
+    assert user.get(f"{V2}/triggers", params={"status": "Sleeping"}).status_code == 400
+    assert user.get(f"{V2}/triggers", params={"tree": "x"}).status_code == 400
+    assert user.get(f"{V2}/triggers/999999").status_code == 404

@@ -69,8 +69,10 @@ def _not_implemented(operation: Operation) -> Any:
     return endpoint
 
 
-def not_implemented_router(implemented: Iterable[tuple[str, str]]) -> APIRouter:
-    """A 501 route for each operation of the document whose shape is not ``implemented``."""
+def not_implemented_router(implemented: Iterable[tuple[str, str]], *, literal: bool) -> APIRouter:
+    """A 501 route for each operation of the document whose shape is not ``implemented``: those
+    whose paths have no parameters (``literal``), which go before the implemented routes so that
+    ``/triggers/scheduled`` is not taken for ``/triggers/{id}``, or the others, which go after."""
     done = set(implemented)
     router = APIRouter(include_in_schema=False)
     # Literal segments before parameters, so that /triggers/backlog is not taken as an {id}.
@@ -78,7 +80,7 @@ def not_implemented_router(implemented: Iterable[tuple[str, str]]) -> APIRouter:
         operations(), key=lambda op: [(s.startswith("{"), s) for s in op.path.split("/")]
     )
     for operation in ordered:
-        if operation.shape not in done:
+        if operation.shape not in done and ("{" not in operation.path) == literal:
             router.add_api_route(
                 operation.path,
                 _not_implemented(operation),
