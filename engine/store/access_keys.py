@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records import StoredAccessKey, StoredUser
+from engine.records import StoredAccessKey
 from engine.rows import RowValues
 from engine.store.tables import access_keys, users
 
@@ -27,19 +27,11 @@ _KEYS = sa.select(
 
 
 def _key(row: RowValues) -> StoredAccessKey:
-    user = StoredUser(
-        id=row["id"],
-        name=row["name"],
-        role=row["role"],
-        password_hash=row["password_hash"],
-        security_stamp=row["security_stamp"],
-        disabled=bool(row["disabled"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    from engine.store.users import user_record  # users.py imports this module first
+
     return StoredAccessKey(
         id=row["key_id"],
-        user=user,
+        user=user_record(row),
         secret_hash=row["secret_hash"],
         description=row["description"],
         created_at=row["key_created_at"],

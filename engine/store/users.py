@@ -27,7 +27,8 @@ from engine.store.tables import access_tokens, run_creators, users
 _INSERT_RUN_CREATOR = insert_all(run_creators)
 
 
-def _user(row: RowValues) -> StoredUser:
+def user_record(row: RowValues) -> StoredUser:
+    """A ``users`` row (or a row joining its columns) as a record."""
     return StoredUser(
         id=row["id"],
         name=row["name"],
@@ -49,12 +50,12 @@ def user_by_key(connection: Connection, name_key: str) -> StoredUser | None:
     """The user whose case-folded name is ``name_key``."""
     statement = sa.select(users).where(users.c.name_key == name_key)
     row = connection.execute(statement).mappings().first()
-    return None if row is None else _user(row)
+    return None if row is None else user_record(row)
 
 
 def list_users(connection: Connection) -> list[StoredUser]:
     rows = connection.execute(sa.select(users).order_by(users.c.name)).mappings()
-    return [_user(row) for row in rows]
+    return [user_record(row) for row in rows]
 
 
 def count_users(connection: Connection) -> int:
@@ -105,7 +106,7 @@ def token_by_hash(connection: Connection, token_hash: str) -> StoredToken | None
     if row is None:
         return None
     return StoredToken(
-        user=_user(row),
+        user=user_record(row),
         security_stamp=row["token_stamp"],
         issued_at=row["issued_at"],
         expires_at=row["expires_at"],
@@ -278,4 +279,5 @@ __all__ = [
     "token_by_hash",
     "update_user",
     "user_by_key",
+    "user_record",
 ]

@@ -21,7 +21,7 @@ from engine.auth import User
 from engine.errors import BadRequest, BadResolution, ErrorAlreadyResolved
 from engine.records import Run, RunError
 from engine.server.auth import AnyUser, caller
-from engine.server.kinetic_v2.runs import bounded, json_object
+from engine.server.kinetic_v2.runs import bounded, json_object, paged
 from engine.server.kinetic_v2.shapes import answer, error_shape, includes, message, page, single
 from engine.server.paging import MAX_ID, app_engine
 from engine.statuses import ErrorStatus, ResolutionAction, allowed_resolutions
@@ -49,8 +49,7 @@ async def list_errors(
     if unsupported:
         names = ", ".join(repr(name) for name in unsupported)
         raise BadRequest(field="query", reason=f"treeflow cannot filter errors by {names}")
-    limit = bounded("limit", limit, low=1, high=1000)
-    offset = bounded("offset", offset, low=0, high=MAX_ID)
+    limit, offset = paged(limit, offset)
     if run_id is not None:
         bounded("runId", run_id, low=1, high=MAX_ID)
     if status is not None and status not in set(ErrorStatus):

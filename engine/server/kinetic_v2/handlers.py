@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.errors import ItemNotFound
+from engine.errors import ItemNotFound, Problem
 from engine.server.auth import AnyUser
 from engine.server.kinetic_v2.shapes import answer, handler_shape, includes, page, single
 from engine.server.paging import app_engine
@@ -37,25 +38,31 @@ async def list_handlers(request: Request, _user: AnyUser, include: Include = Non
     return page("handlers", items, total=len(items), limit=len(items), offset=0)
 
 
-@router.get("/handlers/missing", summary="listMissingHandlers")
-async def list_missing_handlers(request: Request, _user: AnyUser) -> Response:
-    counts: Counter[str] = Counter()
+def missing(problems: Iterable[Problem], *, routines: bool) -> list[dict[str, object]]:
+    """The unknown handler ids of refused tree files, with how many files and nodes use each:
+    Kinetic's routine ids (``routine_...``) when ``routines``, the others otherwise."""
+    nodes: Counter[str] = Counter()
     files: dict[str, set[str]] = {}
-    for problem in app_engine(request).tree_problems:
+    for problem in problems:
         match = _UNKNOWN.search(problem.message)
-        if match is not None:
-            counts[match.group(1)] += 1
+        if match is not None and match.group(1).startswith("routine_") == routines:
+            nodes[match.group(1)] += 1
             files.setdefault(match.group(1), set()).add(problem.file)
-    missing = [
+    return [
         {
             "definitionId": definition_id,
             "treeCount": len(files[definition_id]),
             "routineCount": 0,
-            "totalNodeCount": nodes,
+            "totalNodeCount": count,
         }
-        for definition_id, nodes in sorted(counts.items())
+        for definition_id, count in sorted(nodes.items())
     ]
-    return answer({"missingHandlers": missing})
+
+
+@router.get("/handlers/missing", summary="listMissingHandlers")
+async def list_missing_handlers(request: Request, _user: AnyUser) -> Response:
+    found = missing(app_engine(request).tree_problems, routines=False)
+    return answer({"missingHandlers": found})
 
 
 @router.get("/handlers/{definition_id}", summary="retrieveHandler")
@@ -68,4 +75,4 @@ async def retrieve_handler(
     return single("handler", handler_shape(handler, includes(include)))
 
 
-__all__ = ["router"]
+__all__ = ["missing", "router"]

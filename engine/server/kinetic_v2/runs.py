@@ -67,6 +67,13 @@ def bounded(name: str, value: int, *, low: int, high: int) -> int:
     return value
 
 
+def paged(limit: int, offset: int) -> tuple[int, int]:
+    """``limit`` and ``offset`` of a v2 list, checked (400 naming the one out of range)."""
+    return bounded("limit", limit, low=1, high=MAX_LIMIT), bounded(
+        "offset", offset, low=0, high=MAX_ID
+    )
+
+
 def json_object(body: bytes, *, required: bool = True) -> dict[str, Any]:
     if not body.strip():
         if required:
@@ -95,8 +102,7 @@ async def search_runs(
     if unsupported:
         names = ", ".join(repr(name) for name in unsupported)
         raise BadRequest(field="query", reason=f"treeflow cannot filter runs by {names}")
-    limit = bounded("limit", limit, low=1, high=MAX_LIMIT)
-    offset = bounded("offset", offset, low=0, high=MAX_ID)
+    limit, offset = paged(limit, offset)
     wanted = includes(include)
     engine = app_engine(request)
     filters = {"status": status or None, "tree_name": tree or None, "source_id": source_id}
@@ -205,4 +211,4 @@ async def update_deferred_task(request: Request, _user: TokenCaller, token: str)
     return message(f"Updated the deferred task with token {token}.")
 
 
-__all__ = ["bounded", "json_object", "router"]
+__all__ = ["bounded", "json_object", "paged", "router"]

@@ -16,9 +16,9 @@ from starlette.responses import Response
 
 from engine.errors import ItemNotFound
 from engine.server.auth import AnyUser
-from engine.server.kinetic_v2.runs import bounded
+from engine.server.kinetic_v2.runs import paged
 from engine.server.kinetic_v2.shapes import SYSTEM_NAME, page, single
-from engine.server.paging import MAX_ID, app_engine
+from engine.server.paging import app_engine
 
 router = APIRouter()
 Include = Annotated[str | None, Query(description="comma-separated: details, ...")]
@@ -48,8 +48,7 @@ async def list_sources(
     limit: int = 100,
     offset: int = 0,
 ) -> Response:
-    bounded("limit", limit, low=1, high=1000)
-    bounded("offset", offset, low=0, high=MAX_ID)
+    limit, offset = paged(limit, offset)
     counts = _tree_counts(request)
     names = sorted(counts)
     items = [source_shape(name, counts[name]) for name in names[offset : offset + limit]]

@@ -22,8 +22,6 @@ found: the path is decoded before it is routed, so its parts no longer make one 
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -36,7 +34,8 @@ from engine.errors import BadRequest, ItemNotFound, TreeExists
 from engine.kinetic.exporter import export_kinetic, exported_definition
 from engine.kinetic.importer import MAX_EXPORT_BYTES, convert_kinetic
 from engine.server.auth import AnyUser, caller
-from engine.server.kinetic_v2.runs import bounded, json_object
+from engine.server.kinetic_v2.handlers import missing
+from engine.server.kinetic_v2.runs import json_object, paged
 from engine.server.kinetic_v2.shapes import (
     answer,
     includes,
@@ -47,13 +46,12 @@ from engine.server.kinetic_v2.shapes import (
     tree_title,
     tree_type,
 )
-from engine.server.paging import MAX_ID, app_engine
+from engine.server.paging import app_engine
 from engine.tree.model import Tree
 
 router = APIRouter()
 Admin = Annotated[User, Depends(caller(("admin",)))]
 Include = Annotated[str | None, Query(description="comma-separated: details, export, treeJson")]
-_UNKNOWN = re.compile(r"unknown handler '(routine_[^']+)'")
 SEPARATOR = " :: "
 TREE_STATUSES = ("Active", "Inactive")
 
@@ -113,8 +111,7 @@ async def search_trees(
     limit: int = 100,
     offset: int = 0,
 ) -> Response:
-    bounded("limit", limit, low=1, high=1000)
-    bounded("offset", offset, low=0, high=MAX_ID)
+    limit, offset = paged(limit, offset)
     names = ("source", "group", "name", "groupFragment", "nameFragment", "type", "status")
     filters = {name: request.query_params.get(name) for name in names}
     wanted = includes(include)
@@ -128,23 +125,8 @@ async def search_trees(
 
 @router.get("/trees/missing", summary="listMissingTrees")
 async def list_missing_trees(request: Request, _user: AnyUser) -> Response:
-    nodes: Counter[str] = Counter()
-    files: dict[str, set[str]] = {}
-    for problem in app_engine(request).tree_problems:
-        match = _UNKNOWN.search(problem.message)
-        if match is not None:
-            nodes[match.group(1)] += 1
-            files.setdefault(match.group(1), set()).add(problem.file)
-    missing = [
-        {
-            "definitionId": definition_id,
-            "treeCount": len(files[definition_id]),
-            "routineCount": 0,
-            "totalNodeCount": count,
-        }
-        for definition_id, count in sorted(nodes.items())
-    ]
-    return answer({"missingRoutines": missing})
+    found = missing(app_engine(request).tree_problems, routines=True)
+    return answer({"missingRoutines": found})
 
 
 @router.get("/trees/{title}", summary="retrieveTree")
