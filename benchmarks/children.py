@@ -32,7 +32,11 @@ STOP_SECONDS = 60.0
 
 
 def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
-    """Start ``command`` in its own process group, to be killed if this process dies."""
+    """Start ``command`` in its own process group, to be killed if this process dies.
+
+    Call it from a thread that lives as long as the child (the harness's main thread): Linux
+    sends the parent-death signal when the *thread* that started the child ends.
+    """
     launcher = [sys.executable, "-m", "benchmarks.children", str(os.getpid()), *command]
     return subprocess.Popen(launcher, start_new_session=True, **popen)
 

@@ -265,6 +265,18 @@ class HandlerContractError(TreeflowError, TypeError):
         super().__init__(f"Handler {handler!r} cannot be registered: {reason}")
 
 
+class HandlerFailed(TreeflowError, RuntimeError):
+    """A handler could not do its work (bad parameters, a server that refused): what and why.
+
+    Raised by a node's ``execute``; the runner records it as the task's Handler Error.
+    """
+
+    def __init__(self, *, handler: str, reason: str) -> None:
+        self.handler = handler
+        self.reason = reason
+        super().__init__(f"{handler}: {reason}")
+
+
 class ExpressionError(TreeflowError, ValueError):
     """A template or condition failed to compile or to evaluate."""
 
@@ -354,6 +366,7 @@ __all__ = [
     "FieldNotSettable",
     "GraphvizNotFound",
     "HandlerContractError",
+    "HandlerFailed",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "InstanceNotFound",

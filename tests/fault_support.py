@@ -19,12 +19,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import children
+
 SOURCE, GROUP = "Tests", "Faults"
 REVIEW, JOIN, PLANTED = "Fault Review", "Fault Join", "Fault Planted"
 REVIEW_NODES = {"Start", "Prepare", "Review", "Notify", "Decide", "End"}
 JOIN_NODES = {"Start", "Quick", "Approval", "Pause", "Joined", "Done"}
 PLANTED_NODES = {"Start", "Broken", "Fine"}
-MIN_AGE = 2.0  # seconds a worker lives at least before the chaos may kill it
+BUSY_WAIT = 5.0  # seconds the chaos waits for a claim in flight before it skips a kill
+MIN_AGE = 0.5  # seconds a worker has been up at least before the chaos may kill it
 
 TREES = {
     "review.yaml": f"""
@@ -140,8 +143,13 @@ class Workers:
             "--max-attempts=25",
             "--shutdown-seconds=10",
         ]
+        # A process group of its own, which kill_all ends. Not benchmarks.children.spawn: the
+        # chaos thread restarts workers, and the kernel's parent-death signal follows the
+        # thread that started a child, so each would die when the chaos stops.
         try:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             log.close()
         self.spawned_at[process.pid] = time.monotonic()
@@ -149,25 +157,30 @@ class Workers:
         return process
 
     def kill_one(self, rng: random.Random) -> bool:
-        """SIGKILL a random worker that has had time to work, and start a new one in its place.
+        """SIGKILL a random worker that is up, and start a new one in its place.
 
-        A worker younger than MIN_AGE is spared: killing processes before they have started
-        would test nothing. Returns whether one was killed.
+        A worker that has not logged that it started (or was spawned under MIN_AGE ago) is
+        spared: killing a process while Python is still importing would test nothing. Returns
+        whether one was killed.
         """
         now = time.monotonic()
-        old = [
+        up = [
             index
             for index, process in enumerate(self.processes)
-            if now - self.spawned_at[process.pid] >= MIN_AGE
+            if now - self.spawned_at[process.pid] >= MIN_AGE and self.is_up(process)
         ]
-        if not old:
+        if not up:
             return False
-        index = rng.choice(old)
+        index = rng.choice(up)
         process = self.processes[index]
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         self.processes[index] = self._spawn()
         return True
+
+    def is_up(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether the worker has logged that it started (and so may hold a claim)."""
+        return "started:" in self.log_of[process.pid].read_text(errors="replace")
 
     def stop(self) -> list[int]:
         """SIGTERM every worker once it is up (logged that it started); returns exit statuses.
@@ -177,7 +190,7 @@ class Workers:
         """
         deadline = time.monotonic() + 60
         for process in self.processes:
-            while "started:" not in self.log_of[process.pid].read_text(errors="replace"):
+            while not self.is_up(process):
                 if process.poll() is not None or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
@@ -187,10 +200,8 @@ class Workers:
         return [process.wait(timeout=60) for process in self.processes]
 
     def kill_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        """SIGKILL every worker's process group (a failed test leaves nothing running)."""
+        children.stop(self.processes, grace=0)
 
     def logs_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
@@ -216,8 +227,8 @@ def terminate_backends(admin_url: str, application_name: str) -> int:
 
 
 class Chaos(threading.Thread):
-    """Until stopped: every 0.3-0.8 s, SIGKILL and restart a worker, or (in turn) terminate
-    the workers' backends."""
+    """Until stopped: every 0.3-0.8 s, SIGKILL and restart a worker while a claim is in flight,
+    or (in turn) terminate the workers' backends."""
 
     def __init__(
         self,
@@ -248,10 +259,17 @@ class Chaos(threading.Thread):
             self.failure = exc
 
     def _kill(self) -> None:
-        """Kill a worker, preferably while a claim is being processed (for up to a second)."""
-        deadline = time.monotonic() + 1.0
-        while not self.busy() and time.monotonic() < deadline:
-            time.sleep(0.002)
+        """Kill a worker while a claim is being processed, or skip this round.
+
+        Only kills that land while some trigger is Work In Progress count: a kill of an idle
+        worker proves nothing about claims in flight. On a loaded machine the first such moment
+        may take a while to come, so it waits up to BUSY_WAIT seconds for one.
+        """
+        deadline = time.monotonic() + BUSY_WAIT
+        while not self.busy():
+            if time.monotonic() > deadline or self.halt.is_set():
+                return
+            time.sleep(0.01)
         if self.workers.kill_one(self.rng):
             self.kills += 1
 

@@ -70,7 +70,7 @@ CALL_NOT_DEFERRING["nodes"]["Greet Visitor"]["defers"] = False
             welcome("routine_gret_v1"),
             (
                 "Greet Visitor",
-                "unknown handler 'routine_gret_v1'; known handlers: system_join_v1,",
+                "unknown handler 'routine_gret_v1'; known handlers: http_request_v1,",
             ),
         ),
         (

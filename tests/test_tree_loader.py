@@ -596,7 +596,8 @@ BAD_TREES = {
         None,
         "sauce:",
         "unknown key 'sauce'; known keys: deferral_token_auth, definition_id, description, "
-        "fields, group, inputs, name, nodes, outputs, process, selection, source, status, type",
+        "fields, group, inputs, missing, name, nodes, outputs, process, selection, source, "
+        "status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from engine.cli.kinetic_migration import report_path, report_refusal, write_migration_outputs
 from engine.cli.support import err_console
 from engine.errors import KineticImportError, TreeError
 from engine.handlers.registry import HandlerRegistry
@@ -48,6 +49,18 @@ def _say(kind: str, style: str, text: str) -> None:
     type=click.Path(path_type=Path),
     help="Tree files (or a directory) declaring the routines the export may call.",
 )
+@click.option(
+    "--stand-ins",
+    "stand_ins",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write (or add to) a plugin package in DIR standing in for the handlers treeflow lacks.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=report_path,
+    help="Write (or add this export to) a migration report: FILE.md or FILE.json.",
+)
 def import_kinetic(
     export: Path,
     output: Path | None,
@@ -55,6 +68,8 @@ def import_kinetic(
     group: str | None,
     force: bool,
     trees: Path,
+    stand_ins: Path | None,
+    report: Path | None,
 ) -> None:
     """Convert the Kinetic Task tree or routine export EXPORT (XML) into a YAML tree.
 
@@ -69,6 +84,7 @@ def import_kinetic(
             export.read_bytes(), file=str(export), source=source, group=group
         )
     except KineticImportError as exc:
+        report_refusal(report, export, exc)
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot read {str(export)!r}: {exc}") from exc
@@ -102,6 +118,7 @@ def import_kinetic(
     if problems:
         summary += f"; it does not validate yet: {len(problems)} problem(s)"
     err_console.print(escape(summary), highlight=False, soft_wrap=True)
+    write_migration_outputs(converted, problems, trees=trees, stand_ins=stand_ins, report=report)
     if problems:
         sys.exit(1)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 
-NODE_MODULES = ("system", "utilities", "schedules")
+NODE_MODULES = ("system", "utilities", "schedules", "smtp", "http_request", "conversions")
 _HOME = Path(__file__).resolve().parents[2] / "nodes"  # installed beside the engine package
 _PRIVATE_NAME = "_treeflow_builtin_nodes"  # when the name ``nodes`` is taken by someone else
 

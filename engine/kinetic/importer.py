@@ -147,6 +147,7 @@ class _Converter:
         definition: dict[str, Any] = {}
         header = self._header(envelope, task_tree, source, group, routine, kind)
         definition.update(header)
+        definition["missing"] = "nil"  # a missing key reads as Ruby's nil, as in Kinetic
         if routine:
             definition.update(self._routine(envelope, task_tree))
         request = task_tree.find("request")

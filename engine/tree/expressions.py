@@ -7,7 +7,13 @@ immutable sandbox, so a tree can read its data and nothing else. Two ideas a rea
   (``*``, ``%``, ``**``, ``+``, ``~``, padding, ``format``, ``join``, ranges, loops) estimates the
   size it would produce and refuses before producing it; results and iterations are charged to a
   per-evaluation budget. No template can use unbounded memory or time.
-- A missing key is an error naming the key, never an empty string.
+- A missing key is an error naming the key, never an empty string; unless the tree says
+  ``missing: nil`` (what the Kinetic importer writes), where it reads as Ruby's ``nil``: false
+  in a test, unequal to any text, printed as ``""``. A look-up *on* that nil is still an error
+  (``results['A']['B']`` when there is no node ``A``), as in Ruby.
+
+Ruby's conversions that translated Kinetic trees need (``engine.tree.ruby_values``) are filters
+and tests here, metered like Jinja's own.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from jinja2.utils import missing
 
 from engine.errors import ExpressionError
 from engine.forward_scan import ForwardScan
+from engine.tree.ruby_values import FILTERS as RUBY_FILTERS
+from engine.tree.ruby_values import TESTS as RUBY_TESTS
 from engine.tree.substitution import Part, substitute, substitution_parts
 from engine.tree.text_costs import printf_specs, wrap_work
 
@@ -99,8 +107,8 @@ def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], i: int, key: str, def
     return args[i] if len(args) > i else kwargs.get(key, default)
 
 
-class _Missing(StrictUndefined):
-    """Strict undefined whose message names the missing key or name, briefly."""
+class _Named(Undefined):
+    """An undefined whose message names the missing key or name, briefly."""
 
     __slots__ = ()
 
@@ -114,6 +122,22 @@ class _Missing(StrictUndefined):
         if isinstance(obj, Mapping):
             return f"missing key {name!r}"
         return f"missing index {name!r}" if isinstance(name, int) else f"no attribute {name!r}"
+
+
+class _Missing(_Named, StrictUndefined):
+    """A missing key or name: an error as soon as it is used (the default, ``missing: error``)."""
+
+    __slots__ = ()
+
+
+class _Nil(_Named):
+    """A missing key read as Ruby's nil (``missing: nil``): prints ``""``, equals nothing but
+    itself, is false; indexing it is an error naming the key, as ``nil['x']`` is in Ruby."""
+
+    __slots__ = ()
+
+
+MISSING_MODES: dict[str, type[Undefined]] = {"error": _Missing, "nil": _Nil}
 
 
 class _CodeGen(CodeGenerator):
@@ -133,11 +157,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
     code_generator_class = _CodeGen
 
-    def __init__(self, max_output: int, max_range: int, max_iterations: int) -> None:
+    def __init__(
+        self, max_output: int, max_range: int, max_iterations: int, undefined: type[Undefined]
+    ) -> None:
         # No loader and no extensions: a template can reach no other template and no new tag.
         super().__init__(
             autoescape=False,
-            undefined=_Missing,
+            undefined=undefined,
             keep_trailing_newline=True,
             finalize=self._finalize,
         )
@@ -145,6 +171,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         for name in ("lipsum", "cycler", "joiner", "namespace"):  # escape gadgets, unbounded
             del self.globals[name]
         self.globals["range"] = self._range
+        self.filters.update(RUBY_FILTERS)
+        self.tests.update(RUBY_TESTS)
         self.filters = {name: self._guard(name, f) for name, f in self.filters.items()}
         self.filters["_counted"] = pass_context(lambda _context, items: self._counted(items))
         self.concat = self._concat  # type: ignore[method-assign]
@@ -405,11 +433,23 @@ class Condition(_Compiled):
 
 
 class Expressions:
-    """Owns one sandboxed environment; one per engine."""
+    """Owns one sandboxed environment; one per engine (and one more for ``missing: nil``)."""
 
     def __init__(self, *, max_output: int = 1_000_000, max_range: int = 10_000,
-                 max_iterations: int = 100_000) -> None:  # fmt: skip
-        self._env = _Sandbox(max_output, max_range, max_iterations)
+                 max_iterations: int = 100_000, missing: str = "error") -> None:  # fmt: skip
+        self._limits = {"max_output": max_output, "max_range": max_range,
+                        "max_iterations": max_iterations}  # fmt: skip
+        self._env = _Sandbox(max_output, max_range, max_iterations, MISSING_MODES[missing])
+        self._modes: dict[str, Expressions] = {missing: self}
+
+    def reading_missing_as(self, missing: str) -> Expressions:
+        """These limits with a missing key read as ``missing`` (a key of MISSING_MODES):
+        the Expressions a tree that says ``missing: nil`` compiles with. Made once, kept."""
+        if missing not in self._modes:
+            other = Expressions(**self._limits, missing=missing)
+            other._modes = self._modes
+            self._modes[missing] = other
+        return self._modes[missing]
 
     def template(self, source: str) -> Template:
         """Compile a parameter template; text without ``{`` is a constant that skips Jinja."""
@@ -473,4 +513,4 @@ def _syntax(source: str) -> Iterator[None]:
         raise ExpressionError(source=source, reason=reason, line=exc.lineno) from exc
 
 
-__all__ = ["Condition", "Expressions", "Template"]
+__all__ = ["MISSING_MODES", "Condition", "Expressions", "Template"]

@@ -36,7 +36,7 @@ from engine.handlers.registry import HandlerRegistry
 from engine.records import TreeKey
 from engine.statuses import ConnectorType
 from engine.tree.control import constant
-from engine.tree.expressions import Condition, Expressions, Template
+from engine.tree.expressions import MISSING_MODES, Condition, Expressions, Template
 from engine.tree.fields import FieldSpec, field_specs, process_name
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
@@ -53,6 +53,7 @@ from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, y
 TREE_KEYS = frozenset(
     {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
     | {"type", "definition_id", "inputs", "outputs"}
+    | {"missing"}  # how a missing key reads: engine.tree.expressions.MISSING_MODES
     | {"deferral_token_auth"}  # callbacks may complete its deferrals by token alone (README)
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description"})
@@ -108,6 +109,7 @@ class _Builder:
         status = data.get("status", "Active")
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
+        self._missing(data.get("missing", "error"))
         if not isinstance(data.get("deferral_token_auth", False), bool):
             self.problem("deferral_token_auth must be true or false", "deferral_token_auth")
         selection = ""
@@ -293,6 +295,16 @@ class _Builder:
                 message = f"required parameter {parameter.name!r} of {handler.definition_id!r}"
                 self.problem(f"{message} is missing", *path, node=node)
         return compiled
+
+    def _missing(self, missing: Any) -> None:
+        """``missing: nil`` (imported Kinetic trees): a missing key reads as Ruby's nil in the
+        tree's templates and conditions (``engine.tree.expressions``); ``error``, the default,
+        keeps it an error."""
+        if isinstance(missing, str) and missing in MISSING_MODES:
+            self.expressions = self.expressions.reading_missing_as(missing)
+        else:
+            modes = ", ".join(MISSING_MODES)
+            self.problem(f"missing {missing!r} is not one of {modes}", "missing")
 
     def _connectors(self, node: str, raw: Any, defers: bool | None) -> tuple[Connector, ...]:
         path = ("nodes", node, "connectors")

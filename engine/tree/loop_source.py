@@ -52,7 +52,7 @@ class LoopSourceError(ValueError):
 
 # Names a var_name must not shadow: what every template sees.
 RESERVED_NAMES = frozenset(
-    {"results", "inputs", "values", "source", "run", "task", "trigger", "iterations"}
+    {"results", "inputs", "values", "source", "run", "task", "trigger", "iterations", "kinetic"}
 )
 
 
