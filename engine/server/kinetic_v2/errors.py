@@ -21,7 +21,7 @@ from engine.auth import User
 from engine.errors import BadRequest, BadResolution, ErrorAlreadyResolved
 from engine.records import Run, RunError
 from engine.server.auth import AnyUser, caller
-from engine.server.kinetic_v2.runs import bounded, json_object, paged
+from engine.server.kinetic_v2.runs import bounded, json_object, only_filters, paged
 from engine.server.kinetic_v2.shapes import answer, error_shape, includes, message, page, single
 from engine.server.paging import MAX_ID, app_engine
 from engine.statuses import ErrorStatus, ResolutionAction, allowed_resolutions
@@ -45,10 +45,7 @@ async def list_errors(
     offset: int = 0,
     count: bool = True,
 ) -> Response:
-    unsupported = sorted(set(request.query_params) - SUPPORTED_FILTERS)
-    if unsupported:
-        names = ", ".join(repr(name) for name in unsupported)
-        raise BadRequest(field="query", reason=f"treeflow cannot filter errors by {names}")
+    only_filters(request, SUPPORTED_FILTERS, of="errors")
     limit, offset = paged(limit, offset)
     if run_id is not None:
         bounded("runId", run_id, low=1, high=MAX_ID)

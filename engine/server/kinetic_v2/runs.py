@@ -74,6 +74,15 @@ def paged(limit: int, offset: int) -> tuple[int, int]:
     )
 
 
+def only_filters(request: Request, supported: frozenset[str], *, of: str) -> None:
+    """Refuse (400, naming them) the query parameters a v2 list cannot apply: a filter
+    silently ignored would answer another question than the one asked."""
+    unsupported = sorted(set(request.query_params) - supported)
+    if unsupported:
+        names = ", ".join(repr(name) for name in unsupported)
+        raise BadRequest(field="query", reason=f"treeflow cannot filter {of} by {names}")
+
+
 def json_object(body: bytes, *, required: bool = True) -> dict[str, Any]:
     if not body.strip():
         if required:
@@ -211,4 +220,4 @@ async def update_deferred_task(request: Request, _user: TokenCaller, token: str)
     return message(f"Updated the deferred task with token {token}.")
 
 
-__all__ = ["bounded", "json_object", "paged", "router"]
+__all__ = ["bounded", "json_object", "only_filters", "paged", "router"]

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from engine.errors import BadRequest
 from engine.server.auth import AnyUser
-from engine.server.kinetic_v2.runs import bounded, paged
+from engine.server.kinetic_v2.runs import bounded, only_filters, paged
 from engine.server.kinetic_v2.shapes import page, single, trigger_shape
 from engine.server.paging import MAX_ID, app_engine
 from engine.statuses import TriggerStatus
@@ -39,10 +39,7 @@ async def _listed(
     limit: int,
     offset: int,
 ) -> Response:
-    unsupported = sorted(set(request.query_params) - SUPPORTED)
-    if unsupported:
-        names = ", ".join(repr(name) for name in unsupported)
-        raise BadRequest(field="query", reason=f"treeflow cannot filter triggers by {names}")
+    only_filters(request, SUPPORTED, of="triggers")
     limit, offset = paged(limit, offset)
     if run_id is not None:
         bounded("runId", run_id, low=1, high=MAX_ID)
