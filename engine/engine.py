@@ -41,9 +41,10 @@ from engine.schedule.retention import RetentionDuty, RetentionPolicy
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
 from engine.statuses import RunStatus, TriggerAction
-from engine.store import inspection, resolutions, retention, schema
+from engine.store import inspection, resolutions, retention, schema, trigger_lists
 from engine.store import runs as run_store
 from engine.store.database import Database
+from engine.store.deferral_tokens import run_of_deferred_token
 from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
@@ -761,6 +762,28 @@ class Engine:
     def get_run(self, run_id: int) -> Run:
         with self.database.read() as connection:
             return run_store.read_run(connection, run_id)
+
+    def run_of_deferral(self, token: str) -> int | None:
+        """The run whose task is deferred under ``token``, if one is (for the HTTP adapter's
+        deferral-token authentication)."""
+        with self.database.read() as connection:
+            return run_of_deferred_token(connection, token)
+
+    def list_triggers(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        run_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Trigger]]:
+        """Triggers newest first, by status and run, with how many match: one read."""
+        with self.database.read() as connection:
+            total = trigger_lists.count_triggers(connection, statuses=statuses, run_id=run_id)
+            found = trigger_lists.list_triggers(
+                connection, statuses=statuses, run_id=run_id, limit=limit, offset=offset
+            )
+        return total, found
 
     def get_trigger(self, trigger_id: int) -> Trigger:
         with self.database.read() as connection:

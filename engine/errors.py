@@ -426,6 +426,35 @@ class GivenHandlerError(TreeflowError, RuntimeError):
     """What a node raises in a tree test whose given results say ``error: MESSAGE``."""
 
 
+class ItemNotFound(TreeflowError, LookupError):
+    """The Kinetic Task API v2 names an item treeflow does not have (a tree by its title, a
+    run's task, a handler, a source): ``kind`` says which, ``name`` what it was called."""
+
+    def __init__(self, *, kind: str, name: object) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"Unable to locate the {kind} {name!r}")
+
+
+class TreeExists(TreeflowError, ValueError):
+    """An import names a tree that exists, and replacing it was not asked for."""
+
+    def __init__(self, *, title: str) -> None:
+        self.title = title
+        super().__init__(f"the tree {title!r} exists: import it with force=true to replace it")
+
+
+class NotImplementedOperation(TreeflowError, NotImplementedError):
+    """An operation of the Kinetic Task API v2 document that treeflow does not provide."""
+
+    def __init__(self, *, operation_id: str, method: str, path: str) -> None:
+        self.operation_id = operation_id
+        super().__init__(
+            f"The Kinetic Task API v2 operation {operation_id} ({method} {path}) "
+            "is not implemented by treeflow"
+        )
+
+
 __all__ = [
     "BadAction",
     "BadRequest",
@@ -444,7 +473,9 @@ __all__ = [
     "IdempotencyKeyReused",
     "IllegalTransition",
     "InstanceNotFound",
+    "ItemNotFound",
     "KineticImportError",
+    "NotImplementedOperation",
     "Problem",
     "ProcessNotFound",
     "RunCancelled",
@@ -456,6 +487,7 @@ __all__ = [
     "SchemaUpgradeFailed",
     "TokenNotFound",
     "TreeError",
+    "TreeExists",
     "TreeNotFound",
     "TreeTestError",
     "TreeflowError",

@@ -259,6 +259,17 @@ class StoredToken:
 
 
 @dataclass(frozen=True)
+class StoredAccessKey:
+    """An access key joined with its user; ``secret_hash`` is the SHA-256 of the secret."""
+
+    id: str
+    user: StoredUser
+    secret_hash: str
+    description: str
+    created_at: float
+
+
+@dataclass(frozen=True)
 class ClosedTrigger:
     """One trigger a commit closed."""
 
@@ -278,6 +289,7 @@ __all__ = [
     "RunLink",
     "Schedule",
     "SignInAttempts",
+    "StoredAccessKey",
     "StoredToken",
     "StoredUser",
     "Task",

@@ -254,11 +254,8 @@ def test_a_disabled_user_can_neither_use_its_tokens_nor_sign_in(live: Live, name
     ("authorization", "message", "challenge"),
     [
         pytest.param(None, "security token not provided", 'Bearer realm="treeflow"', id="none"),
-        pytest.param(
-            "Basic YWRhOnNlY3JldA==",
-            "security token not provided",
-            'Bearer realm="treeflow"',
-            id="basic",
+        pytest.param(  # HTTP Basic is checked now (Coming from Kinetic Task): a wrong password
+            "Basic YWRhOnNlY3JldA==", INVALID_TOKEN, INVALID_CHALLENGE, id="wrong basic"
         ),
         pytest.param(
             "Bearer", "security token not provided", 'Bearer realm="treeflow"', id="empty"

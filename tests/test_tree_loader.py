@@ -589,8 +589,9 @@ BAD_TREES = {
         START + "A: {handler: system_noop_v1}\n",
         None,
         "sauce:",
-        "unknown key 'sauce'; known keys: definition_id, description, fields, group, inputs, "
-        "missing, name, nodes, outputs, process, retry, selection, source, status, type",
+        "unknown key 'sauce'; known keys: deferral_token_auth, definition_id, description, "
+        "fields, group, inputs, missing, name, nodes, outputs, process, retry, selection, source, "
+        "status, type",
         head=HEAD + "sauce: tomato\n",
     ),
     "unknown node key": Bad(

@@ -101,7 +101,7 @@ def require_role(user: User, roles: Sequence[str]) -> None:
         raise InsufficientRole(username=user.name, role=user.role, needed=roles)
 
 
-def _public(stored: StoredUser) -> User:
+def public_user(stored: StoredUser) -> User:
     return User(
         id=stored.id,
         name=stored.name,
@@ -139,6 +139,7 @@ class Accounts:
         hash_slots: HashSlots | None = None,
         token_cache_seconds: float = 0.0,
     ) -> None:
+        self.engine = engine
         self.users = engine.users
         clock = clock or engine.clock
         self.clock = clock
@@ -182,10 +183,10 @@ class Accounts:
         if stored is None:  # the name was taken at the same moment
             taken = self.users.by_key(key)
             raise UserExists(username=name, existing=taken.name if taken else None)
-        return _public(stored)
+        return public_user(stored)
 
     def list_users(self) -> list[User]:
-        return [_public(user) for user in self.users.list()]
+        return [public_user(user) for user in self.users.list()]
 
     def count_users(self) -> int:
         return self.users.count()
@@ -220,7 +221,7 @@ class Accounts:
         if stored is None:
             raise UserNotFound(username=name)
         self.token_cache.invalidate()
-        return _public(stored)
+        return public_user(stored)
 
     def unlock(self, name: str, *, address: str | None = None) -> tuple[User, int]:
         """Forget the user's failed sign-ins (and the address's, if given), lifting a lock-out
@@ -233,7 +234,7 @@ class Accounts:
         forgotten = self.throttle.unlock(user_key(key), now=now)
         if address is not None:
             forgotten += self.throttle.unlock(address_key(address), now=now)
-        return _public(stored), forgotten
+        return public_user(stored), forgotten
 
     def failed_sign_ins(self, name: str) -> int:
         """How many failed sign-ins count against the user name now."""
@@ -244,7 +245,7 @@ class Accounts:
         if stored is None:
             raise UserNotFound(username=name)
         self.token_cache.invalidate()  # committed: no cached token may outlive the change
-        return _public(stored)
+        return public_user(stored)
 
     def _hash(self, password: str) -> str:
         with self.hash_slots.slot():
@@ -261,6 +262,12 @@ class Accounts:
         password is checked in a hashing slot (:class:`~engine.auth.errors.SignInBusy` when
         none frees in time, which does not count as a failure).
         """
+        stored = self.check_password(name, password, address=address)
+        return self._issue(stored, password)
+
+    def check_password(self, name: str, password: str, *, address: str) -> StoredUser:
+        """The enabled user ``name`` if ``password`` is its password, throttled as
+        :meth:`sign_in` says (which calls it); :class:`InvalidCredentials` otherwise."""
         if len(name) > MAX_NAME:
             raise BadRequest(field="user name", reason=f"longer than {MAX_NAME} characters")
         if len(password) > MAX_PASSWORD:
@@ -281,7 +288,7 @@ class Accounts:
                 code = "disabled_user"
             raise InvalidCredentials(username=name, code=code)
         attempt.succeeded()
-        return self._issue(stored, password)
+        return stored
 
     def _issue(self, stored: StoredUser, password: str) -> IssuedToken:
         token = secrets.token_urlsafe(32)
@@ -302,7 +309,7 @@ class Accounts:
             new_password_hash=rehashed,
         )
         return IssuedToken(
-            access_token=token, user=_public(stored), issued_at=now, expires_at=expires
+            access_token=token, user=public_user(stored), issued_at=now, expires_at=expires
         )
 
     def cached_user(self, token: str) -> User | None:
@@ -331,7 +338,7 @@ class Accounts:
             raise InvalidToken(detail=f"user {name!r} is disabled", code="disabled_user")
         if found.security_stamp != found.user.security_stamp:
             raise InvalidToken(detail=f"token of user {name!r} was revoked", code="revoked_token")
-        user = _public(found.user)
+        user = public_user(found.user)
         self.token_cache.put(digest, user, expires_at=found.expires_at, generation=generation)
         return user
 
@@ -345,6 +352,7 @@ __all__ = [
     "User",
     "check_name",
     "check_role",
+    "public_user",
     "require_role",
     "token_hash",
 ]

@@ -130,7 +130,16 @@ class UserNotFound(TreeflowError, LookupError):
         super().__init__(f"no user is named {username!r}")
 
 
+class AccessKeyNotFound(TreeflowError, LookupError):
+    """No access key has that id (it may have been removed)."""
+
+    def __init__(self, *, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"no access key has the id {key_id!r}")
+
+
 __all__ = [
+    "AccessKeyNotFound",
     "AuthError",
     "InsufficientRole",
     "InvalidCredentials",

@@ -155,6 +155,13 @@ It reads the password from standard input when that is not a terminal
     type=click.IntRange(1),
     help="Most header fields a request may have (default 100); beyond it, 431.",
 )
+@click.option(
+    "--deferral-token-auth",
+    envvar="TREEFLOW_DEFERRAL_TOKEN_AUTH",
+    is_flag=True,
+    help="Let callbacks complete or update a deferred task by its token alone, for trees "
+    "that say deferral_token_auth: true (rate-limited and logged; off by default).",
+)
 def serve(
     database: str,
     trees: str,
@@ -176,11 +183,13 @@ def serve(
     hash_concurrency: int | None,
     max_header_bytes: int | None,
     max_headers: int | None,
+    deferral_token_auth: bool,
     **processing: Any,
 ) -> None:
     """Serve the HTTP API with engine workers and the scheduler.
 
-    Routes: the seed's trigger API, Kinetic Task 4's v1 routes, POST /token, the Kianda-style
+    Routes: the seed's trigger API, Kinetic Task 4's v1 routes and the Kinetic Task API v2
+    (also under /kinetic-task, /app/components/task and /kinetic), POST /token, the Kianda-style
     /api/instances, /api/processes and /api/tasks, inspection under /api/runs, /api/triggers
     and /api/errors, /healthz, /metrics and /openapi.json.
     """
@@ -218,6 +227,7 @@ def serve(
             token_cache_seconds=token_cache_seconds,
             forwarded_allow_ips=proxies,
             public_metrics=public_metrics,
+            deferral_token_auth=deferral_token_auth,
             **options,
         )
     except ValueError as exc:

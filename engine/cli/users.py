@@ -2,7 +2,9 @@
 of the HTTP API.
 
 There is no default user and no default password: the first administrator is made with
-``treeflow users add NAME --role admin``. The password is read from standard input when that
+``treeflow users add NAME --role admin``. ``add-key NAME`` makes an access key for a
+service account (an id and a secret it sends as HTTP Basic), ``keys`` lists them, ``remove-key
+ID`` revokes one. The password is read from standard input when that
 is not a terminal (``printf '%s' "$PASSWORD" | treeflow users add ...``; one final line break
 is dropped), and prompted for twice, hidden, when it is; ``passwd`` reads the new one the same
 way. ``rotate`` gives the user a new security stamp, which revokes every token issued to it
@@ -27,6 +29,7 @@ from engine.cli.support import console, database_option, open_engine
 
 if TYPE_CHECKING:
     from engine.auth import Accounts, User
+    from engine.auth.access_keys import AccessKeys
 
 ROLE_CHOICE = click.Choice(["admin", "user"])
 
@@ -147,6 +150,59 @@ def users_remove(name: str, database: str) -> None:
     """Remove NAME, its tokens and its failed sign-ins (runs it created keep its id)."""
     with open_accounts(database) as accounts:
         _said("Removed", accounts.remove_user(name))
+
+
+@contextmanager
+def open_keys(database: str) -> Iterator[AccessKeys]:
+    with open_accounts(database) as accounts:
+        from engine.auth.access_keys import AccessKeys
+
+        yield AccessKeys(accounts.engine)
+
+
+@users.command("add-key")
+@click.argument("name")
+@click.option("--description", default="", help="What the key is for (shown by keys).")
+@database_option
+def users_add_key(name: str, description: str, database: str) -> None:
+    """Make an access key for NAME: an id and a secret, sent as HTTP Basic user and password.
+
+    The secret is printed once and never again; the key acts as NAME, with its role, until
+    remove-key (or while NAME is disabled, not at all).
+    """
+    with open_keys(database) as keys:
+        made = keys.add(name, description=description)
+    console.print(
+        f"Added access key {made.key.id} for user {made.key.user_name!r}", highlight=False
+    )
+    click.echo(f"id: {made.key.id}")
+    click.echo(f"secret: {made.secret}")
+    console.print("The secret is not shown again: store it now.", highlight=False)
+
+
+@users.command("keys")
+@click.argument("name", required=False)
+@database_option
+def users_keys(name: str | None, database: str) -> None:
+    """List the access keys (of NAME, when given): id, user, description, when made."""
+    with open_keys(database) as keys:
+        found = keys.list(name)
+    table = Table(show_header=True, header_style="bold")
+    for column in ("Id", "User", "Description", "Added (UTC)"):
+        table.add_column(column, no_wrap=column == "Id")
+    for key in found:
+        table.add_row(key.id, Text(key.user_name), Text(key.description), _when(key.created_at))
+    console.print(table)
+
+
+@users.command("remove-key")
+@click.argument("key_id", metavar="ID")
+@database_option
+def users_remove_key(key_id: str, database: str) -> None:
+    """Revoke the access key ID: calls that send it are refused from now on."""
+    with open_keys(database) as keys:
+        key = keys.remove(key_id)
+    console.print(f"Removed access key {key.id} of user {key.user_name!r}", highlight=False)
 
 
 __all__ = ["users"]

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.auth import Accounts, HashSlots, Passwords
+from engine.auth.access_keys import AccessKeys
+from engine.auth.basic import BasicCredentials
 from engine.engine import Engine
 from engine.errors import TreeflowError
 from engine.server import auth, formats, inspection, kinetic_v1, run_control, tasks, trigger_api
@@ -26,7 +28,8 @@ from engine.server import explain as explain_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
 from engine.server.docs import docs_router
-from engine.server.errors import DATABASE_ERRORS, TRIGGER_PREFIX, ErrorMap
+from engine.server.errors import DATABASE_ERRORS, TRIGGER_PREFIXES, ErrorMap
+from engine.server.kinetic_prefixes import include_kinetic_routes
 from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.security import SecurityEvents
@@ -102,6 +105,7 @@ def create_app(
     app.state.engine = engine
     app.state.settings = settings
     app.state.accounts = accounts
+    app.state.basic = BasicCredentials(accounts, AccessKeys(engine, clock=clock))
     app.state.error_map = error_map
     app.state.metrics = app_metrics
     app.state.security = SecurityEvents(app_metrics.auth_failures)
@@ -118,7 +122,7 @@ def create_app(
         """Unknown paths and wrong methods: the seed's format on its paths, JSON elsewhere."""
         if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
             raise exc
-        if request.url.path.startswith(TRIGGER_PREFIX):
+        if request.url.path.startswith(TRIGGER_PREFIXES):
             fmt = formats.choose_format(request.headers)
             return formats.failure(fmt, exc.status_code, str(exc.detail), exc.headers)
         body = {"status": exc.status_code, "message": str(exc.detail)}
@@ -169,6 +173,7 @@ def create_app(
     app.include_router(instance_api.router)
     app.include_router(process_api.router)
     app.include_router(tasks.router)
+    include_kinetic_routes(app)
     return app
 
 

@@ -7,10 +7,12 @@
 seed's form has only ``username``, ``password`` and ``scope``); any value but ``password`` is
 refused. ``scope``, when given and when the installation has a subscription id, must be it.
 
-A protected route depends on :func:`caller` with the roles it admits. The token comes only
-from the ``Authorization: Bearer`` header (not from forms or query strings, which end up in
-logs). A token verified within the last few seconds is found in the accounts' token cache
-without I/O, on the event loop; any other needs a database read, which runs in the thread pool.
+A protected route depends on :func:`caller` with the roles it admits. The credentials come
+only from the ``Authorization`` header (not from forms or query strings, which end up in logs):
+``Bearer`` and a token, or ``Basic`` and a user's name and password or an access key's id and
+secret (:mod:`engine.auth.basic`; checked in the sign-in gate below, as it may hash). A token
+verified within the last few seconds is found in the accounts' token cache without I/O, on the
+event loop; any other needs a database read, which runs in the thread pool.
 
 Sign-ins pass a :class:`SignInGate` before they take a thread: at most ``hash_concurrency`` of
 them run at once (each hashes a password), the rest wait on the event loop, holding no thread,
@@ -24,7 +26,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
-from typing import Annotated
+from functools import partial
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from engine.auth import ROLES, Accounts, IssuedToken, User, require_role
+from engine.auth.basic import BasicCredentials, basic_credentials
 from engine.auth.errors import (
     AuthError,
     InsufficientRole,
@@ -40,6 +44,7 @@ from engine.auth.errors import (
     InvalidToken,
     MissingToken,
     SignInBusy,
+    TooManyFailures,
     UnsupportedGrantType,
 )
 from engine.auth.hash_slots import retry_after
@@ -48,6 +53,7 @@ from engine.server.forms import FormSpec, openapi_form, optional, read_form
 from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
 
+T = TypeVar("T")
 TOKEN_FORM = FormSpec(required=("username", "password"), optional=("scope", "grant_type"))
 router = APIRouter()
 
@@ -64,13 +70,17 @@ class SignInGate:
     async def sign_in(
         self, accounts: Accounts, name: str, password: str, *, address: str
     ) -> IssuedToken:
+        return await self.check(partial(accounts.sign_in, name, password, address=address))
+
+    async def check(self, check: Callable[[], T]) -> T:
+        """``check()`` (which may hash a password) in the thread pool, once a slot is free."""
         try:
             async with asyncio.timeout(self.wait):
                 await self._semaphore.acquire()
         except TimeoutError:
             raise SignInBusy(limit=self.limit, retry_after=retry_after(self.wait)) from None
         try:
-            return await run_in_threadpool(accounts.sign_in, name, password, address=address)
+            return await run_in_threadpool(check)
         finally:
             self._semaphore.release()
 
@@ -89,24 +99,61 @@ def bearer_token(request: Request) -> str:
     return token
 
 
+async def basic_user(request: Request, value: str) -> User:
+    """The user of ``Authorization: Basic`` credentials (a password or an access key)."""
+    credentials: BasicCredentials = request.app.state.basic
+    events: SecurityEvents = request.app.state.security
+    address = client_address(request)
+    try:
+        name, password = basic_credentials(value)
+        user = credentials.cached_user(name, password)
+        if user is None:
+            gate: SignInGate = request.app.state.sign_in_gate
+            user = await gate.check(
+                partial(credentials.authenticate, name, password, address=address)
+            )
+    except InvalidToken as exc:
+        events.token_refused(exc, client=address)
+        raise
+    except (TooManyFailures, SignInBusy) as exc:
+        events.sign_in_refused(exc, username=name, client=address)
+        raise
+    return user
+
+
+async def token_user(request: Request, token: str) -> User:
+    """The user of a bearer token."""
+    accounts: Accounts = request.app.state.accounts
+    user = accounts.cached_user(token)
+    if user is None:
+        try:
+            user = await run_in_threadpool(accounts.authenticate, token)
+        except InvalidToken as exc:
+            request.app.state.security.token_refused(exc, client=client_address(request))
+            raise
+    return user
+
+
+async def request_user(request: Request) -> User:
+    """Whoever the request's ``Authorization`` header says: a bearer token or HTTP Basic."""
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "basic" and value.strip():
+        return await basic_user(request, value)
+    try:
+        token = bearer_token(request)
+    except MissingToken:
+        request.app.state.security.missing_token()
+        raise
+    return await token_user(request, token)
+
+
 def caller(roles: Sequence[str] = ROLES) -> Callable[[Request], Awaitable[User]]:
-    """A dependency: the user the request's bearer token belongs to, if it has one of ``roles``."""
+    """A dependency: the user the request's bearer token or Basic credentials are, if it has
+    one of ``roles``."""
 
     async def dependency(request: Request) -> User:
-        accounts: Accounts = request.app.state.accounts
         events: SecurityEvents = request.app.state.security
-        try:
-            token = bearer_token(request)
-        except MissingToken:
-            events.missing_token()
-            raise
-        user = accounts.cached_user(token)
-        if user is None:
-            try:
-                user = await run_in_threadpool(accounts.authenticate, token)
-            except InvalidToken as exc:
-                events.token_refused(exc, client=client_address(request))
-                raise
+        user = await request_user(request)
         try:
             require_role(user, roles)
         except InsufficientRole as exc:
@@ -217,5 +264,6 @@ __all__ = [
     "bearer_token",
     "caller",
     "client_address",
+    "request_user",
     "router",
 ]

@@ -4,7 +4,8 @@ Every route lets :class:`~engine.errors.TreeflowError` propagate; the app's exce
 looks the error's class up here (the nearest class in its MRO that has a rule) and renders the
 response in the calling API's dialect:
 
-- the seed trigger API (``/kineticTask/rest/v1/Trigger/...``): the caller's format
+- the seed trigger API (``/kineticTask/rest/v1/Trigger/...``, and Task 3's
+  ``/kinetic/rest/v1/Trigger/...``): the caller's format
   (:mod:`engine.server.formats`), with ``X-Error-Message``;
 - ``POST /token``: RFC 6749 section 5.2 JSON (``{"error": ..., "error_description": ...}``);
 - anything else: ``{"status": ..., "message": ...}`` JSON (a refused tree definition adds
@@ -38,6 +39,8 @@ from engine.server import formats
 from engine.server.limits import BodyTimeout, BodyTooLarge
 
 TRIGGER_PREFIX = "/kineticTask/rest/v1/Trigger/"
+# The seed's path and Kinetic Task 3's (engine.server.kinetic_prefixes): answered alike.
+TRIGGER_PREFIXES = (TRIGGER_PREFIX, "/kinetic/rest/v1/Trigger/")
 TOKEN_PATH = "/token"  # noqa: S105  (a path, not a password)
 REALM = "treeflow"
 JSON_TYPE = "application/json"
@@ -82,12 +85,17 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.ErrorNotFound, ErrorRule(404)),
     (e.ScheduleNotFound, ErrorRule(404)),
     (auth.UserNotFound, ErrorRule(404)),
+    (auth.AccessKeyNotFound, ErrorRule(404)),
     (auth.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.RunNotOpen, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
     (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
     (e.ProcessNotFound, ErrorRule(404)),
+    (e.ItemNotFound, ErrorRule(404)),
+    (e.TreeExists, ErrorRule(409)),
+    (e.KineticImportError, ErrorRule(400)),  # an export that cannot be converted (v2 import)
+    (e.NotImplementedOperation, ErrorRule(501)),
     (e.InstanceNotFound, ErrorRule(404)),  # also another user's: its existence is not told
     (BodyTooLarge, ErrorRule(413)),
     (BodyTimeout, ErrorRule(408)),
@@ -138,7 +146,7 @@ class ErrorMap:
             message = f"Unexpected server error (reference {reference}); see the server log"
         headers = _headers(rule, error)
         path = request.url.path
-        if path.startswith(TRIGGER_PREFIX):
+        if path.startswith(TRIGGER_PREFIXES):
             fmt = formats.choose_format(request.headers)
             return formats.failure(fmt, rule.status, message, headers)
         body: dict[str, object]
@@ -196,6 +204,7 @@ __all__ = [
     "RULES",
     "TOKEN_PATH",
     "TRIGGER_PREFIX",
+    "TRIGGER_PREFIXES",
     "DatabaseUnavailable",
     "ErrorMap",
     "ErrorRule",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.errors import Problem
 from engine.kianda.field_values import MAX_INTEGER, MAX_VALUE, FieldValue
@@ -102,33 +102,58 @@ class FieldOut(BaseModel):
 
 
 class ReplaceIn(BaseModel):
-    """``PUT``'s body: every settable field (those left out go back to their defaults)."""
+    """``PUT``'s body: every settable field (those left out go back to their defaults), as
+    ``fields`` (``name``, ``text``, ``value``: the shape fields are read in) or as Kianda's
+    ``FieldsMappings`` (``fieldname``, ``text``, ``value``: the shape create takes); one of the
+    two, not both."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"version": 1, "fields": [{"name": "Course", "value": "Python"}]}]
+            "examples": [
+                {"version": 1, "fields": [{"name": "Course", "value": "Python"}]},
+                {"version": 1, "FieldsMappings": [{"fieldname": "Course", "value": "Python"}]},
+            ]
         },
     )
 
     version: Version | None = Field(
         default=None, description="the version this is based on (or send If-Match)"
     )
-    fields: list[FieldIn] = Field(max_length=MAX_FIELDS)
+    fields: list[FieldIn] | None = Field(default=None, max_length=MAX_FIELDS)
+    FieldsMappings: list[FieldMappingIn] | None = Field(default=None, max_length=MAX_FIELDS)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ReplaceIn:
+        if (self.fields is None) == (self.FieldsMappings is None):
+            raise ValueError("give the fields as either 'fields' or 'FieldsMappings', not both")
+        return self
 
     def values(self) -> list[FieldValue]:
-        return [FieldValue(f.name, f.value, f.text) for f in self.fields]
+        if self.FieldsMappings is not None:
+            return [FieldValue(m.fieldname, m.value, m.text) for m in self.FieldsMappings]
+        return [FieldValue(f.name, f.value, f.text) for f in self.fields or ()]
 
 
 class PatchIn(ReplaceIn):
-    """``PATCH``'s body: only the fields to change; a version (or If-Match) is optional."""
+    """``PATCH``'s body: only the fields to change, in either shape; a version (or If-Match)
+    is optional."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"fields": [{"name": "Days", "text": "2", "value": 2}]}]},
+        json_schema_extra={
+            "examples": [
+                {"fields": [{"name": "Days", "text": "2", "value": 2}]},
+                {"FieldsMappings": [{"fieldname": "Days", "text": "2", "value": 2}]},
+            ]
+        },
     )
 
-    fields: list[FieldIn] = Field(min_length=1, max_length=MAX_FIELDS)
+    @model_validator(mode="after")
+    def _not_empty(self) -> PatchIn:
+        if not self.values():
+            raise ValueError("a PATCH changes at least one field")
+        return self
 
 
 class InstanceOut(BaseModel):

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +35,7 @@ from engine.json_input import parse_json
 from engine.results_xml import write_results
 from engine.server import formats
 from engine.server.auth import AnyUser
+from engine.server.deferral_auth import deferral_caller, json_token
 from engine.server.forms import urlencoded_pairs
 from engine.server.idempotency import (
     OPENAPI_HEADER,
@@ -118,6 +119,8 @@ _DEFERRED_BODY = {
     },
 }
 
+# complete- and update-deferred-task: credentials, or the token where deferral-token auth allows.
+TokenCaller = Annotated[User, Depends(deferral_caller(json_token))]
 router = APIRouter(prefix=PREFIX, tags=["Kinetic Task 4 API v1"], responses=_ERRORS)
 
 
@@ -262,7 +265,7 @@ async def run_tree(
     response_model=MessageAnswer,
     response_class=Response,
 )
-async def complete_deferred_task(request: Request, user: AnyUser, source: str) -> Response:
+async def complete_deferred_task(request: Request, user: TokenCaller, source: str) -> Response:
     token = await _deferred(request, user, "Complete")
     return _answer(MessageAnswer(message=f"Completed the deferred task with token {token}."))
 
@@ -274,7 +277,7 @@ async def complete_deferred_task(request: Request, user: AnyUser, source: str) -
     response_model=MessageAnswer,
     response_class=Response,
 )
-async def update_deferred_task(request: Request, user: AnyUser, source: str) -> Response:
+async def update_deferred_task(request: Request, user: TokenCaller, source: str) -> Response:
     token = await _deferred(request, user, "Update")
     return _answer(MessageAnswer(message=f"Updated the deferred task with token {token}."))
 

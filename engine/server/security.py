@@ -10,6 +10,8 @@ password or the token; the same reason (a short code) is the label of
   time), ``oversized_credentials`` (a name or password longer than any user can have);
 - bearer tokens: ``malformed_token``, ``unknown_token``, ``expired_token``, ``revoked_token``,
   ``disabled_user``; ``insufficient_role`` for a valid token calling an admin's route;
+- ``deferral_token``: a call without credentials refused by deferral-token authentication
+  (``engine.server.deferral_auth``; an accepted one is logged too, and not counted);
 - ``missing_token``: a protected route called without a token, counted but not logged (every
   client that has not signed in yet does it).
 
@@ -71,6 +73,16 @@ class SecurityEvents:
     def call_refused(self, error: InsufficientRole, *, client: str) -> None:
         message = f"call refused for user {_shown(error.username)} from {client}: {error.reason}"
         self._record("insufficient_role", message, username=error.username, client=client)
+
+    def deferral_token_accepted(self, *, run_id: int, client: str) -> None:
+        """A call authenticated by a deferral token alone (``--deferral-token-auth``): logged,
+        not counted as a failure, so that every such completion can be traced."""
+        logger.warning(
+            "a deferred task of run %s was resumed by its token alone from %s",
+            run_id,
+            client,
+            extra={"reason": "deferral_token", "username": None, "client": client},
+        )
 
     def missing_token(self) -> None:
         self.failures.labels("missing_token").inc()

@@ -58,6 +58,8 @@ class ServerSettings:
     how long a sign-in waits for its turn before a 503 (:mod:`engine.auth.hash_slots`).
     ``max_header_bytes`` and ``max_headers``: the largest request head (request line and
     headers) and the most header fields a request may have; beyond them, 431.
+    ``deferral_token_auth``: calls that complete or update a deferred task of a tree that opts
+    in may authenticate by its token alone (:mod:`engine.server.deferral_auth`).
     """
 
     host: str = DEFAULT_HOST
@@ -83,6 +85,7 @@ class ServerSettings:
     hash_wait_seconds: float = DEFAULT_HASH_WAIT_SECONDS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_headers: int = DEFAULT_MAX_HEADERS
+    deferral_token_auth: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -17,15 +17,18 @@ form is then not read and the engine not called. When both headers are sent, the
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.server import formats
 from engine.server.auth import AnyUser
+from engine.server.deferral_auth import deferral_caller, form_token
 from engine.server.errors import REALM
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
 from engine.server.idempotency import (
@@ -38,6 +41,7 @@ from engine.server.idempotency import (
 from engine.server.settings import ServerSettings
 
 PREFIX = "/kineticTask/rest/v1/Trigger"
+TASK3_PREFIX = "/kinetic/rest/v1/Trigger"  # Kinetic Task 3's path for the same calls
 START_FORM = FormSpec(
     required=("source_name", "source_group", "tree_name"),
     optional=("source_id", "results", "message"),
@@ -72,7 +76,11 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
-router = APIRouter(prefix=PREFIX, tags=["trigger API (seed)"])
+# createDeferred: credentials, or its token alone where deferral-token auth allows it.
+FormTokenCaller = Annotated[User, Depends(deferral_caller(form_token))]
+# The routes without a prefix, so that engine.server.kinetic_prefixes can serve them under
+# Task 3's path too; ``router`` is them under the seed's.
+routes = APIRouter(tags=["trigger API (seed)"])
 
 
 def simulation(request: Request) -> Response | None:
@@ -105,7 +113,7 @@ def _openapi(spec: FormSpec) -> dict[str, object]:
     return {**openapi_form(spec, _DESCRIPTIONS), "parameters": [OPENAPI_HEADER]}
 
 
-@router.post(
+@routes.post(
     "/createStart",
     summary="Start a tree (the seed's createStart)",
     openapi_extra=_openapi(START_FORM),
@@ -138,14 +146,14 @@ async def create_start(request: Request, user: AnyUser) -> Response:
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 
-@router.post(
+@routes.post(
     "/createDeferred",
     summary="Complete or update a deferred task (the seed's createDeferred)",
     openapi_extra=_openapi(DEFERRED_FORM),
     responses=_RESPONSES,
     response_class=Response,
 )
-async def create_deferred(request: Request, user: AnyUser) -> Response:
+async def create_deferred(request: Request, user: FormTokenCaller) -> Response:
     simulated = simulation(request)
     if simulated is not None:
         return simulated
@@ -168,4 +176,16 @@ async def create_deferred(request: Request, user: AnyUser) -> Response:
     return formats.success(formats.choose_format(request.headers), str(trigger.id))
 
 
-__all__ = ["DEFERRED_FORM", "PREFIX", "SIMULATED_ERRORS", "START_FORM", "router", "simulation"]
+router = APIRouter()
+router.include_router(routes, prefix=PREFIX)
+
+__all__ = [
+    "DEFERRED_FORM",
+    "PREFIX",
+    "SIMULATED_ERRORS",
+    "START_FORM",
+    "TASK3_PREFIX",
+    "router",
+    "routes",
+    "simulation",
+]

@@ -286,6 +286,23 @@ class RunCreatorRow(SQLModel, table=True):
     user_id: str = Field(index=True, max_length=36)
 
 
+class AccessKeyRow(SQLModel, table=True):
+    """A Kinetic-style access key of a user: an id and a secret, used as HTTP Basic credentials.
+
+    Only the SHA-256 of the secret is stored (like a token's, and for the same reason: it is 256
+    random bits, so a slow hash would gain nothing). The key acts as its user, with its role,
+    while the user is enabled; deleting the row revokes it.
+    """
+
+    __tablename__ = "access_keys"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
+    secret_hash: str = Field(max_length=64)
+    description: str = Field(default="", max_length=255)
+    created_at: float
+
+
 runs = SQLModel.metadata.tables["runs"]
 call_trees = SQLModel.metadata.tables["call_trees"]
 tasks = SQLModel.metadata.tables["tasks"]
@@ -294,12 +311,14 @@ errors = SQLModel.metadata.tables["errors"]
 tree_versions = SQLModel.metadata.tables["tree_versions"]
 users = SQLModel.metadata.tables["users"]
 access_tokens = SQLModel.metadata.tables["access_tokens"]
+access_keys = SQLModel.metadata.tables["access_keys"]
 sign_in_failures = SQLModel.metadata.tables["sign_in_failures"]
 run_creators = SQLModel.metadata.tables["run_creators"]
 
 __all__ = [
     "OPEN_TRIGGER_STATUSES",
     "RESOLUTION_COLUMNS",
+    "AccessKeyRow",
     "AccessTokenRow",
     "CallTreeRow",
     "ErrorRow",
@@ -310,6 +329,7 @@ __all__ = [
     "TreeVersionRow",
     "TriggerRow",
     "UserRow",
+    "access_keys",
     "access_tokens",
     "call_trees",
     "errors",

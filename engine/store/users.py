@@ -9,14 +9,16 @@ goes through a precompiled driver-level insert like the run's own row.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records import SignInAttempts, StoredToken, StoredUser
+from engine.records import SignInAttempts, StoredAccessKey, StoredToken, StoredUser
 from engine.rows import RowValues
+from engine.store import access_keys as keys
 from engine.store import sign_in_failures as attempts
 from engine.store.bulk import insert_all
 from engine.store.database import Database
@@ -25,7 +27,8 @@ from engine.store.tables import access_tokens, run_creators, users
 _INSERT_RUN_CREATOR = insert_all(run_creators)
 
 
-def _user(row: RowValues) -> StoredUser:
+def user_record(row: RowValues) -> StoredUser:
+    """A ``users`` row (or a row joining its columns) as a record."""
     return StoredUser(
         id=row["id"],
         name=row["name"],
@@ -47,12 +50,12 @@ def user_by_key(connection: Connection, name_key: str) -> StoredUser | None:
     """The user whose case-folded name is ``name_key``."""
     statement = sa.select(users).where(users.c.name_key == name_key)
     row = connection.execute(statement).mappings().first()
-    return None if row is None else _user(row)
+    return None if row is None else user_record(row)
 
 
 def list_users(connection: Connection) -> list[StoredUser]:
     rows = connection.execute(sa.select(users).order_by(users.c.name)).mappings()
-    return [_user(row) for row in rows]
+    return [user_record(row) for row in rows]
 
 
 def count_users(connection: Connection) -> int:
@@ -66,7 +69,8 @@ def update_user(connection: Connection, name_key: str, values: Mapping[str, Any]
 
 
 def delete_user(connection: Connection, user_id: str) -> None:
-    """Delete a user and its tokens. The runs it created keep its id as their creator."""
+    """Delete a user, its tokens and its access keys. The runs it created keep its id."""
+    keys.delete_user_keys(connection, user_id)
     connection.execute(access_tokens.delete().where(access_tokens.c.user_id == user_id))
     connection.execute(users.delete().where(users.c.id == user_id))
 
@@ -102,7 +106,7 @@ def token_by_hash(connection: Connection, token_hash: str) -> StoredToken | None
     if row is None:
         return None
     return StoredToken(
-        user=_user(row),
+        user=user_record(row),
         security_stamp=row["token_stamp"],
         issued_at=row["issued_at"],
         expires_at=row["expires_at"],
@@ -189,6 +193,32 @@ class UserBook:
         with self.database.read() as connection:
             return token_by_hash(connection, token_hash)
 
+    # -- access keys (engine.store.access_keys) ---------------------------------------------
+
+    def add_key(self, values: Mapping[str, Any]) -> StoredAccessKey:
+        with self.database.write() as connection:
+            keys.insert_key(connection, values)
+            found = keys.key_by_id(connection, values["id"])
+        if found is None:  # pragma: no cover - inserted in this very transaction
+            raise LookupError(values["id"])
+        return found
+
+    def key(self, key_id: str) -> StoredAccessKey | None:
+        with self.database.read() as connection:
+            return keys.key_by_id(connection, key_id)
+
+    def keys(self, *, user_id: str | None = None) -> builtins.list[StoredAccessKey]:
+        with self.database.read() as connection:
+            return keys.list_keys(connection, user_id=user_id)
+
+    def remove_key(self, key_id: str) -> StoredAccessKey | None:
+        """Delete the key; what it was, or None when there is no such key."""
+        with self.database.write() as connection:
+            found = keys.key_by_id(connection, key_id)
+            if found is not None:
+                keys.delete_key(connection, key_id)
+            return found
+
     # -- sign-in attempts (engine.store.sign_in_failures) ------------------------------------
 
     def reserve_attempt(
@@ -249,4 +279,5 @@ __all__ = [
     "token_by_hash",
     "update_user",
     "user_by_key",
+    "user_record",
 ]

@@ -58,6 +58,7 @@ TREE_KEYS = frozenset(
     {"source", "group", "name", "status", "description", "nodes", "process", "fields", "selection"}
     | {"type", "definition_id", "inputs", "outputs", "retry"}
     | {"missing"}  # how a missing key reads: engine.tree.expressions.MISSING_MODES
+    | {"deferral_token_auth"}  # callbacks may complete its deferrals by token alone (README)
 )
 NODE_KEYS = frozenset({"handler", "defers", "parameters", "connectors", "description", "retry"})
 CONNECTOR_KEYS = frozenset({"to", "type", "label", "condition"})
@@ -124,6 +125,8 @@ class _Builder:
         if status not in TREE_STATUSES:
             self.problem(f"status {status!r} is not one of {', '.join(TREE_STATUSES)}", "status")
         self._missing(data.get("missing", "error"))
+        if not isinstance(data.get("deferral_token_auth", False), bool):
+            self.problem("deferral_token_auth must be true or false", "deferral_token_auth")
         selection = ""
         try:
             selection = stored_label(data.get("selection"))
