@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.support import console, engine_options, open_engine
-from engine.cli.view import print_run, styled
+from engine.cli.view import show_run, styled
 from engine.records import RunError
 from engine.statuses import ErrorStatus, ErrorType, ResolutionAction
 
@@ -112,7 +112,7 @@ def errors_resolve(
     with open_engine(database, trees) as engine:
         trigger = engine.resolve_error(error_id, action, message=message, resolved_by=resolved_by)
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 __all__ = ["errors"]

@@ -26,7 +26,7 @@ from engine.cli.schedules import schedules
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
 from engine.cli.users import users
-from engine.cli.view import print_run, styled
+from engine.cli.view import show_run, styled
 from engine.cli.worker import worker
 from engine.engine import Engine
 from engine.handlers.registry import HandlerRegistry
@@ -140,7 +140,7 @@ def run_tree(
             message=message,
         )
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 @main.command()
@@ -160,7 +160,7 @@ def deferred(
             token=token, action=action, results=_results_argument(results), message=message
         )
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 @main.group()
@@ -236,8 +236,7 @@ def bench(arguments: tuple[str, ...]) -> None:
 def runs_show(run_id: int, graph_file: Path | None, database: str, trees: str) -> None:
     """Show one run: each node, its status, its results, open deferral tokens."""
     with open_engine(database, None) as engine:
-        run = engine.get_run(run_id)
-        print_run(run)
+        run = show_run(engine, run_id)
         if graph_file is not None:
             draw_run(engine, run, graph_file)
 

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.support import console, database_option, engine_options, open_engine
-from engine.cli.view import print_run
+from engine.cli.view import show_run
 from engine.records import Firing, Schedule
 from engine.schedule.schedules import DEFAULT_GRACE_SECONDS
 
@@ -282,7 +282,7 @@ def schedules_run_now(schedule_id: int, database: str, trees: str) -> None:
         firing = engine.schedules.run_now(schedule_id)
         engine.run_until_idle()
         if firing.run_id is not None:
-            print_run(engine.get_run(firing.run_id))
+            show_run(engine, firing.run_id)
 
 
 __all__ = ["describe", "schedules"]
