@@ -11,10 +11,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.output import error_json, json_option, print_json
 from engine.cli.support import console, engine_options, open_engine
 from engine.cli.view import show_run, styled
 from engine.records import RunError
 from engine.statuses import ErrorStatus, ErrorType, ResolutionAction
+from engine.tree.suggest import did_you_mean
 
 
 def _resolution(error: RunError) -> Text:
@@ -50,6 +52,7 @@ def errors() -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
 @engine_options
 def errors_list(
     run_id: int | None,
@@ -57,6 +60,7 @@ def errors_list(
     error_type: str | None,
     limit: int,
     offset: int,
+    as_json: bool,
     database: str,
     trees: str,
 ) -> None:
@@ -67,6 +71,9 @@ def errors_list(
         found = engine.list_errors(
             run_id=run_id, status=status, error_type=error_type, limit=limit, offset=offset
         )
+    if as_json:
+        print_json([error_json(error) for error in found])
+        return
     table = Table(show_header=True, header_style="bold")
     # The id and the type are never wrapped: the id is what ``resolve`` takes, copied whole.
     table.add_column("Error", no_wrap=True)
@@ -109,6 +116,13 @@ def errors_resolve(
     trees: str,
 ) -> None:
     """Resolve the error ERROR_ID with --action, process it, show the run."""
+    actions = [known.value for known in ResolutionAction]
+    if action not in actions:  # the engine refuses it too; the CLI also suggests the spelling
+        raise click.BadParameter(
+            f"{action!r} is not an action{did_you_mean(action, actions)} (one of "
+            f"{', '.join(actions)})",
+            param_hint="--action",
+        )
     with open_engine(database, trees) as engine:
         trigger = engine.resolve_error(error_id, action, message=message, resolved_by=resolved_by)
         engine.run_until_idle()

@@ -21,7 +21,16 @@ from rich.text import Text
 
 from engine.cli.errors import errors
 from engine.cli.graph import draw_run, graph
+from engine.cli.handlers import handlers
 from engine.cli.kinetic import import_kinetic
+from engine.cli.output import (
+    json_option,
+    print_json,
+    problem_json,
+    run_json,
+    run_summary,
+    tree_json,
+)
 from engine.cli.schedules import schedules
 from engine.cli.serve import serve
 from engine.cli.support import console, engine_options, err_console, open_engine
@@ -34,6 +43,7 @@ from engine.statuses import RunStatus
 from engine.tree.expressions import Expressions
 from engine.tree.files import read_tree_files, tree_files
 from engine.tree.model import Tree
+from engine.tree.suggest import did_you_mean
 
 
 def _results_argument(value: str | None) -> str | None:
@@ -63,7 +73,8 @@ def _find_tree(engine: Engine, name: str, source: str | None, group: str | None)
         known = ", ".join(sorted(repr(t.key.name) for t in engine.trees)) or "none"
         refused = sorted({problem.file for problem in engine.tree_problems})
         also = f"; tree files refused: {', '.join(refused)}" if refused else ""
-        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known}){also}")
+        hint = did_you_mean(name, (tree.key.name for tree in engine.trees))
+        raise click.ClickException(f"no tree named {name!r} is loaded{hint} (known: {known}){also}")
     raise click.ClickException(
         f"{len(matches)} trees are named {name!r}: give --source and --group to choose"
     )
@@ -83,11 +94,13 @@ main.add_command(import_kinetic)
 main.add_command(errors)
 main.add_command(worker)
 main.add_command(schedules)
+main.add_command(handlers)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def validate(paths: tuple[str, ...]) -> None:
+@json_option
+def validate(paths: tuple[str, ...], as_json: bool) -> None:
     """Validate tree files (or directories of them): each valid tree, then every problem found.
 
     Exits 1 when any file has a problem; the valid ones are listed all the same, as an engine
@@ -95,6 +108,14 @@ def validate(paths: tuple[str, ...]) -> None:
     """
     files = tree_files(paths)
     found = read_tree_files(files, registry=HandlerRegistry(), expressions=Expressions())
+    if as_json:
+        print_json(
+            {
+                "trees": [tree_json(tree) for tree in found.trees],
+                "problems": [problem_json(problem) for problem in found.problems],
+            }
+        )
+        sys.exit(1 if found.problems else 0)
     for tree in found.trees:
         what = escape(f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)")
         console.print(f"[green]ok[/green] {what}", highlight=False, soft_wrap=True)
@@ -178,6 +199,7 @@ def runs() -> None:
 @click.option("--source-id", help="Only runs for this source id.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
 @engine_options
 def runs_list(
     status: str | None,
@@ -185,6 +207,7 @@ def runs_list(
     source_id: str | None,
     limit: int,
     offset: int,
+    as_json: bool,
     database: str,
     trees: str,
 ) -> None:
@@ -193,6 +216,9 @@ def runs_list(
         found = engine.list_runs(
             status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
         )
+    if as_json:
+        print_json([run_summary(run) for run in found])
+        return
     table = Table(show_header=True, header_style="bold")
     for column in ("Run", "Tree", "Version", "Source id", "Status"):
         table.add_column(column)
@@ -232,11 +258,18 @@ def bench(arguments: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the run, nodes coloured by task status (.svg, .png or .dot).",
 )
+@json_option
 @engine_options
-def runs_show(run_id: int, graph_file: Path | None, database: str, trees: str) -> None:
+def runs_show(
+    run_id: int, graph_file: Path | None, as_json: bool, database: str, trees: str
+) -> None:
     """Show one run: each node, its status, its results, open deferral tokens."""
     with open_engine(database, None) as engine:
-        run = show_run(engine, run_id)
+        if as_json:
+            run = engine.get_run(run_id)
+            print_json(run_json(run))
+        else:
+            run = show_run(engine, run_id)
         if graph_file is not None:
             draw_run(engine, run, graph_file)
 

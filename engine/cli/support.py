@@ -31,6 +31,7 @@ def database_option(function: F) -> F:
     return click.option(
         "--database",
         envvar="TREEFLOW_DATABASE_URL",
+        show_envvar=True,
         default=DEFAULT_DATABASE,
         show_default=True,
         help="SQLAlchemy URL of the engine's database.",
@@ -41,6 +42,7 @@ def engine_options(function: F) -> F:
     function = click.option(
         "--trees",
         envvar="TREEFLOW_TREES",
+        show_envvar=True,
         default=DEFAULT_TREES,
         show_default=True,
         help="Directory or file of YAML trees to load.",

@@ -48,6 +48,7 @@ from engine.tree.routines import (
     routine_header,
 )
 from engine.tree.selection import stored_label
+from engine.tree.suggest import did_you_mean
 from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
@@ -245,6 +246,8 @@ class _Builder:
             return call_handler(called, given)
         elif handler is None:
             what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
+            if isinstance(handler_id, str) and handler_id:
+                what += did_you_mean(handler_id, [*self.registry.ids, *self.routines])
             message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
             if self.routines:
                 message += f"; known routines: {', '.join(sorted(self.routines))}"
