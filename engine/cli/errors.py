@@ -32,6 +32,9 @@ def _resolution(error: RunError) -> Text:
     return Text(text)
 
 
+WIDE_COLUMNS = 150  # below it the seven-column table squeezes the summary (see _errors_table)
+
+
 @click.group()
 def errors() -> None:
     """List errors recorded on runs and resolve them."""
@@ -74,9 +77,33 @@ def errors_list(
     if as_json:
         print_json([error_json(error) for error in found])
         return
+    console.print(_errors_table(found, wide=console.width >= WIDE_COLUMNS))
+
+
+def _errors_table(found: list[RunError], *, wide: bool) -> Table:
+    """The errors as a table: a column each when the terminal is wide, else two columns.
+
+    Below ``WIDE_COLUMNS`` seven columns leave the summary a few characters (it wrapped one
+    character per line at 80): the narrow table keeps the id whole (``resolve`` takes it, copied
+    whole) with the run and status under it, and puts node, type, summary and resolution in one
+    column that wraps at words.
+    """
     table = Table(show_header=True, header_style="bold")
     # The id and the type are never wrapped: the id is what ``resolve`` takes, copied whole.
     table.add_column("Error", no_wrap=True)
+    if not wide:
+        table.add_column("Node, type, summary, resolution", overflow="fold", min_width=24)
+        for error in found:
+            where = Text.assemble(f"run {error.run_id} ", styled(error.status))
+            what = Text.assemble(
+                (error.node, "bold"), " ", (error.type, "red"), "\n", error.summary
+            )
+            resolution = _resolution(error)
+            if resolution.plain:
+                what.append("\n")
+                what.append_text(Text("resolved: ") + resolution)
+            table.add_row(Text.assemble(error.id, "\n", where), what)
+        return table
     table.add_column("Run")
     table.add_column("Node", overflow="fold")
     table.add_column("Type", no_wrap=True)
@@ -93,7 +120,7 @@ def errors_list(
             Text(error.summary),
             _resolution(error),
         )
-    console.print(table)
+    return table
 
 
 @errors.command("resolve")

@@ -26,6 +26,7 @@ import click
 
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
 from engine.cli.worker import limit_options, processing_options, processing_settings
+from engine.engine import Engine
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -249,6 +250,7 @@ def serve(
         if Accounts(engine).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
+        err_console.print(startup_summary(engine, settings), markup=False, soft_wrap=True)
         app = create_app(engine, settings)
         guard = ConnectionGuard(
             head_seconds=settings.request_head_seconds,
@@ -267,6 +269,23 @@ def serve(
         )
         server = uvicorn.Server(config)
         _run_until_signalled(server)
+
+
+def startup_summary(engine: Engine, settings: Any) -> str:
+    """The one line ``serve`` prints before it listens: what it serves, from where, with what.
+
+    ``treeflow worker`` logs the same kind of line; an operator reading either sees at once a
+    wrong database, a tree file refused or a worker count of the wrong size.
+    """
+    refused = sorted({problem.file for problem in engine.tree_problems})
+    trees = f"{len(engine.trees)} trees loaded"
+    if refused:
+        trees += f", {len(refused)} file(s) refused ({', '.join(refused)}; treeflow validate)"
+    return (
+        f"treeflow serve: database {engine.database_url}; {trees}; "
+        f"{settings.workers} workers; scheduler on (one server at a time runs it); "
+        f"listening on http://{settings.host}:{settings.port}"
+    )
 
 
 def _run_until_signalled(server: Any) -> None:

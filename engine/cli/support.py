@@ -51,12 +51,21 @@ def engine_options(function: F) -> F:
 
 
 def trees_path(trees: str | None) -> str | None:
-    """The trees to load: a missing default folder loads none; a missing path given is an error."""
+    """The trees to load: a missing default folder loads none, and says so on standard error
+    (an engine with no trees is rarely what was meant); a missing path given is an error."""
     if not trees or Path(trees).exists():
         return trees or None
     context = click.get_current_context(silent=True)
     source = context.get_parameter_source("trees") if context else None
     if source in (None, click.core.ParameterSource.DEFAULT):
+        err_console.print(
+            f"treeflow: no {trees} folder in {Path.cwd()} (the default --trees): no tree files "
+            "loaded, only versions already stored in the database; give --trees or "
+            "TREEFLOW_TREES",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return None
     raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
 
