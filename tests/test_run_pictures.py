@@ -185,7 +185,7 @@ def test_the_hint_of_a_deferred_node_gives_the_results_its_conditions_read_and_w
     assert (
         "Its tree's conditions read Decision (== 'Pay it' to Pay, != 'Pay it' to Refuse)" in shown
     )
-    assert "name=\"Status\"" not in shown  # not the one-size Status=Approved hint
+    assert 'name="Status"' not in shown  # not the one-size Status=Approved hint
     [command] = HINT.findall(shown)
     done = _call(tmp_path, flags, *shlex.split(command)[1:])
     assert re.search(r"^\W*Pay\W+Closed", done, re.M), done
@@ -227,7 +227,7 @@ def test_the_hint_of_a_wait_says_when_it_fires_and_that_a_worker_fires_it(
     [due] = re.findall(r"^│ Cooling Off\s+│ Deferred │ due_at: (\S+)", shown, re.M)
     assert "Cooling Off is a wait; its token is " in shown
     assert f"Its timer fires at {due}; a running worker (treeflow worker" in shown
-    assert "name=\"Status\"" not in shown
+    assert 'name="Status"' not in shown
     [command] = HINT.findall(shown)
     assert "Completed" in _call(tmp_path, flags, *shlex.split(command)[1:]).splitlines()[0]
 
