@@ -187,7 +187,7 @@ def fault_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     ],
     indirect=["fault_database"],
 )
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)  # above its waits' deadlines together (150 + 60 + 90 s) and the setup
 def test_workers_killed_and_cut_off_lose_nothing_and_repeat_nothing(
     fault_database: str, worker_count: int, tmp_path: Path
 ) -> None:
