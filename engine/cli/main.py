@@ -245,9 +245,17 @@ def runs_list(
 def bench(arguments: tuple[str, ...]) -> None:
     """Run the benchmarks, as python -m benchmarks does, with the same options."""
     # Imported here: the harness pulls in the peer engine and is not needed by any other command.
-    from benchmarks.cli import main as bench_main
+    # Its parts come with the bench extra; without them --help too would be a traceback.
+    try:
+        from benchmarks.cli import main as bench_main
 
-    sys.exit(bench_main(list(arguments), prog="treeflow bench"))
+        code = bench_main(list(arguments), prog="treeflow bench")
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"treeflow bench needs the bench extra ({exc.name or exc} is not installed): "
+            "pip install 'treeflow[bench]'"
+        ) from exc
+    sys.exit(code)
 
 
 @runs.command("show")
