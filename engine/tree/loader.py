@@ -246,11 +246,13 @@ class _Builder:
             return call_handler(called, given)
         elif handler is None:
             what = f"unknown handler {handler_id!r}" if handler_id else "'handler' is missing"
-            if isinstance(handler_id, str) and handler_id:
-                what += did_you_mean(handler_id, [*self.registry.ids, *self.routines])
             message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
             if self.routines:
                 message += f"; known routines: {', '.join(sorted(self.routines))}"
+            if (
+                isinstance(handler_id, str) and handler_id
+            ):  # last: the lists above stay as they were
+                message += did_you_mean(handler_id, [*self.registry.ids, *self.routines])
             self.problem(message, "nodes", node, "handler", node=node)
         return handler
 

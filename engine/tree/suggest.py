@@ -21,11 +21,12 @@ def close_matches(name: str, known: Iterable[str], *, limit: int = 3) -> list[st
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """``"; did you mean 'X'?"`` (or ``'X' or 'Y'``) for the closest known names, else ``""``."""
-    matches = close_matches(name, known)
-    if not matches:
-        return ""
-    return f"; did you mean {' or '.join(repr(match) for match in matches)}?"
+    """``"; did you mean 'X'?"`` for the closest known name, else ``""``.
+
+    One name only: a typo has one intended spelling, and a list of three reads as noise.
+    """
+    matches = close_matches(name, known, limit=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
 __all__ = ["close_matches", "did_you_mean"]
