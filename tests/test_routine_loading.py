@@ -153,7 +153,7 @@ def test_bad_routine_or_call_is_refused_naming_node_and_parameter(
 
 def test_unknown_routine_lists_the_known_routines() -> None:
     [(_, message)] = problems(welcome("routine_gret_v1"))
-    assert message.endswith("; known routines: routine_greet_v1")
+    assert message.endswith("; known routines: routine_greet_v1; did you mean 'routine_greet_v1'?")
 
 
 def test_an_undeclared_input_is_a_warning_with_file_and_line_and_is_not_passed() -> None:

@@ -317,12 +317,14 @@ def test_idle_connections_beyond_the_open_file_limit_do_not_stop_healthz(
         (
             ("--request-head-seconds", "0"),
             {},
-            "Invalid value for '--request-head-seconds': 0.0 is not in the range x>0.",
+            "Invalid value for '--request-head-seconds' (env var: "
+            "'TREEFLOW_REQUEST_HEAD_SECONDS'): 0.0 is not in the range x>0.",
         ),
         (
             (),
             {"TREEFLOW_MAX_CONNECTIONS": "0"},
-            "Invalid value for '--max-connections': 0 is not in the range x>=1.",
+            "Invalid value for '--max-connections' (env var: 'TREEFLOW_MAX_CONNECTIONS'): "
+            "0 is not in the range x>=1.",
         ),
     ],
     ids=["flag", "variable"],

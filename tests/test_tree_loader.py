@@ -708,7 +708,9 @@ def test_unknown_handler_lists_every_known_handler(
     problems: Callable[[str], list[Problem]], registry: HandlerRegistry
 ) -> None:
     [problem] = problems(BAD_TREES["unknown handler"].text)
-    assert problem.message.endswith("known handlers: " + ", ".join(registry.ids))
+    assert problem.message.endswith(
+        "known handlers: " + ", ".join(registry.ids) + "; did you mean 'utilities_echo_v1'?"
+    )
     assert {"system_start_v1", "utilities_echo_v1", "system_join_v1"} <= set(registry.ids)
 
 

@@ -85,7 +85,8 @@ def test_validate_bad_files_exits_1_listing_every_problem_on_stderr(bad_dir: Pat
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.splitlines() == [
         f"error {one}:8: node 'Start': connector to unknown node 'Nowhere'",
-        f"error {one}:11: node 'A': unknown handler 'utilities_ecko_v1'; known handlers: {known}",
+        f"error {one}:11: node 'A': unknown handler 'utilities_ecko_v1'; known handlers: {known}"
+        "; did you mean 'utilities_echo_v1'?",
         f"error {two}:9: node 'Echo': parameter 'input' does not compile: "
         "syntax error: unexpected '}' in '{{ source.id }'",
         "3 problem(s) in 2 of 2 file(s)",

@@ -11,10 +11,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.output import error_json, json_option, print_json
 from engine.cli.support import console, engine_options, open_engine
-from engine.cli.view import print_run, styled
+from engine.cli.view import show_run, styled
 from engine.records import RunError
 from engine.statuses import ErrorStatus, ErrorType, ResolutionAction
+from engine.tree.suggest import did_you_mean
 
 
 def _resolution(error: RunError) -> Text:
@@ -28,6 +30,9 @@ def _resolution(error: RunError) -> Text:
     if error.resolution_message:
         text += f": {error.resolution_message}"
     return Text(text)
+
+
+WIDE_COLUMNS = 150  # below it the seven-column table squeezes the summary (see _errors_table)
 
 
 @click.group()
@@ -50,6 +55,7 @@ def errors() -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
 @engine_options
 def errors_list(
     run_id: int | None,
@@ -57,6 +63,7 @@ def errors_list(
     error_type: str | None,
     limit: int,
     offset: int,
+    as_json: bool,
     database: str,
     trees: str,
 ) -> None:
@@ -67,9 +74,36 @@ def errors_list(
         found = engine.list_errors(
             run_id=run_id, status=status, error_type=error_type, limit=limit, offset=offset
         )
+    if as_json:
+        print_json([error_json(error) for error in found])
+        return
+    console.print(_errors_table(found, wide=console.width >= WIDE_COLUMNS))
+
+
+def _errors_table(found: list[RunError], *, wide: bool) -> Table:
+    """The errors as a table: a column each when the terminal is wide, else two columns.
+
+    Below ``WIDE_COLUMNS`` seven columns leave the summary a few characters (it wrapped one
+    character per line at 80): the narrow table keeps the id whole (``resolve`` takes it, copied
+    whole) with the run and status under it, and puts node, type, summary and resolution in one
+    column that wraps at words.
+    """
     table = Table(show_header=True, header_style="bold")
     # The id and the type are never wrapped: the id is what ``resolve`` takes, copied whole.
     table.add_column("Error", no_wrap=True)
+    if not wide:
+        table.add_column("Node, type, summary, resolution", overflow="fold", min_width=24)
+        for error in found:
+            where = Text.assemble(f"run {error.run_id} ", styled(error.status))
+            what = Text.assemble(
+                (error.node, "bold"), " ", (error.type, "red"), "\n", error.summary
+            )
+            resolution = _resolution(error)
+            if resolution.plain:
+                what.append("\n")
+                what.append_text(Text("resolved: ") + resolution)
+            table.add_row(Text.assemble(error.id, "\n", where), what)
+        return table
     table.add_column("Run")
     table.add_column("Node", overflow="fold")
     table.add_column("Type", no_wrap=True)
@@ -86,7 +120,7 @@ def errors_list(
             Text(error.summary),
             _resolution(error),
         )
-    console.print(table)
+    return table
 
 
 @errors.command("resolve")
@@ -109,10 +143,17 @@ def errors_resolve(
     trees: str,
 ) -> None:
     """Resolve the error ERROR_ID with --action, process it, show the run."""
+    actions = [known.value for known in ResolutionAction]
+    if action not in actions:  # the engine refuses it too; the CLI also suggests the spelling
+        raise click.BadParameter(
+            f"{action!r} is not an action{did_you_mean(action, actions)} (one of "
+            f"{', '.join(actions)})",
+            param_hint="--action",
+        )
     with open_engine(database, trees) as engine:
         trigger = engine.resolve_error(error_id, action, message=message, resolved_by=resolved_by)
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 __all__ = ["errors"]

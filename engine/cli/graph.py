@@ -89,6 +89,7 @@ def draw_run(engine: Engine, run: Run, output: Path) -> None:
 @click.option(
     "--trees",
     envvar="TREEFLOW_TREES",
+    show_envvar=True,
     default=DEFAULT_TREES,
     show_default=True,
     help="Directory or file of YAML trees to find TREE in by name.",

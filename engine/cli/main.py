@@ -22,7 +22,16 @@ from engine.cli.db import db
 from engine.cli.errors import errors
 from engine.cli.explain import why
 from engine.cli.graph import draw_run, graph
+from engine.cli.handlers import handlers
 from engine.cli.kinetic import import_kinetic
+from engine.cli.output import (
+    json_option,
+    print_json,
+    problem_json,
+    run_json,
+    run_summary,
+    tree_json,
+)
 from engine.cli.purge import purge
 from engine.cli.run_control import add_run_control
 from engine.cli.schedules import schedules
@@ -32,7 +41,7 @@ from engine.cli.support import console, engine_options, err_console, open_engine
 from engine.cli.support import results_argument as _results_argument
 from engine.cli.test import tree_test
 from engine.cli.users import users
-from engine.cli.view import print_run, styled
+from engine.cli.view import show_run, styled
 from engine.cli.worker import worker
 from engine.engine import Engine
 from engine.handlers.registry import HandlerRegistry
@@ -40,6 +49,7 @@ from engine.statuses import RunStatus
 from engine.tree.expressions import Expressions
 from engine.tree.files import read_tree_files, tree_files
 from engine.tree.model import Tree
+from engine.tree.suggest import did_you_mean
 
 
 def _find_tree(engine: Engine, name: str, source: str | None, group: str | None) -> Tree:
@@ -56,7 +66,8 @@ def _find_tree(engine: Engine, name: str, source: str | None, group: str | None)
         known = ", ".join(sorted(repr(t.key.name) for t in engine.trees)) or "none"
         refused = sorted({problem.file for problem in engine.tree_problems})
         also = f"; tree files refused: {', '.join(refused)}" if refused else ""
-        raise click.ClickException(f"no tree named {name!r} is loaded (known: {known}){also}")
+        hint = did_you_mean(name, (tree.key.name for tree in engine.trees))
+        raise click.ClickException(f"no tree named {name!r} is loaded{hint} (known: {known}){also}")
     raise click.ClickException(
         f"{len(matches)} trees are named {name!r}: give --source and --group to choose"
     )
@@ -80,6 +91,7 @@ main.add_command(schema)
 main.add_command(tree_test)
 main.add_command(db)
 main.add_command(purge)
+main.add_command(handlers)
 
 
 @main.command()
@@ -89,7 +101,8 @@ main.add_command(purge)
     is_flag=True,
     help="Make the warnings (what Kinetic Task accepts: unreachable nodes, ...) errors.",
 )
-def validate(paths: tuple[str, ...], strict: bool) -> None:
+@json_option
+def validate(paths: tuple[str, ...], strict: bool, as_json: bool) -> None:
     """Validate tree files (or directories of them): each valid tree, then every problem found.
 
     Exits 1 when any file has a problem; the valid ones are listed all the same, as an engine
@@ -101,6 +114,15 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
     found = read_tree_files(
         files, registry=HandlerRegistry(), expressions=Expressions(), strict=strict
     )
+    if as_json:
+        print_json(
+            {
+                "trees": [tree_json(tree) for tree in found.trees],
+                "warnings": [problem_json(warning) for warning in found.warnings],
+                "problems": [problem_json(problem) for problem in found.problems],
+            }
+        )
+        sys.exit(1 if found.problems else 0)
     for tree in found.trees:
         what = f"{tree.file}: {tree.key} ({len(tree.nodes)} nodes)"
         console.print(Text.assemble(("ok", "green"), " ", what), soft_wrap=True)
@@ -147,7 +169,7 @@ def run_tree(
             message=message,
         )
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 @main.command()
@@ -167,7 +189,7 @@ def deferred(
             token=token, action=action, results=_results_argument(results), message=message
         )
         engine.run_until_idle()
-        print_run(engine.get_run(trigger.run_id))
+        show_run(engine, trigger.run_id)
 
 
 @main.group()
@@ -189,6 +211,7 @@ runs.add_command(why)
 @click.option("--source-id", help="Only runs for this source id.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
 @engine_options
 def runs_list(
     status: str | None,
@@ -196,6 +219,7 @@ def runs_list(
     source_id: str | None,
     limit: int,
     offset: int,
+    as_json: bool,
     database: str,
     trees: str,
 ) -> None:
@@ -204,6 +228,9 @@ def runs_list(
         found = engine.list_runs(
             status=status, tree_name=tree_name, source_id=source_id, limit=limit, offset=offset
         )
+    if as_json:
+        print_json([run_summary(run) for run in found])
+        return
     table = Table(show_header=True, header_style="bold")
     for column in ("Run", "Tree", "Version", "Source id", "Status"):
         table.add_column(column)
@@ -230,9 +257,17 @@ def runs_list(
 def bench(arguments: tuple[str, ...]) -> None:
     """Run the benchmarks, as python -m benchmarks does, with the same options."""
     # Imported here: the harness pulls in the peer engine and is not needed by any other command.
-    from benchmarks.cli import main as bench_main
+    # Its parts come with the bench extra; without them --help too would be a traceback.
+    try:
+        from benchmarks.cli import main as bench_main
 
-    sys.exit(bench_main(list(arguments), prog="treeflow bench"))
+        code = bench_main(list(arguments), prog="treeflow bench")
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"treeflow bench needs the bench extra ({exc.name or exc} is not installed): "
+            "pip install 'treeflow[bench]'"
+        ) from exc
+    sys.exit(code)
 
 
 @runs.command("show")
@@ -243,12 +278,18 @@ def bench(arguments: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the run, nodes coloured by task status (.svg, .png or .dot).",
 )
+@json_option
 @engine_options
-def runs_show(run_id: int, graph_file: Path | None, database: str, trees: str) -> None:
+def runs_show(
+    run_id: int, graph_file: Path | None, as_json: bool, database: str, trees: str
+) -> None:
     """Show one run: each node, its status, its results, open deferral tokens."""
     with open_engine(database, None) as engine:
-        run = engine.get_run(run_id)
-        print_run(run)
+        if as_json:
+            run = engine.get_run(run_id)
+            print_json(run_json(run))
+        else:
+            run = show_run(engine, run_id)
         if graph_file is not None:
             draw_run(engine, run, graph_file)
 

@@ -23,8 +23,9 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.output import firing_json, json_option, print_json, schedule_json
 from engine.cli.support import console, database_option, engine_options, open_engine
-from engine.cli.view import print_run
+from engine.cli.view import show_run
 from engine.records import Firing, Schedule
 from engine.schedule.schedules import DEFAULT_GRACE_SECONDS
 
@@ -190,11 +191,15 @@ def schedules_add(
 @schedules.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--offset", default=0, type=click.IntRange(0))
+@json_option
 @database_option
-def schedules_list(limit: int, offset: int, database: str) -> None:
+def schedules_list(limit: int, offset: int, as_json: bool, database: str) -> None:
     """List the schedules with their next firing."""
     with open_engine(database, None) as engine:
         found = engine.schedules.list(limit=limit, offset=offset)
+    if as_json:
+        print_json([schedule_json(schedule) for schedule in found])
+        return
     table = Table(show_header=True, header_style="bold")
     table.add_column("Id", no_wrap=True)
     table.add_column("Name", overflow="fold")
@@ -254,12 +259,16 @@ def _print_schedule(schedule: Schedule, history: list[Firing]) -> None:
 @schedules.command("show")
 @click.argument("schedule_id", type=int)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
 @database_option
-def schedules_show(schedule_id: int, limit: int, database: str) -> None:
+def schedules_show(schedule_id: int, limit: int, as_json: bool, database: str) -> None:
     """Show a schedule and its latest firings."""
     with open_engine(database, None) as engine:
         schedule = engine.schedules.get(schedule_id)
         history = engine.schedules.history(schedule_id, limit=limit)
+    if as_json:
+        print_json({**schedule_json(schedule), "history": [firing_json(f) for f in history]})
+        return
     _print_schedule(schedule, history)
 
 
@@ -282,7 +291,7 @@ def schedules_run_now(schedule_id: int, database: str, trees: str) -> None:
         firing = engine.schedules.run_now(schedule_id)
         engine.run_until_idle()
         if firing.run_id is not None:
-            print_run(engine.get_run(firing.run_id))
+            show_run(engine, firing.run_id)
 
 
 __all__ = ["describe", "schedules"]

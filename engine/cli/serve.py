@@ -27,6 +27,7 @@ import click
 from engine.cli.purge import retention_option
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
 from engine.cli.worker import limit_options, processing_options, processing_settings
+from engine.engine import Engine
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -42,11 +43,21 @@ It reads the password from standard input when that is not a terminal
 
 @click.command()
 @engine_options
-@click.option("--host", envvar="TREEFLOW_HOST", default=DEFAULT_HOST, show_default=True)
-@click.option("--port", envvar="TREEFLOW_PORT", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--host", envvar="TREEFLOW_HOST", show_envvar=True, default=DEFAULT_HOST, show_default=True
+)
+@click.option(
+    "--port",
+    envvar="TREEFLOW_PORT",
+    show_envvar=True,
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=int,
+)
 @click.option(
     "--workers",
     envvar="TREEFLOW_WORKERS",
+    show_envvar=True,
     default=4,
     show_default=True,
     type=click.IntRange(0),
@@ -58,11 +69,13 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--subscription-id",
     envvar="TREEFLOW_SUBSCRIPTION_ID",
+    show_envvar=True,
     help="This installation's subscription id: the scope POST /token expects.",
 )
 @click.option(
     "--token-seconds",
     envvar="TREEFLOW_TOKEN_SECONDS",
+    show_envvar=True,
     default=299,
     show_default=True,
     type=click.IntRange(1),
@@ -71,6 +84,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--token-cache-seconds",
     envvar="TREEFLOW_TOKEN_CACHE_SECONDS",
+    show_envvar=True,
     default=DEFAULT_TOKEN_CACHE_SECONDS,
     show_default=True,
     type=click.FloatRange(0),
@@ -80,18 +94,21 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--max-body-bytes",
     envvar="TREEFLOW_MAX_BODY_BYTES",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Largest request body accepted (default 4 MiB).",
 )
 @click.option(
     "--keep-alive-seconds",
     envvar="TREEFLOW_KEEP_ALIVE_SECONDS",
+    show_envvar=True,
     type=click.IntRange(1),
     help="How long an idle connection is kept open after a response (default 5).",
 )
 @click.option(
     "--request-head-seconds",
     envvar="TREEFLOW_REQUEST_HEAD_SECONDS",
+    show_envvar=True,
     type=click.FloatRange(0, min_open=True),
     help="How long a request's head (request line and headers) may take to arrive; the "
     "connection is closed after that (default 10).",
@@ -99,6 +116,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--request-body-seconds",
     envvar="TREEFLOW_REQUEST_BODY_SECONDS",
+    show_envvar=True,
     type=click.FloatRange(0, min_open=True),
     help="How long a request's whole body may take to arrive: 408 after that, and nothing "
     "done (default 60).",
@@ -106,6 +124,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--max-connections",
     envvar="TREEFLOW_MAX_CONNECTIONS",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Most connections open at once; at the limit the oldest idle one is closed for a new "
     "one (default: three quarters of the open-file limit).",
@@ -113,6 +132,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--access-log/--no-access-log",
     envvar="TREEFLOW_ACCESS_LOG",
+    show_envvar=True,
     default=False,
     show_default=True,
     help="Log every request (uvicorn's access log).",
@@ -120,11 +140,13 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--public-url",
     envvar="TREEFLOW_PUBLIC_URL",
+    show_envvar=True,
     help="The URL clients reach the server at (hostURL in token responses).",
 )
 @click.option(
     "--forwarded-allow-ips",
     envvar="TREEFLOW_FORWARDED_ALLOW_IPS",
+    show_envvar=True,
     default="",
     help="Comma-separated proxy addresses or networks (or *) whose X-Forwarded-For and "
     "X-Forwarded-Proto are believed; default none: the client is the connection's address.",
@@ -132,6 +154,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--public-metrics/--no-public-metrics",
     envvar="TREEFLOW_PUBLIC_METRICS",
+    show_envvar=True,
     default=False,
     show_default=True,
     help="Serve /metrics and /docs without a bearer token.",
@@ -139,6 +162,7 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--hash-concurrency",
     envvar="TREEFLOW_HASH_CONCURRENCY",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Passwords checked at once (default 4; each Argon2id check holds 64 MiB); "
     "a sign-in waits up to 2 s for its turn, then gets 503.",
@@ -146,12 +170,14 @@ It reads the password from standard input when that is not a terminal
 @click.option(
     "--max-header-bytes",
     envvar="TREEFLOW_MAX_HEADER_BYTES",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Largest request line and headers accepted (default 64 KiB); beyond it, 431.",
 )
 @click.option(
     "--max-headers",
     envvar="TREEFLOW_MAX_HEADERS",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Most header fields a request may have (default 100); beyond it, 431.",
 )
@@ -236,6 +262,7 @@ def serve(
         if Accounts(engine).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
+        err_console.print(startup_summary(engine, settings), markup=False, soft_wrap=True)
         app = create_app(engine, settings)
         guard = ConnectionGuard(
             head_seconds=settings.request_head_seconds,
@@ -254,6 +281,23 @@ def serve(
         )
         server = uvicorn.Server(config)
         _run_until_signalled(server)
+
+
+def startup_summary(engine: Engine, settings: Any) -> str:
+    """The one line ``serve`` prints before it listens: what it serves, from where, with what.
+
+    ``treeflow worker`` logs the same kind of line; an operator reading either sees at once a
+    wrong database, a tree file refused or a worker count of the wrong size.
+    """
+    refused = sorted({problem.file for problem in engine.tree_problems})
+    trees = f"{len(engine.trees)} trees loaded"
+    if refused:
+        trees += f", {len(refused)} file(s) refused ({', '.join(refused)}; treeflow validate)"
+    return (
+        f"treeflow serve: database {engine.database_url}; {trees}; "
+        f"{settings.workers} workers; scheduler on (one server at a time runs it); "
+        f"listening on http://{settings.host}:{settings.port}"
+    )
 
 
 def _run_until_signalled(server: Any) -> None:

@@ -34,6 +34,7 @@ def database_option(function: F) -> F:
     return click.option(
         "--database",
         envvar="TREEFLOW_DATABASE_URL",
+        show_envvar=True,
         default=DEFAULT_DATABASE,
         show_default=True,
         help="SQLAlchemy URL of the engine's database.",
@@ -44,6 +45,7 @@ def engine_options(function: F) -> F:
     function = click.option(
         "--trees",
         envvar="TREEFLOW_TREES",
+        show_envvar=True,
         default=DEFAULT_TREES,
         show_default=True,
         help="Directory or file of YAML trees to load.",
@@ -52,12 +54,21 @@ def engine_options(function: F) -> F:
 
 
 def trees_path(trees: str | None) -> str | None:
-    """The trees to load: a missing default folder loads none; a missing path given is an error."""
+    """The trees to load: a missing default folder loads none, and says so on standard error
+    (an engine with no trees is rarely what was meant); a missing path given is an error."""
     if not trees or Path(trees).exists():
         return trees or None
     context = click.get_current_context(silent=True)
     source = context.get_parameter_source("trees") if context else None
     if source in (None, click.core.ParameterSource.DEFAULT):
+        err_console.print(
+            f"treeflow: no {trees} folder in {Path.cwd()} (the default --trees): no tree files "
+            "loaded, only versions already stored in the database; give --trees or "
+            "TREEFLOW_TREES",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return None
     raise click.ClickException(f"--trees / TREEFLOW_TREES: {trees!r} does not exist")
 

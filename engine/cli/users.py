@@ -25,6 +25,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.output import json_option, print_json, user_json
 from engine.cli.support import console, database_option, open_engine
 
 if TYPE_CHECKING:
@@ -79,11 +80,15 @@ def users_add(name: str, role: str, database: str) -> None:
 
 
 @users.command("list")
+@json_option
 @database_option
-def users_list(database: str) -> None:
+def users_list(as_json: bool, database: str) -> None:
     """List the users: name, role, whether disabled, id, when added."""
     with open_accounts(database) as accounts:
         found = accounts.list_users()
+    if as_json:
+        print_json([user_json(user) for user in found])
+        return
     table = Table(show_header=True, header_style="bold")
     for column in ("Name", "Role", "Status", "Id", "Added (UTC)"):
         table.add_column(column, no_wrap=column == "Id")

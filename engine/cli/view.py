@@ -14,8 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.cli.support import console
+from engine.engine import Engine
 from engine.records import ROOT_LOOP_INDEX, Run
 from engine.statuses import ErrorStatus, TaskStatus
+from engine.tree.hints import deferred_hint
+from engine.tree.model import Tree
 
 STATUS_STYLE = {
     "Closed": "green",
@@ -28,8 +31,6 @@ STATUS_STYLE = {
     "Active": "red",  # errors
     "Handled": "green",
 }
-
-RESUME_RESULTS = '<results><result name="Status">Approved</result></results>'
 
 
 def results_cell(results: Any) -> Text:
@@ -45,8 +46,12 @@ def styled(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def print_run(run: Run) -> None:
-    """The run's header, a table of its tasks, its errors, and how to resume what waits."""
+def print_run(run: Run, tree: Tree | None = None) -> None:
+    """The run's header, a table of its tasks, its errors, and how to resume what waits.
+
+    ``tree``, the version the run runs on (``Engine.tree_of_run``), fits each hint to its node
+    (``engine.tree.hints``); without it the hints are the generic ones.
+    """
     header = Text.assemble(
         "Run ",
         (str(run.id), "bold"),
@@ -70,7 +75,10 @@ def print_run(run: Run) -> None:
         table.add_row(Text(task.name), *loop, styled(task.status.value), results_cell(task.results))
     console.print(table)
     names = {task.id: task.name for task in run.tasks}
+    waiting = {link.task_id for link in run.children if _deferred(run, link.task_id)}
     for child in run.children:
+        if child.task_id in waiting:  # the hints below name it
+            continue
         console.print(
             f"{names.get(child.task_id, child.task_id)} called {child.tree_name}: run "
             f"{child.run_id} ({child.status.value}); see treeflow runs show {child.run_id}",
@@ -92,27 +100,23 @@ def print_run(run: Run) -> None:
             markup=False,
             highlight=False,
         )
-    calling = {child.task_id for child in run.children}  # they wait for their routine
     for task in run.tasks:
-        if task.status is not TaskStatus.DEFERRED or not task.token or task.id in calling:
+        if task.status is not TaskStatus.DEFERRED or not task.token:
             continue
-        token = task.token
-        name = (
-            task.name if task.loop_index == ROOT_LOOP_INDEX else f"{task.name} ({task.loop_index})"
-        )
         # Printed unwrapped, so the token and the command can be copied whatever the width.
-        console.print(
-            f"{name} is deferred; its token is {token}. Complete it with:",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
-        console.print(
-            f"  treeflow deferred {token} --action Complete --results '{RESUME_RESULTS}'",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
+        for line in deferred_hint(tree, run, task):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-__all__ = ["RESUME_RESULTS", "STATUS_STYLE", "print_run", "results_cell", "styled"]
+def show_run(engine: Engine, run_id: int) -> Run:
+    """Print run ``run_id`` with hints fitted to its tree version; returns the run."""
+    run = engine.get_run(run_id)
+    print_run(run, engine.tree_of_run(run))
+    return run
+
+
+def _deferred(run: Run, task_id: str) -> bool:
+    return any(task.id == task_id and task.status is TaskStatus.DEFERRED for task in run.tasks)
+
+
+__all__ = ["STATUS_STYLE", "print_run", "results_cell", "show_run", "styled"]

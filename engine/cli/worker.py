@@ -37,6 +37,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--max-attempts",
         envvar="TREEFLOW_MAX_ATTEMPTS",
+        show_envvar=True,
         default=5,
         show_default=True,
         type=click.IntRange(1),
@@ -45,6 +46,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--selection",
         envvar="TREEFLOW_SELECTION",
+        show_envvar=True,
         multiple=True,
         help="Process only trees with this selection label (repeatable; 'default' names trees "
         "without one). Without it, every tree. TREEFLOW_SELECTION takes labels separated by "
@@ -53,6 +55,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--poll-interval",
         envvar="TREEFLOW_POLL_INTERVAL",
+        show_envvar=True,
         default=0.5,
         show_default=True,
         type=click.FloatRange(0.01),
@@ -61,6 +64,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--lease-seconds",
         envvar="TREEFLOW_LEASE_SECONDS",
+        show_envvar=True,
         default=30.0,
         show_default=True,
         type=click.FloatRange(0.3),
@@ -70,6 +74,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--batch-size",
         envvar="TREEFLOW_BATCH_SIZE",
+        show_envvar=True,
         default=64,
         show_default=True,
         type=click.IntRange(1, 10_000),
@@ -78,6 +83,7 @@ def processing_options(function: F) -> F:
     function = click.option(
         "--strict-trees/--no-strict-trees",
         envvar="TREEFLOW_STRICT_TREES",
+        show_envvar=True,
         default=False,
         show_default=True,
         help="Refuse to start when a tree file does not validate. Without it, such a file is "
@@ -142,6 +148,7 @@ def limit_options(function: F) -> F:
         function = click.option(
             option,
             envvar=variable,
+            show_envvar=True,
             default=default,
             show_default=True,
             type=click.IntRange(least),
@@ -180,6 +187,7 @@ def processing_settings(
 @click.option(
     "--workers",
     envvar="TREEFLOW_WORKERS",
+    show_envvar=True,
     default=4,
     show_default=True,
     type=click.IntRange(1),
@@ -192,12 +200,14 @@ def processing_settings(
 @click.option(
     "--pool-size",
     envvar="TREEFLOW_POOL_SIZE",
+    show_envvar=True,
     type=click.IntRange(1),
     help="Database connections kept open (PostgreSQL; default: workers + 2).",
 )
 @click.option(
     "--shutdown-seconds",
     envvar="TREEFLOW_SHUTDOWN_SECONDS",
+    show_envvar=True,
     default=30.0,
     show_default=True,
     type=click.FloatRange(0),
@@ -206,6 +216,7 @@ def processing_settings(
 @click.option(
     "--log-level",
     envvar="TREEFLOW_LOG_LEVEL",
+    show_envvar=True,
     default="info",
     show_default=True,
     type=click.Choice(LOG_LEVELS),

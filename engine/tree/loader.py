@@ -52,6 +52,7 @@ from engine.tree.routines import (
     routine_header,
 )
 from engine.tree.selection import stored_label
+from engine.tree.suggest import did_you_mean
 from engine.tree.yaml_reader import ParsedYaml, Path, parse_yaml, scalar_text, yaml_kind
 
 TREE_KEYS = frozenset(
@@ -253,6 +254,10 @@ class _Builder:
             message = f"{what}; known handlers: {', '.join(self.registry.ids)}"
             if self.routines:
                 message += f"; known routines: {', '.join(sorted(self.routines))}"
+            if (
+                isinstance(handler_id, str) and handler_id
+            ):  # last: the lists above stay as they were
+                message += did_you_mean(handler_id, [*self.registry.ids, *self.routines])
             self.problem(message, "nodes", node, "handler", node=node)
         return handler
 

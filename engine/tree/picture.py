@@ -6,9 +6,11 @@ drawing SVG or PNG runs Graphviz's ``dot`` executable, so a missing Graphviz is 
 
 A tree is drawn as nodes labelled with their name and handler, and connectors styled by type
 (Complete solid, Create dashed, Update dotted) with their label and condition. A run is the
-same picture of the version it ran on, each node filled by the status of its task: Closed,
-Deferred, Failed, New (a join still waiting), or not reached. Text from the tree is data, never
-Graphviz markup: backslashes are doubled and labels are never HTML-like.
+same picture of the version it ran on, each node filled by the status of its current task:
+Closed, Deferred, Failed, New (a join still waiting), or not reached. A failed task that a Retry
+Task replaced is an earlier attempt, not current: the node shows the new task's status and the
+number of attempts, so a run completed after a retry is not drawn red. Text from the tree is
+data, never Graphviz markup: backslashes are doubled and labels are never HTML-like.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import graphviz
 from engine.errors import BadRequest, GraphvizNotFound
 from engine.handlers.handler import Behaviour
 from engine.records import Run, Task
-from engine.statuses import ConnectorType, TaskStatus
+from engine.statuses import ConnectorType, ErrorStatus, ResolutionAction, TaskStatus
 from engine.tree.model import Connector, Node, Tree
 
 FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot"}
@@ -41,7 +43,7 @@ STATUS_FILL = {
     NOT_REACHED: "#ffffff",
 }
 # A node that ran several times (two branches into a plain node, loop iterations) shows the
-# status that most needs attention.
+# status that most needs attention among its current tasks.
 _PRIORITY = (
     TaskStatus.FAILED,
     TaskStatus.RETRYING,
@@ -114,29 +116,62 @@ def tree_dot(tree: Tree) -> str:
     return cast(str, graph.source)
 
 
-def node_status(tasks: Sequence[Task]) -> str:
-    """What a node's picture shows for its tasks in a run: a task status, or not reached."""
-    statuses = {task.status for task in tasks}
+def retried_tasks(run: Run) -> frozenset[str]:
+    """The failed tasks a Retry Task replaced with a new one: earlier attempts, not current."""
+    return frozenset(
+        error.task_id
+        for error in run.errors
+        if error.task_id
+        and error.status == ErrorStatus.HANDLED
+        and error.resolution_action == ResolutionAction.RETRY_TASK.value
+    )
+
+
+def current_tasks(tasks: Sequence[Task], retried: frozenset[str] = frozenset()) -> list[Task]:
+    """``tasks`` less the attempts a retry replaced (a join's re-opened task stays: not Failed)."""
+    return [t for t in tasks if not (t.id in retried and t.status is TaskStatus.FAILED)]
+
+
+def node_status(tasks: Sequence[Task], retried: frozenset[str] = frozenset()) -> str:
+    """What a node's picture shows for its tasks in a run: a task status, or not reached.
+
+    Only current tasks count: after a successful Retry Task the node shows the new task's
+    status, not the failed attempt's (``retried`` are the ids ``retried_tasks`` gives).
+    """
+    statuses = {task.status for task in current_tasks(tasks, retried)}
     return next((status.value for status in _PRIORITY if status in statuses), NOT_REACHED)
 
 
+def node_label(tasks: Sequence[Task], retried: frozenset[str] = frozenset()) -> str:
+    """The status line of a node's picture: ``Closed``, ``Closed x2`` (ran twice, e.g. two
+    branches or loop iterations), ``Closed (2 attempts)`` (a retry replaced a failed task)."""
+    current = current_tasks(tasks, retried)
+    label = node_status(tasks, retried)
+    if len(current) > 1:
+        label += f" x{len(current)}"
+    if len(current) < len(tasks):
+        label += f" ({len(tasks)} attempts)" if len(current) == 1 else f" ({len(tasks)} tasks)"
+    return label
+
+
 def run_dot(tree: Tree, run: Run) -> str:
-    """The run drawn on its tree version: each node filled by the status of its task(s)."""
+    """The run drawn on its tree version: each node filled by the status of its current task(s),
+    labelled with it and with how many times it ran (``node_label``)."""
     title = f"Run {run.id} of {run.tree_name} (version {run.tree_version}): {run.status.value}"
     graph = _digraph(tree, [title, f"source id {run.source_id!r}"])
     tasks: dict[str, list[Task]] = {}
     for task in run.tasks:
         tasks.setdefault(task.name, []).append(task)
     muted = []
+    retried = retried_tasks(run)
     for node in tree.nodes.values():
         ran = tasks.get(node.name, [])
-        status = node_status(ran)
-        count = f" x{len(ran)}" if len(ran) > 1 else ""
+        status = node_status(ran, retried)
         attributes = {"fillcolor": STATUS_FILL[status]}
         if status == NOT_REACHED:
             muted.append(node.name)
             attributes.update(style="rounded,dashed", color="gray60", fontcolor="gray45")
-        label = _text(*_node_lines(node), status + count)
+        label = _text(*_node_lines(node), node_label(ran, retried))
         graph.node(_id(node.name), label=label, shape=_shape(node), **attributes)
     _edges(graph, tree, muted)
     return cast(str, graph.source)
@@ -174,9 +209,12 @@ __all__ = [
     "FORMATS",
     "NOT_REACHED",
     "STATUS_FILL",
+    "current_tasks",
+    "node_label",
     "node_status",
     "output_format",
     "render",
+    "retried_tasks",
     "run_dot",
     "tree_dot",
     "write_picture",
