@@ -113,6 +113,9 @@ def targets(live: Live, admin: httpx.Client) -> dict[str, tuple[str, str]]:
         "replace-task": ("PUT", f"/api/tasks/{task_id}"),
         "patch-task": ("PATCH", f"/api/tasks/{task_id}"),
         "resolve-error": ("POST", f"/api/errors/{error.id}/resolve"),
+        "cancel-run": ("POST", f"/api/runs/{run.run_id}/cancel"),
+        "run-again": ("POST", f"/api/runs/{run.run_id}/run-again"),
+        "manual-trigger": ("POST", f"/api/runs/{run.run_id}/manual-trigger"),
     }
 
 
@@ -148,7 +151,7 @@ def stored(engine: Engine) -> dict[str, Any]:
 ROUTES = [
     "run-tree", "complete-deferred-task", "update-deferred-task", "create-instance",
     "replace-instance", "patch-instance", "create-task", "replace-task", "patch-task",
-    "resolve-error",
+    "resolve-error", "cancel-run", "run-again", "manual-trigger",
 ]  # fmt: skip
 
 

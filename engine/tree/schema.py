@@ -55,6 +55,27 @@ def tree_schema(
             "node": _node(ids, handlers, routines),
             "connector": _connector(),
             "routineInput": _routine_input(),
+            "retry": _retry(),
+        },
+    }
+
+
+def _retry() -> dict[str, Any]:
+    """A retry policy (engine.tree.retry): durations are seconds or a number with a unit."""
+    duration = {"type": ["number", "string"], "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$"}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+            "backoff": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"initial": duration, "factor": {"type": "number"}, "max": duration},
+            },
+            "jitter": {"type": ["number", "boolean"]},
+            "on": {"type": "array", "items": {"type": "string"}},
+            "timeout": duration,
         },
     }
 
@@ -87,6 +108,15 @@ def _tree_properties() -> dict[str, Any]:
             },
         },
         "selection": _text("The worker label whose workers run this tree."),
+        "retry": {
+            "$ref": "#/definitions/retry",
+            "description": "The retry policy of every node whose handler runs (engine.tree.retry).",
+        },
+        "deferral_token_auth": {
+            "type": "boolean",
+            "description": "Let its deferrals be completed by their token alone, where the server"
+            " allows it (--deferral-token-auth).",
+        },
         "missing": {
             "enum": list(MISSING_MODES),
             "description": "How a missing key reads in templates: an error (the default) or nil.",
@@ -94,7 +124,7 @@ def _tree_properties() -> dict[str, Any]:
         "type": {"enum": ["tree", "routine"], "description": "routine: callable by other trees."},
         "definition_id": {
             "type": "string",
-            "pattern": r"^[a-z][a-z0-9_]*_v[0-9]+$",
+            "pattern": r"^[a-z][a-z0-9_]*$",
             "description": "A routine's id, which callers use as their handler.",
         },
         "inputs": {"type": "array", "items": {"$ref": "#/definitions/routineInput"}},
@@ -125,6 +155,7 @@ def _node(
                 "items": {"$ref": "#/definitions/connector"},
             },
             "description": {"type": "string"},
+            "retry": {"$ref": "#/definitions/retry", "description": "Replaces the tree's retry."},
         },
         "allOf": by_handler + [_routine_rule(routine) for routine in routines.values()],
     }
