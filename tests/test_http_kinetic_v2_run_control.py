@@ -18,7 +18,10 @@ from .live_server import DATABASES, PASSWORD, Live, live_server, module_engine
 from .support import counts
 
 V2 = "/kinetic-task/app/api/v2"
-STARTER = '<results><result name="Employee">Ada</result><result name="Buddy">Bo</result></results>'
+STARTER = (
+    "<results><result name=\"Employee\">Ada</result><result name=\"Team\">Ops</result>"
+    "<result name=\"Buddy\">Bo</result></results>"
+)
 
 
 def basic(name: str) -> dict[str, str]:
