@@ -19,8 +19,8 @@ from .support import counts
 
 V2 = "/kinetic-task/app/api/v2"
 STARTER = (
-    "<results><result name=\"Employee\">Ada</result><result name=\"Team\">Ops</result>"
-    "<result name=\"Buddy\">Bo</result></results>"
+    '<results><result name="Employee">Ada</result><result name="Team">Ops</result>'
+    '<result name="Buddy">Bo</result></results>'
 )
 
 
@@ -194,7 +194,9 @@ def test_a_root_trigger_at_start_runs_the_tree_again_in_the_run(
 ) -> None:
     run_id = ticket_run(live)
 
-    response = admin.post(f"{V2}/runs/{run_id}/triggers", json={"nodeId": "Start", "loopIndex": "/"})
+    response = admin.post(
+        f"{V2}/runs/{run_id}/triggers", json={"nodeId": "Start", "loopIndex": "/"}
+    )
     live.engine.run_until_idle()
 
     assert response.status_code == 200, response.text
