@@ -22,6 +22,18 @@ STARTER = (
     '<results><result name="Employee">Ada</result><result name="Team">Ops</result>'
     '<result name="Buddy">Bo</result></results>'
 )
+BROKEN = {
+    "source": "Kinetic Request",
+    "group": "V2 Run Control",
+    "name": "Broken Lookup",
+    "nodes": {
+        "Start": {"handler": "system_start_v1", "connectors": [{"to": "Lookup"}]},
+        "Lookup": {
+            "handler": "utilities_echo_v1",
+            "parameters": {"input": "{{ results['Nowhere']['value'] }}"},
+        },
+    },
+}
 
 
 def basic(name: str) -> dict[str, str]:
@@ -33,6 +45,7 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     with module_engine(request, tmp_path_factory) as engine, live_server(engine) as server:
+        engine.load_tree(BROKEN)
         server.add_user("grace", "admin")
         server.add_user("linus", "user")
         yield server
@@ -117,6 +130,20 @@ def test_delete_a_finished_run_answers_it_and_deletes_its_call_tree(
     for run_id in tree:
         assert admin.get(f"{V2}/runs/{run_id}").status_code == 404
     assert admin.delete(f"{V2}/runs/{root}").status_code == 404  # gone already
+
+
+def test_a_failed_run_goes_with_its_active_error(live: Live, admin: httpx.Client) -> None:
+    run_id = started(live, "V2 Run Control", "Broken Lookup")
+    assert live.engine.get_run(run_id).status is RunStatus.FAILED
+    assert rows_of(live, [run_id])["errors"] == 1
+
+    response = admin.delete(f"{V2}/runs/{run_id}", params={"include": "exceptions"})
+
+    assert response.status_code == 200, response.text
+    [error] = response.json()["run"]["exceptions"]
+    assert error["status"] == "Active"
+    assert rows_of(live, [run_id]) == {"runs": 0, "tasks": 0, "triggers": 0, "errors": 0}
+    assert admin.get(f"{V2}/errors", params={"runId": run_id}).json()["errors"] == []
 
 
 def test_an_unknown_run_is_404_in_the_v2_error_shape(admin: httpx.Client) -> None:
