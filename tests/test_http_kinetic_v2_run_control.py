@@ -193,17 +193,25 @@ def test_a_routines_run_is_refused_naming_its_top_level_run(
     assert counts(live.engine) == before
 
 
-def test_a_run_with_an_open_trigger_is_refused(live: Live, admin: httpx.Client) -> None:
-    run_id = ticket_run(live)
-    live.engine.cancel_run(run_id, "stop", "grace")  # accepted, not yet processed: open
+def test_a_finished_run_with_an_open_trigger_is_refused_until_it_is_processed(
+    live: Live, admin: httpx.Client
+) -> None:
+    run_id = started(live, "V2 Run Control", "Broken Lookup")
+    [error] = live.engine.get_run(run_id).errors
+    live.engine.resolve_error(error.id, "Do Nothing", resolved_by="grace")  # open until processed
     before = counts(live.engine)
 
     refused = admin.delete(f"{V2}/runs/{run_id}")
 
     assert refused.status_code == 409, refused.text
-    assert "cannot be deleted" in refused.json()["message"]
+    assert refused.json()["message"] == (
+        f"Run {run_id} cannot be deleted: a routine run it called is unfinished, or one of its "
+        "runs has an open trigger: cancel it first, or wait until the trigger is processed"
+    )
     assert counts(live.engine) == before
     live.engine.run_until_idle()
+    assert admin.delete(f"{V2}/runs/{run_id}").status_code == 200
+    assert rows_of(live, [run_id])["runs"] == 0
 
 
 def test_deleting_needs_an_administrator(live: Live, user: httpx.Client) -> None:
