@@ -382,6 +382,13 @@ class Engine:
             progress=progress,
         )
 
+    def delete_run(self, run_id: int) -> retention.PurgeCounts:
+        """Delete a finished top-level run now, with its whole call tree and every row about
+        them, as a purge would; the counts. A routine's run, or a call tree with a Staged or
+        Started run or an open trigger, raises RunNotDeletable naming why (cancel it first);
+        nothing is deleted then (``engine.store.retention.delete_call_trees``)."""
+        return retention.delete_call_trees(self.database, [run_id])
+
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: TreeSource) -> Tree:

@@ -130,6 +130,16 @@ class RunNotOpen(TreeflowError, ValueError):
         )
 
 
+class RunNotDeletable(TreeflowError, ValueError):
+    """A run that cannot be deleted (``Engine.delete_run``): a routine's run, which goes only
+    with its call tree, or one whose call tree is unfinished or has an open trigger."""
+
+    def __init__(self, *, run_id: int, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"Run {run_id} cannot be deleted: {reason}")
+
+
 class HandlerTimeout(TreeflowError, TimeoutError):
     """A handler did not return within its node's retry ``timeout``: the attempt failed.
 
@@ -479,6 +489,7 @@ __all__ = [
     "Problem",
     "ProcessNotFound",
     "RunCancelled",
+    "RunNotDeletable",
     "RunNotFinished",
     "RunNotFound",
     "RunNotOpen",

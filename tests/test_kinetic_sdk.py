@@ -1,8 +1,8 @@
 """Kinetic Data's own Ruby SDK (``kinetic_sdk``, unmodified) against a live ``treeflow serve``,
 on SQLite and PostgreSQL: run_tree, find_runs with tasks, complete_deferred_task, find_trees,
 find_tree, find_routines, import_tree of a Kinetic XML export, export_tree, find_handlers,
-find_sources, find_errors and engine_info, all with the SDK's default headers (HTTP Basic) and
-an ``app_server_url`` ending in ``/kinetic-task``.
+find_sources, find_errors, delete_run (of the completed run) and engine_info, all with the SDK's
+default headers (HTTP Basic) and an ``app_server_url`` ending in ``/kinetic-task``.
 
 The SDK is found at ``TREEFLOW_TEST_KINETIC_SDK`` (by default the vendored copy beside the
 repository); without Ruby or without the SDK the test skips, and in CI it fails instead.
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import Engine, RunStatus, TaskStatus
+from engine import Engine, RunNotFound
 from engine.auth import Accounts
 
 from .conftest import IN_CI, REPO, TREES
@@ -114,7 +114,7 @@ def test_kinetic_sdk_runs_unchanged_against_treeflow_serve(
         name: call for name, call in out.items() if isinstance(call, dict) and "status" in call
     }
     assert {name: call for name, call in calls.items() if call["status"] != 200} == {}
-    assert len(calls) == 11
+    assert len(calls) == 12
     assert out["engine_info"]["content"]["engine"]["status"] == "Running"
     assert "Imported the tree" in out["import_tree"]["content"]["message"]
 
@@ -148,6 +148,10 @@ def test_kinetic_sdk_runs_unchanged_against_treeflow_serve(
     assert "Kinetic Request" in sources
     assert out["find_errors"]["content"]["errors"] == []
 
-    with Engine(database_url) as engine:
-        wait_for(lambda: engine.get_run(run_id).status is RunStatus.COMPLETED)
-        assert engine.get_run(run_id).task("Work Ticket").status is TaskStatus.CLOSED
+    completed = out["completed"]["run"]
+    assert completed is not None, "the run did not complete"
+    assert {t["nodeName"]: t["status"] for t in completed["tasks"]}["Work Ticket"] == "Closed"
+    deleted = out["delete_run"]["content"]["run"]
+    assert (deleted["id"], deleted["status"]) == (run_id, "Completed")
+    with Engine(database_url) as engine, pytest.raises(RunNotFound):
+        engine.get_run(run_id)

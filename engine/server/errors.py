@@ -89,6 +89,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (auth.UserExists, ErrorRule(409)),
     (e.ErrorAlreadyResolved, ErrorRule(409)),
     (e.RunNotOpen, ErrorRule(409)),
+    (e.RunNotDeletable, ErrorRule(409)),
     (e.VersionConflict, ErrorRule(409)),
     (e.VersionRequired, ErrorRule(428)),  # RFC 6585: a replacing write needs its precondition
     (e.ProcessNotFound, ErrorRule(404)),

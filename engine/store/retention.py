@@ -16,6 +16,10 @@ accepted while the batch was chosen keeps its run. With an archive, each run's r
 written as one JSON line (and flushed to disk) before the batch deleting them commits: a
 failed commit may leave a line for a run that is still there (purged again later, it is
 written again), never a run deleted without its line.
+
+One call tree is deleted on demand (``Engine.delete_run``, the Kinetic v2 deleteRun) by
+:func:`delete_call_trees`: the same deletion, in one transaction, for any finished status and
+age, refusing (not skipping) a run it cannot take.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.errors import BadRequest
+from engine.errors import BadRequest, RunNotDeletable, RunNotFound
 from engine.statuses import RunStatus
 from engine.store.database import Database
 from engine.store.instance_tables import instances
@@ -111,12 +115,10 @@ def _tree_of(root_ids: Any) -> sa.ColumnElement[bool]:
     return sa.or_(runs.c.id.in_(root_ids), runs.c.root_run_id.in_(root_ids))
 
 
-def _finished_roots(criteria: PurgeCriteria) -> sa.Select[int]:
-    """Top-level runs meeting ``criteria`` whose whole call tree is finished.
-
-    The root's own status is in ``criteria``; its routine runs are found through their index on
-    ``root_run_id``, and open triggers through theirs on ``run_id``.
-    """
+def _closed_roots() -> sa.Select[int]:
+    """Top-level runs whose whole call tree is finished: the root and its routine runs (found
+    through their index on ``root_run_id``) neither Staged nor Started nor with an open
+    trigger (found through their index on ``run_id``)."""
 
     def open_trigger(run_id: sa.ColumnElement[int]) -> sa.Exists:
         return (
@@ -134,12 +136,19 @@ def _finished_roots(criteria: PurgeCriteria) -> sa.Select[int]:
         )
         .exists()
     )
-    statement = sa.select(runs.c.id).where(
+    return sa.select(runs.c.id).where(
         runs.c.parent_run_id.is_(None),
-        runs.c.status.in_(criteria.statuses),
-        runs.c.updated_at < criteria.before,
+        runs.c.status.not_in(UNFINISHED),
         ~open_trigger(runs.c.id),
         ~unfinished_member,
+    )
+
+
+def _finished_roots(criteria: PurgeCriteria) -> sa.Select[int]:
+    """Top-level runs meeting ``criteria`` (the root's status, age and tree) whose whole call
+    tree is finished."""
+    statement = _closed_roots().where(
+        runs.c.status.in_(criteria.statuses), runs.c.updated_at < criteria.before
     )
     if criteria.tree_name is not None:
         statement = statement.where(runs.c.tree_name == criteria.tree_name)
@@ -232,9 +241,7 @@ def _purge_batch(
     archive: IO[bytes] | None,
 ) -> PurgeCounts:
     with database.write() as connection:
-        if database.is_postgresql:  # new triggers of these runs wait until the batch is done
-            locking = sa.select(runs.c.id).where(_tree_of(chosen)).order_by(runs.c.id)
-            connection.execute(locking.with_for_update())
+        _lock(database, connection, chosen)  # new triggers of these runs wait for the batch
         still = _finished_roots(criteria).where(runs.c.id.in_(chosen))
         root_ids = list(connection.execute(still).scalars())  # checked again, under the locks
         if not root_ids:
@@ -243,6 +250,50 @@ def _purge_batch(
             run_ids = sa.select(runs.c.id).where(_tree_of(root_ids))
             _archive(connection, list(connection.execute(run_ids).scalars()), archive)
         return _delete(connection, root_ids)
+
+
+def _lock(database: Database, connection: Connection, root_ids: Sequence[int]) -> None:
+    """PostgreSQL: lock the call trees' runs (``FOR UPDATE``, which a new trigger's foreign key
+    check waits on); SQLite's write transaction holds its lock already."""
+    if database.is_postgresql:
+        locking = sa.select(runs.c.id).where(_tree_of(root_ids)).order_by(runs.c.id)
+        connection.execute(locking.with_for_update())
+
+
+def _why_kept(connection: Connection, run_id: int) -> str | None:
+    """Why the run ``run_id`` cannot be deleted now, or None if its call tree can go."""
+    row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise RunNotFound(run_id=run_id)
+    if row["parent_run_id"] is not None:
+        return (
+            f"it is a routine's run, called by run {row['parent_run_id']}; it goes with its "
+            f"call tree: delete the top-level run {row['root_run_id']}"
+        )
+    if row["status"] in UNFINISHED:
+        return f"it is {row['status']}: cancel it first, or wait until it ends"
+    closed = connection.execute(_closed_roots().where(runs.c.id == run_id)).first()
+    if closed is None:
+        return (
+            "a routine run it called is unfinished, or one of its runs has an open trigger: "
+            "cancel it first, or wait until the trigger is processed"
+        )
+    return None
+
+
+def delete_call_trees(database: Database, root_ids: Sequence[int]) -> PurgeCounts:
+    """Delete the call trees of the top-level runs ``root_ids`` with every row about them, in
+    one transaction; the counts. All or nothing: an unknown id raises RunNotFound, a routine's
+    run or a call tree not finished (a Staged or Started run, an open trigger) RunNotDeletable
+    naming why, checked under the same locks as a purge batch, and nothing is deleted."""
+    chosen = sorted(set(root_ids))
+    with database.write() as connection:
+        _lock(database, connection, chosen)
+        for run_id in chosen:
+            reason = _why_kept(connection, run_id)
+            if reason is not None:
+                raise RunNotDeletable(run_id=run_id, reason=reason)
+        return _delete(connection, chosen) if chosen else PurgeCounts()
 
 
 def purge(
@@ -312,5 +363,6 @@ __all__ = [
     "PurgeCounts",
     "PurgeCriteria",
     "count_finished",
+    "delete_call_trees",
     "purge",
 ]

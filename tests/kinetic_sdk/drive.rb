@@ -52,6 +52,15 @@ record.call(
   "complete_deferred_task",
   task.complete_deferred_task("Kinetic Request", { "token" => token, "message" => "done" })
 )
+completed = nil
+600.times do
+  found = task.find_runs({ "include" => "tasks", "id" => run_id })
+  completed = (found.content["runs"] || []).find { |r| r["status"] == "Completed" }
+  break if completed
+  sleep 0.1
+end
+out["completed"] = { "run" => completed }
+record.call("delete_run", task.delete_run(run_id))
 record.call("find_handlers", task.find_handlers)
 record.call("find_sources", task.find_sources)
 record.call("find_errors", task.find_errors)

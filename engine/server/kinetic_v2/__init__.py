@@ -1,12 +1,14 @@
 """The Kinetic Task API v2, ``/app/api/v2/...``, as its official document describes it.
 
-One module per resource: :mod:`.runs`, :mod:`.trees` (and routines), :mod:`.triggers`,
-:mod:`.errors`, :mod:`.handlers`, :mod:`.sources`, :mod:`.engine_info` (engine, environment,
-version, the API's root); :mod:`.shapes` writes treeflow's records in the document's shapes, and
-:mod:`.document` answers every other operation of the document 501. The routes answer at the
+One module per resource: :mod:`.runs` (:mod:`.run_control` deletes them and triggers their
+Start node), :mod:`.trees` (and routines), :mod:`.triggers`, :mod:`.errors`, :mod:`.handlers`,
+:mod:`.sources`, :mod:`.engine_info` (engine, environment, version, the API's root);
+:mod:`.shapes` writes treeflow's records in the document's shapes, and :mod:`.document`
+answers every other operation of the document 501. The routes answer at the
 root and under Kinetic's prefixes (:mod:`engine.server.kinetic_prefixes`), with the same
 credentials as every route (a bearer token, or HTTP Basic with a password or an access key);
-reading needs any user, changing trees and resolving errors an administrator.
+reading needs any user; changing trees, deleting or triggering runs and resolving errors an
+administrator.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from engine.server.kinetic_v2 import (
     engine_info,
     errors,
     handlers,
+    run_control,
     runs,
     sources,
     trees,
@@ -31,7 +34,7 @@ from engine.server.kinetic_v2.document import (
 )
 
 PREFIX = "/app/api/v2"
-RESOURCES = (engine_info, runs, trees, triggers, errors, handlers, sources)
+RESOURCES = (engine_info, runs, run_control, trees, triggers, errors, handlers, sources)
 
 
 def implemented() -> list[Operation]:

@@ -220,4 +220,4 @@ async def update_deferred_task(request: Request, _user: TokenCaller, token: str)
     return message(f"Updated the deferred task with token {token}.")
 
 
-__all__ = ["bounded", "json_object", "only_filters", "paged", "router"]
+__all__ = ["Include", "bounded", "json_object", "only_filters", "paged", "router"]
