@@ -17,34 +17,31 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine import ids, inputs
-from engine.errors import BadAction, BadRequest, ErrorNotFound, Problem, TreeError
+from engine.errors import BadAction, Problem, TreeError
+from engine.facade.inspection import Inspection
+from engine.facade.kianda import Kianda
+from engine.facade.run_control import RUN_AGAIN_VERSIONS, RunControl
 from engine.handlers.handler import Handler, ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
-from engine.kianda.field_values import FieldsGiven, FieldValue
-from engine.kianda.instances import Instance, InstanceBook
-from engine.kianda.processes import Deployment, Process, ProcessShelf
-from engine.processing import run_control
-from engine.processing.cancel import accept_cancel
-from engine.processing.intake import TriggerIntake, insert_start
+from engine.kianda.instances import InstanceBook
+from engine.kianda.processes import ProcessShelf
+from engine.processing.intake import TriggerIntake
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
 from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
-from engine.records import Explanation, Run, RunError, TreeKey, Trigger
+from engine.records import TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
-from engine.run.explain import explain as explain_run
 from engine.schedule.firing import Firer
-from engine.schedule.retention import RetentionDuty, RetentionPolicy
+from engine.schedule.retention import RetentionPolicy
 from engine.schedule.scheduler import Scheduler
 from engine.schedule.schedules import Schedules
-from engine.statuses import RunStatus, TriggerAction
-from engine.store import inspection, resolutions, retention, schema, trigger_lists
-from engine.store import runs as run_store
+from engine.statuses import TriggerAction
+from engine.store import schema
 from engine.store.database import Database
-from engine.store.deferral_tokens import run_of_deferred_token
 from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
@@ -53,10 +50,8 @@ from engine.tree.model import Tree
 from engine.tree.selection import worker_selection
 
 DEFERRED_ACTIONS = (TriggerAction.COMPLETE.value, TriggerAction.UPDATE.value)
-MAX_FINGERPRINT = 128  # the column's size (engine.store.request_keys)
 RUN_CACHE_RUNS, RUN_CACHE_BYTES = DEFAULT_RUNS, DEFAULT_BYTES  # unless the engine is told
 DEFAULT_BUDGETS = Budgets()  # what runs are held to unless the engine is told otherwise
-RUN_AGAIN_VERSIONS = run_control.VERSIONS  # Engine.run_again's ``version``s
 
 
 class _HandlerGateway:
@@ -91,10 +86,7 @@ class _HandlerGateway:
         return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
 
 
-_text = inputs.text  # run_again's parameter ``inputs`` hides the module inside it
-
-
-class Engine:
+class Engine(Inspection, RunControl, Kianda):
     """A treeflow engine over one database.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///treeflow.db``, ``postgresql+psycopg://...``); without
@@ -328,67 +320,6 @@ class Engine:
         the call may be made again, with its idempotency key if it writes."""
         return is_database_error(exc)
 
-    # -- retention -------------------------------------------------------------------------------
-
-    def _retention_duty(self, policy: RetentionPolicy) -> RetentionDuty:
-        return RetentionDuty(self.database, policy, clock=self.clock, logger=self.logger)
-
-    def _purge_criteria(
-        self, older_than: float, statuses: Iterable[str] | None, tree_name: str | None
-    ) -> retention.PurgeCriteria:
-        if not isinstance(older_than, int | float) or not older_than >= 0:
-            raise BadRequest(field="older_than", reason="must be a number of seconds, 0 or more")
-        return retention.PurgeCriteria.checked(
-            before=self.clock() - older_than, statuses=statuses, tree_name=tree_name
-        )
-
-    def count_purgeable(
-        self,
-        *,
-        older_than: float,
-        statuses: Iterable[str] | None = None,
-        tree_name: str | None = None,
-    ) -> int:
-        """How many call trees :meth:`purge_runs` with these arguments would take now."""
-        criteria = self._purge_criteria(older_than, statuses, tree_name)
-        return retention.count_finished(self.database, criteria)
-
-    def purge_runs(
-        self,
-        *,
-        older_than: float,
-        statuses: Iterable[str] | None = None,
-        tree_name: str | None = None,
-        dry_run: bool = False,
-        archive: str | os.PathLike[str] | None = None,
-        batch_size: int = retention.DEFAULT_BATCH,
-        progress: Callable[[retention.PurgeCounts], None] | None = None,
-    ) -> retention.PurgeCounts:
-        """Delete runs finished more than ``older_than`` seconds ago, with everything about them.
-
-        Whole call trees go, never one with an unfinished run or an open trigger; ``statuses``
-        are the top-level run's (default Completed and Cancelled), ``tree_name`` limits it to
-        one tree. ``batch_size`` call trees per short transaction; ``archive`` appends each run
-        as a JSON line to that file before it is deleted; ``dry_run`` only counts
-        (``engine.store.retention``). Bad arguments raise BadRequest and delete nothing.
-        """
-        criteria = self._purge_criteria(older_than, statuses, tree_name)
-        return retention.purge(
-            self.database,
-            criteria,
-            batch_size=batch_size,
-            dry_run=dry_run,
-            archive=archive,
-            progress=progress,
-        )
-
-    def delete_run(self, run_id: int) -> retention.PurgeCounts:
-        """Delete a finished top-level run now, with its whole call tree and every row about
-        them, as a purge would; the counts. A routine's run, or a call tree with a Staged or
-        Started run or an open trigger, raises RunNotDeletable naming why (cancel it first);
-        nothing is deleted then (``engine.store.retention.delete_call_trees``)."""
-        return retention.delete_call_trees(self.database, [run_id])
-
     # -- trees -----------------------------------------------------------------------------------
 
     def load_tree(self, source: TreeSource) -> Tree:
@@ -436,7 +367,7 @@ class Engine:
         source_id = inputs.text("source_id", source_id, required=False)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
-        fingerprint = inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT)
+        fingerprint = inputs.optional("fingerprint", fingerprint, inputs.MAX_FINGERPRINT)
         if source_data is not None:
             source_data = dict(source_data)
             check_json(source_data, field="source_data")
@@ -478,7 +409,7 @@ class Engine:
         token = inputs.text("token", token, limit=128)
         message = inputs.optional("message", message, inputs.MAX_MESSAGE)
         idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
-        fingerprint = inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT)
+        fingerprint = inputs.optional("fingerprint", fingerprint, inputs.MAX_FINGERPRINT)
         parse_results(results, max_bytes=self.max_results_bytes)
         raw_results = results.decode() if isinstance(results, bytes) else results
         return self.intake.deferred(
@@ -513,190 +444,6 @@ class Engine:
         return self.intake.resolution(
             error_id=error_id, action=action, message=message, resolved_by=resolved_by
         )
-
-    # -- run control: cancel, run again, manual triggers (engine.processing.cancel, run_control)
-
-    def cancel_run(self, run_id: int, reason: str | None = None, by: str | None = None) -> Trigger:
-        """Cancel a run and the routine runs under it; durable when this returns.
-
-        Its tokens stop resolving at once (createDeferred raises RunCancelled); a worker then
-        makes it Cancelled and closes its open triggers as Cancelled. Cancelling it again
-        returns the same trigger; a Completed run raises RunNotOpen.
-        """
-        reason = inputs.optional("reason", reason, inputs.MAX_MESSAGE)
-        by = inputs.optional("by", by)
-        trigger, written = accept_cancel(
-            self.database, run_id=run_id, reason=reason, requested_by=by, now=self.clock()
-        )
-        if written:
-            self.workers.wake()
-        return trigger
-
-    def run_again(
-        self,
-        run_id: int,
-        *,
-        inputs: Mapping[str, str] | None = None,
-        version: str = "same",
-        created_by: str | None = None,
-    ) -> Trigger:
-        """A new run of a run's tree for the same source, linked to it (``Run.again_of``).
-
-        ``inputs`` replace the first run's inputs of those names; ``version`` is ``same`` (the
-        first run's tree version) or ``current``. Returns the new run's Root trigger.
-        """
-        edits = {
-            _text("inputs", name): _text(f"inputs[{name!r}]", value, required=False)
-            for name, value in (inputs or {}).items()
-        }
-        trigger = run_control.accept_run_again(
-            self.database,
-            run_id=run_id,
-            edits=edits,
-            version=version,
-            created_by=created_by,
-            now=self.clock(),
-            current_version=self.catalog.current,
-            insert_start=insert_start,
-        )
-        self.workers.wake()
-        return trigger
-
-    def manual_trigger(
-        self,
-        run_id: int,
-        node: str,
-        *,
-        results: str | bytes | None = None,
-        reason: str,
-        by: str,
-    ) -> Trigger:
-        """Resume a Started or Failed run at ``node`` with ``results`` (results XML).
-
-        For admins (the HTTP route and the CLI check it): ``by`` and ``reason`` are required and
-        recorded on the trigger. ``engine.processing.run_control`` says what it does.
-        """
-        node = _text("node", node)
-        reason = _text("reason", reason, limit=inputs.MAX_MESSAGE)
-        by = _text("by", by)
-        parse_results(results, max_bytes=self.max_results_bytes)
-        raw = results.decode() if isinstance(results, bytes) else results
-        trigger = run_control.accept_manual(
-            self.database,
-            run_id=run_id,
-            node=node,
-            results=raw,
-            reason=reason,
-            requested_by=by,
-            now=self.clock(),
-            tree_of_version=self.catalog.for_version,
-        )
-        self.workers.wake()
-        return trigger
-
-    def get_error(self, error_id: str) -> RunError:
-        with self.database.read() as connection:
-            row = resolutions.read_error_row(connection, error_id)
-        if row is None:
-            raise ErrorNotFound(error_id=error_id)
-        return run_store.error_record(row)
-
-    def list_errors(
-        self,
-        *,
-        run_id: int | None = None,
-        status: str | None = None,
-        error_type: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[RunError]:
-        """Errors newest first, by run, status (Active, Handled) and type."""
-        with self.database.read() as connection:
-            return resolutions.list_errors(
-                connection,
-                run_id=run_id,
-                status=status,
-                error_type=error_type,
-                limit=limit,
-                offset=offset,
-            )
-
-    def count_errors(
-        self,
-        *,
-        run_id: int | None = None,
-        status: str | None = None,
-        error_type: str | None = None,
-    ) -> int:
-        """How many errors :meth:`list_errors` pages through with these filters."""
-        with self.database.read() as connection:
-            return resolutions.count_errors(
-                connection, run_id=run_id, status=status, error_type=error_type
-            )
-
-    # -- instances and processes (engine.kianda) -----------------------------------------------
-
-    def create_instance(
-        self,
-        process: str,
-        fields: FieldsGiven = (),
-        *,
-        trigger_field: str | None = None,
-        instance_id: str | None = None,
-        created_by: str | None = None,
-        idempotency_key: str | None = None,
-        fingerprint: str | None = None,
-    ) -> Instance:
-        """Start an instance ``<process>-<n>`` of a process with fields set; durable on return.
-
-        A repeat with an ``idempotency_key`` (createStart's, on the Root trigger) returns the
-        instance the first call created; ``fingerprint`` is as for :meth:`create_start`.
-        """
-        return self.instances.create(
-            process,
-            fields,
-            trigger_field=trigger_field,
-            instance_id=instance_id,
-            created_by=created_by,
-            idempotency_key=idempotency_key,
-            fingerprint=inputs.optional("fingerprint", fingerprint, MAX_FINGERPRINT),
-        )
-
-    def get_instance(self, name: str, *, created_by: str | None = None) -> Instance:
-        """An instance (with ``created_by``: only one that user created)."""
-        return self.instances.get(name, created_by=created_by)
-
-    def instance_fields(
-        self, name: str, names: Sequence[str] | None = None, *, created_by: str | None = None
-    ) -> list[FieldValue]:
-        return self.instances.fields(name, names, created_by=created_by)
-
-    def replace_instance_fields(
-        self, name: str, fields: FieldsGiven, *, version: int, created_by: str | None = None
-    ) -> Instance:
-        """Set all settable fields if the instance is still at ``version`` (VersionConflict)."""
-        return self.instances.replace(name, fields, version=version, created_by=created_by)
-
-    def patch_instance_fields(
-        self,
-        name: str,
-        fields: FieldsGiven,
-        *,
-        version: int | None = None,
-        created_by: str | None = None,
-    ) -> Instance:
-        """Change only the fields given (checked against ``version`` when one is given)."""
-        return self.instances.patch(name, fields, version=version, created_by=created_by)
-
-    def list_processes(self) -> list[Process]:
-        return self.processes.list()
-
-    def get_process(self, name: str) -> Process:
-        return self.processes.get(name)
-
-    def deploy_process(self, text: str) -> Deployment:
-        """A tree's YAML as a new version of its process, validated like a file."""
-        return self.processes.deploy(text)
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -763,92 +510,6 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- inspection ------------------------------------------------------------------------------
-
-    def get_run(self, run_id: int) -> Run:
-        with self.database.read() as connection:
-            return run_store.read_run(connection, run_id)
-
-    def run_of_deferral(self, token: str) -> int | None:
-        """The run whose task is deferred under ``token``, if one is (for the HTTP adapter's
-        deferral-token authentication)."""
-        with self.database.read() as connection:
-            return run_of_deferred_token(connection, token)
-
-    def list_triggers(
-        self,
-        *,
-        statuses: Sequence[str] | None = None,
-        run_id: int | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[int, list[Trigger]]:
-        """Triggers newest first, by status and run, with how many match: one read."""
-        with self.database.read() as connection:
-            total = trigger_lists.count_triggers(connection, statuses=statuses, run_id=run_id)
-            found = trigger_lists.list_triggers(
-                connection, statuses=statuses, run_id=run_id, limit=limit, offset=offset
-            )
-        return total, found
-
-    def get_trigger(self, trigger_id: int) -> Trigger:
-        with self.database.read() as connection:
-            return run_store.read_trigger(connection, trigger_id)
-
-    def list_runs(
-        self,
-        *,
-        status: str | None = None,
-        tree_name: str | None = None,
-        source_id: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Run]:
-        with self.database.read() as connection:
-            return run_store.list_runs(
-                connection,
-                status=status,
-                tree_name=tree_name,
-                source_id=source_id,
-                limit=limit,
-                offset=offset,
-            )
-
-    def count_runs(
-        self,
-        *,
-        status: str | None = None,
-        tree_name: str | None = None,
-        source_id: str | None = None,
-    ) -> int:
-        """How many runs :meth:`list_runs` pages through with these filters."""
-        with self.database.read() as connection:
-            return inspection.count_runs(
-                connection, status=status, tree_name=tree_name, source_id=source_id
-            )
-
-    def count_open_triggers(self) -> int:
-        """The backlog: triggers New or Work In Progress, due or not, in the whole database."""
-        with self.database.read() as connection:
-            return inspection.open_trigger_count(connection)
-
-    def explain(self, run_id: int) -> Explanation:
-        """What run ``run_id`` waits for, item by item (``engine.run.explain``), with the same
-        for each routine run it called that has not completed."""
-        run = self.get_run(run_id)
-        children = [
-            self.explain(link.run_id)
-            for link in run.children
-            if link.status is not RunStatus.COMPLETED
-        ]
-        return explain_run(run, self.tree_of_run(run), now=self.clock(), children=children)
-
-    def tree_of_run(self, run: Run) -> Tree:
-        """The definition a run runs on (its own version, not necessarily the current one)."""
-        with self.database.read() as connection:
-            version_id = run_store.tree_version_of(connection, run.id)
-        return self.catalog.for_version(version_id)
 
 
 __all__ = ["DEFAULT_BUDGETS", "RUN_AGAIN_VERSIONS", "RUN_CACHE_BYTES", "RUN_CACHE_RUNS", "Engine"]

@@ -11,6 +11,7 @@ from engine.errors import BadRequest
 
 MAX_TEXT = 4096  # names, ids, tokens and idempotency keys
 MAX_MESSAGE = 65_536
+MAX_FINGERPRINT = 128  # what a keyed request asks: the column's size (engine.store.request_keys)
 
 
 def text(field: str, value: object, *, required: bool = True, limit: int = MAX_TEXT) -> str:
@@ -29,4 +30,4 @@ def optional(field: str, value: object, limit: int = MAX_TEXT) -> str | None:
     return None if value is None else text(field, value, required=False, limit=limit)
 
 
-__all__ = ["MAX_MESSAGE", "MAX_TEXT", "optional", "text"]
+__all__ = ["MAX_FINGERPRINT", "MAX_MESSAGE", "MAX_TEXT", "optional", "text"]
