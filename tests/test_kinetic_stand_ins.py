@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -292,16 +293,18 @@ def test_cli_refuses_a_report_name_it_cannot_write_before_writing_anything(tmp_p
 
 
 def unversioned_export(tmp_path: Path) -> Path:
-    """The platform export with its routine called as Kinetic also allows: without a version,
-    and with the caller's Echo reading an output of it."""
+    """The platform export with its routine called as Kinetic also allows: without a version."""
     text = PLATFORM.read_text(encoding="utf-8")
-    text = text.replace('definition_id="routine_kinetic_finish_v1"', 'definition_id="routine_finish"')
+    text = text.replace(
+        'definition_id="routine_kinetic_finish_v1"', 'definition_id="routine_finish"'
+    )
     export = tmp_path / "unversioned.xml"
     export.write_text(text, encoding="utf-8")
     return export
 
 
-def calling_unversioned(export: Path) -> dict[str, object]:
+def calling_unversioned(export: Path) -> dict[str, Any]:
+    """Its converted definition, with a node after the call reading an output of the routine."""
     definition = convert(export).definition
     definition["nodes"]["Finish"]["connectors"] = [{"to": "Done"}]
     definition["nodes"]["Done"] = {
@@ -326,9 +329,10 @@ def test_an_unknown_unversioned_routine_gets_a_stand_in_routine_that_validates_a
     assert written["nodes"]["Return"]["parameters"] == {"Outcome": ""}
 
     text = yaml.safe_dump(definition, sort_keys=False)
-    with Engine(plugins=[load_stand_ins(tmp_path / "s")], load_entry_points=False) as bare:
-        with pytest.raises(TreeError, match="routine_finish"):
-            bare.load_tree(text)  # without the stand-in routine beside it
+    plugins = [load_stand_ins(tmp_path / "s")]
+    with Engine(plugins=plugins, load_entry_points=False) as bare, pytest.raises(TreeError) as no:
+        bare.load_tree(text)  # without the stand-in routine beside it
+    assert "unknown handler 'routine_finish'" in str(no.value)
     configure(tmp_path / "s" / PACKAGE / "handlers.json", "kinetic_core_api_v1", Response_Code="1")
     engine, run_id = dry_run(tmp_path / "s", database_url, text)
     with engine:
@@ -346,7 +350,7 @@ def test_the_outputs_configured_in_a_stand_in_routine_are_returned_and_kept_on_m
     path = routine_file(tmp_path / "s", "routine_finish")
     path.write_text(path.read_text("utf-8").replace("Outcome: ''", "Outcome: approved"), "utf-8")
     other = calling_unversioned(unversioned_export(tmp_path))
-    other["nodes"]["Finish"]["parameters"]["Reason"] = "none"  # type: ignore[index]
+    other["nodes"]["Finish"]["parameters"]["Reason"] = "none"
     write_stand_ins(tmp_path / "s", find_stand_ins([("o.xml", other)], HandlerRegistry()))
 
     merged = yaml.safe_load(path.read_text("utf-8"))
