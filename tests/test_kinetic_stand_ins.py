@@ -1,10 +1,11 @@
-"""Stand-ins for the Kinetic handlers treeflow lacks, and the migration report.
+"""Stand-ins for the Kinetic handlers and routines treeflow lacks, and the migration report.
 
 A converted export that calls the Kinetic Platform API, the discussions API and a routine that is
-not beside it does not validate; with the stand-ins package ``import-kinetic --stand-ins`` writes
-it validates and dry-runs, its branches following the results configured for the stand-ins. The
-package is loaded directly (``Engine(plugins=[...])``) and, once, installed by pip and found
-through its entry point by the ``treeflow`` command.
+not beside it does not validate; with the stand-ins package and stand-in routines
+``import-kinetic --stand-ins`` writes it validates and dry-runs, its branches following the
+results configured for the stand-ins. The package is loaded directly (``Engine(plugins=[...])``)
+and, once, installed by pip and found through its entry point by the ``treeflow`` command; the
+routines are tree files loaded beside the tree.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from engine import Engine, RunStatus, TaskStatus
 from engine.errors import HandlerContractError, TreeError
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.importer import KineticTree, convert_kinetic
 from engine.kinetic.report import export_report, write_report
+from engine.kinetic.stand_in_routines import routine_file
 from engine.kinetic.stand_ins import PACKAGE, find_stand_ins, load_stand_ins, write_stand_ins
 
 from .support import run_treeflow
@@ -49,9 +53,14 @@ def configure(handlers_file: Path, handler: str, **values: str) -> None:
     handlers_file.write_text(json.dumps(data), encoding="utf-8")
 
 
-def dry_run(directory: Path, database_url: str) -> tuple[Engine, int]:
-    engine = Engine(database_url, plugins=[load_stand_ins(directory)], load_entry_points=False)
-    tree = engine.load_tree(convert(PLATFORM).yaml())
+def dry_run(directory: Path, database_url: str, text: str | None = None) -> tuple[Engine, int]:
+    engine = Engine(
+        database_url,
+        trees=[directory / "routines"],
+        plugins=[load_stand_ins(directory)],
+        load_entry_points=False,
+    )
+    tree = engine.load_tree(convert(PLATFORM).yaml() if text is None else text)
     trigger = engine.create_start(
         source_name=tree.key.source_name,
         source_group=tree.key.source_group,
@@ -66,18 +75,14 @@ def dry_run(directory: Path, database_url: str) -> tuple[Engine, int]:
 def test_each_unknown_handler_is_declared_with_the_parameters_passed_and_results_read() -> None:
     found = find_stand_ins([("t.xml", convert(PLATFORM).definition)], HandlerRegistry())
 
-    assert sorted(found.handlers) == [
-        "kinetic_core_api_v1",
-        "kinetic_discussions_api_v1",
-        "routine_kinetic_finish_v1",
-    ]
+    assert sorted(found.handlers) == ["kinetic_core_api_v1", "kinetic_discussions_api_v1"]
     api = found.handlers["kinetic_core_api_v1"]
     assert api.parameters == ["error_handling", "method", "path", "body"]
     assert api.results == ["Response Code", "Response Body"]  # read by a condition, a parameter
-    assert (api.deferrable, api.routine, api.used_by) == (False, False, ["t.xml"])
+    assert (api.deferrable, api.used_by) == (False, ["t.xml"])
     assert found.handlers["kinetic_discussions_api_v1"].results == ["Message Id"]
-    finish = found.handlers["routine_kinetic_finish_v1"]
-    assert (finish.parameters, finish.deferrable, finish.routine) == (["Run Id"], True, True)
+    assert sorted(found.routines) == ["routine_kinetic_finish_v1"]  # a routine, not a handler
+    assert found.routines["routine_kinetic_finish_v1"].parameters == ["Run Id"]
     # treeflow's own handlers and a tree with none missing need no stand-in
     onboarding = [("o.xml", convert(ONBOARDING).definition)]
     assert find_stand_ins(onboarding, HandlerRegistry()).handlers == {}
@@ -102,7 +107,12 @@ def test_without_stand_ins_the_tree_does_not_validate_and_with_them_it_does(
     assert "unknown handler 'kinetic_core_api_v1'" in str(caught.value)
 
     stand_ins_for(tmp_path / "s", PLATFORM)
-    with Engine(plugins=[load_stand_ins(tmp_path / "s")], load_entry_points=False) as engine:
+    plugins = [load_stand_ins(tmp_path / "s")]
+    with Engine(plugins=plugins, load_entry_points=False) as alone, pytest.raises(TreeError) as no:
+        alone.load_tree(text)  # the handlers are stood in for, the routine is not beside it
+    assert "unknown handler 'routine_kinetic_finish_v1'" in str(no.value)
+    routines = [tmp_path / "s" / "routines"]
+    with Engine(trees=routines, plugins=plugins, load_entry_points=False) as engine:
         assert engine.load_tree(text).key.name == "Submitted"
 
 
@@ -133,7 +143,9 @@ def test_results_file_in_the_environment_overrides_the_package(
     with engine:
         run = engine.get_run(run_id)
         assert run.task("Retrieve User").results["Response Code"] == "404"
-        assert run.task("Finish").status is TaskStatus.DEFERRED  # the routine call defers
+        assert run.status is RunStatus.COMPLETED, run.errors  # the stand-in routine returned
+        assert run.task("Finish").status is TaskStatus.CLOSED
+        assert [child.status for child in run.children] == [RunStatus.COMPLETED]
         assert "Post Message" not in {task.name for task in run.tasks}
 
 
@@ -228,6 +240,8 @@ def test_installed_stand_ins_make_validate_and_run_pass(tmp_path: Path) -> None:
         cwd=tmp_path,
     )  # fmt: skip
     assert imported.returncode == 1  # it does not validate yet: the handlers are unknown
+    assert "stand-in routines in stand-ins/routines: routine_kinetic_finish_v1" in imported.stderr
+    shutil.copytree(tmp_path / "stand-ins" / "routines", tmp_path / "trees" / "stand-in-routines")
     site = tmp_path / "site"
     package = str(tmp_path / "stand-ins")
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
@@ -243,7 +257,8 @@ def test_installed_stand_ins_make_validate_and_run_pass(tmp_path: Path) -> None:
         f"sqlite:///{tmp_path / 'dry.db'}", "--trees", "trees", cwd=tmp_path, env=env,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert "Finish" in ran.stdout  # empty stand-in results: the "Not found" branch, deferred
+    assert "Finish" in ran.stdout  # empty stand-in results: the "Not found" branch
+    assert "Completed" in ran.stdout  # the stand-in routine returned
 
 
 def test_the_corpus_measure_reports_each_stage_of_each_export(tmp_path: Path) -> None:
@@ -275,3 +290,97 @@ def test_cli_refuses_a_report_name_it_cannot_write_before_writing_anything(tmp_p
     assert result.returncode == 2
     assert "'r.txt' does not end in one of .md, .markdown, .json" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def unversioned_export(tmp_path: Path) -> Path:
+    """The platform export with its routine called as Kinetic also allows: without a version."""
+    text = PLATFORM.read_text(encoding="utf-8")
+    text = text.replace(
+        'definition_id="routine_kinetic_finish_v1"', 'definition_id="routine_finish"'
+    )
+    export = tmp_path / "unversioned.xml"
+    export.write_text(text, encoding="utf-8")
+    return export
+
+
+def calling_unversioned(export: Path) -> dict[str, Any]:
+    """Its converted definition, with a node after the call reading an output of the routine."""
+    definition = convert(export).definition
+    definition["nodes"]["Finish"]["connectors"] = [{"to": "Done"}]
+    definition["nodes"]["Done"] = {
+        "handler": "utilities_echo_v1",
+        "parameters": {"input": "finished: {{ results['Finish']['Outcome'] }}"},
+    }
+    return definition
+
+
+def test_an_unknown_unversioned_routine_gets_a_stand_in_routine_that_validates_and_runs(
+    tmp_path: Path, database_url: str
+) -> None:
+    definition = calling_unversioned(unversioned_export(tmp_path))
+    found = find_stand_ins([("u.xml", definition)], HandlerRegistry())
+    assert (sorted(found.routines), found.refused) == (["routine_finish"], {})
+    assert "routine_finish" not in found.handlers
+    write_stand_ins(tmp_path / "s", found)
+    written = yaml.safe_load(routine_file(tmp_path / "s", "routine_finish").read_text("utf-8"))
+    assert (written["type"], written["definition_id"]) == ("routine", "routine_finish")
+    assert written["inputs"] == [{"name": "Run Id", "required": False}]
+    assert written["outputs"] == ["Outcome"]
+    assert written["nodes"]["Return"]["parameters"] == {"Outcome": ""}
+
+    text = yaml.safe_dump(definition, sort_keys=False)
+    plugins = [load_stand_ins(tmp_path / "s")]
+    with Engine(plugins=plugins, load_entry_points=False) as bare, pytest.raises(TreeError) as no:
+        bare.load_tree(text)  # without the stand-in routine beside it
+    assert "unknown handler 'routine_finish'" in str(no.value)
+    configure(tmp_path / "s" / PACKAGE / "handlers.json", "kinetic_core_api_v1", Response_Code="1")
+    engine, run_id = dry_run(tmp_path / "s", database_url, text)
+    with engine:
+        run = engine.get_run(run_id)
+        assert run.status is RunStatus.COMPLETED, run.errors
+        assert run.task("Finish").results == {"Outcome": ""}
+        assert run.task("Done").results["output"] == "finished: "
+
+
+def test_the_outputs_configured_in_a_stand_in_routine_are_returned_and_kept_on_merge(
+    tmp_path: Path, database_url: str
+) -> None:
+    definition = calling_unversioned(unversioned_export(tmp_path))
+    write_stand_ins(tmp_path / "s", find_stand_ins([("u.xml", definition)], HandlerRegistry()))
+    path = routine_file(tmp_path / "s", "routine_finish")
+    path.write_text(path.read_text("utf-8").replace("Outcome: ''", "Outcome: approved"), "utf-8")
+    other = calling_unversioned(unversioned_export(tmp_path))
+    other["nodes"]["Finish"]["parameters"]["Reason"] = "none"
+    write_stand_ins(tmp_path / "s", find_stand_ins([("o.xml", other)], HandlerRegistry()))
+
+    merged = yaml.safe_load(path.read_text("utf-8"))
+    assert [i["name"] for i in merged["inputs"]] == ["Run Id", "Reason"]
+    assert merged["nodes"]["Return"]["parameters"] == {"Outcome": "approved"}
+    assert "u.xml, o.xml" in merged["description"]
+    engine, run_id = dry_run(tmp_path / "s", database_url, yaml.safe_dump(other, sort_keys=False))
+    with engine:
+        run = engine.get_run(run_id)
+        assert run.status is RunStatus.COMPLETED, run.errors
+        assert run.task("Done").results["output"] == "finished: approved"
+
+
+def test_cli_writes_a_stand_in_routine_and_the_tree_validates_beside_it(tmp_path: Path) -> None:
+    export = unversioned_export(tmp_path)
+    (tmp_path / "trees").mkdir()
+    imported = run_treeflow(
+        "import-kinetic", str(export), "-o", "trees/u.yaml", "--stand-ins", "stand-ins",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "stand-in routines in stand-ins/routines: routine_finish" in imported.stderr
+    assert "no stand-in for 'routine_finish'" not in imported.stderr
+    assert routine_file(tmp_path / "stand-ins", "routine_finish").exists()
+    declared = json.loads((tmp_path / "stand-ins" / PACKAGE / "handlers.json").read_text("utf-8"))
+    assert "routine_finish" not in declared["handlers"]
+
+    shutil.copytree(tmp_path / "stand-ins" / "routines", tmp_path / "trees" / "stand-ins")
+    again = run_treeflow(
+        "import-kinetic", str(export), "-o", "trees/u.yaml", "--force", "--stand-ins",
+        "stand-ins", cwd=tmp_path,
+    )  # fmt: skip
+    # A stand-in copied beside the trees is no real routine: still listed as one to stand in for.
+    assert "stand-in routines in stand-ins/routines: routine_finish" in again.stderr

@@ -66,13 +66,15 @@ def _check(
 def _stood_in(
     problems: list[Problem], converted: KineticTree, routines: Iterable[str], stand_ins: Path | None
 ) -> bool:
-    """Whether every problem is an unknown handler the stand-ins written beside it declare: the
-    tree then validates once they are installed, and is written as it is."""
+    """Whether every problem is an unknown handler (or routine) the stand-ins written beside it
+    declare: the tree then validates once they are installed (and the stand-in routines are
+    beside it), and is written as it is."""
     if stand_ins is None or not problems:
         return False
     covered = find_stand_ins([(converted.file, converted.definition)], HandlerRegistry(), routines)
     unknown = [_UNKNOWN_HANDLER.match(problem.message) for problem in problems]
-    return all(m is not None and m.group(1) in covered.handlers for m in unknown)
+    stood_in = covered.handlers.keys() | covered.routines.keys()
+    return all(m is not None and m.group(1) in stood_in for m in unknown)
 
 
 def _target(output: Path | None, valid: bool, force: bool) -> Path | None:

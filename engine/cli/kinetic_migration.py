@@ -23,6 +23,7 @@ from engine.kinetic.report import (
     failed_report,
     write_report,
 )
+from engine.kinetic.stand_in_routines import ROUTINES_FOLDER, stand_in_routine_ids
 from engine.kinetic.stand_ins import find_stand_ins, write_stand_ins
 from engine.tree.files import routines_in
 
@@ -38,7 +39,8 @@ def report_path(
 
 
 def _routines(trees: Path, converted: KineticTree) -> set[str]:
-    known = set(routines_in([trees])) if trees.exists() else set()
+    """The routines ``trees`` provide (a stand-in copied there is none) and the export's own."""
+    known = set(routines_in([trees])) - stand_in_routine_ids([trees]) if trees.exists() else set()
     if converted.routine:
         known.add(str(converted.definition.get("definition_id", "")))
     return known
@@ -82,6 +84,13 @@ def write_migration_outputs(
             raise click.ClickException(f"cannot write the stand-ins: {exc}") from exc
         names = ", ".join(sorted(found.handlers)) or "none needed"
         told.append(f"stand-ins in {stand_ins} ({handlers_file.name}): {names}")
+        if found.routines:
+            folder = stand_ins / ROUTINES_FOLDER
+            routines_told = ", ".join(sorted(found.routines))
+            told.append(
+                f"stand-in routines in {folder}: {routines_told} (put that folder beside the"
+                f" trees, e.g. cp -r {folder} {trees / 'stand-in-routines'})"
+            )
         told += [f"no stand-in for {i!r}: {why}" for i, why in sorted(found.refused.items())]
     if report is not None:
         entry = export_report(converted, registry=registry, routines=routines, problems=problems)

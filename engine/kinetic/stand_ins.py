@@ -14,10 +14,11 @@ its ``handlers.json``. Writing into an existing package merges: parameters and r
 added, and result values someone configured are kept, so one package can be built by importing
 a folder of exports one file at a time.
 
-A call of a routine nobody provides gets a stand-in too (Kinetic ids of routines start with
-``routine_``; it is marked as such and deferrable, as a routine call defers), so that a tree
-can be dry-run before the routine is imported. An id that is not a valid handler id (lower
-snake case ending in ``_v<N>``) cannot be stood in for; :attr:`StandIns.refused` says so.
+A call of a routine nobody provides (Kinetic ids of routines start with ``routine_``, with or
+without a version) gets a stand-in *routine* instead, in :attr:`StandIns.routines`: a call is
+not a handler, and ``engine.kinetic.stand_in_routines`` writes it as a routine file, so that a
+tree can be dry-run before the routine is imported. Any other id that is not a valid handler id
+(lower snake case ending in ``_v<N>``) cannot be stood in for; :attr:`StandIns.refused` says so.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from engine.errors import KineticImportError, Problem
 from engine.handlers.handler import DEFINITION_ID
 from engine.handlers.registry import HandlerRegistry
 from engine.kinetic.stand_in_plugin import DESCRIPTION_PREFIX
+from engine.kinetic.stand_in_routines import write_stand_in_routines
+from engine.tree.routines import ROUTINE_ID
 
 PACKAGE = "treeflow_kinetic_stand_ins"
 DISTRIBUTION = "treeflow-kinetic-stand-ins"
@@ -50,13 +53,12 @@ _RESULT_LOOKUP = re.compile(
 
 @dataclass
 class StandIn:
-    """One handler to stand in for, as the trees use it."""
+    """One handler (or routine) to stand in for, as the trees use it."""
 
     definition_id: str
     parameters: list[str] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     deferrable: bool = False
-    routine: bool = False
     used_by: list[str] = field(default_factory=list)
 
     def add(self, items: list[str], names: Iterable[str]) -> None:
@@ -68,6 +70,7 @@ class StandIns:
     """The stand-ins a set of trees needs, and the ids that cannot have one (with why)."""
 
     handlers: dict[str, StandIn] = field(default_factory=dict)
+    routines: dict[str, StandIn] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
 
 
@@ -134,12 +137,14 @@ def find_stand_ins(
             handler = str(node.get("handler", ""))
             if not handler or provides(registry, handler) or handler in known:
                 continue
-            if not DEFINITION_ID.match(handler):
+            if handler.startswith(ROUTINE_PREFIX) and ROUTINE_ID.match(handler):
+                stand_ins = found.routines
+            elif DEFINITION_ID.match(handler):
+                stand_ins = found.handlers
+            else:
                 found.refused[handler] = "not lower_snake_case ending in a version such as _v1"
                 continue
-            stand_in = found.handlers.setdefault(
-                handler, StandIn(handler, routine=handler.startswith(ROUTINE_PREFIX))
-            )
+            stand_in = stand_ins.setdefault(handler, StandIn(handler))
             stand_in.add(stand_in.parameters, dict(node.get("parameters") or {}))
             stand_in.add(stand_in.results, read.get(node_name, ()))
             stand_in.add(stand_in.used_by, [label])
@@ -186,13 +191,13 @@ def _entry(stand_in: StandIn, before: Mapping[str, Any]) -> dict[str, Any]:
         "parameters": parameters,
         "results": results,
         "deferrable": bool(before.get("deferrable")) or stand_in.deferrable,
-        "routine": stand_in.routine,
         "used_by": used_by,
     }
 
 
 def write_stand_ins(directory: Path, found: StandIns) -> Path:
-    """Write (or merge into) the stand-ins package under ``directory``; return handlers.json."""
+    """Write (or merge into) the stand-ins package under ``directory``, and the stand-in
+    routines under ``directory/routines``; return the package's handlers.json."""
     package = directory / PACKAGE
     handlers_file = package / HANDLERS_JSON
     before: dict[str, Any] = {}
@@ -204,7 +209,8 @@ def write_stand_ins(directory: Path, found: StandIns) -> Path:
             raise KineticImportError(
                 file=str(handlers_file), problems=[Problem(str(handlers_file), reason)]
             ) from exc
-    merged = dict(before)
+    # A routine id stood in for as a handler by an older import is a stand-in routine now.
+    merged = {k: v for k, v in before.items() if k not in found.routines}
     for definition_id, stand_in in found.handlers.items():
         merged[definition_id] = _entry(stand_in, before.get(definition_id, {}))
     package.mkdir(parents=True, exist_ok=True)
@@ -214,6 +220,7 @@ def write_stand_ins(directory: Path, found: StandIns) -> Path:
     document = {"generated_by": "treeflow import-kinetic --stand-ins", "handlers": merged}
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     handlers_file.write_text(text, encoding="utf-8")
+    write_stand_in_routines(directory, found.routines)
     return handlers_file
 
 
