@@ -44,6 +44,7 @@ from engine.tree.fields import tree_process
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
+from engine.tree.reference_checks import NOTES, ReferenceChecks
 from engine.tree.retry import RetryPolicy, node_retry, tree_retry
 from engine.tree.routines import (
     RoutineSignature,
@@ -152,6 +153,8 @@ class _Builder:
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
             self.warn(leniency.NO_RETURN, "nodes")
+        if not self.problems:  # over a graph known whole and acyclic only
+            self._check_references(data, nodes, start, fields)
         if self.problems:
             raise TreeError(problems=self.problems)
         junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
@@ -180,6 +183,28 @@ class _Builder:
             fields=fields,
             warnings=tuple(sorted(self.warnings, key=lambda w: w.line or 0)),  # in file order
         )
+
+    def _check_references(
+        self, data: dict[str, Any], nodes: dict[str, Node], start: str, fields: Any
+    ) -> None:
+        """What templates and conditions read, judged (``engine.tree.reference_checks``)."""
+        declares_fields = self.routine is None and "fields" in data
+        checks = ReferenceChecks(
+            data["nodes"], nodes, self.graph, start, self.routine, fields, declares_fields
+        )
+        for finding in checks.findings():
+            start_line = self.parsed.literal_lines.get(finding.path)
+            line = self.parsed.line(*finding.path)
+            if start_line is not None:  # a literal block (key: |): the reference's own line
+                line = start_line + finding.line - 1
+            problem = Problem(
+                file=self.file, message=finding.message, node=finding.node, line=line,
+                rule=finding.rule,
+            )  # fmt: skip
+            if finding.error or (self.strict and finding.rule not in NOTES):
+                self.problems.append(problem)
+            else:
+                self.warnings.append(problem)
 
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)

@@ -8,6 +8,10 @@ what a hint should suggest (``engine.tree.hints``). Both spellings Jinja allows 
 
 Reading is static, over the parsed expression: a result named by a variable (``results[name]``)
 is not a name the tree states, and is left out rather than guessed.
+
+:func:`references` reads every name a template or a condition looks up in ``results``,
+``iterations``, ``inputs`` and ``values``, with its line in the source: what the reference checks
+(``engine.tree.reference_checks``) judge against the tree.
 """
 
 from __future__ import annotations
@@ -92,6 +96,52 @@ def condition_reads(source: str) -> list[tuple[str, str, str | None, str | None]
     return found
 
 
+SCOPES = ("results", "iterations", "inputs", "values")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``scope[name]`` (and ``[key]`` after it, for ``results``) read at ``line`` of the source."""
+
+    scope: str  # one of SCOPES
+    name: str
+    key: str | None
+    line: int
+
+
+def references(source: str, *, template: bool) -> list[Reference]:
+    """The constant look-ups a template (or a condition) makes in SCOPES, in source order.
+
+    ``results['A']['B']`` is one reference (``A``, ``B``); ``results['A']`` alone (say in
+    ``results['A'] is defined``) is one with no key. Source that does not parse reads nothing:
+    the loader has reported it already.
+    """
+    try:
+        if template:
+            parsed: nodes.Node = _PARSER_ENVIRONMENT.parse(source)
+        else:
+            parsed = Parser(_PARSER_ENVIRONMENT, source, state="variable").parse_expression()
+    except TemplateSyntaxError:
+        return []
+    found: dict[tuple[str, str, int], Reference] = {}
+    inner: set[int] = set()  # the results['A'] inside a results['A']['B'] already read
+    for item in (parsed, *parsed.find_all((nodes.Getitem, nodes.Getattr))):
+        if not isinstance(item, nodes.Getitem | nodes.Getattr) or id(item) in inner:
+            continue
+        name = _key(item)
+        target = item.node
+        if name is None:
+            continue
+        if isinstance(target, nodes.Name) and target.name in SCOPES:
+            found.setdefault((target.name, name, id(item)), Reference(target.name, name, None, item.lineno))
+        elif isinstance(target, nodes.Getitem | nodes.Getattr) and isinstance(target.node, nodes.Name):
+            node = _key(target)
+            if target.node.name == "results" and node is not None:
+                inner.add(id(target))
+                found[("results", node, id(item))] = Reference("results", node, name, item.lineno)
+    return sorted(found.values(), key=lambda r: r.line)
+
+
 def results_read(tree: Tree, node: str) -> list[ResultRead]:
     """Every read of ``node``'s results by the tree's connector conditions, in tree order."""
     reads: list[ResultRead] = []
@@ -106,4 +156,4 @@ def results_read(tree: Tree, node: str) -> list[ResultRead]:
     return reads
 
 
-__all__ = ["ResultRead", "condition_reads", "results_read"]
+__all__ = ["SCOPES", "Reference", "ResultRead", "condition_reads", "references", "results_read"]
