@@ -94,6 +94,7 @@ class _Builder:
         self.routine: RoutineSignature | None = None
         self.problems: list[Problem] = list(parsed.problems)
         self.warnings: list[Problem] = []
+        self.notes: list[Problem] = []  # never problems, even strict (engine.tree.reference_checks)
         self.strict = strict  # warnings are problems
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
@@ -182,6 +183,7 @@ class _Builder:
             process=process,
             fields=fields,
             warnings=tuple(sorted(self.warnings, key=lambda w: w.line or 0)),  # in file order
+            notes=tuple(self.notes),
         )
 
     def _check_references(
@@ -201,7 +203,9 @@ class _Builder:
                 file=self.file, message=finding.message, node=finding.node, line=line,
                 rule=finding.rule,
             )  # fmt: skip
-            if finding.error or (self.strict and finding.rule not in NOTES):
+            if finding.rule in NOTES:
+                self.notes.append(problem)
+            elif finding.error or self.strict:
                 self.problems.append(problem)
             else:
                 self.warnings.append(problem)

@@ -7,9 +7,10 @@ checked, in this order, and reported once, at the first rule it breaks:
 1. the node exists (an error: the look-up can only fail, or read nothing);
 2. its handler declares the result (a routine call: the routine's outputs). An error, unless
    the node defers (its completion may merge any result: a warning, "given at completion"), or
-   its handler declares no results at all (what it gives is unknown: not judged). The warning
-   is a note: ``--strict`` does not make it an error, since reading what a completion gives is
-   what a deferring node is for;
+   its handler declares no results at all (what it gives is unknown: not judged). That warning
+   is a *note* (``Tree.notes``: listed by ``validate --format json|sarif``, never an error,
+   even strict), because reading what a completion gives is what a deferring node is for, and
+   every approval tree does it;
 3. the node is upstream of the reader: a warning when no path leads from it to the reader, or
    when some path from the start reaches the reader without it (the message names one). These
    are warnings, not errors: a parallel branch may have run first, and a tree read with
@@ -45,7 +46,7 @@ from engine.tree.suggest import did_you_mean
 from engine.tree.yaml_reader import Path, scalar_text
 
 
-NOTES = frozenset({"given-at-completion"})  # warnings that strict leaves warnings
+NOTES = frozenset({"given-at-completion"})  # notes, not warnings: never problems
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Finding:
     # unknown-node, undeclared-result, given-at-completion, not-upstream, unknown-input,
     # unknown-field
     rule: str
-    error: bool  # False: a warning (an error under strict, but for NOTES)
+    error: bool  # False: a warning (an error under strict), or a note (rule in NOTES)
     message: str
     node: str
     path: Path
