@@ -27,7 +27,9 @@ class Problem:
     message: str
     node: str | None = None
     line: int | None = None
-    rule: str | None = None  # which check found it, when one has a name (engine.tree.reference_checks)
+    rule: str | None = (
+        None  # which check found it, when one has a name (engine.tree.reference_checks)
+    )
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line is not None else "")

@@ -206,6 +206,7 @@ def problem_json(problem: Problem) -> dict[str, Any]:
         "line": problem.line,
         "node": problem.node,
         "message": problem.message,
+        "rule": problem.rule,
     }
 
 

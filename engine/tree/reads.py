@@ -133,8 +133,12 @@ def references(source: str, *, template: bool) -> list[Reference]:
         if name is None:
             continue
         if isinstance(target, nodes.Name) and target.name in SCOPES:
-            found.setdefault((target.name, name, id(item)), Reference(target.name, name, None, item.lineno))
-        elif isinstance(target, nodes.Getitem | nodes.Getattr) and isinstance(target.node, nodes.Name):
+            found.setdefault(
+                (target.name, name, id(item)), Reference(target.name, name, None, item.lineno)
+            )
+        elif isinstance(target, nodes.Getitem | nodes.Getattr) and isinstance(
+            target.node, nodes.Name
+        ):
             node = _key(target)
             if target.node.name == "results" and node is not None:
                 inner.add(id(target))

@@ -45,7 +45,6 @@ from engine.tree.routines import RoutineSignature
 from engine.tree.suggest import did_you_mean
 from engine.tree.yaml_reader import Path, scalar_text
 
-
 NOTES = frozenset({"given-at-completion"})  # notes, not warnings: never problems
 
 
@@ -92,7 +91,9 @@ def _raw_reads(raw_nodes: Mapping[str, Any], nodes: Mapping[str, Node]) -> Itera
                     yield _Read(found, name, True, name, path)
 
 
-def _certain_before(graph: nx.DiGraph, start: str, nodes: Mapping[str, Node]) -> dict[str, set[str]]:
+def _certain_before(
+    graph: nx.DiGraph, start: str, nodes: Mapping[str, Node]
+) -> dict[str, set[str]]:
     """For each node reachable from ``start``: the nodes certain to have run when it runs."""
     reachable = {start} | nx.descendants(graph, start)
     sub = graph.subgraph(reachable)
@@ -173,7 +174,9 @@ class ReferenceChecks:
                 return self._finding(read, "undeclared-result", True, message)
         return self._upstream(read, spelled, certain)
 
-    def _upstream(self, read: _Read, spelled: str, certain: Mapping[str, set[str]]) -> Finding | None:
+    def _upstream(
+        self, read: _Read, spelled: str, certain: Mapping[str, set[str]]
+    ) -> Finding | None:
         name, reader = read.reference.name, read.reader
         if read.own and name == reader:
             return None
@@ -208,7 +211,9 @@ class ReferenceChecks:
             rule, what = "unknown-field", "a field of this tree"
         if ref.name in known:
             return None
-        message = f"{ref.scope}[{ref.name!r}] is not {what} (declared: {', '.join(known) or 'none'})"
+        message = (
+            f"{ref.scope}[{ref.name!r}] is not {what} (declared: {', '.join(known) or 'none'})"
+        )
         return self._finding(read, rule, True, message + did_you_mean(ref.name, known))
 
     @staticmethod
