@@ -81,7 +81,7 @@ class TreeFiles:
 
     @property
     def notes(self) -> tuple[Problem, ...]:
-        """What the loaded trees read that only a completion gives (``engine.tree.reference_checks``)."""
+        """Results the loaded trees read that only a completion gives (``reference_checks``)."""
         return tuple(note for tree in self.trees for note in tree.notes)
 
     @property
