@@ -123,27 +123,21 @@ def references(source: str, *, template: bool) -> list[Reference]:
             parsed = Parser(_PARSER_ENVIRONMENT, source, state="variable").parse_expression()
     except TemplateSyntaxError:
         return []
-    found: dict[tuple[str, str, int], Reference] = {}
+    found: list[Reference] = []
     inner: set[int] = set()  # the results['A'] inside a results['A']['B'] already read
+    # find_all walks outer look-ups before the ones inside them.
     for item in (parsed, *parsed.find_all((nodes.Getitem, nodes.Getattr))):
         if not isinstance(item, nodes.Getitem | nodes.Getattr) or id(item) in inner:
             continue
-        name = _key(item)
-        target = item.node
-        if name is None:
+        key, target = _key(item), item.node
+        if key is None:
             continue
         if isinstance(target, nodes.Name) and target.name in SCOPES:
-            found.setdefault(
-                (target.name, name, id(item)), Reference(target.name, name, None, item.lineno)
-            )
-        elif isinstance(target, nodes.Getitem | nodes.Getattr) and isinstance(
-            target.node, nodes.Name
-        ):
-            node = _key(target)
-            if target.node.name == "results" and node is not None:
-                inner.add(id(target))
-                found[("results", node, id(item))] = Reference("results", node, name, item.lineno)
-    return sorted(found.values(), key=lambda r: r.line)
+            found.append(Reference(target.name, key, None, item.lineno))
+        elif (names := _result_of(item)) is not None:
+            inner.add(id(target))
+            found.append(Reference("results", names[0], names[1], item.lineno))
+    return sorted(found, key=lambda r: r.line)
 
 
 def results_read(tree: Tree, node: str) -> list[ResultRead]:

@@ -73,7 +73,7 @@ class _Read:
 
 def _raw_reads(raw_nodes: Mapping[str, Any], nodes: Mapping[str, Node]) -> Iterator[_Read]:
     """Each reference of each parameter and condition, in the file's order."""
-    for name, node in nodes.items():
+    for name in nodes:
         raw = raw_nodes.get(name)
         raw = raw if isinstance(raw, dict) else {}
         parameters = raw.get("parameters")
