@@ -101,12 +101,7 @@ def _certain_before(
     for name in nx.topological_sort(sub):
         before = [certain[p] for p in sub.predecessors(name) if p in certain]
         node = nodes.get(name)
-        waits_for_all = (
-            node is not None
-            and node.handler.behaviour is Behaviour.JOIN
-            and QUORUM_TYPE in node.parameters
-            and constant(node.parameters[QUORUM_TYPE]) == "All"
-        )
+        waits_for_all = node is not None and _waits_for_all(node)
         if not before:
             certain[name] = {name}
         elif waits_for_all:
@@ -114,6 +109,15 @@ def _certain_before(
         else:
             certain[name] = set.intersection(*before) | {name}
     return certain
+
+
+def _waits_for_all(node: Node) -> bool:
+    """A join whose type is All, written or by default: every incoming branch has run."""
+    if node.handler.behaviour is not Behaviour.JOIN:
+        return False
+    written, declared = node.parameters.get(QUORUM_TYPE), node.handler.parameter(QUORUM_TYPE)
+    kind = constant(written) if written is not None else declared.default if declared else None
+    return kind == "All"
 
 
 def _path_without(graph: nx.DiGraph, start: str, reader: str, node: str,
