@@ -14,8 +14,9 @@ import pytest
 from engine.errors import Problem, TreeError
 from engine.handlers.registry import HandlerRegistry
 from engine.tree.expressions import Expressions
-from engine.tree.loader import load_tree_text
+from engine.tree.loader import load_tree_data, load_tree_text
 from engine.tree.model import Tree
+from engine.tree.yaml_reader import parse_yaml
 
 HEAD = "source: Kinetic Request\ngroup: Tests\nname: Refs\n"
 
@@ -303,3 +304,16 @@ def test_line_inside_a_literal_block_is_the_references_own(load: Callable[..., T
     [problem] = refused(load, text)
     assert problem.message == "results['Strat'] names no node of this tree; did you mean 'Start'?"
     assert problem.line == line_of(text, "Strat")
+
+
+def test_a_stored_version_is_rebuilt_without_the_reference_checks(
+    registry: HandlerRegistry,
+) -> None:
+    """A version stored before the checks existed still runs: the catalog rebuilds it so."""
+    definition = parse_yaml(reading("results['Lookpu']['output']"), file="refs.yaml").data
+    with pytest.raises(TreeError, match="names no node of this tree"):
+        load_tree_data(definition, registry=registry, expressions=Expressions())
+    tree = load_tree_data(
+        definition, registry=registry, expressions=Expressions(), check_references=False
+    )
+    assert set(tree.nodes) == {"Start", "Lookup", "Report"}

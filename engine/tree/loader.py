@@ -85,8 +85,10 @@ class _Builder:
         expressions: Expressions,
         routines: Mapping[str, RoutineSignature],
         strict: bool = False,
+        check_references: bool = True,
     ) -> None:
         self.parsed = parsed
+        self.check_references = check_references  # off for a stored version rebuilt
         self.file = file
         self.registry = registry
         self.expressions = expressions
@@ -154,7 +156,7 @@ class _Builder:
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
             self.warn(leniency.NO_RETURN, "nodes")
-        if not self.problems:  # over a graph known whole and acyclic only
+        if self.check_references and not self.problems:  # a graph known whole and acyclic
             self._check_references(data, nodes, start, fields)
         if self.problems:
             raise TreeError(problems=self.problems)
@@ -440,10 +442,17 @@ def _build(
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None,
     strict: bool,
+    check_references: bool = True,
 ) -> Tree:
     known = routines or {}
     return _Builder(
-        parsed, file=file, registry=registry, expressions=expressions, routines=known, strict=strict
+        parsed,
+        file=file,
+        registry=registry,
+        expressions=expressions,
+        routines=known,
+        strict=strict,
+        check_references=check_references,
     ).build()
 
 
@@ -468,9 +477,15 @@ def load_tree_data(
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
     strict: bool = False,
+    check_references: bool = True,
 ) -> Tree:
-    """Build from plain data (a dict, or a stored definition): no lines to point at."""
-    return _build(ParsedYaml(data=dict(data)), file, registry, expressions, routines, strict)
+    """Build from plain data (a dict, or a stored definition): no lines to point at.
+
+    ``check_references`` False rebuilds a stored version as it was stored: it was valid when
+    loaded, and a version stored before the reference checks existed must still run.
+    """
+    parsed = ParsedYaml(data=dict(data))
+    return _build(parsed, file, registry, expressions, routines, strict, check_references)
 
 
 __all__ = [

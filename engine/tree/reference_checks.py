@@ -30,7 +30,7 @@ judged only by rules 1 and 3's "no path".
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -143,6 +143,7 @@ class ReferenceChecks:
     routine: RoutineSignature | None
     fields: Sequence[FieldSpec]
     declares_fields: bool
+    _ancestors: dict[str, set[str]] = field(default_factory=dict)
 
     def findings(self) -> list[Finding]:
         certain = _certain_before(self.graph, self.start, self.nodes) if self.start else {}
@@ -186,7 +187,9 @@ class ReferenceChecks:
             return None
         if reader not in certain:  # the reader never runs: said already (unreachable)
             return None
-        if name not in nx.ancestors(self.graph, reader):
+        if reader not in self._ancestors:  # each reader's once, however many references
+            self._ancestors[reader] = nx.ancestors(self.graph, reader)
+        if name not in self._ancestors[reader]:
             message = (
                 f"{spelled} is read by {reader!r}, but no path leads from {name!r} to"
                 f" {reader!r}: it has run only if another branch ran it first"
