@@ -10,8 +10,9 @@ cycles (a loop is a head/tail pair, not a cycle: ``engine.tree.loop_pairs``), ``
 on deferrable handlers, join
 settings, junctions with incoming connectors, loop heads paired with their tails, and the instance
 API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
-only the whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each
-loop's body are computed here, once. A routine's header and its callers' parameters are checked
+only the whole graph can make are ``engine.tree.graph_checks``'s, and what the templates and
+conditions read is judged by ``engine.tree.reference_checks`` once the rest is valid. Each
+junction's region and each loop's body are computed here, once. A routine's header and its callers' parameters are checked
 against the routines known (``engine.tree.routines``); loading files and directories together, and
 what is checked across them, is ``engine.tree.files``.
 
@@ -40,7 +41,7 @@ from engine.statuses import ConnectorType
 from engine.tree import leniency
 from engine.tree.control import constant
 from engine.tree.expressions import MISSING_MODES, Condition, Expressions, Template
-from engine.tree.fields import tree_process
+from engine.tree.fields import FieldSpec, tree_process
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
@@ -189,7 +190,11 @@ class _Builder:
         )
 
     def _check_references(
-        self, data: dict[str, Any], nodes: dict[str, Node], start: str, fields: Any
+        self,
+        data: dict[str, Any],
+        nodes: dict[str, Node],
+        start: str,
+        fields: tuple[FieldSpec, ...],
     ) -> None:
         """What templates and conditions read, judged (``engine.tree.reference_checks``)."""
         declares_fields = self.routine is None and "fields" in data
