@@ -12,9 +12,9 @@ settings, junctions with incoming connectors, loop heads paired with their tails
 API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
 only the whole graph can make are ``engine.tree.graph_checks``'s, and what the templates and
 conditions read is judged by ``engine.tree.reference_checks`` once the rest is valid. Each
-junction's region and each loop's body are computed here, once. A routine's header and its callers' parameters are checked
-against the routines known (``engine.tree.routines``); loading files and directories together, and
-what is checked across them, is ``engine.tree.files``.
+junction's region and each loop's body are computed here, once. A routine's header and its
+callers' parameters are checked against the routines known (``engine.tree.routines``); loading
+files and directories together, and what is checked across them, is ``engine.tree.files``.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
