@@ -27,6 +27,7 @@ class Problem:
     message: str
     node: str | None = None
     line: int | None = None
+    rule: str | None = None  # the check that found it, if named (engine.tree.reference_checks)
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line is not None else "")

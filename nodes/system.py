@@ -111,7 +111,8 @@ LOOP_HEAD = Handler(
         ),
         Parameter(VAR_NAME, default="", description="the name the element's value has inside"),
     ),
-    results=("Value", "Index"),
+    # Value and Index at each iteration's task; Count and Variable at the head's own task.
+    results=("Value", "Index", "Count", "Variable"),
     description="Runs the nodes after it once per element its loop_path selects in its "
     "data_source, each iteration its own trigger and loop index (/0, /1, nested /0/2); inside, "
     "results[head]['Value'] and ['Index'] (and var_name) are that iteration's. Connects "

@@ -164,8 +164,8 @@ def test_validate_json_lists_trees_and_problems_and_exits_1_on_a_problem(
     assert (tree["name"], tree["nodes"]) == ("Cooling Off Period", 5)
     assert bad["trees"] == []
     [problem] = bad["problems"]
-    assert set(problem) == {"file", "line", "node", "message"}
-    assert (problem["node"], problem["line"]) == ("Greet", 10)
+    assert set(problem) == {"file", "line", "node", "message", "rule"}
+    assert (problem["node"], problem["line"], problem["rule"]) == ("Greet", 10, None)
     assert problem["message"].startswith("unknown handler 'utilities_echo_v2'; known handlers: ")
     assert problem["message"].endswith("; did you mean 'utilities_echo_v1'?")
 

@@ -363,7 +363,8 @@ def test_missing_key_is_a_node_parameter_error_and_other_branches_go_on(engine: 
                 },
                 "Broken": {
                     "handler": "utilities_echo_v1",
-                    "parameters": {"input": "{{ results['Nope']['x'] }}"},
+                    # A computed name: the load's reference checks refuse a constant one.
+                    "parameters": {"input": "{{ results['No' ~ 'pe']['x'] }}"},
                     "connectors": [{"to": "After Broken"}],
                 },
                 "After Broken": {"handler": "system_noop_v1"},

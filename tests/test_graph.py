@@ -212,7 +212,7 @@ def test_run_nodes_are_coloured_failed_and_waiting(engine: Engine) -> None:
                 },
                 "Broken": {
                     "handler": "utilities_echo_v1",
-                    "parameters": {"input": "{{ results['Nope']['x'] }}"},
+                    "parameters": {"input": "{{ results['No' ~ 'pe']['x'] }}"},
                 },
                 "Wait": {
                     "handler": "utilities_defer_v1",

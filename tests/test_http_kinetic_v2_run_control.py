@@ -30,7 +30,7 @@ BROKEN = {
         "Start": {"handler": "system_start_v1", "connectors": [{"to": "Lookup"}]},
         "Lookup": {
             "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ results['Nowhere']['value'] }}"},
+            "parameters": {"input": "{{ results['Now' ~ 'here']['value'] }}"},
         },
     },
 }

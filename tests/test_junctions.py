@@ -207,7 +207,7 @@ def test_failed_branch_keeps_the_junction_waiting_and_the_run_fails(engine: Engi
         "Start": {"handler": "system_start_v1", "connectors": [{"to": "Broken"}, {"to": "Fine"}]},
         "Broken": {
             "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ results['Nope']['x'] }}"},
+            "parameters": {"input": "{{ results['No' ~ 'pe']['x'] }}"},
             "connectors": [{"to": "J"}],
         },
         "Fine": {"handler": "utilities_echo_v1", "parameters": {"input": "ok"}},

@@ -193,7 +193,7 @@ def test_skip_task_of_a_node_parameter_error(eng: Engine) -> None:
                 "Start": {"handler": "system_start_v1", "connectors": [{"to": "Broken"}]},
                 "Broken": {
                     "handler": "utilities_echo_v1",
-                    "parameters": {"input": "{{ results['Nope']['x'] }}"},
+                    "parameters": {"input": "{{ results['No' ~ 'pe']['x'] }}"},
                     "connectors": [{"to": "After"}],
                 },
                 "After": {"handler": "system_noop_v1"},

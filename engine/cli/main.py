@@ -34,6 +34,7 @@ from engine.cli.output import (
 )
 from engine.cli.purge import purge
 from engine.cli.run_control import add_run_control
+from engine.cli.sarif import sarif_log
 from engine.cli.schedules import schedules
 from engine.cli.schema import schema
 from engine.cli.serve import serve
@@ -101,24 +102,44 @@ main.add_command(handlers)
     is_flag=True,
     help="Make the warnings (what Kinetic Task accepts: unreachable nodes, ...) errors.",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "sarif"]),
+    default=None,
+    help="text (default), json (for scripts), or sarif (SARIF 2.1.0, for editors and CI).",
+)
 @json_option
-def validate(paths: tuple[str, ...], strict: bool, as_json: bool) -> None:
+def validate(
+    paths: tuple[str, ...], strict: bool, output_format: str | None, as_json: bool
+) -> None:
     """Validate tree files (or directories of them): each valid tree, then every problem found.
 
     Exits 1 when any file has a problem; the valid ones are listed all the same, as an engine
     given the same files would serve them. Warnings (what Kinetic Task accepts and an engine
-    loads: unreachable nodes, a routine without a return node, ...) are listed too and leave
-    the exit status 0, unless --strict makes them errors.
+    loads: unreachable nodes, a routine without a return node, a result that may be missing,
+    ...) are listed too and leave the exit status 0, unless --strict makes them errors. Notes
+    (results only a deferring node's completion gives) are in the json and sarif output only.
+    --json is --format json.
     """
+    if as_json and output_format not in (None, "json"):
+        raise click.UsageError(
+            f"--json is --format json; it cannot go with --format {output_format}"
+        )
+    output_format = "json" if as_json else output_format or "text"
     files = tree_files(paths)
     found = read_tree_files(
         files, registry=HandlerRegistry(), expressions=Expressions(), strict=strict
     )
-    if as_json:
+    if output_format == "sarif":
+        print_json(sarif_log(found.problems, found.warnings, found.notes))
+        sys.exit(1 if found.problems else 0)
+    if output_format == "json":
         print_json(
             {
                 "trees": [tree_json(tree) for tree in found.trees],
                 "warnings": [problem_json(warning) for warning in found.warnings],
+                "notes": [problem_json(note) for note in found.notes],
                 "problems": [problem_json(problem) for problem in found.problems],
             }
         )

@@ -20,8 +20,9 @@ JSON object; errors still go to standard error as one line with exit status 1.
   a list of firings: ``id, fire_time, outcome, slots, run_id, instance, reason, manual``.
 - user (``users list`` items): ``id, name, role, disabled, created_at``.
 - ``validate``: ``{"trees": [{"file", "source", "group", "name", "version_digest",
-  "nodes"}], "warnings": [...], "problems": [{"file", "line", "node", "message"}]}`` (a
-  warning has a problem's keys).
+  "nodes"}], "warnings": [...], "notes": [...], "problems": [{"file", "line", "node",
+  "message", "rule"}]}`` (a warning and a note have a problem's keys; ``rule`` is the
+  reference check's name, or null).
 - handler (``handlers`` items): ``id, description, behaviour, deferrable, parameters`` (each
   ``name, required, default, menu, description``) and ``results``.
 """
@@ -206,6 +207,7 @@ def problem_json(problem: Problem) -> dict[str, Any]:
         "line": problem.line,
         "node": problem.node,
         "message": problem.message,
+        "rule": problem.rule,
     }
 
 

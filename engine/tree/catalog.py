@@ -185,6 +185,7 @@ class TreeCatalog:
             registry=self.registry,
             expressions=self.expressions,
             routines=unchecked(routine_ids),
+            check_references=False,  # as stored: it was valid when loaded (reference_checks)
         )
         with self._lock:
             self._by_version[version_id] = tree

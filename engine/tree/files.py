@@ -80,6 +80,11 @@ class TreeFiles:
         return tuple(warning for tree in self.trees for warning in tree.warnings)
 
     @property
+    def notes(self) -> tuple[Problem, ...]:
+        """Results the loaded trees read that only a completion gives (``reference_checks``)."""
+        return tuple(note for tree in self.trees for note in tree.notes)
+
+    @property
     def refused(self) -> tuple[str, ...]:
         """The files that gave no tree, each once, in path order."""
         return tuple(dict.fromkeys(problem.file for problem in self.problems))

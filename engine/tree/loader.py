@@ -10,10 +10,11 @@ cycles (a loop is a head/tail pair, not a cycle: ``engine.tree.loop_pairs``), ``
 on deferrable handlers, join
 settings, junctions with incoming connectors, loop heads paired with their tails, and the instance
 API's declarations: the ``process`` name and the ``fields`` (``engine.tree.fields``); the checks
-only the whole graph can make are ``engine.tree.graph_checks``'s. Each junction's region and each
-loop's body are computed here, once. A routine's header and its callers' parameters are checked
-against the routines known (``engine.tree.routines``); loading files and directories together, and
-what is checked across them, is ``engine.tree.files``.
+only the whole graph can make are ``engine.tree.graph_checks``'s, and what the templates and
+conditions read is judged by ``engine.tree.reference_checks`` once the rest is valid. Each
+junction's region and each loop's body are computed here, once. A routine's header and its
+callers' parameters are checked against the routines known (``engine.tree.routines``); loading
+files and directories together, and what is checked across them, is ``engine.tree.files``.
 
 A problem is reported once, where it is: a node with an unknown handler still keeps its
 connectors in the graph, so the nodes after it are not also reported as unreachable, and a
@@ -40,10 +41,11 @@ from engine.statuses import ConnectorType
 from engine.tree import leniency
 from engine.tree.control import constant
 from engine.tree.expressions import MISSING_MODES, Condition, Expressions, Template
-from engine.tree.fields import tree_process
+from engine.tree.fields import FieldSpec, tree_process
 from engine.tree.graph_checks import GraphChecks
 from engine.tree.junctions import junction_regions, members
 from engine.tree.model import TREE_STATUSES, Connector, Node, Tree
+from engine.tree.reference_checks import NOTES, ReferenceChecks
 from engine.tree.retry import RetryPolicy, node_retry, tree_retry
 from engine.tree.routines import (
     RoutineSignature,
@@ -84,8 +86,10 @@ class _Builder:
         expressions: Expressions,
         routines: Mapping[str, RoutineSignature],
         strict: bool = False,
+        check_references: bool = True,
     ) -> None:
         self.parsed = parsed
+        self.check_references = check_references  # off for a stored version rebuilt
         self.file = file
         self.registry = registry
         self.expressions = expressions
@@ -93,6 +97,7 @@ class _Builder:
         self.routine: RoutineSignature | None = None
         self.problems: list[Problem] = list(parsed.problems)
         self.warnings: list[Problem] = []
+        self.notes: list[Problem] = []  # never problems, even strict (engine.tree.reference_checks)
         self.strict = strict  # warnings are problems
         self.graph = nx.DiGraph()  # every node name, and an edge for every connector 'to' one
         self.edge_paths: dict[tuple[str, str], Path] = {}  # the first connector of each edge
@@ -152,6 +157,8 @@ class _Builder:
         returns = any(node.handler.behaviour is Behaviour.RETURN for node in nodes.values())
         if self.routine is not None and not returns and nodes:
             self.warn(leniency.NO_RETURN, "nodes")
+        if self.check_references and not self.problems:  # a graph known whole and acyclic
+            self._check_references(data, nodes, start, fields)
         if self.problems:
             raise TreeError(problems=self.problems)
         junctions = [n for n, node in nodes.items() if node.handler.behaviour is Behaviour.JUNCTION]
@@ -179,7 +186,36 @@ class _Builder:
             process=process,
             fields=fields,
             warnings=tuple(sorted(self.warnings, key=lambda w: w.line or 0)),  # in file order
+            notes=tuple(self.notes),
         )
+
+    def _check_references(
+        self,
+        data: dict[str, Any],
+        nodes: dict[str, Node],
+        start: str,
+        fields: tuple[FieldSpec, ...],
+    ) -> None:
+        """What templates and conditions read, judged (``engine.tree.reference_checks``)."""
+        declares_fields = self.routine is None and "fields" in data
+        checks = ReferenceChecks(
+            data["nodes"], nodes, self.graph, start, self.routine, fields, declares_fields
+        )
+        for finding in checks.findings():
+            start_line = self.parsed.literal_lines.get(finding.path)
+            line = self.parsed.line(*finding.path)
+            if start_line is not None:  # a literal block (key: |): the reference's own line
+                line = start_line + finding.line - 1
+            problem = Problem(
+                file=self.file, message=finding.message, node=finding.node, line=line,
+                rule=finding.rule,
+            )  # fmt: skip
+            if finding.rule in NOTES:
+                self.notes.append(problem)
+            elif finding.error or self.strict:
+                self.problems.append(problem)
+            else:
+                self.warnings.append(problem)
 
     def _text(self, data: dict[str, Any], key: str) -> str:
         value = data.get(key)
@@ -411,10 +447,17 @@ def _build(
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None,
     strict: bool,
+    check_references: bool = True,
 ) -> Tree:
     known = routines or {}
     return _Builder(
-        parsed, file=file, registry=registry, expressions=expressions, routines=known, strict=strict
+        parsed,
+        file=file,
+        registry=registry,
+        expressions=expressions,
+        routines=known,
+        strict=strict,
+        check_references=check_references,
     ).build()
 
 
@@ -439,9 +482,15 @@ def load_tree_data(
     expressions: Expressions,
     routines: Mapping[str, RoutineSignature] | None = None,
     strict: bool = False,
+    check_references: bool = True,
 ) -> Tree:
-    """Build from plain data (a dict, or a stored definition): no lines to point at."""
-    return _build(ParsedYaml(data=dict(data)), file, registry, expressions, routines, strict)
+    """Build from plain data (a dict, or a stored definition): no lines to point at.
+
+    ``check_references`` False rebuilds a stored version as it was stored: it was valid when
+    loaded, and a version stored before the reference checks existed must still run.
+    """
+    parsed = ParsedYaml(data=dict(data))
+    return _build(parsed, file, registry, expressions, routines, strict, check_references)
 
 
 __all__ = [

@@ -96,6 +96,8 @@ class Tree:
     fields: tuple[FieldSpec, ...] = ()  # the fields its instances have, in declared order
     # What Kinetic Task accepts and treeflow loads, but reports (engine.tree.leniency).
     warnings: tuple[Problem, ...] = ()
+    # Results read that only a completion of a deferring node gives (engine.tree.reference_checks).
+    notes: tuple[Problem, ...] = ()
 
     @property
     def active(self) -> bool:

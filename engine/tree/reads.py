@@ -8,6 +8,10 @@ what a hint should suggest (``engine.tree.hints``). Both spellings Jinja allows 
 
 Reading is static, over the parsed expression: a result named by a variable (``results[name]``)
 is not a name the tree states, and is left out rather than guessed.
+
+:func:`references` reads every name a template or a condition looks up in ``results``,
+``iterations``, ``inputs`` and ``values``, with its line in the source: what the reference checks
+(``engine.tree.reference_checks``) judge against the tree.
 """
 
 from __future__ import annotations
@@ -92,6 +96,50 @@ def condition_reads(source: str) -> list[tuple[str, str, str | None, str | None]
     return found
 
 
+SCOPES = ("results", "iterations", "inputs", "values")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``scope[name]`` (and ``[key]`` after it, for ``results``) read at ``line`` of the source."""
+
+    scope: str  # one of SCOPES
+    name: str
+    key: str | None
+    line: int
+
+
+def references(source: str, *, template: bool) -> list[Reference]:
+    """The constant look-ups a template (or a condition) makes in SCOPES, in source order.
+
+    ``results['A']['B']`` is one reference (``A``, ``B``); ``results['A']`` alone (say in
+    ``results['A'] is defined``) is one with no key. Source that does not parse reads nothing:
+    the loader has reported it already.
+    """
+    try:
+        if template:
+            parsed: nodes.Node = _PARSER_ENVIRONMENT.parse(source)
+        else:
+            parsed = Parser(_PARSER_ENVIRONMENT, source, state="variable").parse_expression()
+    except TemplateSyntaxError:
+        return []
+    found: list[Reference] = []
+    inner: set[int] = set()  # the results['A'] inside a results['A']['B'] already read
+    # find_all walks outer look-ups before the ones inside them.
+    for item in (parsed, *parsed.find_all((nodes.Getitem, nodes.Getattr))):
+        if not isinstance(item, nodes.Getitem | nodes.Getattr) or id(item) in inner:
+            continue
+        key, target = _key(item), item.node
+        if key is None:
+            continue
+        if isinstance(target, nodes.Name) and target.name in SCOPES:
+            found.append(Reference(target.name, key, None, item.lineno))
+        elif (names := _result_of(item)) is not None:
+            inner.add(id(target))
+            found.append(Reference("results", names[0], names[1], item.lineno))
+    return sorted(found, key=lambda r: r.line)
+
+
 def results_read(tree: Tree, node: str) -> list[ResultRead]:
     """Every read of ``node``'s results by the tree's connector conditions, in tree order."""
     reads: list[ResultRead] = []
@@ -106,4 +154,4 @@ def results_read(tree: Tree, node: str) -> list[ResultRead]:
     return reads
 
 
-__all__ = ["ResultRead", "condition_reads", "results_read"]
+__all__ = ["SCOPES", "Reference", "ResultRead", "condition_reads", "references", "results_read"]
