@@ -266,6 +266,35 @@ def test_input_a_routine_does_not_declare_is_an_error_with_did_you_mean(
     )
 
 
+def test_under_missing_nil_an_undeclared_input_or_result_is_a_warning(
+    load: Callable[..., Tree],
+) -> None:
+    """As Kinetic reads them: nil (a real routine export reads an input it does not declare)."""
+    routine = tree_text(
+        """\
+        Start:
+          handler: system_start_v1
+          connectors: [{to: Return}]
+        Return:
+          handler: system_tree_return_v1
+          parameters:
+            Total: "{{ inputs['Kapp Slug'] }} for {{ inputs['Customer'] }}"
+        """,
+        ROUTINE_HEAD + "missing: nil\n",
+    )
+    tree = load(routine)
+    assert [(w.rule, w.message) for w in tree.warnings] == [
+        (
+            "unknown-input",
+            "inputs['Kapp Slug'] is not an input of routine 'routine_refs_v1' (declared:"
+            " Customer, Amount)",
+        )
+    ]
+    plain = load(reading("results['Lookup']['outptu']").replace(HEAD, HEAD + "missing: nil\n"))
+    assert [w.rule for w in plain.warnings] == ["undeclared-result"]
+    assert refused(load, routine, strict=True)[0].rule == "unknown-input"
+
+
 def test_inputs_of_a_plain_tree_are_not_judged(load: Callable[..., Tree]) -> None:
     assert load(reading("inputs['Anything']")).warnings == ()
 

@@ -198,9 +198,11 @@ class _Builder:
     ) -> None:
         """What templates and conditions read, judged (``engine.tree.reference_checks``)."""
         declares_fields = self.routine is None and "fields" in data
+        reads_nil = data.get("missing") == "nil"
         checks = ReferenceChecks(
-            data["nodes"], nodes, self.graph, start, self.routine, fields, declares_fields
-        )
+            data["nodes"], nodes, self.graph, start, self.routine, fields, declares_fields,
+            reads_nil,
+        )  # fmt: skip
         for finding in checks.findings():
             start_line = self.parsed.literal_lines.get(finding.path)
             line = self.parsed.line(*finding.path)

@@ -19,6 +19,11 @@ checked, in this order, and reported once, at the first rule it breaks:
 4. ``inputs['X']`` in a routine that declares its inputs, and ``values['X']`` in a tree that
    declares fields, name one of them (an error: the look-up can only fail).
 
+Under ``missing: nil`` (an imported Kinetic tree) rules 2 and 4 are warnings: there an
+undeclared result, input or field reads as nil, as Kinetic Task reads it, and real exports
+rely on that (a routine reading an input it does not declare); an unknown node stays an error,
+since a look-up on nil fails in Ruby too.
+
 The reader of a parameter is its node (its own results are not there yet); the reader of a
 condition is the connector's source, whose own results are. "On every path" is judged in one
 pass over the graph in topological order: the nodes certain to have run before a node are the
@@ -143,6 +148,7 @@ class ReferenceChecks:
     routine: RoutineSignature | None
     fields: Sequence[FieldSpec]
     declares_fields: bool
+    reads_nil: bool = False  # ``missing: nil``: an undeclared key reads as nil, as in Kinetic
     _ancestors: dict[str, set[str]] = field(default_factory=dict)
 
     def findings(self) -> list[Finding]:
@@ -176,7 +182,7 @@ class ReferenceChecks:
                     message += ": given at completion, if the completion gives it"
                     return self._finding(read, "given-at-completion", False, message)
                 message += did_you_mean(ref.key, declared)
-                return self._finding(read, "undeclared-result", True, message)
+                return self._finding(read, "undeclared-result", not self.reads_nil, message)
         return self._upstream(read, spelled, certain)
 
     def _upstream(
@@ -221,7 +227,9 @@ class ReferenceChecks:
         message = (
             f"{ref.scope}[{ref.name!r}] is not {what} (declared: {', '.join(known) or 'none'})"
         )
-        return self._finding(read, rule, True, message + did_you_mean(ref.name, known))
+        return self._finding(
+            read, rule, not self.reads_nil, message + did_you_mean(ref.name, known)
+        )
 
     @staticmethod
     def _finding(read: _Read, rule: str, error: bool, message: str) -> Finding:
