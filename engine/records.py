@@ -125,7 +125,7 @@ class Waiting:
     each with how it stands); ``token``, ``due_at`` and ``child_run_id`` are set where they fit.
     """
 
-    kind: str  # deferral, wait, routine call, join, junction, loop tail, error, start
+    kind: str  # deferral, wait, retry, routine call, join, junction, loop tail, error, start
     node: str
     loop_index: str
     waits_for: str

@@ -125,6 +125,13 @@ def test_a_handler_failing_twice_completes_on_its_third_attempt(
     assert [(r["status"], r["due_at"]) for r in retries] == [("New", T0 + 10)]
     assert retries[0]["idempotency_key"] == f"retry:{call.id}:2"
 
+    [waiting] = eng.explain(run_id).waiting
+    assert (waiting.kind, waiting.node, waiting.task_id) == ("retry", "Call", call.id)
+    assert waiting.waits_for == (
+        "attempt 2 of its handler, a Retry trigger due after the back-off (attempt 1 failed:"
+        " tests_flaky_v1 raised ConnectionError: the service is down); a worker must be running"
+    )
+
     assert eng.run_until_idle() == 0  # not due yet: nothing runs
     clock.now = T0 + 10
     eng.run_until_idle()

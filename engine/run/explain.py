@@ -12,7 +12,7 @@ iterations that have not arrived, the timer's due time, the child run.
 
 **Extension point.** Each kind of open work is one *explainer*, a function of a
 :class:`RunView` that yields :class:`~engine.records.Waiting` items; :data:`EXPLAINERS` lists
-them in the order they are reported. A new kind of waiting (a retry scheduled for later, say)
+them in the order they are reported. A new kind of waiting (as retries were, added after the others)
 adds its explainer to that tuple, or passes it to :func:`explain` in ``extra``; nothing else
 changes.
 """
@@ -83,6 +83,19 @@ def _deferred(view: RunView) -> Iterator[Waiting]:
         else:
             text = f"a createDeferred Complete (or Update) with its token {task.token}"
             yield Waiting("deferral", *where, text, task.id, token=task.token)
+
+
+def _retries(view: RunView) -> Iterator[Waiting]:
+    """A node between attempts of its retry policy (``engine.run.retries``): its next attempt
+    is a Retry trigger due later, which a running worker processes."""
+    for task in view.run.tasks:
+        if task.status is TaskStatus.RETRYING:
+            text = (
+                f"attempt {task.attempt + 1} of its handler, a Retry trigger due after the"
+                f" back-off (attempt {task.attempt} failed: {task.last_error}); a worker must be"
+                " running"
+            )
+            yield Waiting("retry", task.name, task.loop_index, text, task.id)
 
 
 def _wait(view: RunView, task: Task) -> Waiting:
@@ -196,7 +209,15 @@ def _start(view: RunView) -> Iterator[Waiting]:
         yield Waiting("start", view.tree.start, ROOT_LOOP_INDEX, "a worker to process its start")
 
 
-EXPLAINERS: tuple[Explainer, ...] = (_start, _deferred, _joins, _junctions, _loop_tails, _errors)
+EXPLAINERS: tuple[Explainer, ...] = (
+    _start,
+    _deferred,
+    _retries,
+    _joins,
+    _junctions,
+    _loop_tails,
+    _errors,
+)
 
 
 def explain(
