@@ -70,6 +70,36 @@ def approval_tree() -> dict[str, object]:
     )
 
 
+def stalling_routine(definition_id: str, name: str, call: str) -> list[dict[str, object]]:
+    """A routine that stalls on a deferral (Hold), and a tree "Caller" calling it at ``call``."""
+    routine = {
+        "type": "routine",
+        "definition_id": definition_id,
+        "source": "-",
+        "group": "-",
+        "name": name,
+        "inputs": [],
+        "outputs": [],
+        "nodes": {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Hold"}]},
+            "Hold": {
+                "handler": "utilities_defer_v1",
+                "defers": True,
+                "connectors": [{"to": "Return"}],
+            },
+            "Return": {"handler": "system_tree_return_v1"},
+        },
+    }
+    caller = small_tree(
+        "Caller",
+        {
+            "Start": {"handler": "system_start_v1", "connectors": [{"to": call}]},
+            call: {"handler": definition_id},
+        },
+    )
+    return [routine, caller]
+
+
 def start_small(engine: Engine, name: str, **kwargs: object) -> int:
     return start(
         engine, {"source_name": "Tests", "source_group": "Semantics", "tree_name": name}, **kwargs

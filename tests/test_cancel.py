@@ -23,7 +23,7 @@ from engine import (
     hookimpl,
 )
 
-from .support import APPROVED, FixedClock, race, small_tree, start_small
+from .support import APPROVED, FixedClock, race, small_tree, stalling_routine, start_small
 
 T0 = 1_800_000_000.0
 
@@ -71,34 +71,9 @@ def _stalled_tree() -> dict[str, Any]:
     )
 
 
-def _caller_tree() -> list[dict[str, Any]]:
+def _caller_tree() -> list[dict[str, object]]:
     """A routine that stalls on a deferral, and a tree that calls it."""
-    routine = {
-        "type": "routine",
-        "definition_id": "routine_stall_v1",
-        "source": "-",
-        "group": "-",
-        "name": "Stall",
-        "inputs": [],
-        "outputs": [],
-        "nodes": {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Hold"}]},
-            "Hold": {
-                "handler": "utilities_defer_v1",
-                "defers": True,
-                "connectors": [{"to": "Return"}],
-            },
-            "Return": {"handler": "system_tree_return_v1"},
-        },
-    }
-    caller = small_tree(
-        "Caller",
-        {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Call Stall"}]},
-            "Call Stall": {"handler": "routine_stall_v1"},
-        },
-    )
-    return [routine, caller]
+    return stalling_routine("routine_stall_v1", "Stall", "Call Stall")
 
 
 @pytest.fixture

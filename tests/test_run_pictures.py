@@ -21,7 +21,7 @@ from engine import Engine, Handler, HandlerContext, Parameter, RunStatus, TaskSt
 from engine.tree.picture import STATUS_FILL, node_label, retried_tasks, run_dot
 from engine.tree.reads import condition_reads
 
-from .support import run_treeflow, small_tree, start_small
+from .support import run_treeflow, small_tree, stalling_routine, start_small
 
 
 class Flaky:
@@ -236,31 +236,7 @@ def test_the_hint_of_a_routine_call_names_the_run_it_waits_for(
     treeflow: tuple[Path, list[str]],
 ) -> None:
     tmp_path, flags = treeflow
-    routine = {
-        "type": "routine",
-        "definition_id": "routine_hold_v1",
-        "source": "-",
-        "group": "-",
-        "name": "Hold Routine",
-        "inputs": [],
-        "outputs": [],
-        "nodes": {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Hold"}]},
-            "Hold": {
-                "handler": "utilities_defer_v1",
-                "defers": True,
-                "connectors": [{"to": "Return"}],
-            },
-            "Return": {"handler": "system_tree_return_v1"},
-        },
-    }
-    caller = small_tree(
-        "Caller",
-        {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Call"}]},
-            "Call": {"handler": "routine_hold_v1"},
-        },
-    )
+    routine, caller = stalling_routine("routine_hold_v1", "Hold Routine", "Call")
     flags += ["--trees", str(_write_trees(tmp_path / "trees", routine, caller))]
 
     shown = _call(tmp_path, flags, "run", "Caller")
