@@ -124,6 +124,17 @@ LINEAR10 = Workload(
         ),
         Row("createStart accepted/s while a worker runs", "treeflow.pipelined.create_start_per_s"),
         *_LATENCY,
+        Row(
+            "runs/s, one at a time (createStart, then run_until_idle)",
+            "treeflow.one_at_a_time.runs_per_s",
+            "peer.runs_per_s",
+            of_floor=True,
+        ),
+        Row(
+            "latency p50, accepted to closed (one at a time)",
+            "treeflow.one_at_a_time.latency_p50_ms",
+            unit="ms",
+        ),
         Row("floor: raw driver loop, runs/s (1 commit a run)", "floor.runs_per_s"),
     ),
 )

@@ -9,6 +9,10 @@
   the worker processes them, then polls the queue every 20 ms until it is drained.
   ``end_to_end_runs_per_s`` is N / (first submit to all closed); ``latency_p50_ms`` and
   ``latency_p99_ms`` are percentiles of ``closed_at - created_at`` over the run's triggers.
+- **one at a time** (linear10, one thread): for each run, createStart then ``run_until_idle()``,
+  as a script or a request handler that processes what it accepts does. ``runs_per_s`` is N /
+  the whole loop: every run durably accepted, processed and committed before the next is
+  accepted, which is what the peer's (single-threaded, one run at a time) figure measures too.
 
 Each mode is given a fresh database and checks its rows before it reports (see ``measure``).
 """
@@ -84,4 +88,21 @@ def pipelined(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str
     }
 
 
-__all__ = ["phased", "pipelined"]
+def one_at_a_time(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, float]:
+    """createStart then ``run_until_idle`` for each of ``runs`` runs; ``progress`` counts to N."""
+    tick = Ticker(progress, runs)
+    with open_engine(url, shape) as engine:
+        first_run_id = 0
+        began = time.perf_counter()
+        for number in range(runs):
+            trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
+            engine.run_until_idle()
+            first_run_id = first_run_id or trigger.run_id
+            tick(number + 1)
+        finished = time.perf_counter()
+        _verify_completed(engine, shape, first_run_id, runs)
+        latency = latency_ms(engine, first_run_id)
+    return {"runs": runs, "runs_per_s": runs / (finished - began), **latency}
+
+
+__all__ = ["one_at_a_time", "phased", "pipelined"]
