@@ -1,7 +1,8 @@
 """One workload on one database: treeflow's two modes, the peer, and (for linear10) the floor.
 
 Every measurement gets a fresh database from the target, in this order: treeflow phased,
-treeflow pipelined (linear10: then one at a time), the peer (SpiffWorkflow, through ``benchmarks.peers.spiff``), the floor.
+treeflow pipelined (linear10: then one at a time), the peer (SpiffWorkflow, through
+``benchmarks.peers.spiff``), the floor.
 The figures are plain numbers keyed as the JSON result stores them; ratios are computed from
 them afterwards (``registry.derive``), so a ratio is always treeflow / peer of this invocation.
 """

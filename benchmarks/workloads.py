@@ -95,7 +95,12 @@ def one_at_a_time(url: str, shape: Shape, runs: int, progress: Progress) -> dict
         first_run_id = 0
         began = time.perf_counter()
         for number in range(runs):
-            trigger = engine.create_start(**shape.key, source_id=f"run-{number}")
+            trigger = engine.create_start(
+                source_name=shape.key["source_name"],
+                source_group=shape.key["source_group"],
+                tree_name=shape.key["tree_name"],
+                source_id=f"run-{number}",
+            )
             engine.run_until_idle()
             first_run_id = first_run_id or trigger.run_id
             tick(number + 1)
