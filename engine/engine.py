@@ -43,7 +43,6 @@ from engine.schedule.schedules import Schedules
 from engine.statuses import TriggerAction
 from engine.store import schema
 from engine.store.database import Database
-from engine.store.group_commit import GroupCommit
 from engine.store.users import UserBook
 from engine.tree.catalog import TreeCatalog, TreeSource
 from engine.tree.expressions import Expressions
@@ -206,7 +205,6 @@ class Engine(Inspection, RunControl, Kianda):
             wake=self.workers.wake,
             current_version=self.catalog.current,
             hand_off=self.hand_off,
-            group=GroupCommit(self.database),
             lease_seconds=lease_seconds,
             serves=self._serves,
         )

@@ -30,7 +30,6 @@ from engine.store import cancels, queue, request_keys, resolutions
 from engine.store import runs as run_store
 from engine.store import users as user_store
 from engine.store.database import Database
-from engine.store.group_commit import GroupCommit
 from engine.store.queue import ClaimedTrigger
 from engine.store.trees import StoredVersion
 
@@ -144,8 +143,6 @@ class TriggerIntake:
     # Starts claimed by the accept for this process's own consumers (engine.processing.hand_off),
     # under the runner's lease, when its selection serves the version (by id).
     hand_off: HandOff | None = None
-    # Concurrent starts share one transaction (engine.store.group_commit); None: one each.
-    group: GroupCommit | None = None
     lease_seconds: float = 30.0
     serves: Callable[[int], bool] = lambda _version_id: True
 
@@ -207,9 +204,8 @@ class TriggerIntake:
                 claims.append(_handed_off(lease, run, trigger))
             return run_store.trigger_record(trigger)
 
-        writer = self.database if self.group is None else self.group
         try:
-            trigger, written = writer.write_once(
+            trigger, written = self.database.write_once(
                 idempotency_key, find=_keyed_trigger(idempotency_key, fingerprint), write=write
             )
         except BaseException:
