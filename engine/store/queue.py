@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.statuses import TriggerStatus
+from engine.store.bulk import BulkStatement
 from engine.store.tables import runs, tasks, triggers
 
 NEW = TriggerStatus.NEW.value
@@ -99,8 +100,10 @@ _CLAIM = {
     for dialect in ("sqlite", "postgresql")
     for selected in (False, True)
 }
-# Whether a claim would find anything: read only, so an idle worker's poll writes nothing.
-_DUE = {selected: _candidates(selected=selected).limit(1) for selected in (False, True)}
+# Whether a claim would find anything: read only, so an idle worker's poll writes nothing. Asked
+# after every step, so without labels (no expanding list) it goes to the driver directly.
+_DUE_ANY = BulkStatement(_candidates(selected=False).limit(sa.literal_column("1")))
+_DUE_SELECTED = _candidates(selected=True).limit(1)
 _LEASE_RUNS = (
     runs.update()
     .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
@@ -165,10 +168,10 @@ def due(connection: Connection, *, now: float, selection: Sequence[str] | None =
     and writes nothing on PostgreSQL. Another process may claim what it saw first; the claim that
     follows then finds nothing, as any claim racing another does.
     """
-    parameters: dict[str, object] = {"now": now}
-    if selection is not None:
-        parameters["labels"] = list(selection)
-    return connection.execute(_DUE[selection is not None], parameters).first() is not None
+    if selection is None:
+        return _DUE_ANY.first(connection, {"now": now}) is not None
+    parameters = {"now": now, "labels": list(selection)}
+    return connection.execute(_DUE_SELECTED, parameters).first() is not None
 
 
 def lease_on_insert(

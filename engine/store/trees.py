@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.records import TreeKey
+from engine.store.bulk import BulkStatement
 from engine.store.tables import tree_versions
 
 
@@ -34,8 +35,8 @@ def _key_filter(key: TreeKey) -> tuple[sa.ColumnElement[bool], ...]:
     )
 
 
-# Built once: every createStart reads it (engine.tree.catalog.current), with parameters.
-_LATEST = (
+# Every createStart reads it (engine.tree.catalog.current): at the driver, compiled once.
+_LATEST = BulkStatement(
     sa.select(
         tree_versions.c.id,
         tree_versions.c.version,
@@ -48,13 +49,13 @@ _LATEST = (
         tree_versions.c.name == sa.bindparam("name"),
     )
     .order_by(tree_versions.c.version.desc())
-    .limit(1)
+    .limit(sa.literal_column("1"))
 )
 
 
 def latest_version(connection: Connection, key: TreeKey) -> StoredVersion | None:
     parameters = {"source_name": key.source_name, "source_group": key.source_group}
-    row = connection.execute(_LATEST, {**parameters, "name": key.name}).first()
+    row = _LATEST.first(connection, {**parameters, "name": key.name})
     return None if row is None else StoredVersion(*row)
 
 
