@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.registry import WORKLOADS, Row, Workload, figure
+from benchmarks.workloads import PACED_RUNS, PACED_RUNS_PER_S
 
 NOTES = (
     "**Durability.** treeflow's figures count only triggers whose state is committed: a "
@@ -37,6 +38,11 @@ NOTES = (
     "thread submits N as fast as it can, then polls the open-trigger count every 20 ms. "
     "*end to end* = N / (first submit to all closed); *latency* = p50 / p99 of "
     "`closed_at - created_at` of that mode's triggers.",
+    f"**paced** (linear10): as pipelined, but the main thread submits at a steady "
+    f"{PACED_RUNS_PER_S} runs/s ({PACED_RUNS} runs, or N if fewer), well within what the worker "
+    "processes: the latency of a "
+    "trigger that finds the worker idle. Pipelined latency is mostly queueing: the submitter "
+    "accepts faster than one worker processes, and the backlog grows until it stops.",
     "**one at a time** (linear10, one thread): for each of N runs, createStart and then "
     "`run_until_idle()`; runs/s = N / the whole loop, each run accepted durably, processed and "
     "committed before the next is accepted, as the peer runs one at a time; latency as above.",
