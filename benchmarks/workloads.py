@@ -32,6 +32,7 @@ from benchmarks.measure import (
     latency_ms,
     open_engine,
     process,
+    start_one,
     start_runs,
     verify,
     wait_until_drained,
@@ -108,13 +109,8 @@ def paced(url: str, shape: Shape, runs: int, progress: Progress) -> dict[str, fl
                 delay = began + number / PACED_RUNS_PER_S - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                trigger = engine.create_start(
-                    source_name=shape.key["source_name"],
-                    source_group=shape.key["source_group"],
-                    tree_name=shape.key["tree_name"],
-                    source_id=f"run-{number}",
-                )
-                first_run_id = first_run_id or trigger.run_id
+                run_id = start_one(engine, shape, number)
+                first_run_id = first_run_id or run_id
                 progress(number + 1)
             wait_until_drained(
                 engine, submitted=runs, progress=lambda closed: progress(runs + closed)
@@ -133,14 +129,9 @@ def one_at_a_time(url: str, shape: Shape, runs: int, progress: Progress) -> dict
         first_run_id = 0
         began = time.perf_counter()
         for number in range(runs):
-            trigger = engine.create_start(
-                source_name=shape.key["source_name"],
-                source_group=shape.key["source_group"],
-                tree_name=shape.key["tree_name"],
-                source_id=f"run-{number}",
-            )
+            run_id = start_one(engine, shape, number)
             engine.run_until_idle()
-            first_run_id = first_run_id or trigger.run_id
+            first_run_id = first_run_id or run_id
             tick(number + 1)
         finished = time.perf_counter()
         _verify_completed(engine, shape, first_run_id, runs)

@@ -8,10 +8,6 @@ write lock (``BEGIN IMMEDIATE``, chosen in the ``begin`` event).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,27 +21,13 @@ import sqlalchemy as sa
 from engine import Engine, RunStatus, TriggerStatus
 
 from .conftest import postgres_schema_url
-from .support import _environment, small_tree, wait_for
+from .fault_support import Workers
+from .support import TWO_STEPS, TWO_STEPS_KEY, wait_for
 
-KEY = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Two Echoes"}
-TWO_ECHOES = small_tree(
-    "Two Echoes",
-    {
-        "Start": {"handler": "system_start_v1", "connectors": [{"to": "One"}]},
-        "One": {
-            "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ source.id }}-1"},
-            "connectors": [{"to": "Two"}],
-        },
-        "Two": {
-            "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ results['One']['output'] }}-2"},
-        },
-    },
-)
-TWO_ECHOES_YAML = """source: Tests
+KEY = TWO_STEPS_KEY
+TWO_STEPS_YAML = """source: Tests
 group: Semantics
-name: Two Echoes
+name: Two Steps
 nodes:
   Start: {handler: system_start_v1, connectors: [{to: One}]}
   One:
@@ -126,7 +108,7 @@ def test_create_start_then_run_until_idle_commits_twice_and_claims_nothing(
     database_url: str,
 ) -> None:
     with Engine(database_url) as engine:
-        engine.load_tree(TWO_ECHOES)
+        engine.load_tree(TWO_STEPS)
         engine.run_until_idle()  # this thread processes what it accepts from now on
         for number in range(3):
             with watched(engine) as traffic:
@@ -147,7 +129,7 @@ def test_create_start_then_run_until_idle_commits_twice_and_claims_nothing(
 
 def test_run_until_idle_with_nothing_due_writes_nothing(database_url: str) -> None:
     with Engine(database_url) as engine:
-        engine.load_tree(TWO_ECHOES)
+        engine.load_tree(TWO_STEPS)
         engine.create_start(**KEY, source_id="done")
         engine.run_until_idle()
         before = trigger_rows(engine)
@@ -162,7 +144,7 @@ def test_run_until_idle_with_nothing_due_writes_nothing(database_url: str) -> No
 
 def test_a_start_accepted_by_a_thread_that_never_processes_is_left_new(database_url: str) -> None:
     with Engine(database_url) as engine:
-        engine.load_tree(TWO_ECHOES)
+        engine.load_tree(TWO_STEPS)
         engine.run_until_idle()  # on this thread only
         accepted: list[int] = []
         other = threading.Thread(
@@ -184,8 +166,8 @@ def test_a_start_claimed_by_its_accept_is_taken_up_by_another_engine_once_its_le
         Engine(database_url, lease_seconds=30, clock=lambda: clock_now[0]) as dying,
         Engine(database_url, clock=lambda: clock_now[0]) as other,
     ):
-        dying.load_tree(TWO_ECHOES)
-        other.load_tree(TWO_ECHOES)
+        dying.load_tree(TWO_STEPS)
+        other.load_tree(TWO_STEPS)
         dying.run_until_idle()
         trigger = dying.create_start(**KEY, source_id="orphan")
         assert trigger.status is TriggerStatus.WORK_IN_PROGRESS  # claimed for dying's thread
@@ -201,7 +183,7 @@ def test_a_start_claimed_by_its_accept_is_taken_up_by_another_engine_once_its_le
 
 def test_closing_an_engine_hands_back_the_start_its_accept_claimed(database_url: str) -> None:
     with Engine(database_url) as other:
-        other.load_tree(TWO_ECHOES)
+        other.load_tree(TWO_STEPS)
         with Engine(database_url) as accepting:
             accepting.run_until_idle()
             trigger = accepting.create_start(**KEY, source_id="handed back")
@@ -214,7 +196,7 @@ def test_a_start_of_a_tree_outside_the_engines_selection_is_not_claimed(
     database_url: str,
 ) -> None:
     with Engine(database_url, selection=["reports"]) as engine:
-        engine.load_tree(TWO_ECHOES)  # no label: not this engine's
+        engine.load_tree(TWO_STEPS)  # no label: not this engine's
         engine.run_until_idle()
         trigger = engine.create_start(**KEY, source_id="not mine")
         assert trigger.status is TriggerStatus.NEW
@@ -224,7 +206,7 @@ def test_a_start_of_a_tree_outside_the_engines_selection_is_not_claimed(
 
 def test_idle_workers_are_handed_the_starts_of_several_threads(database_url: str) -> None:
     with Engine(database_url, poll_interval=30) as engine:  # no poll: hand-offs and wake-ups
-        engine.load_tree(TWO_ECHOES)
+        engine.load_tree(TWO_STEPS)
         engine.start(workers=2, schedules=False)
         run_ids: list[int] = []
         lock = threading.Lock()
@@ -258,34 +240,17 @@ def test_hand_offs_and_another_worker_process_share_one_postgresql_queue(
     url = postgres_url
     trees = tmp_path / "trees"
     trees.mkdir()
-    (trees / "two_echoes.yaml").write_text(TWO_ECHOES_YAML, encoding="utf-8")
+    (trees / "two_steps.yaml").write_text(TWO_STEPS_YAML, encoding="utf-8")
+    logs = tmp_path / "logs"
+    logs.mkdir()
     with Engine(url, trees=trees, poll_interval=0.05) as engine:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from engine.cli.main import main; main()",
-                "worker",
-                f"--database={url}",
-                f"--trees={trees}",
-                "--workers=2",
-                "--poll-interval=0.02",
-            ],
-            env=_environment({}),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        workers = Workers(url, trees, logs, 1)  # its own process group, killed whatever happens
         try:
             engine.start(workers=1, schedules=False)
             run_ids = [engine.create_start(**KEY, source_id=f"S{n}").run_id for n in range(150)]
             wait_for(lambda: engine.count_open_triggers() == 0)
-        finally:
             engine.stop()
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=30)
+            assert workers.stop() == [0]
+        finally:
+            workers.kill_all()
         assert_completed_once(engine, run_ids)
