@@ -88,6 +88,20 @@ class HandOff:
                 self._local.claim = claim
                 self._inline[claim.id] = claim
 
+    def workers_started(self) -> None:
+        """Worker threads run from now on: they take what was claimed for threads' own
+        ``run_until_idle`` too, so that a start accepted before them does not wait for a thread
+        that may not process again."""
+        with self._lock:
+            self.workers_running = True
+            self._ready.extend(self._inline.values())
+            self._inline.clear()  # the threads find theirs gone: taken by a worker
+
+    def workers_stopped(self) -> None:
+        """No worker takes a hand-off any more: accepts from now on are New (or inline)."""
+        with self._lock:
+            self.workers_running = False
+
     def for_worker(self) -> Claim | None:
         with self._lock:
             return self._ready.popleft() if self._ready else None
