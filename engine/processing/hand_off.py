@@ -26,7 +26,11 @@ process while others could take it:
 - the **thread that runs** ``run_until_idle``: once a thread has called it, the next start it
   accepts (one at a time) is claimed for it, and its next ``run_until_idle`` processes it
   first. A thread that never calls ``run_until_idle`` (a server's request threads, an
-  accept-only process) never claims on accept.
+  accept-only process) never claims on accept. Worker threads started later take such a claim
+  over, so it never waits for a thread that does not process again.
+
+A claim handed over after its lease ran out (its consumer came back late) is handed back, not
+processed: another worker may hold its triggers by then.
 
 Only runs of trees this process's selection serves are handed off (``engine.tree.selection``).
 """
