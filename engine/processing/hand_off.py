@@ -88,7 +88,9 @@ class HandOff:
                 if claim is not None:
                     self._ready.append(claim)
                 return
-            if claim is not None:
+            if claim is not None and self.workers_running:  # started meanwhile: theirs
+                self._ready.append(claim)
+            elif claim is not None:
                 self._local.claim = claim
                 self._inline[claim.id] = claim
 
