@@ -447,3 +447,18 @@ def test_signing_out_revokes_the_session(live: Live) -> None:
         assert (
             thief.get("/console/runs").status_code == 303
         )  # the token is gone, not just the cookie
+
+
+def test_run_page_shows_the_source_data(live: Live, root: httpx.Client) -> None:
+    with live.client(live.token("root")) as api:
+        response = api.post(
+            "/app/api/v1/run-tree/Tests/Semantics/Approval", json={"Colour": "blue"}
+        )
+    assert response.status_code == 200, response.text
+    run_id = response.json()["run"]["id"]
+    live.engine.run_until_idle()
+    html = page(root.get(f"/console/runs/{run_id}"))
+    headings = html.xpath("//h2/text()")
+    assert "Source data" in headings
+    shown = html.xpath("//h2[text()='Source data']/following-sibling::pre[1]/text()")[0]
+    assert '"Colour": "blue"' in shown

@@ -147,6 +147,7 @@ def _run(
         parent_run_id=row["parent_run_id"],
         parent_task_id=row["parent_task_id"],
         again_of=row["again_of"],
+        source_data=row.get("source_data") or {},
         children=tuple(
             RunLink(c["id"], c["parent_task_id"], c["tree_name"], RunStatus(c["status"]))
             for c in child_rows
