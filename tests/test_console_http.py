@@ -14,14 +14,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
+import anyio
 import httpx
 import lxml.html
 import pytest
 
-from engine.server import ServerSettings
+from engine.server import ServerSettings, create_app
 from engine.statuses import RunStatus, TaskStatus
 
-from .live_server import DATABASES, FORM, PASSWORD, Live, live_server, module_engine
+from .live_server import (
+    CHEAP_PASSWORDS,
+    DATABASES,
+    FORM,
+    PASSWORD,
+    Live,
+    live_server,
+    module_engine,
+)
 from .support import ExplodePlugin, approval_tree, small_tree
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
@@ -462,3 +471,26 @@ def test_run_page_shows_the_source_data(live: Live, root: httpx.Client) -> None:
     assert "Source data" in headings
     shown = html.xpath("//h2[text()='Source data']/following-sibling::pre[1]/text()")[0]
     assert '"Colour": "blue"' in shown
+
+
+def test_an_unexpected_error_is_a_page_with_a_reference(live: Live) -> None:
+    """A bug in a page is a 500 page naming a reference in the log, with the console's
+    headers, and the exception goes no further (the API's app would drop the connection)."""
+    app = create_app(live.engine, ServerSettings(workers=0), passwords=CHEAP_PASSWORDS)
+    console = next(route.app for route in app.routes if getattr(route, "path", "") == "/console")
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a page")
+
+    console.add_api_route("/broken", broken)
+
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # raises what the app lets escape
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            return await client.get("/console/broken")
+
+    response = anyio.run(fetch)
+    assert response.status_code == 500
+    text = page(response).text_content()
+    assert "Unexpected server error (reference " in text and "a bug" not in text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
