@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from engine import Engine
 from engine.auth import Accounts
 
 from .conftest import IN_CI, REPO, TREES
-from .support import TREEFLOW, _environment, wait_for
+from .support import treeflow_serve
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -130,12 +128,6 @@ class Serve:
         return int(trigger.json()["run_id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     if not _browser_present():
@@ -153,35 +145,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
         accounts = Accounts(engine)
         accounts.add_user("root", PASSWORD, role="admin")
         accounts.add_user("ada", PASSWORD, role="user")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(trees), "--workers", "2"],
-        cwd=home,
-        env=_environment({"TREEFLOW_DATABASE_URL": database}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, killed as one
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"treeflow serve exited with {process.returncode}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(up, timeout=60)
-        yield Serve(url, database, ping)
+        with treeflow_serve(database, trees, cwd=home) as url:
+            yield Serve(url, database, ping)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
         ping.close()
 
 
