@@ -494,3 +494,21 @@ def test_an_unexpected_error_is_a_page_with_a_reference(live: Live) -> None:
     text = page(response).text_content()
     assert "Unexpected server error (reference " in text and "a bug" not in text
     assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_the_console_path_is_a_setting_and_can_be_off(live: Live) -> None:
+    elsewhere = ServerSettings(workers=0, console_path="/ops/console")
+    with live_server(live.engine, elsewhere) as server, server.client() as client:
+        form = client.get("/ops/console/sign-in")
+        assert form.status_code == 200
+        assert page(form).xpath("//form/@action") == ["/ops/console/sign-in"]
+        assert client.get("/console/sign-in").status_code == 404
+        assert (
+            client.get("/ops/console/runs").headers["location"].startswith("/ops/console/sign-in?")
+        )
+    without = ServerSettings(workers=0, console_path=None)
+    with live_server(live.engine, without) as server, server.client() as client:
+        assert client.get("/console/sign-in").status_code == 404
+    for wrong in ("console", "/console/", "//console"):
+        with pytest.raises(ValueError, match="console_path must start with /"):
+            ServerSettings(console_path=wrong)
