@@ -77,6 +77,7 @@ nodes:
     handler: http_request_v1
     parameters: {method: GET, url: "http://127.0.0.1:%d/ping", timeout: "5"}
 """
+BROWSER_ZONE = "Asia/Kolkata"  # no daylight saving time: always GMT+5:30
 WAIT = 30  # seconds a page condition may take; the runs list refreshes every 5
 
 
@@ -160,7 +161,9 @@ def browser(serve: Serve) -> Iterator[WebDriver]:
         options.add_argument(argument)
     options.add_argument("--window-size=1280,900")
     try:
-        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+        # A zone far from UTC, so that a time shown in the browser's zone is told from UTC.
+        service = webdriver.ChromeService(CHROMEDRIVER, env={**os.environ, "TZ": BROWSER_ZONE})
+        driver = webdriver.Chrome(options=options, service=service)
     except WebDriverException as exc:
         pytest.fail(f"Chromium did not start: {exc.msg}")
     try:
@@ -216,6 +219,9 @@ def test_a_new_run_appears_and_its_deferral_is_completed_from_the_form(
     shoot(browser, "runs")
     browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
     wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "form.deferral"))
+    started = browser.find_element(By.CSS_SELECTOR, "dl.facts time")
+    assert started.get_attribute("title").endswith(" UTC")  # UTC on hover
+    assert "GMT+5:30" in started.text  # the browser's own zone
     picture = browser.find_element(By.CSS_SELECTOR, "#picture svg")
     assert "Review" in picture.text
     shoot(browser, "run-waiting")
