@@ -512,3 +512,18 @@ def test_the_console_path_is_a_setting_and_can_be_off(live: Live) -> None:
     for wrong in ("console", "/console/", "//console"):
         with pytest.raises(ValueError, match="console_path must start with /"):
             ServerSettings(console_path=wrong)
+
+
+def test_malformed_addresses_are_pages_too(root: httpx.Client) -> None:
+    for path in (
+        "/console/runs/abc",
+        "/console/runs/0",
+        "/console/errors/" + "x" * 65 + "/resolve",
+    ):
+        response = root.get(path)
+        assert response.status_code == 404
+        assert page(response).xpath("//h1/text()") == ["Not found"]
+    response = root.get("/console/runs?offset=-1")
+    assert response.status_code == 400
+    assert "offset" in page(response).text_content()
+    assert root.get("/console/static/../sessions.py").status_code == 404
