@@ -8,6 +8,7 @@ processes the triggers it made with ``run_until_idle``.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Iterator
@@ -220,12 +221,17 @@ def test_expired_session_goes_back_to_sign_in(live: Live) -> None:
         assert "ended=1" in response.headers["location"]
 
 
-def test_rotating_the_security_stamp_ends_sessions(live: Live) -> None:
+def test_rotating_the_security_stamp_ends_sessions(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
     with sign_in(live, "bob") as client:
         assert client.get("/console/runs").status_code == 200
         live.accounts.rotate("bob")
+        caplog.set_level(logging.WARNING, "treeflow.security")
         response = client.get("/console/runs")
         assert response.status_code == 303
+        logged = [r.getMessage() for r in caplog.records if r.name == "treeflow.security"]
+        assert "bearer token refused from 127.0.0.1: token of user 'bob' was revoked" in logged
         revoked = client.get(response.headers["location"])
         assert "ended or was revoked" in page(revoked).text_content()
 
