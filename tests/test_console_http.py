@@ -548,3 +548,27 @@ def test_sign_in_is_throttled_like_post_token(live: Live) -> None:
     assert int(throttled.headers["Retry-After"]) > 0
     assert "Too many failed sign-ins for" in page(throttled).text_content()
     assert live.accounts.failed_sign_ins("carol") == 5  # the same counts as POST /token's
+
+
+def test_an_error_resolved_from_its_run_page_goes_back_there(
+    live: Live, root: httpx.Client
+) -> None:
+    run_id = start_as(live, "root", EXPLODE)
+    run_page = page(root.get(f"/console/runs/{run_id}"))
+    link = run_page.xpath("//table[@id='errors']//a[text()='Resolve…']/@href")[0]
+    confirm = root.get(link)
+    error_id = live.engine.get_run(run_id).errors[0].id
+    done = root.post(
+        f"/console/errors/{error_id}/resolve",
+        data={
+            "action": "Retry Task",
+            "next": page(confirm).xpath("//input[@name='next']/@value")[0],
+            "csrf_token": csrf_of(confirm),
+        },
+    )
+    assert done.headers["location"] == f"/console/runs/{run_id}?done=resolve"
+    shown = page(root.get(done.headers["location"])).text_content()
+    assert "The resolution was accepted; a worker applies it." in shown
+    live.engine.run_until_idle()
+    error = live.engine.get_error(error_id)
+    assert (error.resolution_action, error.resolved_by) == ("Retry Task", "root")
