@@ -34,7 +34,10 @@ from .conftest import IN_CI, REPO, TREES
 from .support import treeflow_serve
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -174,7 +177,11 @@ def browser(serve: Serve) -> Iterator[WebDriver]:
 
 
 def wait(browser: WebDriver, condition: object, timeout: float = WAIT) -> object:
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)  # type: ignore[arg-type]
+    """Until ``condition(browser)`` holds; an element htmx swapped out meanwhile is no failure."""
+    waiting = WebDriverWait(
+        browser, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return waiting.until(condition)  # type: ignore[arg-type]
 
 
 def sign_in(browser: WebDriver, serve: Serve, user: str) -> None:
@@ -270,11 +277,18 @@ def test_a_failing_nodes_error_is_retried_from_the_inbox(browser: WebDriver, ser
     thread = threading.Thread(target=pong.serve_forever, daemon=True)
     thread.start()
     try:
-        browser.find_element(By.LINK_TEXT, "Resolve…").click()
+        browser.find_element(By.LINK_TEXT, "Resolve…").click()  # the row becomes the form
+        wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "tr.resolving"))
         browser.find_element(By.CSS_SELECTOR, "input[name=action][value='Retry Task']").click()
-        browser.find_element(By.ID, "message").send_keys("the service is back")
+        browser.find_element(By.CSS_SELECTOR, "tr.resolving input[name=message]").send_keys(
+            "the service is back"
+        )
         browser.find_element(By.XPATH, "//button[text()='Resolve']").click()
-        wait(browser, lambda b: "accepted" in b.find_element(By.CSS_SELECTOR, ".notice").text)
+        resolved = "#errors td.resolution"
+        wait(
+            browser,
+            lambda b: "Retry Task by root" in b.find_element(By.CSS_SELECTOR, resolved).text,
+        )
         browser.get(f"{serve.url}/console/runs/{run_id}")
         wait(browser, status_is("Completed"))
         assert "Retry Task by root" in browser.find_element(By.ID, "errors").text

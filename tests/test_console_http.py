@@ -572,3 +572,24 @@ def test_an_error_resolved_from_its_run_page_goes_back_there(
     live.engine.run_until_idle()
     error = live.engine.get_error(error_id)
     assert (error.resolution_action, error.resolved_by) == ("Retry Task", "root")
+
+
+def test_an_error_is_resolved_in_place_by_htmx(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", EXPLODE)
+    error_id = live.engine.get_run(run_id).errors[0].id
+    htmx = {"HX-Request": "true"}
+    inbox = root.get(f"/console/errors?run={run_id}")
+    link = page(inbox).xpath(f"//tr[@data-error='{error_id}']//a[text()='Resolve…']")[0]
+    assert link.get("hx-get") == link.get("href")  # the same confirmation, in the row
+    row = page(root.get(link.get("href"), headers=htmx))
+    assert (row.tag, row.get("class")) == ("tr", "resolving")
+    form = {"action": "Skip Task", "message": "in place", "next": "/console/errors"}
+    headers = {**htmx, "X-CSRF-Token": csrf_of(inbox)}
+    resolved = root.post(f"/console/errors/{error_id}/resolve", data=form, headers=headers)
+    assert resolved.status_code == 200
+    shown = page(resolved)
+    assert shown.tag == "tr" and "Skip Task by root" in shown.text_content()
+    again = root.post(f"/console/errors/{error_id}/resolve", data=form, headers=headers)
+    assert again.status_code == 409  # htmx shows the error page in the page's main part
+    assert again.headers["HX-Retarget"] == "#content"
+    assert live.engine.get_error(error_id).resolution_message == "in place"

@@ -141,11 +141,17 @@ async def static_asset(name: str) -> Response:
 
 
 def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    """The error page; for an htmx request, told to replace the page's main content (htmx
+    swaps error answers, ``base.html`` says), not the fragment the request was for."""
+    headers = {}
+    if request.headers.get("hx-request"):
+        headers = {"HX-Retarget": "#content", "HX-Reselect": "#content", "HX-Reswap": "outerHTML"}
     return render(
         request,
         "error.html",
         {"status": status, "title": title, "message": message},
         status_code=status,
+        headers=headers,
     )
 
 

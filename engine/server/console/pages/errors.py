@@ -83,6 +83,8 @@ async def confirm_resolve(request: Request, user: ConsoleAdmin, error_id: ErrorI
     error = await run_in_threadpool(app_engine(request).get_error, error_id)
     back = safe_next(request, request.query_params.get("next"))
     context = {"error": error, "actions": actions_for(error), "next": back}
+    if request.headers.get("hx-request"):  # in place: the inbox's row becomes the form
+        return render(request, "partials/resolve_row.html", context)
     return render(request, "confirm_resolve.html", context)
 
 
@@ -96,6 +98,10 @@ async def resolve(request: Request, user: ConsoleAdmin, error_id: ErrorId) -> Re
         )
     )
     back = safe_next(request, fields.get("next"))
+    if request.headers.get("hx-request"):  # in place: the row, now with its resolution
+        error = await run_in_threadpool(engine.get_error, error_id)
+        row = {"error": error, "actions": actions_for(error), "back": back}
+        return render(request, "partials/error_row.html", row)
     separator = "&" if "?" in back else "?"
     return RedirectResponse(f"{back}{separator}done=resolve", status_code=303)
 
