@@ -436,6 +436,8 @@ def test_errors_inbox_resolves_one_and_many(live: Live, root: httpx.Client) -> N
         assert live.engine.get_run(run).status is RunStatus.COMPLETED
     again = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
     assert len(page(again).xpath("//ul[@id='refused']/li")) == 2
+    none_left = page(root.get(f"/console/errors?run={runs[1]}"))
+    assert "No active errors match these filters." in " ".join(none_left.text_content().split())
 
 
 def test_deferred_inbox_shows_the_users_tasks(live: Live, ada: httpx.Client) -> None:
