@@ -312,10 +312,12 @@ def startup_summary(engine: Engine, settings: Any) -> str:
     trees = f"{len(engine.trees)} trees loaded"
     if refused:
         trees += f", {len(refused)} file(s) refused ({', '.join(refused)}; treeflow validate)"
+    console = settings.console_path
+    console_text = f"web console at {console}" if console else "no web console"
     return (
         f"treeflow serve: database {engine.database_url}; {trees}; "
         f"{settings.workers} workers; scheduler on (one server at a time runs it); "
-        f"listening on http://{settings.host}:{settings.port}"
+        f"{console_text}; listening on http://{settings.host}:{settings.port}"
     )
 
 
