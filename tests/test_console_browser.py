@@ -39,6 +39,7 @@ from selenium.common.exceptions import (  # noqa: E402
     WebDriverException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -339,6 +340,14 @@ def test_a_plain_user_cannot_open_another_users_run(browser: WebDriver, serve: S
     assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
     browser.get(f"{serve.url}/console/deferred")
     assert browser.find_elements(By.CSS_SELECTOR, "section.waiting")
+    # Keyboard: the first Tab reaches "Skip to content", the next ones the navigation.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to content"
+    focused = []
+    for _ in range(3):
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        focused.append(browser.switch_to.active_element.text)
+    assert focused == ["treeflow", "Runs", "Errors"]
     shoot(browser, "deferred")
     browser.set_window_size(390, 844)  # a phone
     try:
