@@ -1,9 +1,9 @@
 """The web console: server-rendered pages over the same ``Engine`` calls as the JSON API.
 
 ``treeflow serve`` mounts it at ``/console`` (``--console-path``, ``TREEFLOW_CONSOLE_PATH``;
-``--no-console`` leaves it out). It is a FastAPI application of its own, mounted in the API's,
-sharing its state (the engine, the accounts, the security events), so that it can answer in
-HTML where the API answers JSON: an engine error is a page saying what was wrong with the
+``off`` leaves it out). It is a FastAPI application of its own, mounted in the API's, sharing
+its state (the engine, the accounts, the security events), so that it can answer in HTML
+where the API answers JSON: an engine error is a page saying what was wrong with the
 status the API would give, a missing session a redirect to the sign-in page. It adds no
 logic: every list and action is an ``Engine`` call, filtered and paged in SQL there.
 
