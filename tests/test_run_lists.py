@@ -6,6 +6,7 @@ from __future__ import annotations
 from engine import Engine
 from engine.statuses import RunStatus, TaskStatus
 
+from .conftest import TREES
 from .support import FixedClock, approval_tree, small_tree
 
 NAME = '<results><result name="Name">Ada</result></results>'
@@ -78,3 +79,27 @@ def test_deferred_tasks_newest_first_by_creator_and_tree(database_url: str) -> N
         engine.run_until_idle()
         assert engine.count_deferred_tasks() == 1  # completed: no longer waiting
         assert engine.list_deferred_tasks()[0][0].id == second
+
+
+def test_a_routines_runs_belong_to_the_creator_of_their_call_tree(database_url: str) -> None:
+    with Engine(database_url, trees=TREES, clock=FixedClock()) as engine:
+        inputs = (
+            '<results><result name="Employee">Ada</result><result name="Team">Ops</result>'
+            '<result name="Buddy">Grace</result></results>'
+        )
+        trigger = engine.create_start(
+            source_name="Kinetic Request",
+            source_group="HR > Starters",
+            tree_name="Welcome Starter",
+            results=inputs,
+            created_by=ADA,
+        )
+        engine.run_until_idle()
+        top = engine.get_run(trigger.run_id)
+        children = [link.run_id for link in top.children]
+        assert len(children) == 2
+        assert all(engine.run_creator(child) == ADA for child in children)
+        assert sorted(run.id for run in engine.list_runs(created_by=ADA)) == sorted(
+            [top.id, *children]
+        )
+        assert engine.count_runs(created_by=BOB) == 0

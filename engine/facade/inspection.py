@@ -130,8 +130,9 @@ class Inspection:
             )
 
     def run_creator(self, run_id: int) -> str | None:
-        """The id of the user who created run ``run_id`` through the API (None: the engine
-        itself, a schedule without a user, or the CLI did)."""
+        """The id of the user who created run ``run_id`` through the API, or the top-level run
+        whose routine run it is (None: the engine itself, a schedule without a user, or the
+        CLI did)."""
         with self.database.read() as connection:
             return user_store.run_creator(connection, run_id)
 

@@ -33,9 +33,10 @@ def run_filters(
 ) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses of a list of runs: each filter given, all of them together.
 
-    ``created_by`` is a user id (the runs that user created through the API, as
-    ``run_creators`` records them); ``created_from`` and ``created_until`` bound the run's
-    creation time (UNIX seconds, from inclusive, until exclusive).
+    ``created_by`` is a user id: the runs that user created through the API, as
+    ``run_creators`` records them, and the routine runs their call trees started.
+    ``created_from`` and ``created_until`` bound the run's creation time (UNIX seconds, from
+    inclusive, until exclusive).
     """
     found = []
     if status is not None:
@@ -44,9 +45,9 @@ def run_filters(
         found.append(runs.c.tree_name == tree_name)
     if source_id is not None:
         found.append(runs.c.source_id == source_id)
-    if created_by is not None:
+    if created_by is not None:  # the user's runs and the routine runs under them
         mine = sa.select(run_creators.c.run_id).where(run_creators.c.user_id == created_by)
-        found.append(runs.c.id.in_(mine))
+        found.append(sa.or_(runs.c.id.in_(mine), runs.c.root_run_id.in_(mine)))
     if created_from is not None:
         found.append(runs.c.created_at >= created_from)
     if created_until is not None:
