@@ -308,7 +308,10 @@ def test_serve_summary_names_database_trees_refused_workers_and_scheduler(tmp_pa
         line
     )
     assert "; 3 workers; scheduler on" in line
+    assert "; web console at /console; " in line
     assert line.endswith("listening on http://127.0.0.1:8123")
+    without = ServerSettings(port=8123, console_path=None)
+    assert "; no web console; listening on" in startup_summary(engine, without)
 
 
 def test_a_missing_default_trees_folder_is_reported(cli: Any) -> None:

@@ -22,7 +22,7 @@ from engine.store import access_keys as keys
 from engine.store import sign_in_failures as attempts
 from engine.store.bulk import insert_all
 from engine.store.database import Database
-from engine.store.tables import access_tokens, run_creators, users
+from engine.store.tables import access_tokens, run_creators, runs, users
 
 _INSERT_RUN_CREATOR = insert_all(run_creators)
 
@@ -119,9 +119,15 @@ def insert_run_creator(connection: Connection, *, run_id: int, user_id: str) -> 
 
 
 def run_creator(connection: Connection, run_id: int) -> str | None:
-    """The id of the user who created the run through the API, if one did."""
+    """The id of the user who created the run through the API, if one did; for a routine's
+    run, the creator of the top-level run of its call tree (which started it)."""
+    top = (
+        sa.select(sa.func.coalesce(runs.c.root_run_id, runs.c.id))
+        .where(runs.c.id == run_id)
+        .scalar_subquery()
+    )
     return connection.execute(
-        sa.select(run_creators.c.user_id).where(run_creators.c.run_id == run_id)
+        sa.select(run_creators.c.user_id).where(run_creators.c.run_id == top)
     ).scalar_one_or_none()
 
 
@@ -192,6 +198,14 @@ class UserBook:
     def token(self, token_hash: str) -> StoredToken | None:
         with self.database.read() as connection:
             return token_by_hash(connection, token_hash)
+
+    def revoke(self, token_hash: str) -> bool:
+        """Delete one token (signing out of the console); whether it existed."""
+        with self.database.write() as connection:
+            deleted = connection.execute(
+                access_tokens.delete().where(access_tokens.c.token_hash == token_hash)
+            )
+            return bool(deleted.rowcount)
 
     # -- access keys (engine.store.access_keys) ---------------------------------------------
 
