@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -69,7 +69,7 @@ _SUMMARY = (
 )
 
 
-def _summary(row: sa.Row[Unpack[tuple[Any, ...]]]) -> TreeVersionSummary:
+def _summary(row: sa.Row[*tuple[Any, ...]]) -> TreeVersionSummary:
     return TreeVersionSummary(
         id=int(row.id),
         key=TreeKey(row.source_name, row.source_group, row.name),
