@@ -253,8 +253,13 @@ class Accounts:
 
     # -- signing in and checking tokens (the HTTP adapter) ---------------------------------------
 
-    def sign_in(self, name: str, password: str, *, address: str) -> IssuedToken:
+    def sign_in(
+        self, name: str, password: str, *, address: str, seconds: int | None = None
+    ) -> IssuedToken:
         """Check a password and issue a token; throttled per user name and per address.
+
+        The token lives ``seconds`` (default: the policy's ``token_seconds``); the console's
+        session cookie is such a token, issued for the session's lifetime.
 
         A name or password longer than any user can have is refused as a bad request before
         anything is counted, stored or hashed. Otherwise the attempt is counted first
@@ -263,7 +268,7 @@ class Accounts:
         none frees in time, which does not count as a failure).
         """
         stored = self.check_password(name, password, address=address)
-        return self._issue(stored, password)
+        return self._issue(stored, password, seconds=seconds or self.policy.token_seconds)
 
     def check_password(self, name: str, password: str, *, address: str) -> StoredUser:
         """The enabled user ``name`` if ``password`` is its password, throttled as
@@ -290,10 +295,10 @@ class Accounts:
         attempt.succeeded()
         return stored
 
-    def _issue(self, stored: StoredUser, password: str) -> IssuedToken:
+    def _issue(self, stored: StoredUser, password: str, *, seconds: int) -> IssuedToken:
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        expires = now + self.policy.token_seconds
+        expires = now + seconds
         rehashed = None
         if self.passwords.needs_rehash(stored.password_hash):
             rehashed = self._hash(password)

@@ -188,6 +188,21 @@ It reads the password from standard input when that is not a terminal
     help="Let callbacks complete or update a deferred task by its token alone, for trees "
     "that say deferral_token_auth: true (rate-limited and logged; off by default).",
 )
+@click.option(
+    "--console-path",
+    envvar="TREEFLOW_CONSOLE_PATH",
+    show_envvar=True,
+    default="/console",
+    show_default=True,
+    help="Where the web console is served; 'off' serves none.",
+)
+@click.option(
+    "--session-seconds",
+    envvar="TREEFLOW_SESSION_SECONDS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="How long a console sign-in lasts (default 28800: eight hours).",
+)
 def serve(
     database: str,
     trees: str,
@@ -210,6 +225,8 @@ def serve(
     max_header_bytes: int | None,
     max_headers: int | None,
     deferral_token_auth: bool,
+    console_path: str,
+    session_seconds: int | None,
     **processing: Any,
 ) -> None:
     """Serve the HTTP API with engine workers and the scheduler.
@@ -239,6 +256,7 @@ def serve(
         "hash_concurrency": hash_concurrency,
         "max_header_bytes": max_header_bytes,
         "max_headers": max_headers,
+        "session_seconds": session_seconds,
     }
     options = {name: value for name, value in given.items() if value is not None}
     proxies = tuple(ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip())
@@ -254,6 +272,7 @@ def serve(
             forwarded_allow_ips=proxies,
             public_metrics=public_metrics,
             deferral_token_auth=deferral_token_auth,
+            console_path=None if console_path == "off" else console_path,
             **options,
         )
     except ValueError as exc:

@@ -27,6 +27,7 @@ from engine.server import auth, formats, inspection, kinetic_v1, run_control, ta
 from engine.server import explain as explain_api
 from engine.server import instances as instance_api
 from engine.server import processes as process_api
+from engine.server.console import mount_console
 from engine.server.docs import docs_router
 from engine.server.errors import DATABASE_ERRORS, TRIGGER_PREFIXES, ErrorMap
 from engine.server.kinetic_prefixes import include_kinetic_routes
@@ -174,6 +175,7 @@ def create_app(
     app.include_router(process_api.router)
     app.include_router(tasks.router)
     include_kinetic_routes(app)
+    mount_console(app, settings.console_path)
     return app
 
 

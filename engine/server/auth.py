@@ -68,9 +68,17 @@ class SignInGate:
         self._semaphore = asyncio.Semaphore(limit)
 
     async def sign_in(
-        self, accounts: Accounts, name: str, password: str, *, address: str
+        self,
+        accounts: Accounts,
+        name: str,
+        password: str,
+        *,
+        address: str,
+        seconds: int | None = None,
     ) -> IssuedToken:
-        return await self.check(partial(accounts.sign_in, name, password, address=address))
+        """A token for ``seconds`` (default: the accounts' token lifetime)."""
+        sign_in = partial(accounts.sign_in, name, password, address=address, seconds=seconds)
+        return await self.check(sign_in)
 
     async def check(self, check: Callable[[], T]) -> T:
         """``check()`` (which may hash a password) in the thread pool, once a slot is free."""

@@ -29,6 +29,10 @@ DEFAULT_REQUEST_BODY_SECONDS = 60.0
 # cookies, and 100 header fields are Apache's LimitRequestFields.
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_HEADERS = 100
+# The web console (engine.server.console): where it is served, and how long a sign-in lasts. A
+# working day: long beside a bearer token's 299 s, because a person, not a client, signs in.
+DEFAULT_CONSOLE_PATH = "/console"
+DEFAULT_SESSION_SECONDS = 8 * 3600
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class ServerSettings:
     headers) and the most header fields a request may have; beyond them, 431.
     ``deferral_token_auth``: calls that complete or update a deferred task of a tree that opts
     in may authenticate by its token alone (:mod:`engine.server.deferral_auth`).
+    ``console_path``: where the web console is served (None: not at all); ``session_seconds``:
+    how long a console sign-in lasts (:mod:`engine.server.console.sessions`).
     """
 
     host: str = DEFAULT_HOST
@@ -86,6 +92,8 @@ class ServerSettings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_headers: int = DEFAULT_MAX_HEADERS
     deferral_token_auth: bool = False
+    console_path: str | None = DEFAULT_CONSOLE_PATH
+    session_seconds: int = DEFAULT_SESSION_SECONDS
 
     def __post_init__(self) -> None:
         for name in (
@@ -96,6 +104,7 @@ class ServerSettings:
             "hash_concurrency",
             "max_header_bytes",
             "max_headers",
+            "session_seconds",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -116,6 +125,15 @@ class ServerSettings:
                         f"forwarded_allow_ips: {proxy!r} is not an IP address, a network or *"
                     ) from None
 
+        if self.console_path is not None and (
+            not self.console_path.startswith("/")
+            or self.console_path.endswith("/")
+            or "//" in self.console_path
+        ):
+            raise ValueError(
+                f"console_path must start with / and not end with one, not {self.console_path!r}"
+            )
+
     @property
     def sign_in_policy(self) -> SignInPolicy:
         return SignInPolicy(
@@ -127,10 +145,12 @@ class ServerSettings:
 
 
 __all__ = [
+    "DEFAULT_CONSOLE_PATH",
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADERS",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_PORT",
+    "DEFAULT_SESSION_SECONDS",
     "ServerSettings",
 ]

@@ -1,0 +1,9 @@
+"""A stub for the console's Health page, which the console-pages branch replaces."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
+
+__all__ = ["router"]
