@@ -30,6 +30,9 @@ def review(after: str) -> dict[str, object]:
     )
 
 
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def live(engine: Engine) -> Iterator[Live]:
     with live_server(engine) as server:
@@ -38,7 +41,6 @@ def live(engine: Engine) -> Iterator[Live]:
         yield server
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_list_shows_each_tree_with_its_runs_by_status(live: Live) -> None:
     engine = live.engine
     start(engine, source_id="waiting")
@@ -58,7 +60,6 @@ def test_the_list_shows_each_tree_with_its_runs_by_status(live: Live) -> None:
     assert text_of(row, ".//td[@data-label='Status']") == ["Active"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_list_pages_and_filters(live: Live) -> None:
     engine = live.engine
     for n in range(55):
@@ -80,7 +81,6 @@ def test_the_list_pages_and_filters(live: Live) -> None:
         page(root, "/trees?status=Sleeping", status=400)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.graphviz
 def test_a_version_shows_its_picture_versions_and_runs_on_older_versions(live: Live) -> None:
     engine = live.engine
@@ -114,7 +114,6 @@ def test_a_version_shows_its_picture_versions_and_runs_on_older_versions(live: L
         page(root, "/trees/versions/9999", status=404)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_trees_are_for_administrators(live: Live) -> None:
     with signed_in(live, "ada") as ada:
         for path in ("/trees", "/trees/versions/1", "/trees/versions/1/picture.svg"):
@@ -124,7 +123,6 @@ def test_trees_are_for_administrators(live: Live) -> None:
         assert page(root, "/trees").xpath("//h1/text()") == ["Trees"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_signed_out_the_list_sends_to_the_sign_in_page(live: Live) -> None:
     with live.client() as anonymous:
         response = anonymous.get("/console/trees")
