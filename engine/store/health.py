@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.store.inspection import OPEN
 from engine.store.queue import WIP
 from engine.store.schedules import schedule_firings
-from engine.store.tables import OPEN_TRIGGER_STATUSES, runs, triggers
+from engine.store.tables import runs, triggers
 
 RECENT_TRIGGERS = 1000  # the latest triggers whose closers are reported
-_OPEN = triggers.c.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_TRIGGER_STATUSES])
 _WIP: sa.ColumnElement[str] = sa.literal_column(f"'{WIP}'")
 
 
@@ -68,7 +68,7 @@ def backlog(connection: Connection, *, now: float) -> list[BacklogPart]:
             sa.func.count().filter(due),
             sa.func.min(sa.case((due, triggers.c.due_at))),
         )
-        .where(_OPEN)
+        .where(OPEN)
         .group_by(triggers.c.selection, triggers.c.status)
         .order_by(triggers.c.selection, triggers.c.status)
     )
@@ -88,7 +88,7 @@ def claims(connection: Connection, *, now: float) -> list[Claim]:
     """The claims holding triggers Work In Progress, with the runs each has leased."""
     held = (
         sa.select(triggers.c.lease_owner, sa.func.count(), sa.func.max(triggers.c.lease_until))
-        .where(_OPEN, triggers.c.status == _WIP, triggers.c.lease_owner.is_not(None))
+        .where(OPEN, triggers.c.status == _WIP, triggers.c.lease_owner.is_not(None))
         .group_by(triggers.c.lease_owner)
     )
     found = {

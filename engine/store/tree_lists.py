@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from engine.records import TreeKey
 from engine.statuses import RunStatus
 from engine.store.tables import runs, tree_versions
+from engine.store.trees import IS_LATEST, LATER
 
 IN_FLIGHT = (RunStatus.STAGED.value, RunStatus.STARTED.value)
 
@@ -48,14 +49,6 @@ class StaleRun:
     created_at: float
 
 
-_LATER = tree_versions.alias("later")
-# A version no later version of the same tree follows.
-_IS_LATEST = ~sa.exists().where(
-    _LATER.c.source_name == tree_versions.c.source_name,
-    _LATER.c.source_group == tree_versions.c.source_group,
-    _LATER.c.name == tree_versions.c.name,
-    _LATER.c.version > tree_versions.c.version,
-)
 _SUMMARY = (
     tree_versions.c.id,
     tree_versions.c.source_name,
@@ -83,7 +76,7 @@ def _summary(row: sa.Row[*tuple[Any, ...]]) -> TreeVersionSummary:
 
 def _tree_filters(status: str | None, name: str | None) -> list[sa.ColumnElement[bool]]:
     """Latest versions, by their status (Active, Inactive) and a part of any of the key's names."""
-    found: list[sa.ColumnElement[bool]] = [_IS_LATEST]
+    found: list[sa.ColumnElement[bool]] = [IS_LATEST]
     if status is not None:
         found.append(tree_versions.c.status == status)
     if name:
@@ -180,11 +173,11 @@ def run_counts(connection: Connection, keys: Sequence[TreeKey]) -> dict[TreeKey,
 def _stale_runs(keys: Sequence[TreeKey] | None) -> sa.Select[tuple[object, ...]]:
     """Runs Staged or Started whose version is not their tree's latest (``latest_version``)."""
     latest = (
-        sa.select(sa.func.max(_LATER.c.version))
+        sa.select(sa.func.max(LATER.c.version))
         .where(
-            _LATER.c.source_name == tree_versions.c.source_name,
-            _LATER.c.source_group == tree_versions.c.source_group,
-            _LATER.c.name == tree_versions.c.name,
+            LATER.c.source_name == tree_versions.c.source_name,
+            LATER.c.source_group == tree_versions.c.source_group,
+            LATER.c.name == tree_versions.c.name,
         )
         .scalar_subquery()
     )
@@ -200,7 +193,7 @@ def _stale_runs(keys: Sequence[TreeKey] | None) -> sa.Select[tuple[object, ...]]
             runs.c.created_at,
         )
         .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
-        .where(runs.c.status.in_(IN_FLIGHT), ~_IS_LATEST)
+        .where(runs.c.status.in_(IN_FLIGHT), ~IS_LATEST)
     )
     if keys is not None:
         statement = statement.where(_of_trees(keys))
