@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from engine.errors import ErrorNotFound
-from engine.records import Explanation, Run, RunError, Trigger
+from engine.records import Explanation, Run, RunError, Task, Trigger
 from engine.run.explain import explain as explain_run
 from engine.statuses import RunStatus
 from engine.store import inspection as store_inspection
 from engine.store import resolutions, trigger_lists
 from engine.store import runs as run_store
+from engine.store import users as user_store
 from engine.store.database import Database
 from engine.store.deferral_tokens import run_of_deferred_token
 from engine.tree.catalog import TreeCatalog
@@ -65,18 +66,25 @@ class Inspection:
         status: str | None = None,
         tree_name: str | None = None,
         source_id: str | None = None,
+        created_by: str | None = None,
+        created_from: float | None = None,
+        created_until: float | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Run]:
+        """Runs newest first, filtered in SQL: by status, tree, source id, the user id that
+        created them through the API (``created_by``) and creation time (``created_from``
+        inclusive, ``created_until`` exclusive, UNIX seconds)."""
+        filters = {
+            "status": status,
+            "tree_name": tree_name,
+            "source_id": source_id,
+            "created_by": created_by,
+            "created_from": created_from,
+            "created_until": created_until,
+        }
         with self.database.read() as connection:
-            return run_store.list_runs(
-                connection,
-                status=status,
-                tree_name=tree_name,
-                source_id=source_id,
-                limit=limit,
-                offset=offset,
-            )
+            return run_store.list_runs(connection, limit=limit, offset=offset, **filters)
 
     def count_runs(
         self,
@@ -84,11 +92,75 @@ class Inspection:
         status: str | None = None,
         tree_name: str | None = None,
         source_id: str | None = None,
+        created_by: str | None = None,
+        created_from: float | None = None,
+        created_until: float | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` pages through with these filters."""
         with self.database.read() as connection:
             return store_inspection.count_runs(
-                connection, status=status, tree_name=tree_name, source_id=source_id
+                connection,
+                status=status,
+                tree_name=tree_name,
+                source_id=source_id,
+                created_by=created_by,
+                created_from=created_from,
+                created_until=created_until,
+            )
+
+    def count_runs_by_status(
+        self,
+        *,
+        tree_name: str | None = None,
+        source_id: str | None = None,
+        created_by: str | None = None,
+        created_from: float | None = None,
+        created_until: float | None = None,
+    ) -> dict[str, int]:
+        """Run status to how many runs are in it, with :meth:`list_runs`' other filters (the
+        console's live counts); statuses no run is in are left out."""
+        with self.database.read() as connection:
+            return store_inspection.count_runs_by_status(
+                connection,
+                tree_name=tree_name,
+                source_id=source_id,
+                created_by=created_by,
+                created_from=created_from,
+                created_until=created_until,
+            )
+
+    def run_creator(self, run_id: int) -> str | None:
+        """The id of the user who created run ``run_id`` through the API (None: the engine
+        itself, a schedule without a user, or the CLI did)."""
+        with self.database.read() as connection:
+            return user_store.run_creator(connection, run_id)
+
+    def list_deferred_tasks(
+        self,
+        *,
+        tree_name: str | None = None,
+        created_by: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[tuple[Run, Task]]:
+        """Tasks Deferred now, newest first, each with its run (whose own tasks are left
+        out): what waits for a person. ``created_by``: only in runs that user id created."""
+        with self.database.read() as connection:
+            return run_store.list_deferred_tasks(
+                connection,
+                tree_name=tree_name,
+                created_by=created_by,
+                limit=limit,
+                offset=offset,
+            )
+
+    def count_deferred_tasks(
+        self, *, tree_name: str | None = None, created_by: str | None = None
+    ) -> int:
+        """How many tasks :meth:`list_deferred_tasks` pages through with these filters."""
+        with self.database.read() as connection:
+            return run_store.count_deferred_tasks(
+                connection, tree_name=tree_name, created_by=created_by
             )
 
     def count_open_triggers(self) -> int:

@@ -17,6 +17,7 @@ from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.rows import RowValues
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
 from engine.store.bulk import insert_all
+from engine.store.inspection import run_filters
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
 from engine.store.trigger_rows import insert_triggers
 
@@ -177,31 +178,72 @@ def read_run(connection: Connection, run_id: int) -> Run:
 
 
 def list_runs(
-    connection: Connection,
-    *,
-    status: str | None = None,
-    tree_name: str | None = None,
-    source_id: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    connection: Connection, *, limit: int = 50, offset: int = 0, **filters: Any
 ) -> list[Run]:
-    """Runs newest first, without their tasks (read one run for those)."""
+    """Runs newest first, without their tasks (read one run for those); ``filters`` are those
+    of :func:`engine.store.inspection.run_filters`."""
     statement = (
         sa.select(runs, tree_versions.c.version.label("tree_version"))
         .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
+        .where(*run_filters(**filters))
         .order_by(runs.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    if status is not None:
-        statement = statement.where(runs.c.status == status)
-    if tree_name is not None:
-        statement = statement.where(runs.c.tree_name == tree_name)
-    if source_id is not None:
-        statement = statement.where(runs.c.source_id == source_id)
     return [
         _run(row, row["tree_version"], (), ()) for row in connection.execute(statement).mappings()
     ]
+
+
+def _deferred_filters(
+    tree_name: str | None, created_by: str | None
+) -> list[sa.ColumnElement[bool]]:
+    # token IS NOT NULL as the partial index ux_tasks_token says it: only tasks that deferred.
+    found = [tasks.c.token.is_not(None), tasks.c.status == TaskStatus.DEFERRED.value]
+    found += run_filters(tree_name=tree_name, created_by=created_by)
+    return found
+
+
+def list_deferred_tasks(
+    connection: Connection,
+    *,
+    tree_name: str | None = None,
+    created_by: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[tuple[Run, Task]]:
+    """Deferred tasks (what waits for a person or a callback), newest first, each with its run
+    (without the run's tasks), by tree and by the user who created the run."""
+    statement = (
+        sa.select(
+            runs,
+            tree_versions.c.version.label("tree_version"),
+            *(column.label(f"task_{column.name}") for column in tasks.c),
+        )
+        .join(runs, runs.c.id == tasks.c.run_id)
+        .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
+        .where(*_deferred_filters(tree_name, created_by))
+        .order_by(tasks.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    found = []
+    for row in connection.execute(statement).mappings():
+        task_row = {column.name: row[f"task_{column.name}"] for column in tasks.c}
+        found.append((_run(row, row["tree_version"], (), ()), _task(task_row)))
+    return found
+
+
+def count_deferred_tasks(
+    connection: Connection, *, tree_name: str | None = None, created_by: str | None = None
+) -> int:
+    """How many tasks :func:`list_deferred_tasks` pages through with these filters."""
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(tasks.join(runs, runs.c.id == tasks.c.run_id))
+        .where(*_deferred_filters(tree_name, created_by))
+    )
+    return int(connection.execute(statement).scalar_one())
 
 
 def tree_version_of(connection: Connection, run_id: int) -> int:
@@ -247,9 +289,11 @@ def trigger_record(row: RowValues) -> Trigger:
 __all__ = [
     "active_error_counts",
     "active_errors",
+    "count_deferred_tasks",
     "error_record",
     "insert_run",
     "insert_trigger",
+    "list_deferred_tasks",
     "list_runs",
     "load_runs",
     "load_tasks",

@@ -15,7 +15,7 @@ data, never Graphviz markup: backslashes are doubled and labels are never HTML-l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -154,9 +154,10 @@ def node_label(tasks: Sequence[Task], retried: frozenset[str] = frozenset()) -> 
     return label
 
 
-def run_dot(tree: Tree, run: Run) -> str:
+def run_dot(tree: Tree, run: Run, links: Mapping[str, str] | None = None) -> str:
     """The run drawn on its tree version: each node filled by the status of its current task(s),
-    labelled with it and with how many times it ran (``node_label``)."""
+    labelled with it and with how many times it ran (``node_label``). ``links``: node name to
+    the address its box links to in an SVG (the console's task anchors)."""
     title = f"Run {run.id} of {run.tree_name} (version {run.tree_version}): {run.status.value}"
     graph = _digraph(tree, [title, f"source id {run.source_id!r}"])
     tasks: dict[str, list[Task]] = {}
@@ -168,6 +169,8 @@ def run_dot(tree: Tree, run: Run) -> str:
         ran = tasks.get(node.name, [])
         status = node_status(ran, retried)
         attributes = {"fillcolor": STATUS_FILL[status]}
+        if links and node.name in links:
+            attributes["URL"] = links[node.name]
         if status == NOT_REACHED:
             muted.append(node.name)
             attributes.update(style="rounded,dashed", color="gray60", fontcolor="gray45")

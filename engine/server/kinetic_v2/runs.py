@@ -114,7 +114,11 @@ async def search_runs(
     limit, offset = paged(limit, offset)
     wanted = includes(include)
     engine = app_engine(request)
-    filters = {"status": status or None, "tree_name": tree or None, "source_id": source_id}
+    filters: dict[str, Any] = {
+        "status": status or None,
+        "tree_name": tree or None,
+        "source_id": source_id,
+    }
 
     def query() -> tuple[int, list[Run]]:
         if run_id is not None:

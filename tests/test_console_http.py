@@ -1,0 +1,435 @@
+"""The web console over a real server, on SQLite and PostgreSQL: its HTML parsed with lxml.
+
+Sign-in (the session cookie's flags, its expiry and its revocation by the security stamp),
+CSRF refusals, the security headers, who sees which run, the lists' filters, paging and empty
+states, and each action's effect in the database. The server runs no workers: each test
+processes the triggers it made with ``run_until_idle``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlencode
+
+import httpx
+import lxml.html
+import pytest
+
+from engine.server import ServerSettings
+from engine.statuses import RunStatus, TaskStatus
+
+from .live_server import DATABASES, FORM, PASSWORD, Live, live_server, module_engine
+from .support import ExplodePlugin, approval_tree, small_tree
+
+START_URL = "/kineticTask/rest/v1/Trigger/createStart"
+APPROVAL = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Approval"}
+EXPLODE = {"source_name": "Tests", "source_group": "Console", "tree_name": "Explode"}
+NAME = '<results><result name="Name">Ada</result></results>'
+SESSION_SECONDS = 600
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    with module_engine(request, tmp_path_factory, plugins=[ExplodePlugin()]) as engine:
+        engine.load_tree(approval_tree())
+        engine.load_tree(
+            small_tree(
+                "Explode",
+                {
+                    "Start": {"handler": "system_start_v1", "connectors": [{"to": "Send"}]},
+                    "Send": {"handler": "tests_explode_v1", "parameters": {"to": "x"}},
+                },
+            )
+            | {"source": EXPLODE["source_name"], "group": EXPLODE["source_group"]}
+        )
+        settings = ServerSettings(workers=0, session_seconds=SESSION_SECONDS)
+        with live_server(engine, settings) as server:
+            server.add_user("root", "admin")
+            server.add_user("ada", "user")
+            server.add_user("bob", "user")
+            yield server
+
+
+def page(response: httpx.Response) -> lxml.html.HtmlElement:
+    assert response.headers["content-type"].startswith("text/html"), response.text
+    return lxml.html.fromstring(response.text)
+
+
+def csrf_of(response: httpx.Response) -> str:
+    tokens = page(response).xpath("//input[@name='csrf_token']/@value")
+    assert tokens and tokens[0], response.text
+    return str(tokens[0])
+
+
+@contextmanager
+def sign_in(live: Live, name: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
+    with live.client() as client:
+        form = client.get("/console/sign-in")
+        response = client.post(
+            "/console/sign-in",
+            data={"username": name, "password": password, "csrf_token": csrf_of(form)},
+        )
+        assert response.status_code == 303, response.text
+        yield client
+
+
+@pytest.fixture
+def root(live: Live) -> Iterator[httpx.Client]:
+    with sign_in(live, "root") as client:
+        yield client
+
+
+@pytest.fixture
+def ada(live: Live) -> Iterator[httpx.Client]:
+    with sign_in(live, "ada") as client:
+        yield client
+
+
+def start_as(live: Live, user: str, tree: dict[str, str], **form: str) -> int:
+    source_id = form.pop("source_id", f"c-{secrets.token_hex(4)}")
+    with live.client(live.token(user)) as api:
+        response = api.post(START_URL, data={**tree, "source_id": source_id, **form})
+    assert response.status_code == 200, response.text
+    live.engine.run_until_idle()
+    return live.engine.get_trigger(int(response.headers["X-ID"])).run_id
+
+
+def post_confirmed(client: httpx.Client, path: str, **fields: str) -> httpx.Response:
+    """POST ``fields`` to ``path`` with the CSRF token of the page the client last had."""
+    token = csrf_of(client.get("/console/runs"))
+    return client.post(path, data={**fields, "csrf_token": token})
+
+
+def post_form(client: httpx.Client, path: str, pairs: list[tuple[str, str]]) -> httpx.Response:
+    """A form with repeated fields (the bulk resolve's ticked errors)."""
+    return client.post(path, content=urlencode(pairs), headers={"Content-Type": FORM})
+
+
+# -- sign-in, sessions, headers -------------------------------------------------------------------
+
+
+def test_pages_redirect_to_sign_in_and_back(live: Live) -> None:
+    with live.client() as client:
+        response = client.get("/console/runs?status=Completed")
+        assert response.status_code == 303
+        assert (
+            response.headers["location"]
+            == "/console/sign-in?next=%2Fconsole%2Fruns%3Fstatus%3DCompleted"
+        )
+        form = client.get(response.headers["location"])
+        assert page(form).xpath("//input[@name='next']/@value") == [
+            "/console/runs?status=Completed"
+        ]
+        signed_in = client.post(
+            "/console/sign-in",
+            data={
+                "username": "ROOT",  # names are found ignoring case, as POST /token finds them
+                "password": PASSWORD,
+                "next": "/console/runs?status=Completed",
+                "csrf_token": csrf_of(form),
+            },
+        )
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "/console/runs?status=Completed"
+
+
+def test_session_cookie_flags(live: Live) -> None:
+    with live.client() as client:
+        form = client.get("/console/sign-in")
+        response = client.post(
+            "/console/sign-in",
+            data={"username": "ada", "password": PASSWORD, "csrf_token": csrf_of(form)},
+        )
+    cookie = next(v for v in response.headers.get_list("set-cookie") if "treeflow_session=" in v)
+    parts = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "max-age", "samesite"} <= parts
+    assert "samesite=lax" in cookie.lower()
+    assert "Path=/console" in cookie
+    assert f"Max-Age={SESSION_SECONDS}" in cookie
+    assert "secure" not in parts  # plain HTTP here; over TLS it is Secure
+
+
+def test_sign_in_over_tls_sets_a_secure_cookie(live: Live) -> None:
+    """Behind a trusted TLS-terminating proxy (X-Forwarded-Proto: https) the cookie is Secure."""
+    proxied = ServerSettings(workers=0, forwarded_allow_ips=("127.0.0.1",))
+    with live_server(live.engine, proxied) as server, server.client() as client:
+        client.headers["X-Forwarded-Proto"] = "https"
+        form = client.get("/console/sign-in")
+        pre_session = form.cookies["treeflow_console_csrf"]  # Secure: httpx keeps it off http
+        assert "secure" in form.headers["set-cookie"].lower()
+        response = client.post(
+            "/console/sign-in",
+            data={"username": "ada", "password": PASSWORD, "csrf_token": csrf_of(form)},
+            headers={"Cookie": f"treeflow_console_csrf={pre_session}"},
+        )
+    cookies = response.headers.get_list("set-cookie")
+    cookie = next(v for v in cookies if "treeflow_session=" in v)
+    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+
+
+def test_wrong_password_is_refused_with_the_form_again(live: Live) -> None:
+    with live.client() as client:
+        form = client.get("/console/sign-in")
+        response = client.post(
+            "/console/sign-in",
+            data={"username": "ada", "password": "not the password", "csrf_token": csrf_of(form)},
+        )
+        assert response.status_code == 401
+        assert "Wrong user name or password." in page(response).text_content()
+        assert "treeflow_session" not in response.headers.get("set-cookie", "")
+        assert client.get("/console/runs").status_code == 303
+
+
+def test_security_headers_allow_no_inline_code(live: Live, root: httpx.Client) -> None:
+    response = root.get("/console/runs")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert response.headers["x-frame-options"] == "DENY"
+    html = page(response)
+    assert html.xpath("//script[not(@src)]") == []
+    assert html.xpath("//style") == [] and html.xpath("//*[@style]") == []
+    for src in html.xpath("//script/@src | //link[@rel='stylesheet']/@href"):
+        assert src.startswith("/console/static/")
+        assert root.get(src).status_code == 200
+
+
+def test_expired_session_goes_back_to_sign_in(live: Live) -> None:
+    with sign_in(live, "bob") as client:
+        assert client.get("/console/runs").status_code == 200
+        live.clock.advance(SESSION_SECONDS + 1)
+        try:
+            response = client.get("/console/runs")
+        finally:
+            live.clock.advance(-(SESSION_SECONDS + 1))
+        assert response.status_code == 303
+        assert "ended=1" in response.headers["location"]
+
+
+def test_rotating_the_security_stamp_ends_sessions(live: Live) -> None:
+    with sign_in(live, "bob") as client:
+        assert client.get("/console/runs").status_code == 200
+        live.accounts.rotate("bob")
+        response = client.get("/console/runs")
+        assert response.status_code == 303
+        revoked = client.get(response.headers["location"])
+        assert "ended or was revoked" in page(revoked).text_content()
+
+
+def test_htmx_requests_without_a_session_get_hx_redirect(live: Live) -> None:
+    with live.client() as client:
+        response = client.get("/console/runs", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/console/sign-in")
+
+
+# -- CSRF ----------------------------------------------------------------------------------------
+
+
+def test_a_forged_post_is_refused_and_changes_nothing(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", APPROVAL, results=NAME)
+    for token in ("", "0" * 64):
+        fields = {"confirmed": "yes"} | ({"csrf_token": token} if token else {})
+        response = root.post(f"/console/runs/{run_id}/cancel", data=fields)
+        assert response.status_code == 403
+        assert "The form was refused" in page(response).text_content()
+    live.engine.run_until_idle()
+    assert live.engine.get_run(run_id).status is RunStatus.STARTED
+
+
+def test_another_sessions_token_does_not_pass(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", APPROVAL, results=NAME)
+    with sign_in(live, "root") as other:
+        foreign = csrf_of(other.get("/console/runs"))
+    response = root.post(
+        f"/console/runs/{run_id}/cancel", data={"confirmed": "yes", "csrf_token": foreign}
+    )
+    assert response.status_code == 403
+    assert live.engine.get_run(run_id).status is RunStatus.STARTED
+
+
+# -- who sees what -------------------------------------------------------------------------------
+
+
+def test_a_plain_user_sees_only_its_own_runs(live: Live, ada: httpx.Client) -> None:
+    own = start_as(live, "ada", APPROVAL, results=NAME)
+    other = start_as(live, "root", APPROVAL, results=NAME)
+    listed = page(ada.get("/console/runs")).xpath("//table[@id='runs']//tr/@data-run")
+    assert str(own) in listed and str(other) not in listed
+    assert ada.get(f"/console/runs/{own}").status_code == 200
+    response = ada.get(f"/console/runs/{other}")
+    assert response.status_code == 404
+    assert f"Unable to locate a run with the id {other}" in page(response).text_content()
+    assert ada.get(f"/console/runs/{own}/cancel").status_code == 403  # actions: admins only
+    assert ada.get("/console/errors").status_code == 403
+
+
+def test_admin_filters_runs_by_creator_status_and_source_id(live: Live, root: httpx.Client) -> None:
+    source_id = f"f-{secrets.token_hex(4)}"
+    by_ada = start_as(live, "ada", APPROVAL, results=NAME, source_id=source_id)
+    by_root = start_as(live, "root", APPROVAL, results=NAME, source_id=source_id)
+
+    def listed(query: str) -> list[str]:
+        response = root.get(f"/console/runs?source_id={source_id}{query}")
+        assert response.status_code == 200, response.text
+        return [str(r) for r in page(response).xpath("//table[@id='runs']//tr/@data-run")]
+
+    assert listed("") == [str(by_root), str(by_ada)]
+    assert listed("&creator=ada") == [str(by_ada)]
+    assert listed("&status=Completed") == []
+    assert listed("&tree=Approval&status=Started") == [str(by_root), str(by_ada)]
+    counts = page(root.get(f"/console/runs?source_id={source_id}"))
+    started = counts.xpath("//ul[@class='counts']//span[@data-status='Started']//span/text()")
+    assert started == ["2"]
+    empty = page(root.get(f"/console/runs?source_id={source_id}&status=Completed"))
+    assert "No run matches these filters." in empty.text_content()
+    assert root.get("/console/runs?status=Sleeping").status_code == 400
+    assert root.get("/console/runs?from=yesterday").status_code == 400
+    assert root.get("/console/runs?creator=nobody-at-all").status_code == 400
+
+
+def test_runs_are_paged(live: Live, root: httpx.Client) -> None:
+    source_id = f"p-{secrets.token_hex(4)}"
+    with live.client(live.token("root")) as api:
+        for _ in range(51):
+            api.post(START_URL, data={**APPROVAL, "source_id": source_id, "results": NAME})
+    first = page(root.get(f"/console/runs?source_id={source_id}"))
+    assert len(first.xpath("//table[@id='runs']//tbody/tr")) == 50
+    older = first.xpath("//a[@rel='next']/@href")[0]
+    second = page(root.get(older))
+    assert len(second.xpath("//table[@id='runs']//tbody/tr")) == 1
+    assert second.xpath("//a[@rel='prev']") and not second.xpath("//a[@rel='next']")
+    live.engine.run_until_idle()
+
+
+def test_htmx_refresh_returns_the_live_part_only(live: Live, root: httpx.Client) -> None:
+    response = root.get("/console/runs", headers={"HX-Request": "true"})
+    html = page(response)
+    assert html.get("id") == "runs-live"
+    assert html.get("hx-trigger") == "every 5s"
+
+
+# -- the run page and its actions ----------------------------------------------------------------
+
+
+def test_run_page_shows_picture_tasks_and_the_deferral_form(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", APPROVAL, results=NAME)
+    html = page(root.get(f"/console/runs/{run_id}"))
+    assert html.xpath("//h1/span[@id='run-status']/text()") == ["Started"]
+    names = html.xpath("//table[@id='tasks']//tr/td[1]/text()")
+    assert [n.strip() for n in names] == ["Start", "Approve"]
+    svg = html.xpath("//div[@id='picture']/svg")
+    if svg:  # drawn when Graphviz is installed: each node links to its task's row
+        links = html.xpath("//div[@id='picture']//a/@*[name()='xlink:href']")
+        task_rows = {f"#{row}" for row in html.xpath("//table[@id='tasks']//tr/@id")}
+        assert links and set(links) <= task_rows
+    assert html.xpath("//form[@class='deferral']")
+    assert html.xpath("//ol[@id='triggers']/li/strong/text()")[0] == "Root"
+
+
+def test_completing_a_deferral_is_confirmed_then_done(live: Live, ada: httpx.Client) -> None:
+    run_id = start_as(live, "ada", APPROVAL, results=NAME)
+    task = live.engine.get_run(run_id).task("Approve")
+    path = f"/console/runs/{run_id}/deferrals/{task.id}"
+    confirm = post_confirmed(ada, path, action="Complete", name_0="Status", value_0="Approved")
+    assert confirm.status_code == 200
+    assert "Complete Approve of run" in page(confirm).text_content()
+    live.engine.run_until_idle()
+    assert live.engine.get_run(run_id).task("Approve").status is TaskStatus.DEFERRED
+    hidden = {
+        i.get("name"): i.get("value") for i in page(confirm).xpath("//form//input[@type='hidden']")
+    }
+    done = ada.post(path, data=hidden)
+    assert done.status_code == 303
+    live.engine.run_until_idle()
+    run = live.engine.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert run.task("Approve").results["Status"] == "Approved"
+    assert run.task("Notify").results["output"] == "Ada: Approved"
+
+
+def test_cancel_records_who(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", APPROVAL, results=NAME)
+    confirm = root.get(f"/console/runs/{run_id}/cancel")
+    assert "Cancel run" in page(confirm).text_content()
+    response = root.post(
+        f"/console/runs/{run_id}/cancel",
+        data={"confirmed": "yes", "reason": "duplicate", "csrf_token": csrf_of(confirm)},
+    )
+    assert response.status_code == 303
+    live.engine.run_until_idle()
+    assert live.engine.get_run(run_id).status is RunStatus.CANCELLED
+    _, triggers = live.engine.list_triggers(run_id=run_id)
+    cancel = next(t for t in triggers if t.action.value == "Cancel")
+    assert (cancel.requested_by, cancel.message) == ("root", "duplicate")
+
+
+def test_run_again_with_an_edited_input(live: Live, root: httpx.Client) -> None:
+    run_id = start_as(live, "root", APPROVAL, results=NAME)
+    form = root.get(f"/console/runs/{run_id}/run-again")
+    assert page(form).xpath("//input[@name='input_Name']/@value") == ["Ada"]
+    response = root.post(
+        f"/console/runs/{run_id}/run-again",
+        data={
+            "input_Name": "Grace",
+            "version": "same",
+            "confirmed": "yes",
+            "csrf_token": csrf_of(form),
+        },
+    )
+    assert response.status_code == 303
+    new_run = int(re.search(r"/runs/(\d+)", response.headers["location"]).group(1))  # type: ignore[union-attr]
+    live.engine.run_until_idle()
+    again = live.engine.get_run(new_run)
+    assert (again.again_of, dict(again.inputs)) == (run_id, {"Name": "Grace"})
+    assert live.engine.run_creator(new_run) == live.accounts.users.by_key("root").id  # type: ignore[union-attr]
+
+
+# -- errors and deferred inboxes -----------------------------------------------------------------
+
+
+def test_errors_inbox_resolves_one_and_many(live: Live, root: httpx.Client) -> None:
+    source_id = f"e-{secrets.token_hex(4)}"
+    runs = [start_as(live, "root", EXPLODE, source_id=source_id) for _ in range(3)]
+    errors = {run: live.engine.get_run(run).errors[0] for run in runs}
+    inbox = page(root.get(f"/console/errors?run={runs[0]}"))
+    assert inbox.xpath("//table[@id='errors']//tr/@data-error") == [errors[runs[0]].id]
+    confirm = root.get(f"/console/errors/{errors[runs[0]].id}/resolve?next=/console/errors")
+    actions = page(confirm).xpath("//input[@name='action']/@value")
+    assert "Skip Task" in actions and "Retry Task" in actions
+    done = root.post(
+        f"/console/errors/{errors[runs[0]].id}/resolve",
+        data={"action": "Skip Task", "message": "by hand", "csrf_token": csrf_of(confirm)},
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith("done=resolve")
+    token = csrf_of(confirm)
+    bulk = [("error", errors[runs[1]].id), ("error", errors[runs[2]].id)]
+    fields = [*bulk, ("action", "Skip Task"), ("message", ""), ("csrf_token", token)]
+    asked = post_form(root, "/console/errors/resolve", fields)
+    assert "Resolve 2 errors with Skip Task?" in page(asked).text_content()
+    applied = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
+    assert "2 resolutions accepted" in page(applied).text_content()
+    live.engine.run_until_idle()
+    for run in runs:
+        resolved = live.engine.get_run(run).errors[0]
+        assert (resolved.status, resolved.resolved_by) == ("Handled", "root")
+        assert live.engine.get_run(run).status is RunStatus.COMPLETED
+    again = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
+    assert len(page(again).xpath("//ul[@id='refused']/li")) == 2
+
+
+def test_deferred_inbox_shows_the_users_tasks(live: Live, ada: httpx.Client) -> None:
+    own = start_as(live, "ada", APPROVAL, results=NAME)
+    other = start_as(live, "root", APPROVAL, results=NAME)
+    html = page(ada.get("/console/deferred?tree=Approval"))
+    shown = html.xpath("//section[@class='waiting']/@data-task")
+    assert live.engine.get_run(own).task("Approve").id in shown
+    assert live.engine.get_run(other).task("Approve").id not in shown
+    assert html.xpath("//form[@class='deferral']//input[@name='name_0']")
+    empty = page(ada.get("/console/deferred?tree=Explode"))
+    assert "Nothing waits for a person in Explode." in empty.text_content()
