@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.auth import User
-from engine.server.console.pages.listing import PAGE_SIZE, filters, page_offset, pager
+from engine.server.console import filters
+from engine.server.console.access import owner_filter
+from engine.server.console.filters import PAGE_SIZE
+from engine.server.console.pages.listing import pager
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleUser
 from engine.server.instances import Name
@@ -26,21 +28,17 @@ from engine.server.paging import app_engine
 router = APIRouter()
 
 
-def _creator(user: User) -> str | None:
-    """Whose instances ``user`` may see: its own, or (an administrator) everyone's."""
-    return None if user.is_admin else user.id
-
-
 @router.get("/instances")
 async def instances_page(request: Request, user: ConsoleUser) -> Response:
     engine = app_engine(request)
-    shown = filters(request, ("process",))
-    offset = page_offset(request)
+    process = filters.text(request, "process")
+    shown = {"process": process} if process else {}
+    offset = filters.offset(request)
 
     def read() -> dict[str, object]:
         total, found = engine.list_instances(
-            process=shown.get("process"),
-            created_by=_creator(user),
+            process=process,
+            created_by=owner_filter(user),
             limit=PAGE_SIZE,
             offset=offset,
         )
@@ -57,7 +55,9 @@ async def instances_page(request: Request, user: ConsoleUser) -> Response:
 @router.get("/instances/{name}")
 async def instance_page(request: Request, name: Name, user: ConsoleUser) -> Response:
     engine = app_engine(request)
-    instance = await run_in_threadpool(lambda: engine.get_instance(name, created_by=_creator(user)))
+    instance = await run_in_threadpool(
+        lambda: engine.get_instance(name, created_by=owner_filter(user))
+    )
     return render(request, "instances_instance.html", {"instance": instance})
 
 

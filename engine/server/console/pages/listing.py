@@ -1,8 +1,8 @@
-"""What the Trees, Schedules, Instances and Health pages share: a page of a list read from the
-query string, the pager under it, and the log line each console action leaves.
+"""What the Trees, Schedules, Instances and Health pages share: the pager under a list, and
+the log line each console action leaves where the engine records no actor.
 
-A list's page is ``offset`` in the query (``PAGE_SIZE`` items a page); the other filters stay
-in the pager's links. A bad ``offset`` is a 400 page naming it, as the JSON API's paging is.
+A list's page is ``offset`` in the query (:mod:`engine.server.console.filters` reads and
+checks it, ``PAGE_SIZE`` items a page); the list's other filters stay in the pager's links.
 """
 
 from __future__ import annotations
@@ -11,13 +11,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from engine.auth import User
-from engine.errors import BadRequest
-from engine.server.limits import page_bounds
+from engine.server.console.filters import PAGE_SIZE
 
-PAGE_SIZE = 50
 logger = logging.getLogger("treeflow.console")
 
 
@@ -47,26 +43,9 @@ class Pager:
         return self.offset + self.limit if self.offset + self.limit < self.total else None
 
 
-def page_offset(request: Request) -> int:
-    """The ``offset`` the query asks for (0 without one), checked as the API checks it."""
-    raw = request.query_params.get("offset", "")
-    if raw == "":
-        return 0
-    try:
-        offset = int(raw)
-    except ValueError:
-        raise BadRequest(field="offset", reason=f"expected a whole number, not {raw!r}") from None
-    cap = request.app.state.settings.max_page_size
-    return page_bounds(min(PAGE_SIZE, cap), offset, max_limit=cap)[1]
-
-
-def filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    """The query's values of ``names`` (blank ones left out), to show and to keep in links."""
-    return {name: value for name in names if (value := request.query_params.get(name, "").strip())}
-
-
-def pager(total: int, offset: int, params: Mapping[str, str]) -> Pager:
-    return Pager(total=total, offset=offset, limit=PAGE_SIZE, params=dict(params))
+def pager(total: int, offset: int, params: Mapping[str, str | None]) -> Pager:
+    kept = {name: value for name, value in params.items() if value}
+    return Pager(total=total, offset=offset, limit=PAGE_SIZE, params=kept)
 
 
 def record_action(user: User, action: str, subject: str) -> None:
@@ -74,4 +53,4 @@ def record_action(user: User, action: str, subject: str) -> None:
     logger.info("console: %s %s by %s (%s)", action, subject, user.name, user.id)
 
 
-__all__ = ["PAGE_SIZE", "Pager", "filters", "page_offset", "pager", "record_action"]
+__all__ = ["Pager", "pager", "record_action"]

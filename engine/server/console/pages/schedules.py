@@ -24,13 +24,10 @@ from starlette.responses import RedirectResponse, Response
 
 from engine.errors import BadRequest
 from engine.records import Schedule
+from engine.server.console import filters
+from engine.server.console.filters import PAGE_SIZE
 from engine.server.console.forms import read_page_form
-from engine.server.console.pages.listing import (
-    PAGE_SIZE,
-    page_offset,
-    pager,
-    record_action,
-)
+from engine.server.console.pages.listing import pager, record_action
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin, console_base
 from engine.server.paging import Id, app_engine
@@ -90,7 +87,7 @@ def _action(action: str) -> tuple[str, str]:
 @router.get("/schedules")
 async def schedules_page(request: Request, user: ConsoleAdmin) -> Response:
     schedules = app_engine(request).schedules
-    offset = page_offset(request)
+    offset = filters.offset(request)
 
     def read() -> dict[str, object]:
         found = schedules.list(limit=PAGE_SIZE, offset=offset)
@@ -114,7 +111,7 @@ async def schedule_page(
     run_id: int | None = Query(None, ge=1),
 ) -> Response:
     schedules = app_engine(request).schedules
-    offset = page_offset(request)
+    offset = filters.offset(request)
 
     def read() -> dict[str, object]:
         schedule = schedules.get(schedule_id)

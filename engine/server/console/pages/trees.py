@@ -22,7 +22,9 @@ from starlette.responses import Response
 
 from engine.errors import GraphvizNotFound
 from engine.facade.trees import TREE_STATUSES
-from engine.server.console.pages.listing import PAGE_SIZE, filters, page_offset, pager
+from engine.server.console import filters
+from engine.server.console.filters import PAGE_SIZE
+from engine.server.console.pages.listing import pager
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.paging import Id, app_engine
@@ -43,8 +45,11 @@ def inline_svg(svg: bytes) -> Markup:
 @router.get("/trees")
 async def trees_page(request: Request, user: ConsoleAdmin) -> Response:
     engine = app_engine(request)
-    shown = filters(request, ("status", "name"))
-    offset = page_offset(request)
+    shown = {
+        "status": filters.choice(request, "status", TREE_STATUSES),
+        "name": filters.text(request, "name"),
+    }
+    offset = filters.offset(request)
     total, overviews = await run_in_threadpool(
         lambda: engine.list_tree_overviews(
             status=shown.get("status"), name=shown.get("name"), limit=PAGE_SIZE, offset=offset
@@ -53,7 +58,7 @@ async def trees_page(request: Request, user: ConsoleAdmin) -> Response:
     stale = await run_in_threadpool(engine.count_stale_runs)
     context = {
         "overviews": overviews,
-        "filters": shown,
+        "filters": {name: value for name, value in shown.items() if value},
         "statuses": TREE_STATUSES,
         "run_statuses": RUN_STATUSES,
         "pager": pager(total, offset, shown),
@@ -65,7 +70,7 @@ async def trees_page(request: Request, user: ConsoleAdmin) -> Response:
 @router.get("/trees/versions/{version_id}")
 async def tree_version_page(request: Request, version_id: Id, user: ConsoleAdmin) -> Response:
     engine = app_engine(request)
-    offset = page_offset(request)
+    offset = filters.offset(request)
 
     def read() -> dict[str, object]:
         version = engine.get_tree_version(version_id)
