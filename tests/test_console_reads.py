@@ -92,7 +92,8 @@ def test_in_flight_runs_on_an_older_version_are_found(database_url: str) -> None
         assert (stale.run_id, stale.version, stale.latest_version) == (old, 1, 2)
         assert stale.status == RunStatus.STARTED.value
         assert engine.count_stale_runs() == engine.count_stale_runs(key) == 1
-        assert current not in {s.run_id for s in engine.list_stale_runs()}
+        assert current not in {s.run_id for s in engine.list_stale_runs(key)}
+        assert engine.list_stale_runs(TreeKey("No", "Such", "Tree")) == []
         versions = engine.tree_versions(key)
         assert [v.version for v in versions] == [2, 1]
         assert engine.get_tree_version(versions[1].id) == versions[1]

@@ -73,7 +73,7 @@ class TreeReads:
             )
             keys = [summary.key for summary in found]
             counts = tree_lists.run_counts(connection, keys)
-            stale = tree_lists.stale_run_counts(connection, keys)
+            stale = tree_lists.stale_run_counts(connection, found)
         return total, [
             TreeOverview(s, runs=counts.get(s.key, {}), stale_runs=stale.get(s.key, 0))
             for s in found
@@ -100,16 +100,18 @@ class TreeReads:
         return render(tree_dot(self.catalog.for_version(version_id)), fmt)
 
     def count_stale_runs(self, key: TreeKey | None = None) -> int:
+        """How many runs :meth:`list_stale_runs` pages through (of one tree, or of every one)."""
         with self.database.read() as connection:
             return tree_lists.count_stale_runs(connection, key)
 
-    def list_stale_runs(
-        self, key: TreeKey | None = None, *, limit: int = 50, offset: int = 0
-    ) -> list[StaleRun]:
-        """Runs Staged or Started on a version older than their tree's latest (of one tree, or
-        any), oldest first: what a deploy left running on the definition it replaced."""
+    def list_stale_runs(self, key: TreeKey, *, limit: int = 50, offset: int = 0) -> list[StaleRun]:
+        """A tree's runs Staged or Started on a version older than its latest, oldest first:
+        what a deploy left running on the definition it replaced (none for an unknown tree)."""
         with self.database.read() as connection:
-            return tree_lists.list_stale_runs(connection, key, limit=limit, offset=offset)
+            latest = tree_lists.latest_of(connection, key)
+            if latest is None:
+                return []
+            return tree_lists.list_stale_runs(connection, latest, limit=limit, offset=offset)
 
 
 __all__ = ["TREE_STATUSES", "TreeOverview", "TreeReads"]

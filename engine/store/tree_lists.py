@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from engine.records import TreeKey
 from engine.statuses import RunStatus
 from engine.store.tables import runs, tree_versions
-from engine.store.trees import IS_LATEST, LATER
+from engine.store.trees import IS_LATEST
 
 IN_FLIGHT = (RunStatus.STAGED.value, RunStatus.STARTED.value)
 
@@ -170,44 +170,30 @@ def run_counts(connection: Connection, keys: Sequence[TreeKey]) -> dict[TreeKey,
     return found
 
 
-def _stale_runs(keys: Sequence[TreeKey] | None) -> sa.Select[tuple[object, ...]]:
-    """Runs Staged or Started whose version is not their tree's latest (``latest_version``)."""
-    latest = (
-        sa.select(sa.func.max(LATER.c.version))
-        .where(
-            LATER.c.source_name == tree_versions.c.source_name,
-            LATER.c.source_group == tree_versions.c.source_group,
-            LATER.c.name == tree_versions.c.name,
-        )
-        .scalar_subquery()
-    )
-    statement = (
-        sa.select(
-            runs.c.id,
-            runs.c.source_name,
-            runs.c.source_group,
-            runs.c.tree_name,
-            runs.c.status,
-            tree_versions.c.version,
-            latest.label("latest_version"),
-            runs.c.created_at,
-        )
-        .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
-        .where(runs.c.status.in_(IN_FLIGHT), ~IS_LATEST)
-    )
-    if keys is not None:
-        statement = statement.where(_of_trees(keys))
-    return statement
+def _latest_ids() -> sa.Select[tuple[int]]:
+    return sa.select(tree_versions.c.id).where(IS_LATEST)
 
 
-def stale_run_counts(connection: Connection, keys: Sequence[TreeKey]) -> dict[TreeKey, int]:
-    """How many in-flight runs of each of ``keys`` are on an older version (0 left out)."""
-    if not keys:
+def stale_run_counts(
+    connection: Connection, latest: Sequence[TreeVersionSummary]
+) -> dict[TreeKey, int]:
+    """How many in-flight runs of each tree are on a version other than its ``latest`` (the
+    trees' latest versions, as :func:`list_trees` gives them); trees without any left out.
+
+    Found through the status index (only Staged and Started runs are read), the latest
+    version ids bound as parameters: no per-run subquery.
+    """
+    if not latest:
         return {}
-    inner = _stale_runs(keys).subquery()
-    statement = sa.select(
-        inner.c.source_name, inner.c.source_group, inner.c.tree_name, sa.func.count()
-    ).group_by(inner.c.source_name, inner.c.source_group, inner.c.tree_name)
+    statement = (
+        sa.select(runs.c.source_name, runs.c.source_group, runs.c.tree_name, sa.func.count())
+        .where(
+            runs.c.status.in_(IN_FLIGHT),
+            _of_trees([version.key for version in latest]),
+            runs.c.tree_version_id.not_in([version.id for version in latest]),
+        )
+        .group_by(runs.c.source_name, runs.c.source_group, runs.c.tree_name)
+    )
     return {
         TreeKey(source_name, source_group, tree_name): int(count)
         for source_name, source_group, tree_name, count in connection.execute(statement)
@@ -215,27 +201,55 @@ def stale_run_counts(connection: Connection, keys: Sequence[TreeKey]) -> dict[Tr
 
 
 def count_stale_runs(connection: Connection, key: TreeKey | None = None) -> int:
-    inner = _stale_runs(None if key is None else [key]).subquery()
-    return int(connection.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one())
+    """In-flight runs on a version older than their tree's latest (of one tree, or any)."""
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(runs.c.status.in_(IN_FLIGHT), runs.c.tree_version_id.not_in(_latest_ids()))
+    )
+    if key is not None:
+        statement = statement.where(_of_trees([key]))
+    return int(connection.execute(statement).scalar_one())
 
 
 def list_stale_runs(
-    connection: Connection, key: TreeKey | None = None, *, limit: int = 50, offset: int = 0
+    connection: Connection, latest: TreeVersionSummary, *, limit: int = 50, offset: int = 0
 ) -> list[StaleRun]:
-    """In-flight runs on an older version (of one tree, or any), oldest run first."""
-    statement = _stale_runs(None if key is None else [key])
-    statement = statement.order_by(runs.c.id).limit(limit).offset(offset)
+    """The in-flight runs of ``latest``'s tree on an older version, oldest run first."""
+    statement = (
+        sa.select(
+            runs.c.id,
+            runs.c.status,
+            tree_versions.c.version,
+            runs.c.created_at,
+        )
+        .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
+        .where(
+            runs.c.status.in_(IN_FLIGHT),
+            _of_trees([latest.key]),
+            runs.c.tree_version_id != latest.id,
+        )
+        .order_by(runs.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
     return [
         StaleRun(
             run_id=int(row.id),
-            key=TreeKey(row.source_name, row.source_group, row.tree_name),
+            key=latest.key,
             status=str(row.status),
             version=int(row.version),
-            latest_version=int(row.latest_version),
+            latest_version=latest.version,
             created_at=float(row.created_at),
         )
         for row in connection.execute(statement)
     ]
+
+
+def latest_of(connection: Connection, key: TreeKey) -> TreeVersionSummary | None:
+    """The latest stored version of a tree, if it has one."""
+    found = versions(connection, key)
+    return found[0] if found else None
 
 
 __all__ = [
@@ -244,6 +258,7 @@ __all__ = [
     "TreeVersionSummary",
     "count_stale_runs",
     "count_trees",
+    "latest_of",
     "list_stale_runs",
     "list_trees",
     "run_counts",
