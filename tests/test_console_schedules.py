@@ -49,7 +49,9 @@ def test_the_list_shows_what_each_schedule_starts_and_its_next_firings(live: Liv
     assert text_of(row, "./td[@data-label='Starts']") == [
         "Kinetic Request :: KEG Catalog > Conference Registration :: Process Registration"
     ]
-    assert text_of(row, "./td[@data-label='When']") == ["every hour (UTC)"]
+    assert text_of(row, "./td[@data-label='When']") == [
+        f"every hour from {schedule.when['start']} (UTC)"
+    ]
     assert text_of(row, "./td[@data-label='State']") == ["Enabled"]
     times = row.xpath("./td[@data-label='Next firings']/time/@datetime")
     assert len(times) == 3

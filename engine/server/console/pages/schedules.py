@@ -14,9 +14,6 @@ schedule with its next firings, one schedule with its history, and its actions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from engine.errors import BadRequest
 from engine.records import Schedule
+from engine.schedule.when import describe
 from engine.server.console import filters
 from engine.server.console.filters import PAGE_SIZE
 from engine.server.console.forms import read_page_form
@@ -46,26 +44,6 @@ ACTIONS = {
         "It fires once now, outside its slots, enabled or not; the firing goes in its history.",
     ),
 }
-
-
-def describe_when(when: Mapping[str, Any]) -> str:
-    """A schedule's ``when`` in words: ``every 15 minutes``, ``weekly on mon, thu at 17:00``."""
-    kind = when.get("kind")
-    at = f" at {when.get('time') or '00:00'}"
-    if kind == "once":
-        return f"once, at {when.get('at')}"
-    if kind == "interval":
-        every, unit = when.get("every"), str(when.get("unit", ""))
-        return f"every {unit[:-1]}" if every == 1 else f"every {every} {unit}"
-    if kind == "weekdays":
-        return f"weekdays{at}"
-    if kind == "weekly":
-        return f"weekly on {', '.join(when.get('days') or [])}{at}"
-    if kind == "monthly":
-        return f"monthly on day {when.get('day')}{at}"
-    if kind == "cron":
-        return f"cron {when.get('cron')}"
-    return str(kind)
 
 
 def target_of(schedule: Schedule) -> str:
@@ -93,8 +71,7 @@ async def schedules_page(request: Request, user: ConsoleAdmin) -> Response:
         found = schedules.list(limit=PAGE_SIZE, offset=offset)
         return {
             "schedules": [
-                (s, describe_when(s.when), target_of(s), schedules.next_fire_times(s, 3))
-                for s in found
+                (s, describe(s.when), target_of(s), schedules.next_fire_times(s, 3)) for s in found
             ],
             "pager": pager(schedules.count(), offset, {}),
         }
@@ -117,7 +94,7 @@ async def schedule_page(
         schedule = schedules.get(schedule_id)
         return {
             "schedule": schedule,
-            "when": describe_when(schedule.when),
+            "when": describe(schedule.when),
             "target": target_of(schedule),
             "upcoming": schedules.next_fire_times(schedule, UPCOMING),
             "history": schedules.history(schedule_id, limit=PAGE_SIZE, offset=offset),
@@ -164,4 +141,4 @@ async def schedule_action(
     return RedirectResponse(where, status_code=303)
 
 
-__all__ = ["ACTIONS", "describe_when", "router", "target_of"]
+__all__ = ["ACTIONS", "router", "target_of"]
