@@ -10,9 +10,20 @@ from contextlib import contextmanager
 import httpx
 import lxml.html
 
-from .live_server import PASSWORD, Live
+from engine import Engine
+
+from .live_server import PASSWORD, Live, live_server
 
 CONSOLE = "/console"
+
+
+@contextmanager
+def console_server(engine: Engine, **users: str) -> Iterator[Live]:
+    """A live server over ``engine`` with ``users`` (name: role) added, for a test's pages."""
+    with live_server(engine) as server:
+        for name, role in users.items():
+            server.add_user(name, role)
+        yield server
 
 
 @contextmanager
@@ -49,4 +60,4 @@ def text_of(document: lxml.html.HtmlElement, xpath: str) -> list[str]:
     return [" ".join(element.text_content().split()) for element in document.xpath(xpath)]
 
 
-__all__ = ["CONSOLE", "csrf_of", "page", "signed_in", "text_of"]
+__all__ = ["CONSOLE", "console_server", "csrf_of", "page", "signed_in", "text_of"]

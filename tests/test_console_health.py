@@ -11,8 +11,8 @@ import pytest
 from engine import Engine
 from engine.store import queue
 
-from .console_pages import CONSOLE, page, signed_in, text_of
-from .live_server import Live, live_server
+from .console_pages import CONSOLE, console_server, page, signed_in, text_of
+from .live_server import Live
 from .support import ExplodePlugin, small_tree
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -30,9 +30,7 @@ def live(database_url: str) -> Iterator[Live]:
                 },
             )
         )
-        with live_server(engine) as server:
-            server.add_user("root", "admin")
-            server.add_user("ada", "user")
+        with console_server(engine, root="admin", ada="user") as server:
             yield server
 
 

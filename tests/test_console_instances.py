@@ -11,8 +11,8 @@ import pytest
 
 from engine import Engine
 
-from .console_pages import CONSOLE, page, signed_in, text_of
-from .live_server import Live, live_server
+from .console_pages import CONSOLE, console_server, page, signed_in, text_of
+from .live_server import Live
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 PROCESS = "new-training-process"
@@ -20,10 +20,7 @@ PROCESS = "new-training-process"
 
 @pytest.fixture
 def live(engine: Engine) -> Iterator[Live]:
-    with live_server(engine) as server:
-        server.add_user("root", "admin")
-        server.add_user("ada", "user")
-        server.add_user("bob", "user")
+    with console_server(engine, root="admin", ada="user", bob="user") as server:
         yield server
 
 

@@ -4,6 +4,7 @@ CSRF, its effect in the database), refusals, and administrators only."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -13,8 +14,8 @@ import pytest
 from engine import Engine
 from engine.records import Schedule
 
-from .console_pages import CONSOLE, csrf_of, page, signed_in, text_of
-from .live_server import Live, live_server
+from .console_pages import CONSOLE, console_server, csrf_of, page, signed_in, text_of
+from .live_server import Live
 from .support import REGISTRATION
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -23,9 +24,7 @@ EVERY_HOUR = {"kind": "interval", "every": 1, "unit": "hours"}
 
 @pytest.fixture
 def live(engine: Engine) -> Iterator[Live]:
-    with live_server(engine) as server:
-        server.add_user("root", "admin")
-        server.add_user("ada", "user")
+    with console_server(engine, root="admin", ada="user") as server:
         yield server
 
 
@@ -80,7 +79,8 @@ def test_an_empty_list_says_how_to_make_one(live: Live) -> None:
     assert "POST /api/tasks" in text_of(document, "//div[@class='empty']/p[2]")[0]
 
 
-def test_disable_and_enable_after_confirming(live: Live) -> None:
+def test_disable_and_enable_after_confirming(live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="treeflow.console")
     schedule = hourly(live.engine)
     with signed_in(live, "root") as root:
         shown = page(root, f"/schedules/{schedule.id}")
@@ -99,6 +99,11 @@ def test_disable_and_enable_after_confirming(live: Live) -> None:
         assert text_of(after, "//p[@id='upcoming']") == ["None: enable it to fire again."]
         assert confirm(root, schedule.id, "enable").status_code == 303
         assert live.engine.schedules.get(schedule.id).enabled is True
+    root_id = next(u.id for u in live.accounts.list_users() if u.name == "root")
+    assert [r.getMessage() for r in caplog.records if r.name == "treeflow.console"] == [
+        f"console: disable schedule {schedule.id} by root ({root_id})",
+        f"console: enable schedule {schedule.id} by root ({root_id})",
+    ]
 
 
 def test_run_now_fires_once_and_the_history_shows_it(live: Live) -> None:

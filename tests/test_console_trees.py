@@ -10,34 +10,17 @@ import pytest
 
 from engine import Engine
 
-from .console_pages import page, signed_in, text_of
-from .live_server import Live, live_server
+from .console_pages import console_server, page, signed_in, text_of
+from .live_server import Live
 from .support import APPROVED, REGISTRATION, small_tree, start, start_small
-
-
-def review(after: str) -> dict[str, object]:
-    return small_tree(
-        "Review",
-        {
-            "Start": {"handler": "system_start_v1", "connectors": [{"to": "Review"}]},
-            "Review": {
-                "handler": "utilities_defer_v1",
-                "defers": True,
-                "connectors": [{"to": after}],
-            },
-            after: {"handler": "utilities_echo_v1", "parameters": {"input": after}},
-        },
-    )
-
+from .test_console_reads import review
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
 def live(engine: Engine) -> Iterator[Live]:
-    with live_server(engine) as server:
-        server.add_user("root", "admin")
-        server.add_user("ada", "user")
+    with console_server(engine, root="admin", ada="user") as server:
         yield server
 
 
