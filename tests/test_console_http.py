@@ -433,3 +433,17 @@ def test_deferred_inbox_shows_the_users_tasks(live: Live, ada: httpx.Client) -> 
     assert html.xpath("//form[@class='deferral']//input[@name='name_0']")
     empty = page(ada.get("/console/deferred?tree=Explode"))
     assert "Nothing waits for a person in Explode." in empty.text_content()
+
+
+def test_signing_out_revokes_the_session(live: Live) -> None:
+    with sign_in(live, "bob") as client:
+        stolen = client.cookies["treeflow_session"]
+        signed_out = client.post(
+            "/console/sign-out", data={"csrf_token": csrf_of(client.get("/console/runs"))}
+        )
+        assert signed_out.status_code == 303
+    with live.client() as thief:
+        thief.cookies.set("treeflow_session", stolen, path="/console")
+        assert (
+            thief.get("/console/runs").status_code == 303
+        )  # the token is gone, not just the cookie

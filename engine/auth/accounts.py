@@ -317,6 +317,15 @@ class Accounts:
             access_token=token, user=public_user(stored), issued_at=now, expires_at=expires
         )
 
+    def revoke_token(self, token: str) -> bool:
+        """Forget one token at once (the console's sign-out), here and, within the cache
+        period, in every server sharing the database; whether it was a token."""
+        if not token or len(token) > MAX_TOKEN:
+            return False
+        revoked = self.users.revoke(token_hash(token))
+        self.token_cache.invalidate()
+        return revoked
+
     def cached_user(self, token: str) -> User | None:
         """The user of a token verified within the cache period, without any I/O (so it may be
         called on an event loop); None when the full check of :meth:`authenticate` is needed."""

@@ -193,6 +193,14 @@ class UserBook:
         with self.database.read() as connection:
             return token_by_hash(connection, token_hash)
 
+    def revoke(self, token_hash: str) -> bool:
+        """Delete one token (signing out of the console); whether it existed."""
+        with self.database.write() as connection:
+            deleted = connection.execute(
+                access_tokens.delete().where(access_tokens.c.token_hash == token_hash)
+            )
+            return bool(deleted.rowcount)
+
     # -- access keys (engine.store.access_keys) ---------------------------------------------
 
     def add_key(self, values: Mapping[str, Any]) -> StoredAccessKey:

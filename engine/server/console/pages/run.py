@@ -95,6 +95,16 @@ async def run_page(request: Request, user: ConsoleUser, run_id: Id) -> Response:
     return render(request, "run.html", await run_in_threadpool(read))
 
 
+@router.get("/runs/{run_id}/changed")
+async def run_changed(request: Request, user: ConsoleUser, run_id: Id) -> Response:
+    """The Run page's poll: 204 while the run is as the page shows it (``since``, the run's
+    ``updated_at`` then), else ``HX-Refresh`` so that htmx reloads the whole page."""
+    run = await run_in_threadpool(visible_run, app_engine(request), user, run_id)
+    if request.query_params.get("since") == repr(run.updated_at):
+        return Response(status_code=204)
+    return Response(status_code=200, headers={"HX-Refresh": "true"})
+
+
 def _results(fields: dict[str, str]) -> str | None:
     """Results XML from the form: the XML box as is, else the name/value rows filled in."""
     xml = (fields.get("results_xml") or "").strip()

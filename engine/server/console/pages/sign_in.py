@@ -7,14 +7,15 @@ name or password is answered 401 with the form again and one message for both, s
 does not tell which names exist; a throttled sign-in 429 with ``Retry-After``. After signing in
 the browser goes to the page it asked for (``next``, only a path inside the console), or Runs.
 
-``POST /sign-out`` clears the cookie. The token it held stays valid until it expires (a
-``treeflow users rotate`` ends every session of the user at once), but the browser no longer
-has it.
+``POST /sign-out`` deletes the session's token (another server sharing the database stops
+accepting it within its token cache period) and clears the cookie; ``treeflow users rotate``
+ends every session of the user at once.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -25,7 +26,12 @@ from engine.server.auth import SignInGate, client_address
 from engine.server.console.csrf import set_pre_session, start_pre_session
 from engine.server.console.forms import read_page_form
 from engine.server.console.rendering import render
-from engine.server.console.sessions import clear_session, console_base, set_session
+from engine.server.console.sessions import (
+    clear_session,
+    console_base,
+    session_token,
+    set_session,
+)
 from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
 
@@ -109,6 +115,10 @@ async def sign_in(request: Request) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     await read_page_form(request, ())
+    token = session_token(request)
+    if token is not None:
+        accounts: Accounts = request.app.state.accounts
+        await run_in_threadpool(accounts.revoke_token, token)
     response = RedirectResponse(f"{console_base(request)}/sign-in", status_code=303)
     clear_session(response, request)
     return response
