@@ -36,8 +36,8 @@ def test_the_list_shows_each_tree_with_its_runs_by_status(live: Live) -> None:
     rows = document.xpath("//table[@id='trees']/tbody/tr")
     assert len(rows) == len(engine.trees)
     [row] = [r for r in rows if r.xpath(".//td[1]//a/text()") == [REGISTRATION["tree_name"]]]
-    assert text_of(row, ".//td[@data-label='Runs']/a") == ["Started 1", "Completed 1"]
-    [started] = row.xpath(".//td[@data-label='Runs']/a[1]/@href")
+    assert text_of(row, ".//td[@data-label='Runs']//a") == ["Started 1", "Completed 1"]
+    [started] = row.xpath(".//td[@data-label='Runs']//a[1]/@href")
     assert started == "/console/runs?tree=Process+Registration&status=Started"
     assert text_of(row, ".//td[@data-label='Version']") == ["v1"]
     assert text_of(row, ".//td[@data-label='Status']") == ["Active"]
@@ -76,7 +76,7 @@ def test_a_version_shows_its_picture_versions_and_runs_on_older_versions(live: L
         assert text_of(listing, "//p[@id='stale-total']")[0].startswith("1 run in flight")
         [row] = listing.xpath("//table[@id='trees']/tbody/tr")
         assert text_of(row, ".//td[@data-label='On older versions']") == ["1"]
-        [href] = row.xpath(".//td[1]/a/@href")
+        [href] = row.xpath(".//td[1]//a/@href")
         latest = page(root, href.removeprefix("/console"))
         assert text_of(latest, "//h1") == ["Review v2"]
         [svg] = latest.xpath("//figure[@id='picture']/*[local-name()='svg']")
