@@ -41,6 +41,7 @@ class Health:
     claims: tuple[Claim, ...]
     leased_runs: int
     closers: tuple[Closer, ...]
+    closers_of: int  # how many of the latest triggers ``closers`` counts
     recent_errors: tuple[RunError, ...]
     active_errors: int
     leader: SchedulerLeader
@@ -91,6 +92,7 @@ class HealthReads:
             claims=tuple(claims),
             leased_runs=leased,
             closers=tuple(closers),
+            closers_of=health.RECENT_TRIGGERS,
             recent_errors=tuple(errors),
             active_errors=active,
             leader=leader,

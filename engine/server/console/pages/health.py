@@ -16,7 +16,6 @@ from starlette.responses import Response
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.paging import app_engine
-from engine.store.health import RECENT_TRIGGERS
 
 router = APIRouter()
 REFRESH_SECONDS = 5
@@ -28,7 +27,6 @@ async def _context(request: Request) -> dict[str, object]:
     return {
         "health": health,
         "refresh_seconds": REFRESH_SECONDS,
-        "recent_triggers": RECENT_TRIGGERS,
         "engine_name": engine.name,
     }
 
