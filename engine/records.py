@@ -102,6 +102,9 @@ class Run:
     parent_task_id: str | None = None
     children: tuple[RunLink, ...] = ()
     again_of: int | None = None  # Run Again: the run this one is a new run of
+    # What the caller sent beside the inputs (v1 run-tree's body, ``Engine.create_start``'s
+    # ``source_data``): ``source.data`` in templates.
+    source_data: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, name: str, loop_index: str = ROOT_LOOP_INDEX) -> Task:
         """The latest task of node ``name`` (raises KeyError naming it if it never ran)."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -150,6 +154,49 @@ def _environment(extra: Mapping[str, str]) -> dict[str, str]:
     env["COLUMNS"] = "80"  # what a pipe gets; the token lines must survive it unwrapped
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def treeflow_serve(database_url: str, trees: Path, *, cwd: Path, workers: int = 2) -> Iterator[str]:
+    """``treeflow serve`` on a free port in its own process group, until the block ends; its
+    URL. The group is sent SIGTERM at the end, and SIGKILL if it has not stopped in time."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(trees)],
+        cwd=cwd,
+        env=_environment({"TREEFLOW_DATABASE_URL": database_url, "TREEFLOW_WORKERS": str(workers)}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, killed whatever happens
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"treeflow serve exited: {process.communicate()[1]}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, timeout=60)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def run_treeflow(

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from engine import Engine
 from engine.auth import Accounts
 
 from .conftest import IN_CI, REPO, TREES
-from .support import TREEFLOW, _environment, wait_for
+from .support import treeflow_serve
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -79,6 +77,7 @@ nodes:
     handler: http_request_v1
     parameters: {method: GET, url: "http://127.0.0.1:%d/ping", timeout: "5"}
 """
+BROWSER_ZONE = "Asia/Kolkata"  # no daylight saving time: always GMT+5:30
 WAIT = 30  # seconds a page condition may take; the runs list refreshes every 5
 
 
@@ -130,12 +129,6 @@ class Serve:
         return int(trigger.json()["run_id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     if not _browser_present():
@@ -153,35 +146,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
         accounts = Accounts(engine)
         accounts.add_user("root", PASSWORD, role="admin")
         accounts.add_user("ada", PASSWORD, role="user")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(trees), "--workers", "2"],
-        cwd=home,
-        env=_environment({"TREEFLOW_DATABASE_URL": database}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, killed as one
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"treeflow serve exited with {process.returncode}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(up, timeout=60)
-        yield Serve(url, database, ping)
+        with treeflow_serve(database, trees, cwd=home) as url:
+            yield Serve(url, database, ping)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
         ping.close()
 
 
@@ -193,7 +161,9 @@ def browser(serve: Serve) -> Iterator[WebDriver]:
         options.add_argument(argument)
     options.add_argument("--window-size=1280,900")
     try:
-        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+        # A zone far from UTC, so that a time shown in the browser's zone is told from UTC.
+        service = webdriver.ChromeService(CHROMEDRIVER, env={**os.environ, "TZ": BROWSER_ZONE})
+        driver = webdriver.Chrome(options=options, service=service)
     except WebDriverException as exc:
         pytest.fail(f"Chromium did not start: {exc.msg}")
     try:
@@ -249,6 +219,9 @@ def test_a_new_run_appears_and_its_deferral_is_completed_from_the_form(
     shoot(browser, "runs")
     browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
     wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "form.deferral"))
+    started = browser.find_element(By.CSS_SELECTOR, "dl.facts time")
+    assert started.get_attribute("title").endswith(" UTC")  # UTC on hover
+    assert "GMT+5:30" in started.text  # the browser's own zone
     picture = browser.find_element(By.CSS_SELECTOR, "#picture svg")
     assert "Review" in picture.text
     shoot(browser, "run-waiting")

@@ -14,14 +14,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
+import anyio
 import httpx
 import lxml.html
 import pytest
 
-from engine.server import ServerSettings
+from engine.server import ServerSettings, create_app
 from engine.statuses import RunStatus, TaskStatus
 
-from .live_server import DATABASES, FORM, PASSWORD, Live, live_server, module_engine
+from .live_server import (
+    CHEAP_PASSWORDS,
+    DATABASES,
+    FORM,
+    PASSWORD,
+    Live,
+    live_server,
+    module_engine,
+)
 from .support import ExplodePlugin, approval_tree, small_tree
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
@@ -447,3 +456,59 @@ def test_signing_out_revokes_the_session(live: Live) -> None:
         assert (
             thief.get("/console/runs").status_code == 303
         )  # the token is gone, not just the cookie
+
+
+def test_run_page_shows_the_source_data(live: Live, root: httpx.Client) -> None:
+    with live.client(live.token("root")) as api:
+        response = api.post(
+            "/app/api/v1/run-tree/Tests/Semantics/Approval", json={"Colour": "blue"}
+        )
+    assert response.status_code == 200, response.text
+    run_id = response.json()["run"]["id"]
+    live.engine.run_until_idle()
+    html = page(root.get(f"/console/runs/{run_id}"))
+    headings = html.xpath("//h2/text()")
+    assert "Source data" in headings
+    shown = html.xpath("//h2[text()='Source data']/following-sibling::pre[1]/text()")[0]
+    assert '"Colour": "blue"' in shown
+
+
+def test_an_unexpected_error_is_a_page_with_a_reference(live: Live) -> None:
+    """A bug in a page is a 500 page naming a reference in the log, with the console's
+    headers, and the exception goes no further (the API's app would drop the connection)."""
+    app = create_app(live.engine, ServerSettings(workers=0), passwords=CHEAP_PASSWORDS)
+    console = next(route.app for route in app.routes if getattr(route, "path", "") == "/console")
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a page")
+
+    console.add_api_route("/broken", broken)
+
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # raises what the app lets escape
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            return await client.get("/console/broken")
+
+    response = anyio.run(fetch)
+    assert response.status_code == 500
+    text = page(response).text_content()
+    assert "Unexpected server error (reference " in text and "a bug" not in text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_the_console_path_is_a_setting_and_can_be_off(live: Live) -> None:
+    elsewhere = ServerSettings(workers=0, console_path="/ops/console")
+    with live_server(live.engine, elsewhere) as server, server.client() as client:
+        form = client.get("/ops/console/sign-in")
+        assert form.status_code == 200
+        assert page(form).xpath("//form/@action") == ["/ops/console/sign-in"]
+        assert client.get("/console/sign-in").status_code == 404
+        assert (
+            client.get("/ops/console/runs").headers["location"].startswith("/ops/console/sign-in?")
+        )
+    without = ServerSettings(workers=0, console_path=None)
+    with live_server(live.engine, without) as server, server.client() as client:
+        assert client.get("/console/sign-in").status_code == 404
+    for wrong in ("console", "/console/", "//console"):
+        with pytest.raises(ValueError, match="console_path must start with /"):
+            ServerSettings(console_path=wrong)

@@ -507,9 +507,27 @@ def test_an_error_status_that_is_not_one_is_refused(admin: httpx.Client) -> None
 # -- who may inspect -----------------------------------------------------------------------------
 
 PATHS = ["/api/runs/1", "/api/runs/1/tree", "/api/runs", "/api/triggers/1", "/api/errors"]
+ADMIN_PATHS = ["/api/runs/1/tree", "/api/triggers/1", "/api/errors"]
 
 
-@pytest.mark.parametrize("path", PATHS)
+def test_a_plain_user_reads_its_own_runs_only(
+    live: Live, admin: httpx.Client, source_id: str
+) -> None:
+    others = started_run(live, admin, REGISTRATION, source_id)
+    with live.client(live.token("ada")) as ada:
+        own = started_run(live, ada, REGISTRATION, source_id)
+        assert ada.get(f"/api/runs/{own.id}").json()["id"] == own.id
+        refused = ada.get(f"/api/runs/{others.id}")
+        listed = ada.get("/api/runs", params={"source_id": source_id}).json()
+    assert refused.status_code == 404
+    assert refused.json()["message"] == f"Unable to locate a run with the id {others.id}"
+    assert [item["id"] for item in listed["items"]] == [own.id]
+    assert listed["total"] == 1
+    everyone = admin.get("/api/runs", params={"source_id": source_id}).json()
+    assert [item["id"] for item in everyone["items"]] == [own.id, others.id]
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
 def test_a_plain_user_gets_403_insufficient_scope(live: Live, path: str) -> None:
     with live.client(live.token("ada")) as client:
         response = client.get(path)

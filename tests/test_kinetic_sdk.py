@@ -19,15 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from engine import Engine, RunNotFound
 from engine.auth import Accounts
 
 from .conftest import IN_CI, REPO, TREES
-from .support import TREEFLOW, _environment, wait_for
-from .test_serve_cli import free_port
+from .support import treeflow_serve
 
 SDK = Path(
     os.environ.get("TREEFLOW_TEST_KINETIC_SDK", REPO.parent / "shared/vendor/kinetic-sdk-rb")
@@ -61,31 +59,8 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def served(database_url: str, tmp_path: Path) -> Iterator[str]:
     with Engine(database_url) as engine:
         Accounts(engine).add_user("configurator", PASSWORD, role="admin")
-    port = free_port()
-    process = subprocess.Popen(
-        [str(TREEFLOW), "serve", "--port", str(port), "--trees", str(TREES)],
-        cwd=tmp_path,
-        env=_environment({"TREEFLOW_DATABASE_URL": database_url, "TREEFLOW_WORKERS": "2"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, killed whatever happens
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"treeflow serve exited: {process.communicate()}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, timeout=60)
+    with treeflow_serve(database_url, TREES, cwd=tmp_path) as url:
         yield url
-    finally:
-        _stop(process)
 
 
 def drive(ruby: str, url: str, export_dir: Path) -> dict[str, Any]:

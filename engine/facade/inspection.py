@@ -143,8 +143,9 @@ class Inspection:
         limit: int = 50,
         offset: int = 0,
     ) -> list[tuple[Run, Task]]:
-        """Tasks Deferred now, newest first, each with its run (whose own tasks are left
-        out): what waits for a person. ``created_by``: only in runs that user id created."""
+        """Tasks Deferred now, the latest to start waiting first, each with its run (without
+        its own tasks): what waits for a person. ``created_by``: only in runs that user id
+        created."""
         with self.database.read() as connection:
             return run_store.list_deferred_tasks(
                 connection,

@@ -1,13 +1,19 @@
 """Inspection, for administrators: runs with their tasks, triggers, errors; lists with paging;
 and the resolution of errors.
 
+Who may read what: ``GET /api/runs/{id}`` and ``GET /api/runs`` answer any signed-in user, a
+plain user only about the runs it created through the API (the engine records the creator with
+the run, as for instances; another user's run is 404, as if it did not exist), an
+administrator about every run. The web console shows the same runs to the same users
+(``engine.server.console.access``).
+
 ``GET /api/runs/{id}``, ``GET /api/runs``, ``GET /api/triggers/{id}`` and ``GET /api/errors``
 read through the engine (and :mod:`engine.store.inspection` for counting runs) and answer the
 pydantic models of :mod:`engine.server.read_models`; ``GET /api/runs/{id}/tree`` gives the
 definition of the tree version the run runs on (a version loaded since does not change it). An
 error is shown with its resolution (action, message, by whom, when, the Resolve trigger) once
-one is accepted. Every route needs a bearer token of the ``admin`` role: a plain user gets 403
-``insufficient_scope``.
+one is accepted. The other routes need a bearer token of the ``admin`` role: a plain user gets
+403 ``insufficient_scope``.
 
 ``POST /api/errors/{id}/resolve`` with the JSON body ``{"action": ..., "message": ...}``
 accepts a resolution through ``Engine.resolve_error`` (recorded as resolved by the caller's user
@@ -34,6 +40,7 @@ from starlette.requests import Request
 
 from engine import inputs
 from engine.auth import User
+from engine.errors import RunNotFound
 from engine.records import Run, RunError
 from engine.server.auth import caller
 from engine.server.json_bodies import StrictJSONRoute
@@ -72,25 +79,39 @@ router = APIRouter(
     prefix="/api",
     tags=["inspection"],
     route_class=StrictJSONRoute,
-    dependencies=[Depends(_admin)],
     responses=_ERRORS,
 )
+_ADMIN_ONLY = [Depends(_admin)]
+AnyUser = Annotated[User, Depends(caller())]
+
+
+def _owner(user: User) -> str | None:
+    """The ``created_by`` a user's reads are limited to: None (every run) for an admin."""
+    return None if user.is_admin else user.id
 
 
 @router.get(
     "/runs/{run_id}",
-    summary="A run with its tasks (and their tokens) and errors",
+    summary="A run with its tasks (and their tokens) and errors (a plain user's own runs)",
     response_model=RunOut,
     responses=_NOT_FOUND,
 )
-async def get_run(request: Request, run_id: Id) -> RunOut:
-    run = await run_in_threadpool(app_engine(request).get_run, run_id)
-    return RunOut.of(run)
+async def get_run(request: Request, user: AnyUser, run_id: Id) -> RunOut:
+    engine = app_engine(request)
+
+    def read() -> Run:
+        owner = _owner(user)
+        if owner is not None and engine.run_creator(run_id) != owner:
+            raise RunNotFound(run_id=run_id)
+        return engine.get_run(run_id)
+
+    return RunOut.of(await run_in_threadpool(read))
 
 
 @router.get(
     "/runs/{run_id}/tree",
     summary="The definition of the tree version a run runs on",
+    dependencies=_ADMIN_ONLY,
     response_model=RunTreeOut,
     responses=_NOT_FOUND,
 )
@@ -106,12 +127,13 @@ async def get_run_tree(request: Request, run_id: Id) -> RunTreeOut:
 
 @router.get(
     "/runs",
-    summary="Runs, newest first, by status, tree and source id",
+    summary="Runs, newest first, by status, tree and source id (a plain user's own runs)",
     response_model=RunPage,
     responses=_BAD_LIST,
 )
 async def list_runs(
     request: Request,
+    user: AnyUser,
     status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
     tree_name: Annotated[str | None, Query(description="only runs of this tree")] = None,
     source_id: Annotated[str | None, Query(description="only runs with this source id")] = None,
@@ -123,6 +145,7 @@ async def list_runs(
         "status": None if status is None else status.value,
         "tree_name": inputs.optional("tree_name", tree_name),
         "source_id": inputs.optional("source_id", source_id),
+        "created_by": _owner(user),
     }
     engine = app_engine(request)
 
@@ -144,6 +167,7 @@ async def list_runs(
 @router.get(
     "/triggers/{trigger_id}",
     summary="A trigger: its action, status, run and, once closed, when and by which engine",
+    dependencies=_ADMIN_ONLY,
     response_model=TriggerOut,
     responses=_NOT_FOUND,
 )
@@ -155,6 +179,7 @@ async def get_trigger(request: Request, trigger_id: Id) -> TriggerOut:
 @router.get(
     "/errors",
     summary="Errors of all runs, newest first, by run, status and type",
+    dependencies=_ADMIN_ONLY,
     response_model=ErrorPage,
     responses=_BAD_LIST,
 )
@@ -198,6 +223,7 @@ async def list_errors(
 @router.post(
     "/errors/{error_id}/resolve",
     summary="Resolve an active error; a worker applies the resolution (Resolve trigger)",
+    dependencies=_ADMIN_ONLY,
     response_model=ResolutionOut,
     status_code=202,
     responses={

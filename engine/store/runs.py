@@ -147,6 +147,7 @@ def _run(
         parent_run_id=row["parent_run_id"],
         parent_task_id=row["parent_task_id"],
         again_of=row["again_of"],
+        source_data=row.get("source_data") or {},
         children=tuple(
             RunLink(c["id"], c["parent_task_id"], c["tree_name"], RunStatus(c["status"]))
             for c in child_rows
@@ -212,8 +213,8 @@ def list_deferred_tasks(
     limit: int = 50,
     offset: int = 0,
 ) -> list[tuple[Run, Task]]:
-    """Deferred tasks (what waits for a person or a callback), newest first, each with its run
-    (without the run's tasks), by tree and by the user who created the run."""
+    """Deferred tasks (what waits for a person or a callback), the latest to start waiting
+    first, each with its run (without the run's tasks), by tree and by the run's creator."""
     statement = (
         sa.select(
             runs,
@@ -223,7 +224,9 @@ def list_deferred_tasks(
         .join(runs, runs.c.id == tasks.c.run_id)
         .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
         .where(*_deferred_filters(tree_name, created_by))
-        .order_by(tasks.c.id.desc())
+        # Not by id alone: SQLite would walk the whole table in its key's order instead of the
+        # partial token index, which holds only the tasks that deferred.
+        .order_by(tasks.c.updated_at.desc(), tasks.c.id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -90,6 +90,43 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class UnexpectedErrors:
+    """A page for an error nobody planned for, logged with a reference.
+
+    Inside the console's own middleware stack, so that the exception ends here: left to
+    Starlette's outermost handler it would be answered and raised again, to the API's app,
+    which cannot answer a response already started and drops the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # nothing can be said any more: the status line has gone
+                raise
+            await _unexpected(Request(scope), exc)(scope, receive, send)
+
+
+def _unexpected(request: Request, exc: BaseException) -> Response:
+    reference = secrets.token_hex(4)
+    logger.error("unexpected error in the console (reference %s)", reference, exc_info=exc)
+    message = f"Unexpected server error (reference {reference}); see the server log."
+    return _error_page(request, 500, "Server error", message)
+
+
 @cache
 def _asset(name: str) -> bytes:
     return files("engine.server.console").joinpath("static", name).read_bytes()
@@ -128,17 +165,15 @@ async def engine_error(request: Request, exc: Exception) -> Response:
     """A page with the status the JSON API gives for the same error, and what it says."""
     error_map: ErrorMap = request.app.state.error_map
     if Engine.is_database_error(exc):
+        logger.warning("the database is unreachable: answered %s with 503", request.url.path)
         exc = DatabaseUnavailable()
+    if not isinstance(exc, TreeflowError):  # a database error of another kind: no SQL shown
+        return _unexpected(request, exc)
     status = error_map.rule_for(exc).status
     if isinstance(exc, CsrfRefused):
         return _error_page(request, 403, "Refused", str(exc))
     if isinstance(exc, InsufficientRole):
         return _error_page(request, 403, "Not allowed", "This page is for administrators.")
-    if not isinstance(exc, TreeflowError):
-        reference = secrets.token_hex(4)
-        logger.error("unexpected error in the console (reference %s)", reference, exc_info=exc)
-        message = f"Unexpected server error (reference {reference}); see the server log."
-        return _error_page(request, 500, "Server error", message)
     response = _error_page(request, status, _TITLES.get(status, "Error"), str(exc))
     if isinstance(exc, TooManyFailures | SignInBusy | DatabaseUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -177,13 +212,13 @@ def console_app(parent: FastAPI) -> FastAPI:
         dependencies=[Depends(check_csrf)],
     )
     console.state = parent.state
-    console.add_middleware(SecurityHeaders)
+    console.add_middleware(UnexpectedErrors)
+    console.add_middleware(SecurityHeaders)  # added last, so outermost: every answer has them
     console.add_exception_handler(SignInRequired, sign_in_required)
     console.add_exception_handler(TreeflowError, engine_error)
     for database_error in DATABASE_ERRORS:
         console.add_exception_handler(database_error, engine_error)
     console.add_exception_handler(HTTPException, http_error)
-    console.add_exception_handler(Exception, engine_error)
     console.add_api_route("/", home, methods=["GET"])
     console.add_api_route("/static/{name}", static_asset, methods=["GET"])
     for page in (sign_in, runs, run, errors, deferred, trees, schedules, instances, health):

@@ -3,11 +3,12 @@
 "Its own runs" are those whose creator, as the engine records it when a run is started
 through the API with a signed-in user (``Engine.run_creator``, the ``run_creators`` table),
 is the user: the runs it started with createStart, the v1 run-tree route or the v2 API, and
-their Run Again copies made by it. Instances are owned the same way (``created_by``), which is
-what ``/api/instances`` already enforces. Another user's run is answered 404, as if it did not
-exist, so ids cannot be probed. The actions (cancel, run again, resolving errors) are the
-administrators', as in the JSON API; completing a deferral of a visible run is anyone's, as
-createDeferred is.
+their Run Again copies made by it. ``GET /api/runs`` and ``/api/runs/{id}`` answer a plain
+user about the same runs (``engine.server.inspection``), and instances are owned the same way
+(``created_by``, enforced by ``/api/instances``). Another user's run is answered 404, as if it
+did not exist, so ids cannot be probed. The actions (cancel, run again, resolving errors) are
+the administrators', as in the JSON API; completing a deferral of a visible run is anyone's,
+as createDeferred is.
 """
 
 from __future__ import annotations

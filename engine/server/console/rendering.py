@@ -73,6 +73,7 @@ def environment() -> Environment:
         loader=PackageLoader("engine.server.console", "templates"),
         autoescape=True,
         undefined=StrictUndefined,  # a misspelt name fails the page (and its test), not blank
+        auto_reload=False,  # the templates are the package's: no stat of each file per page
         trim_blocks=True,
         lstrip_blocks=True,
     )
