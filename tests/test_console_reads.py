@@ -55,6 +55,10 @@ def test_trees_are_listed_at_their_latest_version_with_runs_by_status(engine: En
     _, [overview] = engine.list_tree_overviews(name="process registration")
     assert overview.key == REGISTRATION_KEY
     assert overview.runs == {"Started": 1, "Completed": 1}
+    engine.cancel_run(start(engine, source_id="three"), by="test")
+    engine.run_until_idle()
+    _, [overview] = engine.list_tree_overviews(name="process registration")
+    assert overview.runs == {"Started": 1, "Completed": 1, "Cancelled": 1}
     assert (overview.latest.version, overview.latest.status, overview.stale_runs) == (
         1,
         "Active",
