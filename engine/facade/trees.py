@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from engine import inputs
 from engine.errors import BadRequest, TreeVersionNotFound
@@ -21,6 +22,9 @@ from engine.tree.catalog import TreeCatalog
 from engine.tree.picture import render, tree_dot
 
 TREE_STATUSES = ("Active", "Inactive")
+# A stored version never changes, so neither does its DOT text: drawings are kept by that
+# text (whichever engine asks), sparing a Graphviz process per view of a popular version.
+_drawn = lru_cache(maxsize=64)(render)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class TreeReads:
         if fmt not in ("svg", "png", "dot"):
             raise BadRequest(field="format", reason=f"expected svg, png or dot, not {fmt!r}")
         self.get_tree_version(version_id)
-        return render(tree_dot(self.catalog.for_version(version_id)), fmt)
+        return _drawn(tree_dot(self.catalog.for_version(version_id)), fmt)
 
     def count_stale_runs(self, key: TreeKey | None = None) -> int:
         """How many runs :meth:`list_stale_runs` pages through (of one tree, or of every one)."""
