@@ -185,41 +185,48 @@ def _latest_ids() -> sa.Select[tuple[int]]:
     return sa.select(tree_versions.c.id).where(IS_LATEST)
 
 
+def _older_ids(key: TreeKey) -> sa.Select[tuple[int]]:
+    """The ids of a tree's versions but its latest (a subquery of the small versions table)."""
+    return sa.select(tree_versions.c.id).where(
+        tree_versions.c.source_name == key.source_name,
+        tree_versions.c.source_group == key.source_group,
+        tree_versions.c.name == key.name,
+        ~IS_LATEST,
+    )
+
+
+# In-flight runs are found through the status index, never by their tree's key: the tree
+# index would have the database read every run of the tree, its whole history, to find them.
+_IN_FLIGHT = runs.c.status.in_(IN_FLIGHT)
+
+
 def stale_run_counts(
     connection: Connection, latest: Sequence[TreeVersionSummary]
 ) -> dict[TreeKey, int]:
-    """How many in-flight runs of each tree are on a version other than its ``latest`` (the
-    trees' latest versions, as :func:`list_trees` gives them); trees without any left out.
-
-    Found through the status index (only Staged and Started runs are read), the latest
-    version ids bound as parameters: no per-run subquery.
-    """
+    """How many in-flight runs of each tree of ``latest`` (the trees' latest versions, as
+    :func:`list_trees` gives them) are on an older version; trees without any left out."""
     if not latest:
         return {}
+    key_columns = (runs.c.source_name, runs.c.source_group, runs.c.tree_name)
     statement = (
-        sa.select(runs.c.source_name, runs.c.source_group, runs.c.tree_name, sa.func.count())
-        .where(
-            runs.c.status.in_(IN_FLIGHT),
-            _of_trees([version.key for version in latest]),
-            runs.c.tree_version_id.not_in([version.id for version in latest]),
-        )
-        .group_by(runs.c.source_name, runs.c.source_group, runs.c.tree_name)
+        sa.select(*key_columns, sa.func.count())
+        .where(_IN_FLIGHT, runs.c.tree_version_id.not_in(_latest_ids()))
+        .group_by(*key_columns)
     )
-    return {
-        TreeKey(source_name, source_group, tree_name): int(count)
+    wanted = {version.key for version in latest}
+    found = (
+        (TreeKey(source_name, source_group, tree_name), int(count))
         for source_name, source_group, tree_name, count in connection.execute(statement)
-    }
+    )
+    return {key: count for key, count in found if key in wanted}
 
 
 def count_stale_runs(connection: Connection, key: TreeKey | None = None) -> int:
     """In-flight runs on a version older than their tree's latest (of one tree, or any)."""
-    statement = (
-        sa.select(sa.func.count())
-        .select_from(runs)
-        .where(runs.c.status.in_(IN_FLIGHT), runs.c.tree_version_id.not_in(_latest_ids()))
-    )
+    older = runs.c.tree_version_id.not_in(_latest_ids())
     if key is not None:
-        statement = statement.where(_of_trees([key]))
+        older = runs.c.tree_version_id.in_(_older_ids(key))
+    statement = sa.select(sa.func.count()).select_from(runs).where(_IN_FLIGHT, older)
     return int(connection.execute(statement).scalar_one())
 
 
@@ -228,18 +235,9 @@ def list_stale_runs(
 ) -> list[StaleRun]:
     """The in-flight runs of ``latest``'s tree on an older version, oldest run first."""
     statement = (
-        sa.select(
-            runs.c.id,
-            runs.c.status,
-            tree_versions.c.version,
-            runs.c.created_at,
-        )
+        sa.select(runs.c.id, runs.c.status, tree_versions.c.version, runs.c.created_at)
         .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
-        .where(
-            runs.c.status.in_(IN_FLIGHT),
-            _of_trees([latest.key]),
-            runs.c.tree_version_id != latest.id,
-        )
+        .where(_IN_FLIGHT, runs.c.tree_version_id.in_(_older_ids(latest.key)))
         .order_by(runs.c.id)
         .limit(limit)
         .offset(offset)
