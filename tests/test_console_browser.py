@@ -160,6 +160,7 @@ def browser(serve: Serve) -> Iterator[WebDriver]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to read CSP reports
     try:
         # A zone far from UTC, so that a time shown in the browser's zone is told from UTC.
         service = webdriver.ChromeService(CHROMEDRIVER, env={**os.environ, "TZ": BROWSER_ZONE})
@@ -241,6 +242,10 @@ def test_a_new_run_appears_and_its_deferral_is_completed_from_the_form(
     notify = browser.find_element(By.ID, "tasks").text
     assert "Registration browser-registration approved: Approved" in notify
     shoot(browser, "run-completed")
+    refused = [
+        e["message"] for e in browser.get_log("browser") if "Content Security" in e["message"]
+    ]  # type: ignore[attr-defined]
+    assert refused == []  # nothing on these pages needed what the policy forbids
 
 
 def test_a_failing_nodes_error_is_retried_from_the_inbox(browser: WebDriver, serve: Serve) -> None:

@@ -512,3 +512,33 @@ def test_the_console_path_is_a_setting_and_can_be_off(live: Live) -> None:
     for wrong in ("console", "/console/", "//console"):
         with pytest.raises(ValueError, match="console_path must start with /"):
             ServerSettings(console_path=wrong)
+
+
+def test_malformed_addresses_are_pages_too(root: httpx.Client) -> None:
+    for path in (
+        "/console/runs/abc",
+        "/console/runs/0",
+        "/console/errors/" + "x" * 65 + "/resolve",
+    ):
+        response = root.get(path)
+        assert response.status_code == 404
+        assert page(response).xpath("//h1/text()") == ["Not found"]
+    response = root.get("/console/runs?offset=-1")
+    assert response.status_code == 400
+    assert "offset" in page(response).text_content()
+    assert root.get("/console/static/../sessions.py").status_code == 404
+
+
+def test_sign_in_is_throttled_like_post_token(live: Live) -> None:
+    live.add_user("carol", "user")
+    with live.client() as client:
+        token = csrf_of(client.get("/console/sign-in"))
+        wrong = {"username": "carol", "password": "not the password", "csrf_token": token}
+        statuses = [client.post("/console/sign-in", data=wrong).status_code for _ in range(5)]
+        right = {**wrong, "password": PASSWORD}
+        throttled = client.post("/console/sign-in", data=right)
+    assert statuses == [401] * 5
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins for" in page(throttled).text_content()
+    assert live.accounts.failed_sign_ins("carol") == 5  # the same counts as POST /token's

@@ -143,14 +143,14 @@ def test_refused_tokens_and_calls_are_logged_and_counted(
     caplog.set_level(logging.WARNING, "treeflow.security")
 
     with live.client(forged) as client:
-        forged_status = client.get("/api/runs").status_code
+        forged_status = client.get("/api/errors").status_code
     with live.client(token) as client:
-        role_status = client.get("/api/runs").status_code
+        role_status = client.get("/api/errors").status_code
     with live.client() as client:
-        missing_status = client.get("/api/runs").status_code
+        missing_status = client.get("/api/errors").status_code
     live.clock.advance(300)
     with live.client(token) as client:
-        expired_status = client.get("/api/runs").status_code
+        expired_status = client.get("/api/errors").status_code
 
     lines = security_lines(caplog)
     after = samples(live)

@@ -24,6 +24,7 @@ from importlib.resources import files
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -180,6 +181,15 @@ async def engine_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """A path that names no page (``/runs/abc``) is 404; a bad query or form value 400."""
+    problems = exc.errors() if isinstance(exc, RequestValidationError) else []
+    if any(problem["loc"][:1] == ("path",) for problem in problems):
+        return _error_page(request, 404, "Not found", "There is no such page.")
+    shown = "; ".join(f"{problem['loc'][-1]}: {problem['msg']}" for problem in problems)
+    return _error_page(request, 400, "Not accepted", shown or "The request was not understood.")
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "error"
@@ -219,6 +229,7 @@ def console_app(parent: FastAPI) -> FastAPI:
     for database_error in DATABASE_ERRORS:
         console.add_exception_handler(database_error, engine_error)
     console.add_exception_handler(HTTPException, http_error)
+    console.add_exception_handler(RequestValidationError, invalid_request)
     console.add_api_route("/", home, methods=["GET"])
     console.add_api_route("/static/{name}", static_asset, methods=["GET"])
     for page in (sign_in, runs, run, errors, deferred, trees, schedules, instances, health):

@@ -78,6 +78,11 @@ def set_pre_session(response: Response, request: Request, secret: str | None) ->
         )
 
 
+def end_pre_session(response: Response, request: Request) -> None:
+    if request.cookies.get(PRE_SESSION_COOKIE):
+        response.delete_cookie(PRE_SESSION_COOKIE, path=console_base(request) or "/")
+
+
 async def _form_token(request: Request) -> str | None:
     """The form's ``csrf_token``; the body is read whole first, so that the route can read the
     form again (Starlette caches the body, not a consumed stream)."""
@@ -114,6 +119,7 @@ __all__ = [
     "CsrfRefused",
     "check_csrf",
     "csrf_token",
+    "end_pre_session",
     "set_pre_session",
     "start_pre_session",
 ]

@@ -21,13 +21,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.auth import Accounts, IssuedToken, User, require_role
+from engine.auth import IssuedToken, User, require_role
 from engine.auth.errors import InsufficientRole, InvalidToken
-from engine.server.auth import client_address
+from engine.server.auth import client_address, token_user
 from engine.server.security import SecurityEvents
 
 SESSION_COOKIE = "treeflow_session"
@@ -37,7 +36,8 @@ ADMIN_ROLES = ("admin",)
 class SignInRequired(Exception):
     """No valid session: the page asked for is answered with the sign-in page's address.
 
-    ``reason`` says why (shown above the form): none for a visitor who never signed in.
+    ``reason`` is why a session was refused (the token's refusal code: expired, revoked...);
+    None for a visitor who never signed in.
     """
 
     def __init__(self, reason: str | None = None) -> None:
@@ -87,20 +87,10 @@ async def console_user(request: Request) -> User:
     token = session_token(request)
     if token is None:
         raise SignInRequired()
-    accounts: Accounts = request.app.state.accounts
-    user = accounts.cached_user(token)
-    if user is None:
-        try:
-            user = await run_in_threadpool(accounts.authenticate, token)
-        except InvalidToken as exc:
-            events: SecurityEvents = request.app.state.security
-            events.token_refused(exc, client=client_address(request))
-            shown = {
-                "expired_token": "Your session has ended; sign in again.",
-                "revoked_token": "Your session was revoked; sign in again.",
-                "disabled_user": "Your account is disabled.",
-            }
-            raise SignInRequired(shown.get(exc.code)) from None
+    try:
+        user = await token_user(request, token)  # as a bearer token is checked, and logged
+    except InvalidToken as exc:
+        raise SignInRequired(exc.code) from None
     request.state.console_user = user
     return user
 

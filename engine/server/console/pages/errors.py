@@ -11,9 +11,9 @@ and reason, the others being accepted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,10 +27,12 @@ from engine.server.console.pages.sign_in import safe_next
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.forms import urlencoded_pairs
+from engine.server.inspection import MAX_ERROR_ID
 from engine.server.paging import app_engine
 from engine.statuses import ErrorStatus, allowed_resolutions
 
 router = APIRouter()
+ErrorId = Annotated[str, Path(min_length=1, max_length=MAX_ERROR_ID)]
 STATUSES = tuple(status.value for status in ErrorStatus)
 MAX_BULK = 200
 
@@ -77,7 +79,7 @@ async def errors_page(request: Request, user: ConsoleAdmin) -> Response:
 
 
 @router.get("/errors/{error_id}/resolve")
-async def confirm_resolve(request: Request, user: ConsoleAdmin, error_id: str) -> Response:
+async def confirm_resolve(request: Request, user: ConsoleAdmin, error_id: ErrorId) -> Response:
     error = await run_in_threadpool(app_engine(request).get_error, error_id)
     back = safe_next(request, request.query_params.get("next"))
     context = {"error": error, "actions": actions_for(error), "next": back}
@@ -85,7 +87,7 @@ async def confirm_resolve(request: Request, user: ConsoleAdmin, error_id: str) -
 
 
 @router.post("/errors/{error_id}/resolve")
-async def resolve(request: Request, user: ConsoleAdmin, error_id: str) -> Response:
+async def resolve(request: Request, user: ConsoleAdmin, error_id: ErrorId) -> Response:
     fields = await read_page_form(request, ("action",), ("message", "next"))
     engine = app_engine(request)
     await run_in_threadpool(

@@ -16,9 +16,9 @@ createDeferred records no user.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,6 +39,7 @@ from engine.tree.picture import run_dot
 from engine.tree.reads import results_read
 
 router = APIRouter()
+TaskId = Annotated[str, Path(min_length=1, max_length=32)]  # tasks.id's length
 RESULT_ROWS = 3  # empty name/value rows a deferral's form offers beside those the tree reads
 TRIGGERS_SHOWN = 100
 OPEN_STATUSES = (RunStatus.STARTED, RunStatus.FAILED, RunStatus.STAGED)
@@ -125,7 +126,7 @@ _DEFERRAL_FIELDS = ("action", "message", "results_xml", "confirmed", *_ROW_FIELD
 
 @router.post("/runs/{run_id}/deferrals/{task_id}")
 async def complete_deferral(
-    request: Request, user: ConsoleUser, run_id: Id, task_id: str
+    request: Request, user: ConsoleUser, run_id: Id, task_id: TaskId
 ) -> Response:
     fields = await read_page_form(request, (), _DEFERRAL_FIELDS)
     action = fields.get("action") or "Complete"

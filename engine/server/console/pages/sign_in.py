@@ -23,7 +23,7 @@ from engine.auth import Accounts
 from engine.auth.errors import AuthError, InvalidCredentials, SignInBusy, TooManyFailures
 from engine.errors import BadRequest
 from engine.server.auth import SignInGate, client_address
-from engine.server.console.csrf import set_pre_session, start_pre_session
+from engine.server.console.csrf import end_pre_session, set_pre_session, start_pre_session
 from engine.server.console.forms import read_page_form
 from engine.server.console.rendering import render
 from engine.server.console.sessions import (
@@ -109,6 +109,7 @@ async def sign_in(request: Request) -> Response:
         )
     response = RedirectResponse(safe_next(request, next_path), status_code=303)
     set_session(response, request, issued)
+    end_pre_session(response, request)  # the session's own token protects the forms now
     return response
 
 
