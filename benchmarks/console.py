@@ -48,6 +48,11 @@ PAGES = (
     ("Run", "/console/runs/{run}"),
     ("Errors", "/console/errors"),
     ("Deferred", "/console/deferred"),
+    ("Trees", "/console/trees"),
+    ("Tree version (picture)", "/console/trees/versions/1"),
+    ("Schedules", "/console/schedules"),
+    ("Instances", "/console/instances"),
+    ("Health", "/console/health"),
 )
 PLAIN_PAGES = (("Runs (plain user: own runs)", "/console/runs"),)
 ASSETS = ("console.css", "console.js", "htmx.min.js")

@@ -18,9 +18,11 @@ from typing import Any
 
 from engine import ids, inputs
 from engine.errors import BadAction, Problem, TreeError
+from engine.facade.health import HealthReads
 from engine.facade.inspection import Inspection
 from engine.facade.kianda import Kianda
 from engine.facade.run_control import RUN_AGAIN_VERSIONS, RunControl
+from engine.facade.trees import TreeReads
 from engine.handlers.handler import Handler, ScheduleReceipt, TriggerReceipt
 from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
@@ -87,7 +89,7 @@ class _HandlerGateway:
         return ScheduleReceipt(schedule_id=schedule.id, next_fire_time=schedule.next_fire_time)
 
 
-class Engine(Inspection, RunControl, Kianda):
+class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
     """A treeflow engine over one database.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///treeflow.db``, ``postgresql+psycopg://...``); without

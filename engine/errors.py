@@ -73,6 +73,14 @@ class RunNotFound(TreeflowError, LookupError):
         super().__init__(f"Unable to locate a run with the id {run_id!r}")
 
 
+class TreeVersionNotFound(TreeflowError, LookupError):
+    """No stored tree version has that id."""
+
+    def __init__(self, *, version_id: object) -> None:
+        self.version_id = version_id
+        super().__init__(f"Unable to locate a tree version with the id {version_id!r}")
+
+
 class TriggerNotFound(TreeflowError, LookupError):
     """No trigger has that id."""
 
@@ -502,6 +510,7 @@ __all__ = [
     "TreeExists",
     "TreeNotFound",
     "TreeTestError",
+    "TreeVersionNotFound",
     "TreeflowError",
     "TriggerNotFound",
     "UnknownField",

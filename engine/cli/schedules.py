@@ -28,26 +28,10 @@ from engine.cli.support import console, database_option, engine_options, open_en
 from engine.cli.view import show_run
 from engine.records import Firing, Schedule
 from engine.schedule.schedules import DEFAULT_GRACE_SECONDS
+from engine.schedule.when import describe
 
 KIND_OPTIONS = ("at", "every", "weekdays", "weekly", "monthly", "cron")
 OUTCOME_STYLE = {"Started": "green", "Coalesced": "yellow", "Missed": "red", "Failed": "red"}
-
-
-def describe(when: Mapping[str, Any]) -> str:
-    """A schedule's ``when`` in a few words, for tables."""
-    kind = when.get("kind")
-    at = f" at {when['time']}" if "time" in when else ""
-    if kind == "once":
-        return f"once at {when['at']}"
-    if kind == "interval":
-        return f"every {when['every']} {when['unit']} from {when['start']}"
-    if kind == "weekdays":
-        return f"weekdays{at}"
-    if kind == "weekly":
-        return f"{','.join(when['days'])}{at}"
-    if kind == "monthly":
-        return f"day {when['day']} of the month{at}"
-    return f"cron {when.get('cron')}"
 
 
 def stamp(seconds: float | None) -> str:

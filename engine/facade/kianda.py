@@ -47,6 +47,21 @@ class Kianda:
         """An instance (with ``created_by``: only one that user created)."""
         return self.instances.get(name, created_by=created_by)
 
+    def list_instances(
+        self,
+        *,
+        process: str | None = None,
+        created_by: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Instance]]:
+        """Instances by process, newest first, and how many match (with ``created_by``: only
+        those that user created, as the instance API limits plain users)."""
+        process = inputs.optional("process", process)
+        return self.instances.list(
+            process=process, created_by=created_by, limit=limit, offset=offset
+        )
+
     def instance_fields(
         self, name: str, names: Sequence[str] | None = None, *, created_by: str | None = None
     ) -> list[FieldValue]:

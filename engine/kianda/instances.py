@@ -73,6 +73,7 @@ class Instance:
     created_by: str | None
     created_at: float
     updated_at: float
+    tree_version: int | None = None  # the version of the process's tree its run is on
 
     def field(self, name: str) -> FieldValue:
         for field in self.fields:
@@ -395,7 +396,29 @@ class InstanceBook:
             created_by=row["created_by"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            tree_version=row.get("tree_version"),
         )
+
+    # Last in the class, so that ``list`` in the annotations above is the builtin.
+    def list(
+        self,
+        *,
+        process: str | None = None,
+        created_by: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Instance]]:
+        """Instances by process, newest first, with how many match: of one ``process`` or
+        all, and (``created_by``) only those that user created. Paged in SQL."""
+        with self.database.read() as connection:
+            total = instance_store.count_instances(
+                connection, process=process, created_by=created_by
+            )
+            rows = instance_store.list_instances(
+                connection, process=process, created_by=created_by, limit=limit, offset=offset
+            )
+        found = [self._instance(self.catalog.for_version(r["tree_version_id"]), r) for r in rows]
+        return total, found
 
 
 __all__ = ["Instance", "InstanceBook"]

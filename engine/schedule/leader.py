@@ -14,6 +14,7 @@ scheduler just runs it, and there is nothing to elect.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -101,4 +102,45 @@ class Leadership:
                 connection.invalidate()
 
 
-__all__ = ["LOCK_CLASS", "Leadership"]
+@dataclass(frozen=True)
+class LockHolder:
+    """The PostgreSQL session holding the scheduler's lock (``pg_stat_activity``'s view of it)."""
+
+    pid: int
+    application_name: str
+    client_addr: str | None
+    backend_start: float | None
+
+
+# A lock of two int4 keys shows in pg_locks as classid, objid (oids: the second key's bits
+# read unsigned) and objsubid 2.
+_HOLDER = sa.text(
+    "SELECT a.pid, a.application_name, host(a.client_addr), "
+    "extract(epoch FROM a.backend_start) "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+    "AND l.classid = :lock_class AND l.objid::bigint = (:key)::bigint & 4294967295 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+).bindparams(lock_class=LOCK_CLASS)
+_KEY_NOW = sa.text(f"SELECT {_KEY}")
+
+
+def lock_holder(connection: Connection) -> LockHolder | None:
+    """Who holds the scheduler's lock of this database and schema, on PostgreSQL; None when
+    nobody does, or on SQLite (where the process that starts its engine runs the scheduler)."""
+    if connection.dialect.name != "postgresql":
+        return None
+    key = connection.execute(_KEY_NOW).scalar_one()
+    row = connection.execute(_HOLDER, {"key": key}).first()
+    if row is None:
+        return None
+    pid, application_name, client_addr, backend_start = row
+    return LockHolder(
+        pid=int(pid),
+        application_name=str(application_name or ""),
+        client_addr=client_addr,
+        backend_start=None if backend_start is None else float(backend_start),
+    )
+
+
+__all__ = ["LOCK_CLASS", "Leadership", "LockHolder", "lock_holder"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -302,19 +302,40 @@ class Schedules:
         parse_results(text, max_bytes=self.max_results_bytes)
         return text or None
 
-    def _shown(self, schedule: Schedule) -> Schedule:
-        """The schedule with its next firing time (none if disabled or a one-off that fired)."""
+    def next_fire_times(self, schedule: Schedule, count: int = 5) -> list[float]:
+        """The next ``count`` times (UNIX seconds) the schedule's slots fall on, from now; none
+        when it is disabled or a one-off that fired, fewer when its ``end`` comes first.
+
+        They are computed as the scheduler computes its jobs' next runs, so they are the slots
+        the scheduler will fire (what the misfire policy then does with a late one aside).
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+            raise BadRequest(field="count", reason="must be a whole number from 1 to 100")
         if not schedule.enabled or schedule.done:
-            return schedule
+            return []
         tz = zone(schedule.timezone)
         trigger = build_trigger(When.stored(schedule.when), tz)
-        try:
-            upcoming = trigger.get_next_fire_time(None, datetime.fromtimestamp(time.time(), tz))
-        except (OverflowError, ValueError):  # past year 9999: nothing to come
+        times: list[float] = []
+        now = datetime.fromtimestamp(time.time(), tz)
+        previous: datetime | None = None
+        while len(times) < count:
+            try:
+                upcoming = trigger.get_next_fire_time(previous, now)
+            except (OverflowError, ValueError):  # past year 9999: nothing to come
+                break
+            if upcoming is None:
+                break
+            times.append(upcoming.timestamp())
+            previous = upcoming
+            now = upcoming + timedelta(microseconds=1)
+        return times
+
+    def _shown(self, schedule: Schedule) -> Schedule:
+        """The schedule with its next firing time (none if disabled or a one-off that fired)."""
+        upcoming = self.next_fire_times(schedule, 1)
+        if not upcoming:
             return schedule
-        if upcoming is None:
-            return schedule
-        return replace(schedule, next_fire_time=upcoming.timestamp())
+        return replace(schedule, next_fire_time=upcoming[0])
 
     # Last in the class, so that ``list`` in the annotations above is the builtin.
     def list(self, *, limit: int = 50, offset: int = 0) -> list[Schedule]:

@@ -222,6 +222,28 @@ class MonthlyTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no
         return f"every {self.months} months from {self.start.isoformat()}"
 
 
+def describe(when: Mapping[str, Any]) -> str:
+    """A stored ``when`` in a few words, as tables show it: ``every 15 minutes from ...``,
+    ``weekdays at 08:30:00``, ``day last of the month at 23:00:00``, ``cron */5 * * * *``."""
+    kind = when.get("kind")
+    at = f" at {when['time']}" if "time" in when else ""
+    if kind == "once":
+        return f"once at {when['at']}"
+    if kind == "interval":
+        every, unit = when["every"], str(when["unit"])
+        start = f" from {when['start']}" if when.get("start") else ""
+        return (
+            f"every {unit.removesuffix('s')}" if every == 1 else f"every {every} {unit}"
+        ) + start
+    if kind == "weekdays":
+        return f"weekdays{at}"
+    if kind == "weekly":
+        return f"weekly on {', '.join(when['days'])}{at}"
+    if kind == "monthly":
+        return f"day {when['day']} of the month{at}"
+    return f"cron {when.get('cron')}"
+
+
 def _required(value: datetime | None) -> datetime:
     if value is None:
         raise BadRequest(field="when.start", reason="a month interval needs a start")
@@ -342,4 +364,4 @@ def _crontab_day(match: re.Match[str]) -> str:
     return _CRONTAB_DAYS[number]
 
 
-__all__ = ["DAYS", "MonthlyTrigger", "When", "build_trigger", "check_when", "zone"]
+__all__ = ["DAYS", "MonthlyTrigger", "When", "build_trigger", "check_when", "describe", "zone"]

@@ -82,6 +82,7 @@ RULES: tuple[tuple[type[BaseException], ErrorRule], ...] = (
     (e.TreeError, ErrorRule(400)),
     (e.RunNotFound, ErrorRule(404)),
     (e.TriggerNotFound, ErrorRule(404)),
+    (e.TreeVersionNotFound, ErrorRule(404)),
     (e.ErrorNotFound, ErrorRule(404)),
     (e.ScheduleNotFound, ErrorRule(404)),
     (auth.UserNotFound, ErrorRule(404)),

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 
 from engine.store.tables import OPEN_TRIGGER_STATUSES, run_creators, runs, triggers
 
-_OPEN = triggers.c.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_TRIGGER_STATUSES])
-_BACKLOG = sa.select(sa.func.count()).select_from(triggers).where(_OPEN)
+# Open triggers: the partial index's own predicate, which every count of the backlog filters on.
+OPEN = triggers.c.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_TRIGGER_STATUSES])
+_BACKLOG = sa.select(sa.func.count()).select_from(triggers).where(OPEN)
 
 
 def run_filters(
@@ -78,4 +79,4 @@ def open_trigger_count(connection: Connection) -> int:
     return int(connection.execute(_BACKLOG).scalar_one())
 
 
-__all__ = ["count_runs", "count_runs_by_status", "open_trigger_count", "run_filters"]
+__all__ = ["OPEN", "count_runs", "count_runs_by_status", "open_trigger_count", "run_filters"]

@@ -18,16 +18,18 @@ from sqlalchemy.engine import Connection
 
 from engine.rows import RowValues
 from engine.store.instance_tables import instance_counters, instances
-from engine.store.tables import run_creators, runs
+from engine.store.tables import run_creators, runs, tree_versions
 
 _READ = (
     sa.select(
         instances,
         runs.c.status,
         runs.c.tree_version_id,
+        tree_versions.c.version.label("tree_version"),
         run_creators.c.user_id.label("created_by"),
     )
     .join(runs, runs.c.id == instances.c.run_id)
+    .join(tree_versions, tree_versions.c.id == runs.c.tree_version_id)
     .outerjoin(run_creators, run_creators.c.run_id == instances.c.run_id)
 )
 
@@ -69,6 +71,41 @@ def read_instance_of_run(connection: Connection, run_id: int) -> RowValues | Non
     return connection.execute(_READ.where(instances.c.run_id == run_id)).mappings().first()
 
 
+def _listed(
+    statement: sa.Select[Any], process: str | None, created_by: str | None
+) -> sa.Select[Any]:
+    if process is not None:
+        statement = statement.where(instances.c.process == process)
+    if created_by is not None:
+        statement = statement.where(run_creators.c.user_id == created_by)
+    return statement
+
+
+def list_instances(
+    connection: Connection,
+    *,
+    process: str | None = None,
+    created_by: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[RowValues]:
+    """Instances (as :func:`read_instance`) of one process or all, of one creator or any:
+    by process, newest first (the process and number are a unique index)."""
+    statement = _listed(_READ, process, created_by)
+    statement = statement.order_by(instances.c.process, instances.c.number.desc())
+    return list(connection.execute(statement.limit(limit).offset(offset)).mappings())
+
+
+def count_instances(
+    connection: Connection, *, process: str | None = None, created_by: str | None = None
+) -> int:
+    """How many instances :func:`list_instances` pages through with these filters."""
+    statement = sa.select(sa.func.count()).select_from(
+        instances.outerjoin(run_creators, run_creators.c.run_id == instances.c.run_id)
+    )
+    return int(connection.execute(_listed(statement, process, created_by)).scalar_one())
+
+
 def write_fields(
     connection: Connection,
     *,
@@ -103,7 +140,9 @@ def write_fields(
 
 
 __all__ = [
+    "count_instances",
     "insert_instance",
+    "list_instances",
     "next_number",
     "read_instance",
     "read_instance_of_run",

@@ -94,13 +94,13 @@ def save_version(
     return StoredVersion(id=version_id, version=number, status=status, digest=digest)
 
 
-_LATER = tree_versions.alias("later")
+LATER = tree_versions.alias("later")
 # Versions that are the latest of their tree: no later version of the same tree exists.
-_IS_LATEST = ~sa.exists().where(
-    _LATER.c.source_name == tree_versions.c.source_name,
-    _LATER.c.source_group == tree_versions.c.source_group,
-    _LATER.c.name == tree_versions.c.name,
-    _LATER.c.version > tree_versions.c.version,
+IS_LATEST = ~sa.exists().where(
+    LATER.c.source_name == tree_versions.c.source_name,
+    LATER.c.source_group == tree_versions.c.source_group,
+    LATER.c.name == tree_versions.c.name,
+    LATER.c.version > tree_versions.c.version,
 )
 
 
@@ -127,7 +127,7 @@ def current_routines(
             tree_versions.c.status,
             tree_versions.c.definition,
         )
-        .where(tree_versions.c.routine_id.is_not(None), _IS_LATEST)
+        .where(tree_versions.c.routine_id.is_not(None), IS_LATEST)
         .order_by(tree_versions.c.id.desc())
     )
     if definition_id is not None:
@@ -151,6 +151,8 @@ def version_definition(connection: Connection, version_id: int) -> Mapping[str, 
 
 
 __all__ = [
+    "IS_LATEST",
+    "LATER",
     "StoredRoutine",
     "StoredVersion",
     "current_routines",
