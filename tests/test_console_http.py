@@ -207,6 +207,15 @@ def test_security_headers_allow_no_inline_code(live: Live, root: httpx.Client) -
     for src in html.xpath("//script/@src | //link[@rel='stylesheet']/@href"):
         assert src.startswith("/console/static/")
         assert root.get(src).status_code == 200
+    assert html.xpath("//nav[@aria-label='Console']//a/text()") == [
+        "Runs",
+        "Errors",
+        "Deferred",
+        "Trees",
+        "Schedules",
+        "Instances",
+        "Health",
+    ]
 
 
 def test_expired_session_goes_back_to_sign_in(live: Live) -> None:
@@ -274,8 +283,15 @@ def test_another_sessions_token_does_not_pass(live: Live, root: httpx.Client) ->
 def test_a_plain_user_sees_only_its_own_runs(live: Live, ada: httpx.Client) -> None:
     own = start_as(live, "ada", APPROVAL, results=NAME)
     other = start_as(live, "root", APPROVAL, results=NAME)
-    listed = page(ada.get("/console/runs")).xpath("//table[@id='runs']//tr/@data-run")
+    runs_page = page(ada.get("/console/runs"))
+    listed = runs_page.xpath("//table[@id='runs']//tr/@data-run")
     assert str(own) in listed and str(other) not in listed
+    # The navigation offers only the pages a plain user may open.
+    assert runs_page.xpath("//nav[@aria-label='Console']//a/text()") == [
+        "Runs",
+        "Deferred",
+        "Instances",
+    ]
     assert ada.get(f"/console/runs/{own}").status_code == 200
     response = ada.get(f"/console/runs/{other}")
     assert response.status_code == 404

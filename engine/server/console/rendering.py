@@ -31,16 +31,23 @@ from engine.auth import User
 from engine.server.console.csrf import CSRF_FIELD, CSRF_HEADER, csrf_token
 from engine.server.console.sessions import console_base
 
-# The navigation, in order: (path under the console, label).
+# The navigation, in order: (path under the console, label, for administrators only). A plain
+# user is not shown the links its pages would answer 403 to.
 NAV = (
-    ("runs", "Runs"),
-    ("errors", "Errors"),
-    ("deferred", "Deferred"),
-    ("trees", "Trees"),
-    ("schedules", "Schedules"),
-    ("instances", "Instances"),
-    ("health", "Health"),
+    ("runs", "Runs", False),
+    ("errors", "Errors", True),
+    ("deferred", "Deferred", False),
+    ("trees", "Trees", True),
+    ("schedules", "Schedules", True),
+    ("instances", "Instances", False),
+    ("health", "Health", True),
 )
+
+
+def navigation(user: User | None) -> list[tuple[str, str]]:
+    """The (path, label) links ``user`` may follow: all of them for an administrator."""
+    admin = user is not None and user.is_admin
+    return [(path, label) for path, label, admins_only in NAV if admin or not admins_only]
 
 
 def utc_text(seconds: float | None) -> str:
@@ -111,7 +118,7 @@ def render(
         "csrf_field": CSRF_FIELD,
         "csrf_header": CSRF_HEADER,
         "csrf_token": csrf_token(request),
-        "nav": NAV,
+        "nav": navigation(user),
         "section": request.url.path.removeprefix(base).strip("/").split("/")[0],
         "static": lambda name: f"{base}/static/{name}?v={version}",
         **context,
@@ -122,4 +129,4 @@ def render(
     return response
 
 
-__all__ = ["NAV", "environment", "query", "render", "utc_text", "when"]
+__all__ = ["NAV", "environment", "navigation", "query", "render", "utc_text", "when"]
