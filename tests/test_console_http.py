@@ -611,3 +611,17 @@ def test_an_error_is_resolved_in_place_by_htmx(live: Live, root: httpx.Client) -
     assert again.status_code == 409  # htmx shows the error page in the page's main part
     assert again.headers["HX-Retarget"] == "#content"
     assert live.engine.get_error(error_id).resolution_message == "in place"
+
+
+def test_bad_query_values_are_400_pages_naming_the_field(root: httpx.Client) -> None:
+    for path, field in (
+        ("/console/runs?offset=%C2%B2", "offset"),  # "²": a digit to str.isdigit, not to int
+        ("/console/deferred?offset=%C2%B2", "offset"),
+        ("/console/errors?run=%C2%B2", "run"),
+        ("/console/errors?run=99999999999999999999", "run"),  # beyond any run id
+        ("/console/runs?until=9999-12-31", "until"),  # the day after it is past year 9999
+    ):
+        response = root.get(path)
+        assert response.status_code == 400, (path, response.text)
+        assert page(response).xpath("//h1/text()") == ["Not accepted"]
+        assert field in page(response).text_content(), path

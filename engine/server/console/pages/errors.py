@@ -28,7 +28,7 @@ from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.forms import urlencoded_pairs
 from engine.server.inspection import MAX_ERROR_ID
-from engine.server.paging import app_engine
+from engine.server.paging import MAX_ID, app_engine
 from engine.statuses import ErrorStatus, allowed_resolutions
 
 router = APIRouter()
@@ -44,19 +44,18 @@ def actions_for(error: RunError) -> list[str]:
 @router.get("/errors")
 async def errors_page(request: Request, user: ConsoleAdmin) -> Response:
     status = filters.choice(request, "status", (*STATUSES, "any"))
+    run_id = filters.number(request, "run", maximum=MAX_ID, what="a run id")
     shown = {
         "status": status or ErrorStatus.ACTIVE.value,
         "type": filters.text(request, "type"),
-        "run": request.query_params.get("run") or None,
+        "run": None if run_id is None else str(run_id),
     }
-    if shown["run"] is not None and not str(shown["run"]).isdigit():
-        raise BadRequest(field="run", reason=f"{shown['run']!r} is not a run id")
     offset = filters.offset(request)
     engine = app_engine(request)
     query: dict[str, Any] = {
         "status": None if shown["status"] == "any" else shown["status"],
         "error_type": shown["type"],
-        "run_id": int(shown["run"]) if shown["run"] else None,
+        "run_id": run_id,
     }
 
     def read() -> tuple[int, list[RunError]]:
