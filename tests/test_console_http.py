@@ -625,3 +625,14 @@ def test_bad_query_values_are_400_pages_naming_the_field(root: httpx.Client) -> 
         assert response.status_code == 400, (path, response.text)
         assert page(response).xpath("//h1/text()") == ["Not accepted"]
         assert field in page(response).text_content(), path
+
+
+def test_an_error_id_with_a_nul_is_a_400_page_on_every_database(root: httpx.Client) -> None:
+    # PostgreSQL cannot compare text with a NUL in it: the read itself failed, a 500 page.
+    token = csrf_of(root.get("/console/errors"))
+    for response in (
+        root.get("/console/errors/a%00b/resolve"),
+        post_form(root, "/console/errors/resolve", [("error", "a\x00b"), ("csrf_token", token)]),
+    ):
+        assert response.status_code == 400, response.text
+        assert "error_id: contains a NUL character" in page(response).text_content()
