@@ -384,6 +384,21 @@ def test_completing_a_deferral_is_confirmed_then_done(live: Live, ada: httpx.Cli
     assert run.task("Notify").results["output"] == "Ada: Approved"
 
 
+def test_results_xml_that_does_not_parse_is_refused_before_the_confirmation(
+    live: Live, ada: httpx.Client
+) -> None:
+    run_id = start_as(live, "ada", APPROVAL, results=NAME)
+    task = live.engine.get_run(run_id).task("Approve")
+    path = f"/console/runs/{run_id}/deferrals/{task.id}"
+
+    refused = post_confirmed(ada, path, action="Complete", results_xml="<results><result")
+
+    assert refused.status_code == 400  # not a page asking to confirm what cannot be sent
+    assert "results" in page(refused).xpath("//main//p/text()")[0]
+    live.engine.run_until_idle()
+    assert live.engine.get_run(run_id).task("Approve").status is TaskStatus.DEFERRED
+
+
 def test_cancel_records_who(live: Live, root: httpx.Client) -> None:
     run_id = start_as(live, "root", APPROVAL, results=NAME)
     confirm = root.get(f"/console/runs/{run_id}/cancel")

@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 
 from engine.errors import BadRequest, GraphvizNotFound
 from engine.records import Run, Task
-from engine.results_xml import write_results
+from engine.results_xml import parse_results, write_results
 from engine.server.console.access import visible_run
 from engine.server.console.forms import read_page_form
 from engine.server.console.rendering import render
@@ -106,8 +106,10 @@ async def run_changed(request: Request, user: ConsoleUser, run_id: Id) -> Respon
     return Response(status_code=200, headers={"HX-Refresh": "true"})
 
 
-def _results(fields: dict[str, str]) -> str | None:
-    """Results XML from the form: the XML box as is, else the name/value rows filled in."""
+def _results(fields: dict[str, str], max_bytes: int) -> str | None:
+    """Results XML from the form: the XML box as is, else the name/value rows filled in. The
+    XML is read here, as ``create_deferred`` reads it, so that XML it would refuse is refused
+    before the confirmation page, not after it."""
     xml = (fields.get("results_xml") or "").strip()
     rows = {}
     for index in range(MAX_RESULT_ROWS):
@@ -116,6 +118,7 @@ def _results(fields: dict[str, str]) -> str | None:
             rows[name] = fields.get(f"value_{index}", "")
     if xml and rows:
         raise BadRequest(field="results", reason="give results XML or the rows, not both")
+    parse_results(xml, max_bytes=max_bytes)
     return xml or (write_results(rows) if rows else None)
 
 
@@ -132,8 +135,8 @@ async def complete_deferral(
     action = fields.get("action") or "Complete"
     if action not in ("Complete", "Update"):
         raise BadRequest(field="action", reason=f"{action!r} is not Complete or Update")
-    results = _results(fields)
     engine = app_engine(request)
+    results = _results(fields, engine.max_results_bytes)
     run = await run_in_threadpool(visible_run, engine, user, run_id)
     task = next((t for t in run.tasks if t.id == task_id and t.token), None)
     if task is None or task.status is not TaskStatus.DEFERRED:
