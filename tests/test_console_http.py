@@ -651,3 +651,29 @@ def test_an_error_id_with_a_nul_is_a_400_page_on_every_database(root: httpx.Clie
     ):
         assert response.status_code == 400, response.text
         assert "error_id: contains a NUL character" in page(response).text_content()
+
+
+def test_markup_in_tree_node_and_source_names_is_text_in_every_page(
+    live: Live, root: httpx.Client
+) -> None:
+    hostile = '<img src=x onerror="alert(1)">'
+    tree = {"source_name": "Tests", "source_group": "Console", "tree_name": f"Odd\n{hostile}"}
+    live.engine.load_tree(
+        small_tree(
+            tree["tree_name"],
+            {
+                "Start": {"handler": "system_start_v1", "connectors": [{"to": hostile}]},
+                hostile: {"handler": "utilities_echo_v1", "parameters": {"input": hostile}},
+            },
+        )
+        | {"source": tree["source_name"], "group": tree["source_group"]}
+    )
+    run_id = start_as(live, "root", tree, source_id=f"<script>alert({secrets.token_hex(2)})")
+
+    for path in (f"/console/runs/{run_id}", "/console/runs", "/console/trees"):
+        shown = page(root.get(path))
+        assert shown.xpath("//img | //script[not(@src)] | //*[@onerror]") == [], path
+        assert hostile in shown.text_content(), path
+    picture = page(root.get(f"/console/runs/{run_id}")).xpath("//*[@id='picture']")[0]
+    assert len(picture.xpath(".//*[local-name()='svg']")) == 1
+    assert all(href.startswith("#task-") for href in picture.xpath(".//@*[local-name()='href']"))

@@ -67,6 +67,15 @@ def when(seconds: float | None) -> Markup:
     return Markup('<time datetime="{0}" title="{1} UTC">{1} UTC</time>').format(iso, text)
 
 
+def inline_svg(svg: bytes) -> Markup:
+    """A picture Graphviz drew (``engine.tree.picture``) as an element of the page, its XML
+    prolog and doctype dropped (they cannot stand inside HTML). Safe to inline: Graphviz
+    escapes every text of the tree in its SVG, ``engine.tree.picture`` never uses HTML-like
+    labels nor lets a name break out of the DOT, and the SVG has no script or style element."""
+    text = svg.decode("utf-8")
+    return Markup(text[text.index("<svg") :])  # noqa: S704 - Graphviz escaped every text
+
+
 def query(params: Mapping[str, object], **changes: object) -> str:
     """``?a=1&b=2``: ``params`` with ``changes`` applied, empty values left out."""
     merged = {**params, **changes}
@@ -129,4 +138,13 @@ def render(
     return response
 
 
-__all__ = ["NAV", "environment", "navigation", "query", "render", "utc_text", "when"]
+__all__ = [
+    "NAV",
+    "environment",
+    "inline_svg",
+    "navigation",
+    "query",
+    "render",
+    "utc_text",
+    "when",
+]

@@ -29,7 +29,7 @@ from engine.records import Run, Task
 from engine.results_xml import parse_results, write_results
 from engine.server.console.access import visible_run
 from engine.server.console.forms import read_page_form
-from engine.server.console.rendering import render
+from engine.server.console.rendering import inline_svg, render
 from engine.server.console.sessions import ConsoleAdmin, ConsoleUser, console_base
 from engine.server.paging import Id, app_engine
 from engine.statuses import RunStatus, TaskStatus
@@ -53,11 +53,9 @@ def picture(tree: Tree, run: Run) -> Markup | None:
     """The run's picture as inline SVG (None when Graphviz's dot is not installed)."""
     latest = {task.name: f"#{_anchor(task)}" for task in run.tasks}
     try:
-        svg = draw(run_dot(tree, run, links=latest), "svg").decode("utf-8")
+        return inline_svg(draw(run_dot(tree, run, links=latest), "svg"))
     except GraphvizNotFound:
         return None
-    # Graphviz escapes every label; the XML prolog and DOCTYPE cannot stand inside HTML.
-    return Markup(svg[svg.index("<svg") :])  # noqa: S704 - Graphviz's own escaped SVG
 
 
 def suggested_results(tree: Tree, task: Task) -> list[tuple[str, str]]:
