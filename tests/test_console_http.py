@@ -647,7 +647,11 @@ def test_an_error_id_with_a_nul_is_a_400_page_on_every_database(root: httpx.Clie
     token = csrf_of(root.get("/console/errors"))
     for response in (
         root.get("/console/errors/a%00b/resolve"),
-        post_form(root, "/console/errors/resolve", [("error", "a\x00b"), ("csrf_token", token)]),
+        post_form(
+            root,
+            "/console/errors/resolve",
+            [("error", "a\x00b"), ("action", "Retry Task"), ("csrf_token", token)],
+        ),
     ):
         assert response.status_code == 400, response.text
         assert "error_id: contains a NUL character" in page(response).text_content()
@@ -677,3 +681,18 @@ def test_markup_in_tree_node_and_source_names_is_text_in_every_page(
     picture = page(root.get(f"/console/runs/{run_id}")).xpath("//*[@id='picture']")[0]
     assert len(picture.xpath(".//*[local-name()='svg']")) == 1
     assert all(href.startswith("#task-") for href in picture.xpath(".//@*[local-name()='href']"))
+
+
+def test_a_bulk_resolution_without_a_known_action_is_a_400_page(
+    live: Live, root: httpx.Client
+) -> None:
+    run_id = start_as(live, "root", EXPLODE)
+    error = live.engine.get_run(run_id).errors[0]
+    token = csrf_of(root.get("/console/errors"))
+    for action in ([], [("action", "")], [("action", "Retry Everything")]):
+        for confirmed in ([], [("confirmed", "yes")]):
+            fields = [("error", error.id), *action, *confirmed, ("csrf_token", token)]
+            refused = post_form(root, "/console/errors/resolve", fields)
+            assert refused.status_code == 400, (action, confirmed, refused.text)
+            assert "action" in page(refused).xpath("//main//p/text()")[0]
+    assert live.engine.get_error(error.id).status == "Active"

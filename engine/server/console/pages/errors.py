@@ -29,11 +29,12 @@ from engine.server.console.sessions import ConsoleAdmin
 from engine.server.forms import urlencoded_pairs
 from engine.server.inspection import MAX_ERROR_ID
 from engine.server.paging import MAX_ID, app_engine
-from engine.statuses import ErrorStatus, allowed_resolutions
+from engine.statuses import ErrorStatus, ResolutionAction, allowed_resolutions
 
 router = APIRouter()
 ErrorId = Annotated[str, Path(min_length=1, max_length=MAX_ERROR_ID)]
 STATUSES = tuple(status.value for status in ErrorStatus)
+ACTIONS = tuple(action.value for action in ResolutionAction)
 MAX_BULK = 200
 
 
@@ -119,6 +120,8 @@ async def resolve_many(request: Request, user: ConsoleAdmin) -> Response:
     if len(ids) > MAX_BULK:
         raise BadRequest(field="error", reason=f"at most {MAX_BULK} errors at once")
     action = fields.get("action", "")
+    if action not in ACTIONS:  # whether each error's type allows it is the engine's to say
+        raise BadRequest(field="action", reason=f"{action!r} is not one of {', '.join(ACTIONS)}")
     message = fields.get("message") or None
     engine = app_engine(request)
     if fields.get("confirmed") != "yes":
