@@ -696,3 +696,17 @@ def test_a_bulk_resolution_without_a_known_action_is_a_400_page(
             assert refused.status_code == 400, (action, confirmed, refused.text)
             assert "action" in page(refused).xpath("//main//p/text()")[0]
     assert live.engine.get_error(error.id).status == "Active"
+
+
+def test_a_page_past_the_end_of_a_list_says_so_and_links_to_the_first(
+    live: Live, root: httpx.Client
+) -> None:
+    # An "Older" link kept after the list shrank: the lists are not empty, only that page is.
+    start_as(live, "root", EXPLODE)
+    start_as(live, "root", APPROVAL, results=NAME)
+    for path in ("/console/runs", "/console/errors", "/console/deferred", "/console/trees"):
+        shown = page(root.get(f"{path}?offset=1000000"))
+        empty = " ".join(shown.xpath("//div[@class='empty']")[0].text_content().split())
+        assert "past the end" in empty, (path, empty)
+        [first] = shown.xpath("//div[@class='empty']//a/@href")
+        assert first.startswith(path) and "offset" not in first, (path, first)
