@@ -710,3 +710,30 @@ def test_a_page_past_the_end_of_a_list_says_so_and_links_to_the_first(
         assert "past the end" in empty, (path, empty)
         [first] = shown.xpath("//div[@class='empty']//a/@href")
         assert first.startswith(path) and "offset" not in first, (path, first)
+
+
+def test_sign_in_goes_nowhere_outside_the_console(live: Live) -> None:
+    for wanted in (
+        "//evil.example/console/runs",
+        "https://evil.example/console/runs",
+        "/console//evil.example",
+        "/console/\\evil.example",
+        "/consolex/runs",
+        "/api/runs",
+        "/console/runs\r\nSet-Cookie: planted=1",
+    ):
+        with live.client() as client:
+            form = client.get("/console/sign-in", params={"next": wanted})
+            signed_in = client.post(
+                "/console/sign-in",
+                data={
+                    "username": "ada",
+                    "password": PASSWORD,
+                    "next": wanted,
+                    "csrf_token": csrf_of(form),
+                },
+            )
+        location = signed_in.headers["location"]
+        assert location.startswith("/console/") and "//" not in location, (wanted, location)
+        assert "\r" not in location and "\n" not in location
+        assert "planted" not in signed_in.headers.get("set-cookie", "")
