@@ -737,3 +737,50 @@ def test_sign_in_goes_nowhere_outside_the_console(live: Live) -> None:
         assert location.startswith("/console/") and "//" not in location, (wanted, location)
         assert "\r" not in location and "\n" not in location
         assert "planted" not in signed_in.headers.get("set-cookie", "")
+
+
+def test_a_plain_user_reaches_another_users_run_by_no_route(live: Live, ada: httpx.Client) -> None:
+    other = start_as(live, "root", APPROVAL, results=NAME)
+    failing = start_as(live, "root", EXPLODE)
+    task = live.engine.get_run(other).task("Approve")
+    error = live.engine.get_run(failing).errors[0]
+    token = csrf_of(ada.get("/console/runs"))
+    htmx = {"HX-Request": "true", "X-CSRF-Token": token}
+    deferral = {"action": "Complete", "name_0": "Status", "value_0": "Approved"}
+    for method, path, data, status in (
+        ("GET", f"/console/runs/{other}/changed?since=0", None, 404),
+        ("POST", f"/console/runs/{other}/deferrals/{task.id}", deferral, 404),
+        (
+            "POST",
+            f"/console/runs/{other}/deferrals/{task.id}",
+            {**deferral, "confirmed": "yes"},
+            404,
+        ),
+        ("POST", f"/console/runs/{other}/cancel", {"confirmed": "yes"}, 403),
+        ("POST", f"/console/runs/{other}/run-again", {"version": "same"}, 403),
+        ("GET", f"/console/errors/{error.id}/resolve", None, 403),
+        ("POST", f"/console/errors/{error.id}/resolve", {"action": "Skip Task"}, 403),
+        ("GET", "/console/health/live", None, 403),
+        ("GET", "/console/trees/versions/1/picture.svg", None, 403),
+    ):
+        response = ada.request(method, path, data=data, headers=htmx)
+        assert response.status_code == status, (method, path, response.text)
+    bulk = [
+        ("error", error.id),
+        ("action", "Skip Task"),
+        ("confirmed", "yes"),
+        ("csrf_token", token),
+    ]
+    assert post_form(ada, "/console/errors/resolve", bulk).status_code == 403
+    for path in (
+        "/console/runs",
+        f"/console/runs?creator=root&source_id={live.engine.get_run(other).source_id}",
+    ):
+        listed = page(ada.get(path, headers={"HX-Request": "true"})).xpath("//tr/@data-run")
+        assert str(other) not in listed and str(failing) not in listed, path
+    waiting = page(ada.get("/console/deferred")).xpath("//section[@class='waiting']/@data-task")
+    assert task.id not in waiting
+    live.engine.run_until_idle()
+    assert live.engine.get_run(other).task("Approve").status is TaskStatus.DEFERRED
+    assert live.engine.get_error(error.id).status == "Active"
+    assert live.engine.get_run(failing).status is not RunStatus.CANCELLED
