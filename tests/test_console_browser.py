@@ -278,8 +278,12 @@ def test_a_failing_nodes_error_is_retried_from_the_inbox(browser: WebDriver, ser
     thread = threading.Thread(target=pong.serve_forever, daemon=True)
     thread.start()
     try:
-        browser.find_element(By.LINK_TEXT, "Resolve…").click()  # the row becomes the form
+        # From the keyboard: the row becomes the form, and the focus goes into it (not back
+        # to the top of the page with the link the swap removed).
+        browser.find_element(By.LINK_TEXT, "Resolve…").send_keys(Keys.ENTER)
         wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "tr.resolving"))
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("name") == "action", focused.get_attribute("outerHTML")
         browser.find_element(By.CSS_SELECTOR, "input[name=action][value='Retry Task']").click()
         browser.find_element(By.CSS_SELECTOR, "tr.resolving input[name=message]").send_keys(
             "the service is back"
