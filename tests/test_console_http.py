@@ -784,3 +784,32 @@ def test_a_plain_user_reaches_another_users_run_by_no_route(live: Live, ada: htt
     assert live.engine.get_run(other).task("Approve").status is TaskStatus.DEFERRED
     assert live.engine.get_error(error.id).status == "Active"
     assert live.engine.get_run(failing).status is not RunStatus.CANCELLED
+
+
+def test_a_deferral_form_with_many_suggested_results_can_be_sent_as_offered(
+    live: Live, root: httpx.Client
+) -> None:
+    # Each result the tree reads is a row of the form: with 20 of them (and the empty rows
+    # after) the form once had more fields than a form may carry, and was refused as sent.
+    reads = [{"to": "Tell", "condition": f"results['Ask']['r{i}'] == 'yes'"} for i in range(20)]
+    many = {"source_name": "Tests", "source_group": "Console", "tree_name": "Many Reads"}
+    live.engine.load_tree(
+        small_tree(
+            many["tree_name"],
+            {
+                "Start": {"handler": "system_start_v1", "connectors": [{"to": "Ask"}]},
+                "Ask": {"handler": "utilities_defer_v1", "defers": True, "connectors": reads},
+                "Tell": {"handler": "utilities_echo_v1", "parameters": {"input": "told"}},
+            },
+        )
+        | {"source": many["source_name"], "group": many["source_group"]}
+    )
+    run_id = start_as(live, "root", many)
+    [form] = page(root.get(f"/console/runs/{run_id}")).xpath("//form[@class='deferral']")
+    suggested = form.xpath(".//input[starts-with(@name, 'name_')]/@value")
+    assert suggested[:3] == ["r0", "r1", "r2"]  # as many as fit; the others go in the XML box
+
+    confirm = root.post(form.get("action"), data=dict(form.form_values()))
+
+    assert confirm.status_code == 200, confirm.text
+    assert "Complete Ask of run" in page(confirm).text_content()

@@ -31,6 +31,7 @@ from engine.server.console.access import visible_run
 from engine.server.console.forms import read_page_form
 from engine.server.console.rendering import inline_svg, render
 from engine.server.console.sessions import ConsoleAdmin, ConsoleUser, console_base
+from engine.server.forms import MAX_FIELDS
 from engine.server.paging import Id, app_engine
 from engine.statuses import RunStatus, TaskStatus
 from engine.tree.model import Tree
@@ -41,6 +42,10 @@ from engine.tree.reads import results_read
 router = APIRouter()
 TaskId = Annotated[str, Path(min_length=1, max_length=32)]  # tasks.id's length
 RESULT_ROWS = 3  # empty name/value rows a deferral's form offers beside those the tree reads
+# The rows a deferral's form may send: what the form limit (MAX_FIELDS) leaves beside its
+# other fields (the CSRF token, action, message, results XML, confirmed). The suggested rows
+# are cut to leave room for the empty ones; further results go in the XML box.
+MAX_RESULT_ROWS = (MAX_FIELDS - 5) // 2
 TRIGGERS_SHOWN = 100
 OPEN_STATUSES = (RunStatus.STARTED, RunStatus.FAILED, RunStatus.STAGED)
 
@@ -64,7 +69,7 @@ def suggested_results(tree: Tree, task: Task) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     for read in results_read(tree, task.name):
         found.setdefault(read.result, read.compared_with or "")
-    return list(found.items())
+    return list(found.items())[: MAX_RESULT_ROWS - RESULT_ROWS]  # the rest: the XML box
 
 
 @router.get("/runs/{run_id}")
@@ -120,7 +125,6 @@ def _results(fields: dict[str, str], max_bytes: int) -> str | None:
     return xml or (write_results(rows) if rows else None)
 
 
-MAX_RESULT_ROWS = 16
 _ROW_FIELDS = tuple(f"{kind}_{i}" for i in range(MAX_RESULT_ROWS) for kind in ("name", "value"))
 _DEFERRAL_FIELDS = ("action", "message", "results_xml", "confirmed", *_ROW_FIELDS)
 
