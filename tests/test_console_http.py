@@ -813,3 +813,20 @@ def test_a_deferral_form_with_many_suggested_results_can_be_sent_as_offered(
 
     assert confirm.status_code == 200, confirm.text
     assert "Complete Ask of run" in page(confirm).text_content()
+
+
+def test_a_bulk_resolution_takes_a_whole_page_of_ticked_errors(
+    live: Live, root: httpx.Client
+) -> None:
+    # The inbox ticks up to 50 errors a page; the form parser once stopped at 32 fields.
+    source_id = f"bulk-{secrets.token_hex(4)}"
+    runs = [start_as(live, "root", EXPLODE, source_id=source_id) for _ in range(40)]
+    ticked = [("error", live.engine.get_run(run).errors[0].id) for run in runs]
+    token = csrf_of(root.get("/console/errors"))
+    fields = [*ticked, ("action", "Do Nothing"), ("csrf_token", token)]
+
+    asked = post_form(root, "/console/errors/resolve", fields)
+    assert asked.status_code == 200, asked.text
+    assert "Resolve 40 errors with Do Nothing?" in page(asked).text_content()
+    applied = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
+    assert "40 resolutions accepted" in page(applied).text_content()

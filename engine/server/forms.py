@@ -61,7 +61,7 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
     return _checked(fields, spec)
 
 
-def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
+def urlencoded_pairs(body: bytes, max_fields: int = MAX_FIELDS) -> list[tuple[str, str]]:
     """Form pairs from a body that must be UTF-8 (raw or percent-encoded), never Latin-1."""
     try:
         return parse_qsl(
@@ -70,11 +70,11 @@ def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
             strict_parsing=False,
             encoding="utf-8",
             errors="strict",
-            max_num_fields=MAX_FIELDS,
+            max_num_fields=max_fields,
         )
     except UnicodeDecodeError as exc:
         raise BadRequest(field="form", reason=f"not UTF-8 text: {exc.reason}") from None
-    except ValueError as exc:  # more than MAX_FIELDS fields
+    except ValueError as exc:  # more than max_fields fields
         raise BadRequest(field="form", reason=str(exc)) from None
 
 

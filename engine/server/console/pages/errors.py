@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from engine.errors import BadRequest, TreeflowError
 from engine.records import RunError
 from engine.server.console import filters
-from engine.server.console.csrf import CSRF_FIELD
+from engine.server.console.csrf import CSRF_FIELD, MAX_FORM_FIELDS
 from engine.server.console.forms import read_page_form
 from engine.server.console.pages.sign_in import safe_next
 from engine.server.console.rendering import render
@@ -109,7 +109,7 @@ async def resolve(request: Request, user: ConsoleAdmin, error_id: ErrorId) -> Re
 @router.post("/errors/resolve")
 async def resolve_many(request: Request, user: ConsoleAdmin) -> Response:
     """Bulk: ``error`` repeated, one per error ticked, with one ``action`` and ``message``."""
-    pairs = urlencoded_pairs(await request.body())
+    pairs = urlencoded_pairs(await request.body(), max_fields=MAX_FORM_FIELDS)
     ids = [value for name, value in pairs if name == "error"]
     fields = {name: value for name, value in pairs if name not in ("error", CSRF_FIELD)}
     unknown = set(fields) - {"action", "message", "confirmed"}
