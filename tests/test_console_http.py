@@ -830,3 +830,16 @@ def test_a_bulk_resolution_takes_a_whole_page_of_ticked_errors(
     assert "Resolve 40 errors with Do Nothing?" in page(asked).text_content()
     applied = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
     assert "40 resolutions accepted" in page(applied).text_content()
+
+
+def test_json_on_the_run_page_reads_as_it_was_given(live: Live, root: httpx.Client) -> None:
+    # Jinja's tojson writes <, > and & as \u003c, \u003e, \u0026 (for script elements): in a
+    # <pre> they showed as those escapes. Escaped as HTML, they read as given.
+    given = "R&D <review> 'now'"
+    escaped = given.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    results = f'<results><result name="Name">{escaped}</result></results>'
+    run_id = start_as(live, "root", APPROVAL, results=results)
+    html = page(root.get(f"/console/runs/{run_id}"))
+    inputs = html.xpath("//h2[text()='Inputs']/following-sibling::pre[1]/text()")[0]
+    assert f'"Name": "{given}"' in inputs
+    assert html.xpath("//pre//*") == []  # text, not markup
