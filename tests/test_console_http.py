@@ -843,3 +843,27 @@ def test_json_on_the_run_page_reads_as_it_was_given(live: Live, root: httpx.Clie
     inputs = html.xpath("//h2[text()='Inputs']/following-sibling::pre[1]/text()")[0]
     assert f'"Name": "{given}"' in inputs
     assert html.xpath("//pre//*") == []  # text, not markup
+
+
+def test_sign_in_tells_no_name_apart(live: Live) -> None:
+    """A name nobody has, a wrong password and a disabled account's right password are all
+    answered alike: the page does not tell which names exist."""
+    name = f"dora{secrets.token_hex(3)}"
+    live.add_user(name, "user")
+    live.accounts.set_disabled(name, True)
+    answers = set()
+    for username, password in (
+        (f"nobody{secrets.token_hex(3)}", PASSWORD),
+        ("bob", "not the password"),
+        (name, PASSWORD),
+    ):
+        with live.client() as client:
+            form = client.get("/console/sign-in")
+            response = client.post(
+                "/console/sign-in",
+                data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+            )
+        notice = page(response).xpath("//*[contains(@class, 'notice')]/text()")
+        answers.add((response.status_code, tuple(notice)))
+        assert "treeflow_session" not in response.headers.get("set-cookie", "")
+    assert answers == {(401, ("Wrong user name or password.",))}
