@@ -867,3 +867,21 @@ def test_sign_in_tells_no_name_apart(live: Live) -> None:
         answers.add((response.status_code, tuple(notice)))
         assert "treeflow_session" not in response.headers.get("set-cookie", "")
     assert answers == {(401, ("Wrong user name or password.",))}
+
+
+def test_a_run_with_many_inputs_can_be_run_again_as_offered(live: Live, root: httpx.Client) -> None:
+    # One field per input: past 29 inputs the form had more fields than a form could carry.
+    names = [f"Input{i}" for i in range(40)]
+    results = "".join(f'<result name="{name}">{name.lower()}</result>' for name in names)
+    run_id = start_as(live, "root", APPROVAL, results=f"<results>{results}</results>")
+    [form] = page(root.get(f"/console/runs/{run_id}/run-again")).xpath("//main//form")
+    fields = dict(form.form_values())
+    fields["input_Input7"] = "edited"
+
+    again = root.post(form.get("action"), data=fields)
+
+    assert again.status_code == 303, again.text
+    new_run = int(again.headers["location"].split("/runs/")[1].split("?")[0])
+    live.engine.run_until_idle()
+    inputs = live.engine.get_run(new_run).inputs
+    assert inputs["Input7"] == "edited" and inputs["Input8"] == "input8" and len(inputs) == 40

@@ -31,9 +31,8 @@ CSRF_HEADER = "X-CSRF-Token"
 PRE_SESSION_COOKIE = "treeflow_console_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY = b"treeflow console csrf"
-# The most fields a console form carries: the Errors inbox's bulk form, one field per error
-# ticked (MAX_BULK) besides its action, message, confirmation and token. Other forms are held
-# to their own fields by engine.server.forms.read_form.
+# The most fields a console form carries: the Errors inbox's bulk form has one per error ticked
+# (up to 200), Run Again one per input of the run. Each route holds its form to its own fields.
 MAX_FORM_FIELDS = 256
 
 
