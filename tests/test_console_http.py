@@ -497,6 +497,21 @@ def test_signing_out_revokes_the_session(live: Live) -> None:
         )  # the token is gone, not just the cookie
 
 
+def test_signing_in_again_ends_the_session_it_replaces(live: Live) -> None:
+    with sign_in(live, "bob") as client:
+        replaced = client.cookies["treeflow_session"]
+        form = client.get("/console/sign-in")
+        again = client.post(
+            "/console/sign-in",
+            data={"username": "ada", "password": PASSWORD, "csrf_token": csrf_of(form)},
+        )
+        assert again.status_code == 303
+        assert client.cookies["treeflow_session"] != replaced
+    with live.client() as other:
+        other.cookies.set("treeflow_session", replaced, path="/console")
+        assert other.get("/console/runs").status_code == 303  # no cookie left holds bob's
+
+
 def test_run_page_shows_the_source_data(live: Live, root: httpx.Client) -> None:
     with live.client(live.token("root")) as api:
         response = api.post(
