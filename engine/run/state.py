@@ -61,7 +61,9 @@ class TaskState:
     status: TaskStatus
     results: dict[str, Any]
     token: str | None
-    arrived: list[str]
+    # Immutable, so that the many tasks nothing arrives at share the empty tuple (no container
+    # of their own for the garbage collector to visit while a batch is held).
+    arrived: tuple[str, ...]
     created_at: float
     updated_at: float
     is_new: bool = False
@@ -196,7 +198,7 @@ class RunState:
                     status=TaskStatus(row["status"]),
                     results=row["results"],
                     token=row["token"],
-                    arrived=list(row["arrived"]),
+                    arrived=tuple(row["arrived"]),
                     created_at=row["created_at"],
                     updated_at=row["updated_at"],
                     completing=row["completing"],
