@@ -48,7 +48,7 @@ from engine.run import routines
 from engine.run.budgets import Budgets, CallTally, StepBudget
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
 from engine.run.retries import Retries, Returned, call_handler, out_of_attempts
-from engine.run.source_bindings import SCOPE_NAME, SourceBindings
+from engine.run.source_bindings import SCOPE_NAME
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
     ErrorType,
@@ -115,7 +115,7 @@ class Execution:
             "run": {"id": state.id, "tree": state.tree.key.name},
             "trigger": {"id": trigger_id, "action": action, "message": message or ""},
             "iterations": Iterations(state),
-            SCOPE_NAME: SourceBindings(state.source.data),  # Request CE's @values, @form...
+            SCOPE_NAME: state.source_bindings,  # Request CE's @values, @form...
         }
         self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
         # Junctions (and the loop index they are judged at) whose region moved during this walk.

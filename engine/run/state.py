@@ -14,6 +14,7 @@ value and per task, counted cheaply and kept up to date as tasks change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 
 from engine.handlers.handler import SourceInfo
 from engine.records import ROOT_LOOP_INDEX
+from engine.run.source_bindings import SourceBindings
 from engine.statuses import ErrorType, RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
 
@@ -218,6 +220,12 @@ class RunState:
             self.results[task.node] = task.results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
+
+    @functools.cached_property
+    def source_bindings(self) -> SourceBindings:
+        """Request CE's bindings of the source data: built once a run, as the data never changes
+        (a state kept between batches keeps them)."""
+        return SourceBindings(self.source.data)
 
     @property
     def call_tree(self) -> int:
