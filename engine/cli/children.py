@@ -1,18 +1,19 @@
-"""Processes the harness starts (``treeflow worker``, ``treeflow serve``, a measuring child) die
-with it, whatever ends it.
+"""Child processes that die with their parent, whatever ends it.
 
-A benchmark interrupted in the middle (a test's timeout, Ctrl-C, a SIGKILL of the harness) must
-not leave workers polling the database behind it. Two things see to that:
+``treeflow serve --processes N`` starts ``treeflow worker`` processes, and the benchmark harness
+starts servers, workers and measuring children; neither may leave workers polling the database
+behind it when it is stopped, interrupted (Ctrl-C, a test's timeout) or killed. Two things see
+to that:
 
 - each child runs in a session of its own, and :func:`stop` ends the whole process group:
   SIGTERM (a graceful stop), then SIGKILL once the grace time is up, so a child that does not
-  stop cannot keep the harness waiting or outlive it;
+  stop cannot keep its parent waiting or outlive it;
 - each child is started through this module's launcher, which asks the kernel to SIGKILL it when
-  the harness process dies (Linux's ``PR_SET_PDEATHSIG``, kept across the ``exec`` that follows)
+  the parent process dies (Linux's ``PR_SET_PDEATHSIG``, kept across the ``exec`` that follows)
   and then ``exec``s the real command. That covers the deaths no ``finally`` survives.
 
-``python -m benchmarks.children PARENT_PID COMMAND...`` is the launcher; the harness never calls
-it by hand.
+``python -m engine.cli.children PARENT_PID COMMAND...`` is the launcher; nothing calls it by
+hand.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ STOP_SECONDS = 60.0
 def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
     """Start ``command`` in its own process group, to be killed if this process dies.
 
-    Call it from a thread that lives as long as the child (the harness's main thread): Linux
-    sends the parent-death signal when the *thread* that started the child ends.
+    Call it from a thread that lives as long as the child (the harness's main thread, the
+    supervisor's thread): Linux sends the parent-death signal when the *thread* that started
+    the child ends.
     """
-    launcher = [sys.executable, "-m", "benchmarks.children", str(os.getpid()), *command]
+    launcher = [sys.executable, "-m", "engine.cli.children", str(os.getpid()), *command]
     return subprocess.Popen(launcher, start_new_session=True, **popen)
 
 
@@ -67,16 +69,18 @@ def _signal_group(child: subprocess.Popen[Any], number: signal.Signals) -> None:
 
 
 def _launch(argv: Sequence[str]) -> None:
-    """Ask for SIGKILL when the harness dies, make sure it has not died yet, become COMMAND."""
+    """Ask for SIGKILL when the parent dies, make sure it has not died yet, become COMMAND."""
     parent, command = int(argv[0]), list(argv[1:])
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # the harness died before the request was in place
+    if os.getppid() != parent:  # the parent died before the request was in place
         os._exit(1)
     os.execvp(command[0], command)  # noqa: S606  (our own command, an argument list)
 
+
+__all__ = ["spawn", "stop"]
 
 if __name__ == "__main__":
     _launch(sys.argv[1:])
