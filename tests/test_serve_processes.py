@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from engine import Engine, RunStatus
 from engine.cli.serve import serve
@@ -24,7 +23,7 @@ from engine.cli.worker import worker
 from engine.cli.worker_processes import worker_command
 
 from .support import TREEFLOW, _environment, run_treeflow, wait_for
-from .test_serve_cli import PASSWORD, SEED_RESULTS, SEED_START, TREES, free_port
+from .test_serve_cli import PASSWORD, SEED_RESULTS, SEED_START, TREES, Served, free_port
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
 DEFERRED_URL = "/kineticTask/rest/v1/Trigger/createDeferred"
@@ -72,20 +71,11 @@ def serving(
         text=True,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"treeflow serve exited: {process.communicate()}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
+    served = Served(process, f"http://127.0.0.1:{port}", database)
     workers: set[int] = set()
     try:
-        wait_for(up, timeout=60)
-        yield process, url
+        wait_for(served.up, timeout=60)
+        yield process, served.url
     finally:
         workers = children_of(process.pid)
         with contextlib.suppress(ProcessLookupError):
