@@ -9,18 +9,21 @@ outright is replaced; SIGTERM stops the server and every worker.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine import Engine, RunStatus
 from engine.cli.serve import serve
 from engine.cli.worker import worker
-from engine.cli.worker_processes import worker_command
+from engine.cli.worker_processes import WorkerProcesses, worker_command
 
 from .support import TREEFLOW, _environment, run_treeflow, wait_for
 from .test_serve_cli import PASSWORD, SEED_RESULTS, SEED_START, TREES, Served, free_port
@@ -184,3 +187,18 @@ def test_the_worker_command_carries_every_processing_option_serve_was_given() ->
         assert parsed[name] == values[name], name
     assert parsed["strict_trees"] is True
     assert parsed["max_tasks_per_run"] == 50
+
+
+def test_a_worker_that_keeps_exiting_is_started_again_after_doubling_pauses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="treeflow.serve")
+    supervisor = WorkerProcesses([sys.executable, "-c", "raise SystemExit(3)"], 1)
+    supervisor.start()
+    try:
+        wait_for(lambda: sum("exited with status 3" in m for m in caplog.messages) >= 3)
+    finally:
+        supervisor.stop()
+    exits = [m for m in caplog.messages if "exited with status 3" in m]
+    assert [m.rpartition("starting another in ")[2] for m in exits[:3]] == ["1 s", "2 s", "4 s"]
+    assert sum("worker process 1 of 1 started" in m for m in caplog.messages) >= 3

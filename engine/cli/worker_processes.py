@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -80,6 +81,17 @@ def worker_command(
     ]
 
 
+@dataclass
+class _Slot:
+    """One of the N workers: the process in it now (None while it waits to be started)."""
+
+    number: int
+    child: subprocess.Popen[bytes] | None = None
+    began: float = 0.0
+    due: float = 0.0  # when an empty slot is started (again)
+    pause: float = FIRST_RESTART_SECONDS  # the wait after the next early exit
+
+
 class WorkerProcesses:
     """``count`` copies of ``command``, kept running until :meth:`stop`."""
 
@@ -91,16 +103,10 @@ class WorkerProcesses:
         self.command = list(command)
         self.count = count
         self.shutdown_seconds = shutdown_seconds
+        self._slots = [_Slot(number) for number in range(1, count + 1)]
         self._stopping = threading.Event()
         self._started = threading.Event()
-        self._slots: list[subprocess.Popen[bytes] | None] = [None] * count
         self._thread: threading.Thread | None = None
-        self.restarts = 0
-
-    @property
-    def pids(self) -> list[int]:
-        """The process ids of the workers running now."""
-        return [child.pid for child in self._slots if child is not None and child.poll() is None]
 
     def start(self) -> None:
         """Start the workers (on the supervisor's thread) and return once they are spawned."""
@@ -116,51 +122,60 @@ class WorkerProcesses:
         if self._thread is not None:
             self._thread.join()
 
-    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
-        child: subprocess.Popen[bytes] = children.spawn(self.command)
-        self._slots[slot] = child
-        logger.info("worker process %d of %d started (pid %d)", slot + 1, self.count, child.pid)
-        return child
-
     def _supervise(self) -> None:
-        began = [time.monotonic()] * self.count
-        pause = [FIRST_RESTART_SECONDS] * self.count
-        due: list[float | None] = [None] * self.count  # when a dead slot is started again
         try:
-            for slot in range(self.count):
-                self._spawn(slot)
-                began[slot] = time.monotonic()
+            self._tend()
         finally:
             self._started.set()
         while not self._stopping.wait(WATCH_SECONDS):
-            now = time.monotonic()
-            for slot, child in enumerate(self._slots):
-                if child is not None and child.poll() is not None:
-                    ran = now - began[slot]
-                    if ran >= STEADY_SECONDS:
-                        wait, pause[slot] = 0.0, FIRST_RESTART_SECONDS
-                    else:
-                        wait, pause[slot] = pause[slot], min(pause[slot] * 2, MAX_RESTART_SECONDS)
-                    logger.warning(
-                        "worker process %d (pid %d) exited with status %s after %.1f s; "
-                        "starting another in %g s",
-                        slot + 1,
-                        child.pid,
-                        child.returncode,
-                        ran,
-                        wait,
-                    )
-                    self._slots[slot] = None
-                    due[slot] = now + wait
-                if self._slots[slot] is None and (due[slot] or 0.0) <= now:
-                    self._spawn(slot)
-                    began[slot] = time.monotonic()
-                    due[slot] = None
-                    self.restarts += 1
-        running = [child for child in self._slots if child is not None]
+            self._tend()
+        running = [slot.child for slot in self._slots if slot.child is not None]
         children.stop(running, grace=self.shutdown_seconds)
         for child in running:
             logger.info("worker process (pid %d) stopped, status %s", child.pid, child.returncode)
+
+    def _tend(self) -> None:
+        """Note the workers that exited; start those whose time has come."""
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.child is not None and slot.child.poll() is not None:
+                ran = now - slot.began
+                wait = 0.0 if ran >= STEADY_SECONDS else slot.pause
+                logger.warning(
+                    "worker process %d (pid %d) exited with status %s after %.1f s; "
+                    "starting another in %g s",
+                    slot.number,
+                    slot.child.pid,
+                    slot.child.returncode,
+                    ran,
+                    wait,
+                )
+                self._later(slot, now, wait, steady=ran >= STEADY_SECONDS)
+            if slot.child is None and slot.due <= now:
+                try:
+                    slot.child = children.spawn(self.command)
+                except OSError as exc:  # no such interpreter, no processes left, ...
+                    logger.error(
+                        "worker process %d could not be started (%s); trying again in %g s",
+                        slot.number,
+                        exc,
+                        slot.pause,
+                    )
+                    self._later(slot, now, slot.pause, steady=False)
+                    continue
+                slot.began = time.monotonic()
+                logger.info(
+                    "worker process %d of %d started (pid %d)",
+                    slot.number,
+                    self.count,
+                    slot.child.pid,
+                )
+
+    @staticmethod
+    def _later(slot: _Slot, now: float, wait: float, *, steady: bool) -> None:
+        slot.child = None
+        slot.due = now + wait
+        slot.pause = FIRST_RESTART_SECONDS if steady else min(slot.pause * 2, MAX_RESTART_SECONDS)
 
 
 __all__ = ["WorkerProcesses", "worker_command"]
