@@ -78,17 +78,22 @@ class Ticker:
             self.progress(self.offset + done)
 
 
+def start_one(engine: Engine, shape: Shape, number: int) -> int:
+    """createStart run ``number`` of ``shape`` (source id run-<number>); its run's id."""
+    return engine.create_start(
+        source_name=shape.key["source_name"],
+        source_group=shape.key["source_group"],
+        tree_name=shape.key["tree_name"],
+        source_id=f"run-{number}",
+    ).run_id
+
+
 def start_runs(engine: Engine, shape: Shape, runs: int, tick: Ticker) -> int:
     """createStart ``runs`` runs of ``shape`` (source ids run-0, run-1, ...); the first run's id."""
     first_run_id = 0
     for number in range(runs):
-        trigger = engine.create_start(
-            source_name=shape.key["source_name"],
-            source_group=shape.key["source_group"],
-            tree_name=shape.key["tree_name"],
-            source_id=f"run-{number}",
-        )
-        first_run_id = first_run_id or trigger.run_id
+        run_id = start_one(engine, shape, number)
+        first_run_id = first_run_id or run_id
         tick(number + 1)
     return first_run_id
 
@@ -189,6 +194,7 @@ __all__ = [
     "open_triggers",
     "percentile",
     "process",
+    "start_one",
     "start_runs",
     "verify",
     "wait_until_drained",

@@ -28,6 +28,7 @@ from benchmarks.suite import (
     measure_processes,
     measure_scaling,
 )
+from benchmarks.workloads import PACED_RUNS_PER_S
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,27 @@ LINEAR10 = Workload(
         ),
         Row("createStart accepted/s while a worker runs", "treeflow.pipelined.create_start_per_s"),
         *_LATENCY,
+        Row(
+            f"latency p50, accepted to closed (paced: {PACED_RUNS_PER_S} runs/s, 1 worker)",
+            "treeflow.paced.latency_p50_ms",
+            unit="ms",
+        ),
+        Row(
+            f"latency p99, accepted to closed (paced: {PACED_RUNS_PER_S} runs/s, 1 worker)",
+            "treeflow.paced.latency_p99_ms",
+            unit="ms",
+        ),
+        Row(
+            "runs/s, one at a time (createStart, then run_until_idle)",
+            "treeflow.one_at_a_time.runs_per_s",
+            "peer.runs_per_s",
+            of_floor=True,
+        ),
+        Row(
+            "latency p50, accepted to closed (one at a time)",
+            "treeflow.one_at_a_time.latency_p50_ms",
+            unit="ms",
+        ),
         Row("floor: raw driver loop, runs/s (1 commit a run)", "floor.runs_per_s"),
     ),
 )

@@ -1,7 +1,8 @@
 """One workload on one database: treeflow's two modes, the peer, and (for linear10) the floor.
 
 Every measurement gets a fresh database from the target, in this order: treeflow phased,
-treeflow pipelined, the peer (SpiffWorkflow, through ``benchmarks.peers.spiff``), the floor.
+treeflow pipelined (linear10: then paced, then one at a time), the peer (SpiffWorkflow, through
+``benchmarks.peers.spiff``), the floor.
 The figures are plain numbers keyed as the JSON result stores them; ratios are computed from
 them afterwards (``registry.derive``), so a ratio is always treeflow / peer of this invocation.
 """
@@ -96,8 +97,25 @@ def _straight(context: Context, target: Target, shape: Shape, name: str) -> Figu
 
 
 def measure_linear10(context: Context, target: Target) -> Figures:
+    n = context.runs
+    treeflow = _straight(context, target, LINEAR10, "linear10")
+    paced = min(n, workloads.PACED_RUNS)
+    treeflow["paced"] = _step(
+        context,
+        target,
+        f"linear10 treeflow paced ({workloads.PACED_RUNS_PER_S} runs/s)",
+        2 * paced,
+        lambda url, progress: workloads.paced(url, LINEAR10, n, progress),
+    )
+    treeflow["one_at_a_time"] = _step(
+        context,
+        target,
+        "linear10 treeflow one at a time",
+        n,
+        lambda url, progress: workloads.one_at_a_time(url, LINEAR10, n, progress),
+    )
     return {
-        "treeflow": _straight(context, target, LINEAR10, "linear10"),
+        "treeflow": treeflow,
         "peer": _peer(context, target, "linear10", context.runs),
         "floor": _step(
             context,

@@ -26,6 +26,7 @@ from engine.handlers.registry import HandlerRegistry
 from engine.json_input import check_json
 from engine.kianda.instances import InstanceBook
 from engine.kianda.processes import ProcessShelf
+from engine.processing.hand_off import HandOff
 from engine.processing.intake import TriggerIntake
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
@@ -190,14 +191,22 @@ class Engine(Inspection, RunControl, Kianda):
             run_cache=run_cache,
             budgets=budgets,
         )
+        self.hand_off = HandOff()  # starts claimed by their accept (engine.processing.hand_off)
         self.workers = WorkerPool(
-            self.runner, batch_size=batch_size, poll_interval=poll_interval, logger=self.logger
+            self.runner,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            logger=self.logger,
+            hand_off=self.hand_off,
         )
         self.intake = TriggerIntake(
             self.database,
             clock=clock,
             wake=self.workers.wake,
             current_version=self.catalog.current,
+            hand_off=self.hand_off,
+            lease_seconds=lease_seconds,
+            serves=self._serves,
         )
         self.instances = InstanceBook(
             self.database, self.catalog, clock=clock, wake=self.workers.wake
@@ -448,19 +457,41 @@ class Engine(Inspection, RunControl, Kianda):
     # -- processing ------------------------------------------------------------------------------
 
     def run_until_idle(self, *, max_triggers: int | None = None) -> int:
-        """Process due triggers on this thread until none is left; returns how many closed."""
+        """Process due triggers on this thread until none is left; returns how many closed.
+
+        The start this thread accepted last is processed first, without a claim: once a thread
+        has called this, the next start it accepts is claimed by its own accept
+        (``engine.processing.hand_off``). Whether anything else is due is asked read-only before
+        each claim that may find nothing, so a call with nothing due writes nothing.
+        """
         done = 0
+        claim = self.hand_off.inline() if max_triggers is None or max_triggers > 0 else None
+        if claim is not None and claim.until is not None and self.clock() >= claim.until:
+            self.runner.hand_back(claim)  # its lease ran out: another worker may hold it now
+            claim = None
+        ask = True  # whether to ask read-only before claiming; each step answers for the next
         while max_triggers is None or done < max_triggers:
-            limit = (
-                self.batch_size
-                if max_triggers is None
-                else min(self.batch_size, max_triggers - done)
-            )
-            claim = self.runner.claim(limit)
-            if not claim.triggers:
+            if claim is None:
+                if ask and not self.runner.due():
+                    break
+                limit = (
+                    self.batch_size
+                    if max_triggers is None
+                    else min(self.batch_size, max_triggers - done)
+                )
+                claim = self.runner.claim(limit)
+                if not claim.triggers:
+                    break
+            closed, more = self.runner.process_and_ask(claim)
+            done, claim, ask = done + closed, None, False
+            if not more:
                 break
-            done += self.runner.process(claim)
         return done
+
+    def _serves(self, version_id: int) -> bool:
+        """Whether this engine's selection claims the runs of a stored version."""
+        selection = self.runner.selection
+        return selection is None or self.catalog.for_version(version_id).selection in selection
 
     def start(self, workers: int = 4, *, schedules: bool = True) -> None:
         """Process triggers on ``workers`` background threads until :meth:`stop`.

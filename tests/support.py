@@ -51,6 +51,25 @@ def small_tree(name: str, nodes: dict[str, object]) -> dict[str, object]:
     return {"source": "Tests", "group": "Semantics", "name": name, "nodes": nodes}
 
 
+# Start -> One -> Two, two echoes of the source id: a run that completes in one step.
+TWO_STEPS_KEY = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Two Steps"}
+TWO_STEPS = small_tree(
+    "Two Steps",
+    {
+        "Start": {"handler": "system_start_v1", "connectors": [{"to": "One"}]},
+        "One": {
+            "handler": "utilities_echo_v1",
+            "parameters": {"input": "{{ source.id }}-1"},
+            "connectors": [{"to": "Two"}],
+        },
+        "Two": {
+            "handler": "utilities_echo_v1",
+            "parameters": {"input": "{{ results['One']['output'] }}-2"},
+        },
+    },
+)
+
+
 def approval_tree() -> dict[str, object]:
     """Start -> Approve (deferred) -> Notify, which reads Approve's Status."""
     return small_tree(

@@ -125,7 +125,11 @@ def test_ratios_are_treeflow_divided_by_peer(quick: Quick) -> None:
             expected = at(figures, ratio["treeflow"]) / at(figures, ratio["peer"])
             assert ratio["value"] == pytest.approx(expected), (name, ratio)
     paths = {r["treeflow"] for r in result["workloads"]["linear10"][database]["ratios"]}
-    assert {"treeflow.phased.runs_per_s", "treeflow.pipelined.end_to_end_runs_per_s"} <= paths
+    assert {
+        "treeflow.phased.runs_per_s",
+        "treeflow.pipelined.end_to_end_runs_per_s",
+        "treeflow.one_at_a_time.runs_per_s",
+    } <= paths
 
 
 def test_linear10_has_the_floor_and_treeflow_as_a_percentage_of_it(quick: Quick) -> None:
@@ -138,9 +142,25 @@ def test_linear10_has_the_floor_and_treeflow_as_a_percentage_of_it(quick: Quick)
         "treeflow.phased.runs_per_s",
         "treeflow.phased.end_to_end_runs_per_s",
         "treeflow.pipelined.end_to_end_runs_per_s",
+        "treeflow.one_at_a_time.runs_per_s",
     }
     for path, share in shares.items():
         assert share == pytest.approx(100 * at(figures, path) / floor)
+
+
+def test_linear10_one_at_a_time_and_the_hot_path_targets_are_reported(quick: Quick) -> None:
+    database, result, markdown, _ = quick
+    one = result["workloads"]["linear10"][database]["treeflow"]["one_at_a_time"]
+    assert one["runs"] == 20
+    assert one["runs_per_s"] > 0 and one["latency_p50_ms"] > 0
+    assert "| runs/s, one at a time (createStart, then run_until_idle) |" in markdown
+    for target in (
+        "linear10 runs/s, pipelined end to end (1 worker) ≥ 5x peer",
+        "linear10 latency p50, accepted to closed (pipelined) ≤ 2 ms",
+        "linear10 runs/s, one at a time (createStart + run_until_idle) ≥ 4x peer",
+    ):
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {target} |"))
+        assert " met" in line or "NOT met" in line, line
 
 
 def test_scaling_reports_both_quick_sizes_with_their_peak_rss(quick: Quick) -> None:

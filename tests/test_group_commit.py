@@ -6,24 +6,9 @@ import sqlalchemy as sa
 
 from engine import Engine, RunStatus, TriggerStatus
 
-from .support import APPROVED, small_tree
+from .support import APPROVED, TWO_STEPS, TWO_STEPS_KEY, small_tree
 
-KEY = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Two Steps"}
-TWO_STEPS = small_tree(
-    "Two Steps",
-    {
-        "Start": {"handler": "system_start_v1", "connectors": [{"to": "One"}]},
-        "One": {
-            "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ source.id }}-1"},
-            "connectors": [{"to": "Two"}],
-        },
-        "Two": {
-            "handler": "utilities_echo_v1",
-            "parameters": {"input": "{{ results['One']['output'] }}-2"},
-        },
-    },
-)
+KEY = TWO_STEPS_KEY
 
 
 class Clock:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from engine.processing.observers import Observers
 from engine.processing.run_cache import RunCache
@@ -66,9 +67,17 @@ class BatchCommit:
         claimed: Sequence[ClaimedTrigger],
         runs: Mapping[int, Mapping[str, Any]],
         states: Mapping[int, RunState],
-    ) -> int:
-        """Commit a batch's parts; returns how many triggers were closed."""
+        *,
+        ask: Callable[[Connection], bool] | None = None,
+    ) -> tuple[int, bool | None]:
+        """Commit a batch's parts; returns how many triggers were closed and, with ``ask``,
+        what it answered in the batch's last transaction (None if none committed).
+
+        ``ask`` (``queue.due``) rides in the step's own transaction, so learning whether
+        anything else is due costs a consumer no transaction of its own.
+        """
         done = 0
+        answer: list[bool] = []
         lost: dict[int, bool] = {}  # run -> whether its call tree's budget was spent elsewhere
         again: list[int] = []  # triggers of such runs, to process again at once
         commits: dict[int, int] = {}  # run -> its commits so far: its revision went up as many
@@ -82,7 +91,7 @@ class BatchCommit:
             if not writes:
                 continue
             try:
-                self._commit_together(claim_id, writes, claimed, runs, states, commits)
+                self._commit_together(claim_id, writes, claimed, runs, states, commits, ask, answer)
                 done += sum(len(w.closes) for w in writes)
                 continue
             except _LOST as exc:
@@ -91,14 +100,17 @@ class BatchCommit:
                     continue
             for write in writes:
                 try:
-                    self._commit_together(claim_id, [write], claimed, runs, states, commits)
+                    self._commit_together(
+                        claim_id, [write], claimed, runs, states, commits, ask, answer
+                    )
                     done += len(write.closes)
                 except _LOST as exc:
                     self._lose(claim_id, write, exc, lost, again)
         if again:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim_id, trigger_ids=again)
-        return done
+            return done, None  # released just now: due, but not what the answer saw
+        return done, answer[-1] if answer else None
 
     def _commit_together(
         self,
@@ -108,6 +120,8 @@ class BatchCommit:
         runs: Mapping[int, Mapping[str, Any]],
         states: Mapping[int, RunState],
         commits: dict[int, int],
+        ask: Callable[[Connection], bool] | None = None,
+        answer: list[bool] | None = None,
     ) -> None:
         now = self.clock()
         with self.database.write() as connection:
@@ -119,6 +133,8 @@ class BatchCommit:
                 engine=self.engine_name,
                 max_child_runs=self.budgets.child_runs,
             )
+            if ask is not None and answer is not None:
+                answer.append(ask(connection))
         for write in writes:
             commits[write.run_id] = commits.get(write.run_id, 0) + 1
             if not write.hold:

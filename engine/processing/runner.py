@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from engine import ids, rows
 from engine.errors import TreeError
 from engine.handlers.handler import Behaviour, TriggerGateway
@@ -67,6 +69,10 @@ TreeResolver = Callable[[int], Tree]
 class Claim:
     id: str
     triggers: Sequence[ClaimedTrigger]
+    # A claim its accept wrote (engine.processing.hand_off): the rows of its new runs, as written,
+    # which need no reading back, and when its lease ends.
+    runs: Mapping[int, Mapping[str, Any]] | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,15 +143,45 @@ class Runner:
             )
         return Claim(id=claim_id, triggers=claimed)
 
+    def due(self) -> bool:
+        """Whether a claim would find anything now (``queue.due``: read only)."""
+        with self.database.read() as connection:
+            return self._due_in(connection)
+
+    def hand_back(self, claim: Claim) -> None:
+        """Release what ``claim`` still holds, so that any worker may claim it at once."""
+        with self.database.write() as connection:
+            queue.release(connection, claim_id=claim.id, trigger_ids=[t.id for t in claim.triggers])
+
     def process(self, claim: Claim, *, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Process a claim's triggers in order and commit them; returns how many were closed."""
+        return self._process(claim, should_stop, ask=False)[0]
+
+    def process_and_ask(
+        self, claim: Claim, *, should_stop: Callable[[], bool] = lambda: False
+    ) -> tuple[int, bool]:
+        """:meth:`process`, and whether anything is due after it: asked in the step's own
+        transaction (``queue.due``), or on its own if the batch committed nothing."""
+        done, due = self._process(claim, should_stop, ask=True)
+        return done, self.due() if due is None else due
+
+    def _due_in(self, connection: Connection) -> bool:
+        return queue.due(connection, now=self.clock(), selection=self.selection)
+
+    def _process(
+        self, claim: Claim, should_stop: Callable[[], bool], *, ask: bool
+    ) -> tuple[int, bool | None]:
         by_run: dict[int, list[ClaimedTrigger]] = defaultdict(list)
         resolves = []
         for trigger in claim.triggers:
             by_run[trigger.run_id].append(trigger)
             if trigger.action == TriggerAction.RESOLVE:
                 resolves.append(trigger.id)
-        loaded = self._load(list(by_run), resolves)
+        loaded = (
+            self._load(list(by_run), resolves)
+            if claim.runs is None
+            else _Loaded(runs=claim.runs, tasks={}, errors={}, resolutions={})
+        )
         calls = CallTally(self.budgets.child_runs, self._calls_counted)
         parts: list[RunWrite] = []
         unprocessed: list[int] = []
@@ -154,11 +190,19 @@ class Runner:
                 unprocessed.extend(t.id for t in group)
                 continue
             parts.extend(self._execute_run(run_id, group, loaded, calls))
-        done = self.committer.commit(claim.id, parts, claim.triggers, loaded.runs, loaded.states)
+        done, due = self.committer.commit(
+            claim.id,
+            parts,
+            claim.triggers,
+            loaded.runs,
+            loaded.states,
+            ask=self._due_in if ask else None,
+        )
         if unprocessed:
             with self.database.write() as connection:
                 queue.release(connection, claim_id=claim.id, trigger_ids=unprocessed)
-        return done
+            due = True
+        return done, due
 
     def _load(self, run_ids: list[int], resolve_ids: list[int]) -> _Loaded:
         with self.database.read() as connection:

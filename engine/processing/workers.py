@@ -1,7 +1,11 @@
 """Background worker threads and the heartbeat that keeps their leases alive.
 
-Each worker loops: claim a batch, process it, and when nothing is due wait for a wake-up (an
-in-process createStart or createDeferred) or the poll interval, whichever comes first. A
+Each worker loops: take a start this process handed to it (``engine.processing.hand_off``: claimed
+by its accept, so no claim and no read), or else claim a batch, process it, and when nothing is
+due wait for a wake-up (an in-process createStart or createDeferred) or the poll interval,
+whichever comes first. Whether anything is due is first asked read-only (``queue.due``) unless the
+step it committed said more is due (it asks in its own transaction), so an idle worker's poll, or
+the question after a hand-off, writes nothing. A
 heartbeat renews the leases of every claim being processed at a third of the lease time, so a
 long handler does not lose its trigger; a dead process renews nothing, and its leases run out.
 
@@ -20,18 +24,29 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from engine.processing.hand_off import HandOff
 from engine.processing.outage import Outage
+from engine.processing.runner import Claim
 from engine.store import queue
 
 if TYPE_CHECKING:
-    from engine.processing.runner import Claim, Runner
+    from engine.processing.runner import Runner
+
+_NOTHING = Claim(id="", triggers=())
 
 
 class WorkerPool:
     def __init__(
-        self, runner: Runner, *, batch_size: int, poll_interval: float, logger: logging.Logger
+        self,
+        runner: Runner,
+        *,
+        batch_size: int,
+        poll_interval: float,
+        logger: logging.Logger,
+        hand_off: HandOff | None = None,
     ) -> None:
         self.runner = runner
+        self.hand_off = hand_off or HandOff()
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.logger = logger
@@ -64,12 +79,14 @@ class WorkerPool:
         self._heart = threading.Thread(
             target=self._heartbeat, name="treeflow-heartbeat", daemon=True
         )
+        self.hand_off.workers_running = True
         for thread in [*self._threads, self._heart]:
             thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop claiming and wait up to ``timeout`` seconds for the workers to hand back."""
         self._stopping.set()
+        self.hand_off.workers_running = False  # accepts from now on are New
         self.wake(all_workers=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
@@ -77,6 +94,8 @@ class WorkerPool:
         stuck = [thread.name for thread in self._threads if thread.is_alive()]
         if stuck:  # a handler still running: its leases run out once this process is gone
             self.logger.warning("workers %s did not finish within %ss", stuck, timeout)
+        for claim in self.hand_off.untaken():
+            self._hand_back(claim)
         self._finished.set()
         if self._heart is not None:
             self._heart.join(timeout)
@@ -93,31 +112,46 @@ class WorkerPool:
                 self._wake.notify()
 
     def _work(self) -> None:
+        ask = True  # whether to ask read-only before claiming; each step answers for the next
         while not self._stopping.is_set():
             with self._wake:
                 self._woken = False
-            try:
-                claim = self.runner.claim(self.batch_size)
-            except Exception as exc:
-                self._stopping.wait(self._outage.failed(exc))
-                continue
-            self._outage.succeeded()
+            claim = self.hand_off.for_worker()
+            if claim is None:
+                try:
+                    claim = self._claim(ask)
+                except Exception as exc:
+                    self._stopping.wait(self._outage.failed(exc))
+                    continue
+                self._outage.succeeded()
             if not claim.triggers:
                 with self._wake:
                     if not self._woken:  # a trigger accepted during the claim is not missed
-                        self._wake.wait(self.poll_interval)
+                        self.hand_off.idle(True)
+                        try:
+                            self._wake.wait(self.poll_interval)
+                        finally:
+                            self.hand_off.idle(False)
+                ask = True
                 continue
             with self._active_lock:
                 self._active.add(claim.id)
             try:
-                self.runner.process(claim, should_stop=self._stopping.is_set)
+                more = self.runner.process_and_ask(claim, should_stop=self._stopping.is_set)[1]
+                ask = not more
             except Exception as exc:
                 delay = self._outage.failed(exc)
                 self._hand_back(claim)
+                ask = True
                 self._stopping.wait(delay)
             finally:
                 with self._active_lock:
                     self._active.discard(claim.id)
+
+    def _claim(self, ask: bool) -> Claim:
+        if ask and not self.runner.due():
+            return _NOTHING
+        return self.runner.claim(self.batch_size)
 
     def _hand_back(self, claim: Claim) -> None:
         """After a failed commit, release what the claim still holds so any worker retries it.
@@ -127,10 +161,7 @@ class WorkerPool:
         still away, the leases simply run out.
         """
         try:
-            with self.runner.database.write() as connection:
-                queue.release(
-                    connection, claim_id=claim.id, trigger_ids=[t.id for t in claim.triggers]
-                )
+            self.runner.hand_back(claim)
         except Exception:
             self.logger.debug("could not hand claim %s back; its leases will run out", claim.id)
 

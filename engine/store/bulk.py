@@ -36,9 +36,11 @@ class _Compiled:
     take: Callable[[Mapping[str, Any]], Any]  # the values in parameter order, in C
     json_at: tuple[int, ...]
     positional: bool  # SQLite's "?" takes a tuple; psycopg's "%(name)s" a dict
+    # Values SQLAlchemy binds itself (SQLite's OFFSET 0 after a LIMIT), for every row.
+    defaults: Mapping[str, Any]
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = self.take(row)
+        values = self.take({**self.defaults, **row} if self.defaults else row)
         if len(self.names) == 1:
             values = (values,)
         if self.json_at:
@@ -54,10 +56,14 @@ class BulkStatement:
     """An INSERT or UPDATE whose every bound value comes from the rows it is executed with.
 
     ``json_names`` are the parameter names holding JSON documents; their values are serialized
-    here. Constants belong in the statement as literals, not as bound parameters.
+    here. Constants belong in the statement as literals, not as bound parameters. A SELECT that
+    every createStart or step runs once (:meth:`first`) goes the same way: SQLAlchemy's own
+    execution costs several times the query.
     """
 
-    def __init__(self, statement: sa.Insert | sa.Update, json_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self, statement: sa.Insert | sa.Update | sa.Select[Any], json_names: Sequence[str] = ()
+    ) -> None:
         self._statement = statement
         self._json_names = frozenset(json_names)
         self._compiled: dict[str, _Compiled] = {}
@@ -70,7 +76,10 @@ class BulkStatement:
             names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
             json_at = tuple(i for i, name in enumerate(names) if name in self._json_names)
             take = operator.itemgetter(*names)
-            found = _Compiled(compiled.string, names, take, json_at, positional)
+            defaults = {
+                name: bind.value for name, bind in compiled.binds.items() if not bind.required
+            }
+            found = _Compiled(compiled.string, names, take, json_at, positional, defaults)
             self._compiled[dialect.name] = found
         return found
 
@@ -80,6 +89,14 @@ class BulkStatement:
         with _driver_cursor(connection, compiled.sql) as cursor:
             cursor.execute(compiled.sql, compiled.parameters(row))
             return cursor.fetchone()[0]
+
+    def first(self, connection: Connection, row: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Execute a SELECT with ``row``'s values and return its first row, if there is one."""
+        compiled = self._compile(connection.dialect)
+        with _driver_cursor(connection, compiled.sql) as cursor:
+            cursor.execute(compiled.sql, compiled.parameters(row))
+            found: tuple[Any, ...] | None = cursor.fetchone()
+            return found
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row in one driver call; returns the rows affected in total."""

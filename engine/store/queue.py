@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.statuses import TriggerStatus
+from engine.store.bulk import BulkStatement
 from engine.store.tables import runs, tasks, triggers
 
 NEW = TriggerStatus.NEW.value
@@ -46,9 +48,9 @@ class ClaimedTrigger:
     requested_by: str | None = None  # who asked for a Cancel or Manual trigger
 
 
-def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
-    """The claim; ``selected`` limits it to the labels bound as ``labels``
-    (``engine.tree.selection``)."""
+def _candidates(*, selected: bool) -> sa.Select[tuple[int]]:
+    """The ids of the triggers a claim may take, oldest first; ``selected`` limits them to the
+    labels bound as ``labels`` (``engine.tree.selection``)."""
     t, r = triggers.alias("t"), runs.alias("r")
     now = sa.bindparam("now", type_=sa.Float)
     conditions = [
@@ -59,13 +61,12 @@ def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
     ]
     if selected:  # served by the partial index ix_triggers_open_selection
         conditions.append(t.c.selection.in_(sa.bindparam("labels", expanding=True)))
-    candidates = (
-        sa.select(t.c.id)
-        .join(r, r.c.id == t.c.run_id)
-        .where(*conditions)
-        .order_by(t.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer))
-    )
+    return sa.select(t.c.id).join(r, r.c.id == t.c.run_id).where(*conditions).order_by(t.c.id)
+
+
+def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
+    """The claim: the oldest ``limit`` candidates, Work In Progress under the claim's lease."""
+    candidates = _candidates(selected=selected).limit(sa.bindparam("limit", type_=sa.Integer))
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     return (
@@ -99,6 +100,10 @@ _CLAIM = {
     for dialect in ("sqlite", "postgresql")
     for selected in (False, True)
 }
+# Whether a claim would find anything: read only, so an idle worker's poll writes nothing. Asked
+# after every step, so without labels (no expanding list) it goes to the driver directly.
+_DUE_ANY = BulkStatement(_candidates(selected=False).limit(sa.literal_column("1")))
+_DUE_SELECTED = _candidates(selected=True).limit(1)
 _LEASE_RUNS = (
     runs.update()
     .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
@@ -153,6 +158,36 @@ def claim(
         run_ids = sorted({c.run_id for c in claimed})
         connection.execute(_LEASE_RUNS, {"run_ids": run_ids, "claim_id": claim_id, "until": until})
     return claimed
+
+
+def due(connection: Connection, *, now: float, selection: Sequence[str] | None = None) -> bool:
+    """Whether :func:`claim` would find a trigger now; reads only, locks nothing.
+
+    A worker asks this before a claim whenever its last claim was not full, so that polling an
+    empty queue (or learning that nothing is left after a batch) takes no write lock on SQLite
+    and writes nothing on PostgreSQL. Another process may claim what it saw first; the claim that
+    follows then finds nothing, as any claim racing another does.
+    """
+    if selection is None:
+        return _DUE_ANY.first(connection, {"now": now}) is not None
+    parameters = {"now": now, "labels": list(selection)}
+    return connection.execute(_DUE_SELECTED, parameters).first() is not None
+
+
+def lease_on_insert(
+    run: dict[str, Any], trigger: dict[str, Any], *, claim_id: str, until: float
+) -> None:
+    """Make the rows of a new run and its first trigger what claiming them would leave.
+
+    The accepting transaction writes them so when its own process will process the trigger
+    (``engine.processing.hand_off``): the trigger Work In Progress on its first attempt, both
+    leased to ``claim_id`` until ``until``, so that no other worker takes them meanwhile and a
+    dead process's lease runs out as any claim's does.
+    """
+    run["lease_owner"] = trigger["lease_owner"] = claim_id
+    run["lease_until"] = trigger["lease_until"] = until
+    trigger["status"] = WIP
+    trigger["attempts"] = 1
 
 
 def renew(connection: Connection, *, claim_ids: Sequence[str], until: float) -> None:
@@ -220,7 +255,9 @@ def find_by_idempotency_key(connection: Connection, key: str) -> tuple[int, int]
 __all__ = [
     "ClaimedTrigger",
     "claim",
+    "due",
     "find_by_idempotency_key",
+    "lease_on_insert",
     "release",
     "release_runs",
     "renew",

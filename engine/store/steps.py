@@ -216,6 +216,17 @@ _OPEN_RUNS = (
     )
     .distinct()
 )
+# The same for one run, the usual case of a step: at the driver, without an expanding list.
+_OPEN_RUN = BulkStatement(
+    sa.select(triggers.c.run_id)
+    .where(
+        triggers.c.run_id == sa.bindparam("b_run"),
+        triggers.c.status.in_(
+            [sa.literal_column(f"'{status}'") for status in OPEN_TRIGGER_STATUSES]
+        ),
+    )
+    .limit(sa.literal_column("1"))
+)
 _RELEASE_RUNS = (
     runs.update()
     .where(
@@ -348,7 +359,12 @@ def commit(
     still_open: set[int] = set()
     if settled:
         run_ids = [w.run_id for w in settled]
-        still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
+        if len(run_ids) == 1:
+            still_open = (
+                set(run_ids) if _OPEN_RUN.first(connection, {"b_run": run_ids[0]}) else set()
+            )
+        else:
+            still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
     updates = []
     for w in writes:
         if w.status is not None and not w.hold:

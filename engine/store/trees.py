@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.records import TreeKey
+from engine.store.bulk import BulkStatement
 from engine.store.tables import tree_versions
 
 
@@ -34,18 +35,27 @@ def _key_filter(key: TreeKey) -> tuple[sa.ColumnElement[bool], ...]:
     )
 
 
+# Every createStart reads it (engine.tree.catalog.current): at the driver, compiled once.
+_LATEST = BulkStatement(
+    sa.select(
+        tree_versions.c.id,
+        tree_versions.c.version,
+        tree_versions.c.status,
+        tree_versions.c.digest,
+    )
+    .where(
+        tree_versions.c.source_name == sa.bindparam("source_name"),
+        tree_versions.c.source_group == sa.bindparam("source_group"),
+        tree_versions.c.name == sa.bindparam("name"),
+    )
+    .order_by(tree_versions.c.version.desc())
+    .limit(sa.literal_column("1"))
+)
+
+
 def latest_version(connection: Connection, key: TreeKey) -> StoredVersion | None:
-    row = connection.execute(
-        sa.select(
-            tree_versions.c.id,
-            tree_versions.c.version,
-            tree_versions.c.status,
-            tree_versions.c.digest,
-        )
-        .where(*_key_filter(key))
-        .order_by(tree_versions.c.version.desc())
-        .limit(1)
-    ).first()
+    parameters = {"source_name": key.source_name, "source_group": key.source_group}
+    row = _LATEST.first(connection, {**parameters, "name": key.name})
     return None if row is None else StoredVersion(*row)
 
 

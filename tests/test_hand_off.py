@@ -1,0 +1,256 @@
+"""The hot path: a start claimed by its own accept, and consumers that write only when work is due.
+
+Counted through SQLAlchemy's events on real databases: the commits of transactions (read or
+write), the statements SQLAlchemy executes (claims, releases, reads: a step's inserts and closes
+go to the driver directly, ``engine.store.bulk``) and, on SQLite, the transactions that took the
+write lock (``BEGIN IMMEDIATE``, chosen in the ``begin`` event).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine import Engine, RunStatus, TriggerStatus
+
+from .conftest import postgres_schema_url
+from .fault_support import Workers
+from .support import TWO_STEPS, TWO_STEPS_KEY, wait_for
+
+KEY = TWO_STEPS_KEY
+TWO_STEPS_YAML = """source: Tests
+group: Semantics
+name: Two Steps
+nodes:
+  Start: {handler: system_start_v1, connectors: [{to: One}]}
+  One:
+    handler: utilities_echo_v1
+    parameters: {input: "{{ source.id }}-1"}
+    connectors: [{to: Two}]
+  Two:
+    handler: utilities_echo_v1
+    parameters: {input: "{{ results['One']['output'] }}-2"}
+"""
+LATER = 3600.0  # past any lease these tests take
+
+
+@dataclass
+class Traffic:
+    """What an engine sent its database while it was watched."""
+
+    commits: int = 0
+    write_transactions: int = 0  # SQLite's: began with the write lock
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[str]:
+        return [s for s in self.statements if s.split(None, 1)[0].upper() in ("UPDATE", "DELETE")]
+
+
+@contextmanager
+def watched(engine: Engine) -> Iterator[Traffic]:
+    traffic = Traffic()
+    lock = threading.Lock()
+
+    def commit(_connection: Any) -> None:
+        with lock:
+            traffic.commits += 1
+
+    def begin(connection: sa.Connection) -> None:
+        if connection.get_execution_options().get("treeflow_write", False):
+            with lock:
+                traffic.write_transactions += 1
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        with lock:
+            traffic.statements.append(text.strip())
+
+    target = engine.database.engine
+    listeners = (("commit", commit), ("begin", begin), ("before_cursor_execute", statement))
+    for name, listener in listeners:
+        sa.event.listen(target, name, listener)
+    try:
+        yield traffic
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(target, name, listener)
+
+
+def trigger_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.database.read() as connection:
+        query = "SELECT id, status, attempts, lease_owner, engine FROM triggers ORDER BY id"
+        return list(connection.execute(sa.text(query)).all())
+
+
+def assert_completed_once(engine: Engine, run_ids: list[int]) -> None:
+    """Every run Completed with its three tasks, its one trigger Closed on its first attempt."""
+    with engine.database.read() as connection:
+        tasks = dict(
+            connection.execute(sa.text("SELECT run_id, count(*) FROM tasks GROUP BY run_id")).all()
+        )
+        triggers = connection.execute(
+            sa.text("SELECT run_id, status, attempts FROM triggers ORDER BY run_id")
+        ).all()
+    assert {engine.get_run(r).status for r in run_ids} == {RunStatus.COMPLETED}
+    assert {tasks[r] for r in run_ids} == {3}
+    assert sorted(t[0] for t in triggers) == sorted(run_ids)
+    assert {(t[1], t[2]) for t in triggers} == {("Closed", 1)}
+
+
+def test_create_start_then_run_until_idle_commits_twice_and_claims_nothing(
+    database_url: str,
+) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        engine.run_until_idle()  # this thread processes what it accepts from now on
+        for number in range(3):
+            with watched(engine) as traffic:
+                trigger = engine.create_start(**KEY, source_id=f"R{number}")
+                assert engine.run_until_idle() == 1
+            # The accept (its run and trigger, claimed) and the step (tasks, close, status,
+            # and the question whether anything else is due): no claim, no second claim.
+            assert traffic.commits == 2, traffic.statements
+            assert traffic.writes == []  # no claim: the accept wrote it
+            if engine.database.dialect == "sqlite":
+                assert traffic.write_transactions == 2
+            run = engine.get_run(trigger.run_id)
+            assert run.status is RunStatus.COMPLETED
+            assert run.task("Two").results == {"output": f"R{number}-1-2"}
+        closed = engine.get_trigger(trigger.id)
+        assert (closed.status, closed.engine) == (TriggerStatus.CLOSED, engine.name)
+
+
+def test_run_until_idle_with_nothing_due_writes_nothing(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        engine.create_start(**KEY, source_id="done")
+        engine.run_until_idle()
+        before = trigger_rows(engine)
+        with watched(engine) as traffic:
+            assert engine.run_until_idle() == 0
+            assert engine.run_until_idle(max_triggers=5) == 0
+        assert traffic.writes == []  # no claim: a read-only question, answered "no"
+        assert traffic.write_transactions == 0
+        assert traffic.commits == 2  # the two questions' read transactions
+        assert trigger_rows(engine) == before
+
+
+def test_a_start_accepted_by_a_thread_that_never_processes_is_left_new(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        engine.run_until_idle()  # on this thread only
+        accepted: list[int] = []
+        other = threading.Thread(
+            target=lambda: accepted.append(engine.create_start(**KEY, source_id="A").id)
+        )
+        other.start()
+        other.join()
+        assert [(row[0], row[1], row[2], row[3]) for row in trigger_rows(engine)] == [
+            (accepted[0], "New", 0, None)
+        ]
+        assert engine.run_until_idle() == 1  # claimed from the queue as before
+
+
+def test_a_start_claimed_by_its_accept_is_taken_up_by_another_engine_once_its_lease_ends(
+    database_url: str,
+) -> None:
+    clock_now = [1_900_000_000.0]
+    with (
+        Engine(database_url, lease_seconds=30, clock=lambda: clock_now[0]) as dying,
+        Engine(database_url, clock=lambda: clock_now[0]) as other,
+    ):
+        dying.load_tree(TWO_STEPS)
+        other.load_tree(TWO_STEPS)
+        dying.run_until_idle()
+        trigger = dying.create_start(**KEY, source_id="orphan")
+        assert trigger.status is TriggerStatus.WORK_IN_PROGRESS  # claimed for dying's thread
+        assert other.run_until_idle() == 0  # leased: nobody else takes it meanwhile
+        clock_now[0] += LATER  # dying never processes it: its lease runs out
+        assert other.run_until_idle() == 1
+        row = trigger_rows(other)[0]
+        assert (row[1], row[2], row[4]) == ("Closed", 2, other.name)  # the second attempt
+        # The engine that accepted it finds its lease gone and hands back nothing it lost.
+        assert dying.run_until_idle() == 0
+        assert other.get_run(trigger.run_id).task("Two").results == {"output": "orphan-1-2"}
+
+
+def test_closing_an_engine_hands_back_the_start_its_accept_claimed(database_url: str) -> None:
+    with Engine(database_url) as other:
+        other.load_tree(TWO_STEPS)
+        with Engine(database_url) as accepting:
+            accepting.run_until_idle()
+            trigger = accepting.create_start(**KEY, source_id="handed back")
+        assert trigger_rows(other)[0][1:4] == ("New", 1, None)  # at once, not after the lease
+        assert other.run_until_idle() == 1
+        assert other.get_run(trigger.run_id).status is RunStatus.COMPLETED
+
+
+def test_a_start_of_a_tree_outside_the_engines_selection_is_not_claimed(
+    database_url: str,
+) -> None:
+    with Engine(database_url, selection=["reports"]) as engine:
+        engine.load_tree(TWO_STEPS)  # no label: not this engine's
+        engine.run_until_idle()
+        trigger = engine.create_start(**KEY, source_id="not mine")
+        assert trigger.status is TriggerStatus.NEW
+        assert engine.run_until_idle() == 0
+        assert trigger_rows(engine)[0][1:4] == ("New", 0, None)
+
+
+def test_idle_workers_are_handed_the_starts_of_several_threads(database_url: str) -> None:
+    with Engine(database_url, poll_interval=30) as engine:  # no poll: hand-offs and wake-ups
+        engine.load_tree(TWO_STEPS)
+        engine.start(workers=2, schedules=False)
+        run_ids: list[int] = []
+        lock = threading.Lock()
+
+        def submit(prefix: str) -> None:
+            for number in range(20):
+                run_id = engine.create_start(**KEY, source_id=f"{prefix}{number}").run_id
+                with lock:
+                    run_ids.append(run_id)
+
+        threads = [threading.Thread(target=submit, args=(p,)) for p in "abc"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wait_for(lambda: engine.count_open_triggers() == 0)
+        engine.stop()
+        assert_completed_once(engine, run_ids)
+        assert {row[4] for row in trigger_rows(engine)} == {engine.name}
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_schema_url()
+
+
+@pytest.mark.postgres
+def test_hand_offs_and_another_worker_process_share_one_postgresql_queue(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = postgres_url
+    trees = tmp_path / "trees"
+    trees.mkdir()
+    (trees / "two_steps.yaml").write_text(TWO_STEPS_YAML, encoding="utf-8")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with Engine(url, trees=trees, poll_interval=0.05) as engine:
+        workers = Workers(url, trees, logs, 1)  # its own process group, killed whatever happens
+        try:
+            engine.start(workers=1, schedules=False)
+            run_ids = [engine.create_start(**KEY, source_id=f"S{n}").run_id for n in range(150)]
+            wait_for(lambda: engine.count_open_triggers() == 0)
+            engine.stop()
+            assert workers.stop() == [0]
+        finally:
+            workers.kill_all()
+        assert_completed_once(engine, run_ids)
