@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from engine import RunStatus, TaskStatus
-from engine.server import ServerSettings
+from engine.server import ServerSettings, trigger_api
 from engine.store import users as user_store
 
 from .live_server import DATABASES, FORM, Live, live_server, module_engine
@@ -684,3 +684,14 @@ def test_a_chunked_body_under_the_limit_is_accepted(written: Written, small_body
 
     assert response.status_code == 200, response.text
     assert written()["runs"] == 1
+
+
+def test_openapi_still_documents_the_forms_the_lane_reads(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for url, form in ((START_URL, "START_FORM"), (DEFERRED_URL, "DEFERRED_FORM")):
+        post = paths[url]["post"]
+        schema = post["requestBody"]["content"][FORM]["schema"]
+        spec = getattr(trigger_api, form)
+        assert list(schema["properties"]) == list(spec.known)
+        assert schema["required"] == list(spec.required)
+        assert [parameter["name"] for parameter in post["parameters"]] == ["Idempotency-Key"]
