@@ -466,8 +466,8 @@ class Engine(Inspection, RunControl, Kianda):
         """
         done = 0
         claim = self.hand_off.inline() if max_triggers is None or max_triggers > 0 else None
-        if claim is not None and claim.until is not None and self.clock() >= claim.until:
-            self.runner.hand_back(claim)  # its lease ran out: another worker may hold it now
+        if claim is not None and claim.expired(self.clock()):
+            self.runner.hand_back(claim)  # releases only what this claim still holds
             claim = None
         ask = True  # whether to ask read-only before claiming; each step answers for the next
         while max_triggers is None or done < max_triggers:

@@ -192,6 +192,19 @@ def test_closing_an_engine_hands_back_the_start_its_accept_claimed(database_url:
         assert other.get_run(trigger.run_id).status is RunStatus.COMPLETED
 
 
+def test_workers_started_later_take_the_start_claimed_for_a_thread(database_url: str) -> None:
+    with Engine(database_url, poll_interval=30) as engine:  # no poll: only the hand-off
+        engine.load_tree(TWO_STEPS)
+        engine.run_until_idle()
+        trigger = engine.create_start(**KEY, source_id="before the workers")
+        assert trigger.status is TriggerStatus.WORK_IN_PROGRESS
+        engine.start(workers=1, schedules=False)  # this thread will not process it
+        wait_for(lambda: engine.count_open_triggers() == 0)
+        engine.stop()
+        assert engine.run_until_idle() == 0  # its thread finds it taken
+        assert_completed_once(engine, [trigger.run_id])
+
+
 def test_a_start_of_a_tree_outside_the_engines_selection_is_not_claimed(
     database_url: str,
 ) -> None:

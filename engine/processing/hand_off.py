@@ -26,7 +26,11 @@ process while others could take it:
 - the **thread that runs** ``run_until_idle``: once a thread has called it, the next start it
   accepts (one at a time) is claimed for it, and its next ``run_until_idle`` processes it
   first. A thread that never calls ``run_until_idle`` (a server's request threads, an
-  accept-only process) never claims on accept.
+  accept-only process) never claims on accept. Worker threads started later take such a claim
+  over, so it never waits for a thread that does not process again.
+
+A claim handed over after its lease ran out (its consumer came back late) is handed back, not
+processed: another worker may hold its triggers by then.
 
 Only runs of trees this process's selection serves are handed off (``engine.tree.selection``).
 """
@@ -84,9 +88,25 @@ class HandOff:
                 if claim is not None:
                     self._ready.append(claim)
                 return
-            if claim is not None:
+            if claim is not None and self.workers_running:  # started meanwhile: theirs
+                self._ready.append(claim)
+            elif claim is not None:
                 self._local.claim = claim
                 self._inline[claim.id] = claim
+
+    def workers_started(self) -> None:
+        """Worker threads run from now on: they take what was claimed for threads' own
+        ``run_until_idle`` too, so that a start accepted before them does not wait for a thread
+        that may not process again."""
+        with self._lock:
+            self.workers_running = True
+            self._ready.extend(self._inline.values())
+            self._inline.clear()  # the threads find theirs gone: taken by a worker
+
+    def workers_stopped(self) -> None:
+        """No worker takes a hand-off any more: accepts from now on are New (or inline)."""
+        with self._lock:
+            self.workers_running = False
 
     def for_worker(self) -> Claim | None:
         with self._lock:

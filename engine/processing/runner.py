@@ -74,6 +74,11 @@ class Claim:
     runs: Mapping[int, Mapping[str, Any]] | None = None
     until: float | None = None
 
+    def expired(self, now: float) -> bool:
+        """Whether a claim its accept wrote was handed over after its lease ran out: another
+        worker may hold its triggers now, so it must be handed back, not processed."""
+        return self.until is not None and now >= self.until
+
 
 @dataclass(frozen=True)
 class _Loaded:

@@ -79,14 +79,14 @@ class WorkerPool:
         self._heart = threading.Thread(
             target=self._heartbeat, name="treeflow-heartbeat", daemon=True
         )
-        self.hand_off.workers_running = True
+        self.hand_off.workers_started()
         for thread in [*self._threads, self._heart]:
             thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop claiming and wait up to ``timeout`` seconds for the workers to hand back."""
         self._stopping.set()
-        self.hand_off.workers_running = False  # accepts from now on are New
+        self.hand_off.workers_stopped()
         self.wake(all_workers=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
@@ -117,6 +117,9 @@ class WorkerPool:
             with self._wake:
                 self._woken = False
             claim = self.hand_off.for_worker()
+            if claim is not None and claim.expired(self.runner.clock()):
+                self._hand_back(claim)  # releases only what this claim still holds
+                claim = None
             if claim is None:
                 try:
                     claim = self._claim(ask)
