@@ -1,15 +1,16 @@
 """The ``http`` workload: createStart over HTTP through ``treeflow serve``, beside a no-op.
 
 A real server is started as a subprocess (``treeflow serve`` on a free loopback port, with the
-linear10 tree and one engine worker), an administrator is created with ``treeflow users add``
-and a bearer token obtained from ``POST /token``. Then one asyncio client with ``CONCURRENCY``
-connections sends N requests to ``GET /healthz`` (the ceiling: the same server, routing and
-client, no work) and N seed-format createStart requests (form-encoded, bearer token). The client
-is aiohttp: httpx's async pool costs several times the server's own time per request here, so
-it would measure itself. For each the figures are requests/s and p50 / p99 latency of the
-request; for createStart also the runs processed end to end (first request to every trigger
-closed) and the accepted-to-closed latency from the trigger rows. *createStart % of no-op* is
-the issue's target (≥ 40%).
+linear10 tree and one engine worker thread: in the server's own process, or with
+``--processes K`` in each of K ``treeflow worker`` processes beside it), an administrator is
+created with ``treeflow users add`` and a bearer token obtained from ``POST /token``. Then one
+asyncio client with ``CONCURRENCY`` connections sends N requests to ``GET /healthz`` (the
+ceiling: the same server, routing and client, no work) and N seed-format createStart requests
+(form-encoded, bearer token). The client is aiohttp: httpx's async pool costs several times the
+server's own time per request here, so it would measure itself. For each the figures are
+requests/s and p50 / p99 latency of the request; for createStart also the runs processed end to
+end (first request to every trigger closed) and the accepted-to-closed latency from the trigger
+rows. *createStart % of no-op* is the issue's target (≥ 40%).
 
 Client and server share this machine's cores, so the ceiling includes the client's own cost;
 that is why the ratio, not the absolute figure, is the target.
@@ -40,6 +41,7 @@ from benchmarks.measure import LINEAR10, BenchmarkError, Progress, Ticker, perce
 from engine.store.tables import OPEN_TRIGGER_STATUSES, runs, triggers
 
 CONCURRENCY = 32
+PROCESS_COUNTS = (1, 2)  # serve --processes K, beside the worker in the server's process
 USER, PASSWORD, SUBSCRIPTION = "bench", "bench-password-0123456789", "bench"
 CREATE_START = "/kineticTask/rest/v1/Trigger/createStart"
 STARTUP_SECONDS = 60.0
@@ -58,8 +60,9 @@ def _treeflow(*arguments: str) -> list[str]:
 
 
 @contextmanager
-def _server(url: str) -> Iterator[str]:
-    """``treeflow serve`` on ``url``'s database; yields the base URL, stops it with SIGTERM."""
+def _server(url: str, processes: int = 0) -> Iterator[str]:
+    """``treeflow serve`` on ``url``'s database, its worker in it or in ``processes`` worker
+    processes; yields the base URL, stops it (and so its workers) with SIGTERM."""
     environment = {**os.environ, "TREEFLOW_DATABASE_URL": url}
     subprocess.run(
         _treeflow("users", "add", USER, "--role", "admin"),
@@ -81,6 +84,7 @@ def _server(url: str) -> Iterator[str]:
             "1",
             "--subscription-id",
             SUBSCRIPTION,
+            *(("--processes", str(processes)) if processes else ()),
         ),
         env=environment,
         stdout=subprocess.DEVNULL,
@@ -181,9 +185,10 @@ def _drained(url: str, count: int) -> dict[str, float]:
     }
 
 
-def measure(url: str, count: int, progress: Progress) -> dict[str, float]:
-    """The no-op ceiling, then createStart, against one server; ``progress`` counts to 2N."""
-    with _server(url) as base:
+def measure(url: str, count: int, progress: Progress, *, processes: int = 0) -> dict[str, float]:
+    """The no-op ceiling, then createStart, against one server (its worker in its process, or
+    ``processes`` worker processes beside it); ``progress`` counts to 2N."""
+    with _server(url, processes) as base:
         token = _token(base)
         headers = {"Authorization": f"Bearer {token}"}
 
@@ -217,4 +222,4 @@ def measure(url: str, count: int, progress: Progress) -> dict[str, float]:
     }
 
 
-__all__ = ["measure"]
+__all__ = ["PROCESS_COUNTS", "measure"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.databases import Target
+from benchmarks.over_http import PROCESS_COUNTS
 from benchmarks.suite import (
     Context,
     Figures,
@@ -228,7 +229,7 @@ HTTP = Workload(
     name="http",
     summary=(
         "seed createStart over HTTP through treeflow serve (32 connections), beside the same"
-        " server's no-op GET /healthz"
+        " server's no-op GET /healthz; its worker in the server, then serve --processes 1 and 2"
     ),
     measure=measure_http,
     rows=(
@@ -249,6 +250,35 @@ HTTP = Workload(
             "latency p99, accepted to closed",
             "treeflow.processing_latency_p99_ms",
             unit="ms",
+        ),
+        *(
+            row
+            for count in PROCESS_COUNTS
+            for row in (
+                Row(
+                    f"serve --processes {count}: createStart requests/s",
+                    f"treeflow.processes_{count}.create_start_requests_per_s",
+                ),
+                Row(
+                    f"serve --processes {count}: createStart % of its no-op",
+                    f"treeflow.processes_{count}.create_start_percent_of_noop",
+                    unit="%",
+                ),
+                Row(
+                    f"serve --processes {count}: createStart latency p50",
+                    f"treeflow.processes_{count}.create_start_latency_p50_ms",
+                    unit="ms",
+                ),
+                Row(
+                    f"serve --processes {count}: createStart latency p99",
+                    f"treeflow.processes_{count}.create_start_latency_p99_ms",
+                    unit="ms",
+                ),
+                Row(
+                    f"serve --processes {count}: runs/s end to end",
+                    f"treeflow.processes_{count}.end_to_end_runs_per_s",
+                ),
+            )
         ),
     ),
 )

@@ -67,6 +67,9 @@ NOTES = (
     "processing of N new runs; *peak RSS* is the measuring process's high-water mark at its "
     "end (`VmHWM`; `ru_maxrss` on Linux includes the parent's size and is only recorded in the "
     "JSON). *% of smallest* compares with the first size (10^2, or 10 in quick mode).",
+    "**http, serve --processes K**: the same two loads against `treeflow serve --processes K "
+    "--workers 1` (K `treeflow worker` processes of one thread beside a server that only "
+    "accepts), each on a fresh database; *% of its no-op* divides by that server's own no-op.",
     "**processes**: N linear10 runs accepted (untimed) but not yet due; K `treeflow worker` "
     "processes of one worker thread each started and waited for; then one UPDATE makes the "
     "backlog due, and runs/s = N / (that commit to the last close, from the rows). It shows "
@@ -193,6 +196,12 @@ def _http_goal(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
     return None if value is None else (_percent(value), value >= 40)
 
 
+def _two_processes(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """Only where two processes were measured (PostgreSQL): SQLite measures one."""
+    value = figure(figures, "treeflow.p2.percent_of_one")
+    return None if value is None else (_ratio(value / 100), value >= 160)
+
+
 def _latency_goal(path: str, at_most: float) -> Callable[..., Any]:
     def evaluate(figures: Mapping[str, Any]) -> tuple[str, bool] | None:
         value = figure(figures, path)
@@ -234,7 +243,9 @@ GOALS = (
         "scaling: runs/s at the largest size ≥ 90% of the smallest", "scaling", _scaling_throughput
     ),
     Goal("scaling: peak RSS does not grow (≤ +10%)", "scaling", _scaling_memory),
+    # The HTTP side of issue 18: the worker in the server's process, and worker processes.
     Goal("http: createStart ≥ 40% of the no-op endpoint's requests/s", "http", _http_goal),
+    Goal("processes: 2 worker processes ≥ 1.6x one (PostgreSQL)", "processes", _two_processes),
     # Issue 18, engine side: the hot path when work is not phased.
     Goal(
         "linear10 runs/s, pipelined end to end (1 worker) ≥ 5x peer",

@@ -39,6 +39,10 @@ def _peer_database(url: str) -> str:
     return sqlite_file(url) if url.startswith("sqlite") else url
 
 
+def _over_http(url: str, progress: Progress, *, count: int, n: int) -> Figures:
+    return over_http.measure(url, n, progress, processes=count)
+
+
 def _processes(url: str, progress: Progress, *, count: int, n: int) -> Figures:
     return processes.measure(url, count, n, progress)
 
@@ -153,16 +157,25 @@ def measure_defer_resume(context: Context, target: Target) -> Figures:
 
 
 def measure_http(context: Context, target: Target) -> Figures:
+    """The worker in the server's process (the flat figures), then ``processes_K`` for
+    ``serve --processes K``."""
     n = context.runs
-    return {
-        "treeflow": _step(
+    figures = _step(
+        context,
+        target,
+        "http treeflow serve",
+        2 * n,
+        lambda url, progress: over_http.measure(url, n, progress),
+    )
+    for count in over_http.PROCESS_COUNTS:
+        figures[f"processes_{count}"] = _step(
             context,
             target,
-            "http treeflow serve",
+            f"http treeflow serve --processes {count}",
             2 * n,
-            lambda url, progress: over_http.measure(url, n, progress),
+            functools.partial(_over_http, count=count, n=n),
         )
-    }
+    return {"treeflow": figures}
 
 
 def measure_processes(context: Context, target: Target) -> Figures:

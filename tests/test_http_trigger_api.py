@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from engine import RunStatus, TaskStatus
-from engine.server import ServerSettings
+from engine.server import ServerSettings, trigger_api
 from engine.store import users as user_store
 
 from .live_server import DATABASES, FORM, Live, live_server, module_engine
@@ -444,6 +444,108 @@ def test_a_body_that_is_not_the_expected_form_is_refused(
     assert written() == NOTHING
 
 
+TASK3_START_URL = "/kinetic/rest/v1/Trigger/createStart"
+
+
+@pytest.mark.parametrize("url", [START_URL, TASK3_START_URL, DEFERRED_URL])
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        pytest.param(
+            "source_name=Kinetic%zzRequest",
+            FORM,
+            "Invalid source_name: has '%zz': a '%' must be followed by two hex digits",
+            id="bad-escape-in-a-value",
+        ),
+        pytest.param(
+            "source_name=50%",
+            FORM,
+            "Invalid source_name: has '%': a '%' must be followed by two hex digits",
+            id="cut-escape-at-the-end",
+        ),
+        pytest.param(
+            "tree%4=x",
+            FORM,
+            "Invalid form: has '%4': a '%' must be followed by two hex digits",
+            id="bad-escape-in-a-name",
+        ),
+        pytest.param(
+            "message=%C3%28",
+            FORM,
+            "Invalid form: not UTF-8 text: invalid continuation byte",
+            id="escaped-bytes-not-utf8",
+        ),
+        pytest.param(
+            "&".join(f"f{number}=x" for number in range(33)),
+            FORM,
+            "Invalid form: Max number of fields exceeded",
+            id="too-many-fields",
+        ),
+        pytest.param(
+            "message=a&message=b",
+            FORM,
+            "Invalid message: is given more than once",
+            id="repeated-parameter",
+        ),
+        pytest.param(
+            "tree%5Fname=a&tree_name=b",
+            FORM,
+            "Invalid tree_name: is given more than once",
+            id="repeated-once-escaped",
+        ),
+        pytest.param(
+            "message=a%00b",
+            FORM,
+            "Invalid message: contains a NUL character",
+            id="nul-character",
+        ),
+        pytest.param(
+            "tree_name=x",
+            "text/plain",
+            "Invalid Content-Type: 'text/plain' is not application/x-www-form-urlencoded",
+            id="wrong-content-type",
+        ),
+        pytest.param(
+            "tree_name=x",
+            "",
+            "Invalid Content-Type: missing: expected application/x-www-form-urlencoded",
+            id="no-content-type",
+        ),
+    ],
+)
+def test_the_form_parser_refuses_what_no_client_encodes_on_each_trigger_path(
+    written: Written,
+    client: httpx.Client,
+    url: str,
+    content: str,
+    content_type: str,
+    message: str,
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(url, content=content, headers=headers)
+
+    assert_failure(response, 400, message)
+    assert written() == NOTHING
+
+
+def test_the_form_parser_reads_what_clients_send(live: Live, client: httpx.Client) -> None:
+    """Spaces as ``+`` or ``%20``, escaped names, a name without ``=`` and empty parts."""
+    body = (
+        "source_name=Kinetic+Request&source%5Fgroup=KEG%20Catalog%20%3E%20Conference%20"
+        "Registration&&tree_name=Process+Registration&message&source_id=caf%C3%A9"
+    )
+    response = client.post(START_URL, content=body, headers={"Content-Type": FORM})
+
+    assert response.status_code == 200, response.text
+    trigger = live.engine.get_trigger(int(response.text.removeprefix("ID=")))
+    run = live.engine.get_run(trigger.run_id)
+    assert (run.source_group, run.source_id, trigger.message) == (
+        SEED_START["source_group"],
+        "café",
+        None,
+    )
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [
@@ -582,3 +684,14 @@ def test_a_chunked_body_under_the_limit_is_accepted(written: Written, small_body
 
     assert response.status_code == 200, response.text
     assert written()["runs"] == 1
+
+
+def test_openapi_still_documents_the_forms_the_lane_reads(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for url, form in ((START_URL, "START_FORM"), (DEFERRED_URL, "DEFERRED_FORM")):
+        post = paths[url]["post"]
+        schema = post["requestBody"]["content"][FORM]["schema"]
+        spec = getattr(trigger_api, form)
+        assert list(schema["properties"]) == list(spec.known)
+        assert schema["required"] == list(spec.required)
+        assert [parameter["name"] for parameter in post["parameters"]] == ["Idempotency-Key"]

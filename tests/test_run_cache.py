@@ -27,7 +27,7 @@ from engine.run.state import RunState
 from engine.store import runs as run_store
 from engine.tree.model import Tree
 
-from .support import small_tree
+from .support import TWO_STEPS, TWO_STEPS_KEY, small_tree
 
 KEY = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Numbers"}
 COUNT = 12
@@ -322,3 +322,30 @@ def test_the_default_bounds_are_256_states_and_256_mib() -> None:
     with Engine() as engine:
         cache = engine.runner.run_cache
         assert (cache.capacity, cache.max_bytes) == (DEFAULT_RUNS, DEFAULT_BYTES)
+
+
+def _run_states() -> int:
+    return sum(1 for item in gc.get_objects() if isinstance(item, RunState))
+
+
+def test_a_finished_run_without_loops_or_retries_leaves_its_state_to_no_collector(
+    database_url: str,
+) -> None:
+    """The step's objects hold no cycle through the run's state: it goes when the step ends,
+    without waiting for the garbage collector (which, until then, would walk it again and
+    again while a batch is processed)."""
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        engine.create_start(**TWO_STEPS_KEY)
+        engine.run_until_idle()  # the first run builds what every run reuses
+        gc.collect()
+        gc.disable()
+        try:
+            before = _run_states()
+            run_id = engine.create_start(**TWO_STEPS_KEY).run_id
+            assert engine.run_until_idle() == 1
+            left = _run_states()
+        finally:
+            gc.enable()
+        assert engine.get_run(run_id).status is RunStatus.COMPLETED
+        assert left == before

@@ -1,4 +1,6 @@
-"""``treeflow serve``: the HTTP adapter under uvicorn, with engine workers in the same process.
+"""``treeflow serve``: the HTTP adapter under uvicorn, with engine workers in the same process,
+or with ``--processes N`` beside it as ``treeflow worker`` processes it supervises
+(``engine.cli.worker_processes``).
 
 Settings come from flags or ``TREEFLOW_*`` variables (flags win), as the README's Settings lists
 them. With no user defined yet it says how to create the first administrator; it never makes one up.
@@ -18,6 +20,7 @@ front usually logs the requests already. Errors and start-up messages are logged
 
 from __future__ import annotations
 
+import logging
 import signal
 from types import FrameType
 from typing import Any
@@ -26,7 +29,8 @@ import click
 
 from engine.cli.purge import retention_option
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
-from engine.cli.worker import limit_options, processing_options, processing_settings
+from engine.cli.worker import limit_options, processing_options, processing_settings, worker
+from engine.cli.worker_processes import WorkerProcesses, worker_command
 from engine.engine import Engine
 
 DEFAULT_HOST = "127.0.0.1"
@@ -61,7 +65,19 @@ It reads the password from standard input when that is not a terminal
     default=4,
     show_default=True,
     type=click.IntRange(0),
-    help="Engine worker threads in this process (0: accept triggers only, run no scheduler).",
+    help="Engine worker threads in this process (0: accept triggers only, run no scheduler); "
+    "with --processes, the threads of each worker process.",
+)
+@click.option(
+    "--processes",
+    envvar="TREEFLOW_PROCESSES",
+    show_envvar=True,
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Run the workers as this many treeflow worker processes beside the server, which "
+    "starts them, starts another when one dies and stops them when it stops; the server then "
+    "only accepts and runs the scheduler. 0: the workers are threads of this process.",
 )
 @processing_options
 @limit_options
@@ -209,6 +225,7 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    processes: int,
     subscription_id: str | None,
     token_seconds: int,
     token_cache_seconds: float,
@@ -259,12 +276,14 @@ def serve(
         "session_seconds": session_seconds,
     }
     options = {name: value for name, value in given.items() if value is not None}
+    if processes and not workers:
+        raise click.UsageError("--processes needs --workers of at least 1 (threads per process)")
     proxies = tuple(ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip())
     try:
         settings = ServerSettings(
             host=host,
             port=port,
-            workers=workers,
+            workers=0 if processes else workers,
             subscription_id=subscription_id,
             public_url=public_url,
             token_seconds=token_seconds,
@@ -281,7 +300,11 @@ def serve(
         if Accounts(engine).count_users() == 0:
             shown = "" if database == DEFAULT_DATABASE else f" --database '{database}'"
             err_console.print(FIRST_ADMIN_HINT.format(database=shown), markup=False, soft_wrap=True)
-        err_console.print(startup_summary(engine, settings), markup=False, soft_wrap=True)
+        err_console.print(
+            startup_summary(engine, settings, processes=processes, threads=workers),
+            markup=False,
+            soft_wrap=True,
+        )
         app = create_app(engine, settings)
         guard = ConnectionGuard(
             head_seconds=settings.request_head_seconds,
@@ -299,16 +322,54 @@ def serve(
             **uvicorn_options(settings, guard=guard),
         )
         server = uvicorn.Server(config)
-        _run_until_signalled(server)
+        supervisor = None
+        if processes:
+            supervisor = _worker_processes(
+                engine, database, trees, processes, workers, settings.shutdown_seconds, processing
+            )
+        try:
+            _run_until_signalled(server)
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
 
 
-def startup_summary(engine: Engine, settings: Any) -> str:
+def _worker_processes(
+    engine: Engine,
+    database: str,
+    trees: str,
+    count: int,
+    threads: int,
+    shutdown_seconds: float,
+    processing: dict[str, Any],
+) -> WorkerProcesses:
+    """``--processes``: the scheduler here (one per SQLite file), the workers started."""
+    logging.getLogger("treeflow.serve").setLevel(logging.INFO)
+    command = worker_command(
+        worker,
+        database=database,
+        trees=trees,
+        threads=threads,
+        values={**processing, "shutdown_seconds": shutdown_seconds},
+    )
+    engine.schedules.scheduler.start()
+    supervisor = WorkerProcesses(command, count, shutdown_seconds=shutdown_seconds)
+    supervisor.start()
+    return supervisor
+
+
+def startup_summary(engine: Engine, settings: Any, *, processes: int = 0, threads: int = 0) -> str:
     """The one line ``serve`` prints before it listens: what it serves, from where, with what.
 
     ``treeflow worker`` logs the same kind of line; an operator reading either sees at once a
     wrong database, a tree file refused or a worker count of the wrong size.
     """
     refused = sorted({problem.file for problem in engine.tree_problems})
+    workers = (
+        f"{processes} worker processes of {threads} thread{'' if threads == 1 else 's'}"
+        if processes
+        else f"{settings.workers} workers"
+    )
     trees = f"{len(engine.trees)} trees loaded"
     if refused:
         trees += f", {len(refused)} file(s) refused ({', '.join(refused)}; treeflow validate)"
@@ -316,7 +377,7 @@ def startup_summary(engine: Engine, settings: Any) -> str:
     console_text = f"web console at {console}" if console else "no web console"
     return (
         f"treeflow serve: database {engine.database_url}; {trees}; "
-        f"{settings.workers} workers; scheduler on (one server at a time runs it); "
+        f"{workers}; scheduler on (one server at a time runs it); "
         f"{console_text}; listening on http://{settings.host}:{settings.port}"
     )
 

@@ -214,6 +214,15 @@ def processing_settings(
     help="On SIGTERM, how long to wait for the runs in hand to finish.",
 )
 @click.option(
+    "--scheduler/--no-scheduler",
+    envvar="TREEFLOW_SCHEDULER",
+    show_envvar=True,
+    default=True,
+    show_default=True,
+    help="Take part in running the scheduler (on PostgreSQL the holder of its lock runs it). "
+    "treeflow serve --processes starts its workers without it: the server runs it.",
+)
+@click.option(
     "--log-level",
     envvar="TREEFLOW_LOG_LEVEL",
     show_envvar=True,
@@ -234,6 +243,7 @@ def worker(
     strict_trees: bool,
     strict_checks: bool,
     shutdown_seconds: float,
+    scheduler: bool,
     log_level: str,
     **limits: int,
 ) -> None:
@@ -278,7 +288,7 @@ def worker(
             if opened is None:  # stopped while the database was away
                 return
             engine = stack.enter_context(in_use(opened))
-            engine.start(workers)
+            engine.start(workers, schedules=scheduler)
             logger.info(
                 "worker %s started: %d threads, selection %s, batch %d, lease %gs, poll %gs,"
                 " %d trees, database %s",

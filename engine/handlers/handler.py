@@ -94,7 +94,7 @@ class TriggerGateway(Protocol):
     def create_schedule(self, *, creation_key: str, **fields: Any) -> ScheduleReceipt: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HandlerContext:
     """Everything a handler may know about the node it runs for.
 
@@ -112,6 +112,34 @@ class HandlerContext:
     inputs: Mapping[str, str]
     logger: logging.Logger
     triggers: TriggerGateway
+
+    def __init__(
+        self,
+        parameters: Mapping[str, str],
+        node_name: str,
+        task_id: str,
+        deferral_token: str | None,
+        run_id: int,
+        loop_index: str,
+        source: SourceInfo,
+        inputs: Mapping[str, str],
+        logger: logging.Logger,
+        triggers: TriggerGateway,
+    ) -> None:
+        # One is made for every node executed. A frozen dataclass's own __init__ sets each field
+        # through object.__setattr__, three times the cost of filling the instance's dict at once.
+        self.__dict__.update(
+            parameters=parameters,
+            node_name=node_name,
+            task_id=task_id,
+            deferral_token=deferral_token,
+            run_id=run_id,
+            loop_index=loop_index,
+            source=source,
+            inputs=inputs,
+            logger=logger,
+            triggers=triggers,
+        )
 
 
 Execute = Callable[[HandlerContext], Mapping[str, str] | None]

@@ -37,7 +37,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from engine import ids, rows
 from engine.errors import BadResults, ExpressionError
@@ -47,8 +47,8 @@ from engine.records import ROOT_LOOP_INDEX
 from engine.run import routines
 from engine.run.budgets import Budgets, CallTally, StepBudget
 from engine.run.loops import Iterations, LoopSteps, iteration_scope, outer_index
-from engine.run.retries import Retries, call_handler, out_of_attempts
-from engine.run.source_bindings import SCOPE_NAME, SourceBindings
+from engine.run.retries import Retries, Returned, call_handler, out_of_attempts
+from engine.run.source_bindings import SCOPE_NAME
 from engine.run.state import RunState, TaskState
 from engine.statuses import (
     ErrorType,
@@ -65,6 +65,16 @@ from engine.tree.routines import CalledRoutine
 @functools.lru_cache(maxsize=1024)
 def _handler_logger(parent: logging.Logger, handler_id: str) -> logging.Logger:
     return parent.getChild(handler_id)
+
+
+def _texts(returned: Returned) -> dict[str, str]:
+    """A handler's results as stored: every key and value as text, in a dict of their own."""
+    if not returned:
+        return {}
+    for key, value in returned.items():
+        if type(key) is not str or type(value) is not str:  # the rare handler returning others
+            return {str(k): v if isinstance(v, str) else str(v) for k, v in returned.items()}
+    return dict(cast("Mapping[str, str]", returned))
 
 
 class Execution:
@@ -105,13 +115,23 @@ class Execution:
             "run": {"id": state.id, "tree": state.tree.key.name},
             "trigger": {"id": trigger_id, "action": action, "message": message or ""},
             "iterations": Iterations(state),
-            SCOPE_NAME: SourceBindings(state.source.data),  # Request CE's @values, @form...
+            SCOPE_NAME: state.source_bindings,  # Request CE's @values, @form...
         }
         self._stack: list[tuple[str, str, str]] = []  # (node, came from, loop index)
         # Junctions (and the loop index they are judged at) whose region moved during this walk.
         self._touched: set[tuple[str, str]] = set()
-        self.loops = LoopSteps(self)
-        self.retries = Retries(self)
+
+    # The loop and retry steps hold the execution, a reference cycle that only the garbage
+    # collector frees (and with it the run's whole state): they are made only for a trigger that
+    # uses them, so that a run without loops or retries is freed as soon as its step is done.
+
+    @functools.cached_property
+    def loops(self) -> LoopSteps:
+        return LoopSteps(self)
+
+    @functools.cached_property
+    def retries(self) -> Retries:
+        return Retries(self)
 
     # -- entry points, one per trigger action ------------------------------------------------
 
@@ -222,13 +242,13 @@ class Execution:
         """Record the arrival; whether the junction fires is decided once the walk is done."""
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[came_from])
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=(came_from,))
             if task is None:
                 return
         elif task.status is not TaskStatus.NEW:
             return  # a junction fires once per run (per loop index)
         if came_from not in task.arrived:
-            task.arrived = [*task.arrived, came_from]
+            task.arrived = (*task.arrived, came_from)
             task.mark_changed()
         self._touched.add((node.name, loop_index))
         self.touch(node, loop_index)
@@ -268,7 +288,7 @@ class Execution:
         token: str | None = None,
         loop_index: str = ROOT_LOOP_INDEX,
         *,
-        arrived: list[str] | None = None,
+        arrived: tuple[str, ...] = (),
     ) -> TaskState | None:
         """A task for ``node`` to run, or None if the run's budgets refuse it.
 
@@ -293,7 +313,7 @@ class Execution:
         token: str | None = None,
         loop_index: str = ROOT_LOOP_INDEX,
         *,
-        arrived: list[str] | None = None,
+        arrived: tuple[str, ...] = (),
     ) -> TaskState:
         """A new task, counted in the step's rows; the budgets were checked by the caller."""
         task = TaskState(
@@ -304,7 +324,7 @@ class Execution:
             status=status,
             results={},
             token=token,
-            arrived=arrived or [],
+            arrived=arrived,
             created_at=self.now,
             updated_at=self.now,
             is_new=True,
@@ -348,35 +368,41 @@ class Execution:
         (``engine.run.retries``): a failure it retries schedules the next attempt instead of
         recording a Handler Error.
         """
-        token = task.token
         scope = self.scope(task)
         parameters = self.render(node, task, scope)
         if parameters is None:
             return
+        returned: Returned
+        behaviour = node.handler.behaviour
         due_at = None
-        if node.handler.behaviour is Behaviour.WAIT:
+        if behaviour is Behaviour.WAIT:
             due_at = self._due_at(node, task, parameters)
             if due_at is None:
                 return
         called = None
-        if node.handler.behaviour is Behaviour.ROUTINE:
+        if behaviour is Behaviour.ROUTINE:
             called = self._routine(node, task, parameters)
             if called is None:
                 return
+        state = self.state
         context = HandlerContext(
             parameters=parameters,
             node_name=node.name,
             task_id=task.id,
-            deferral_token=token,
-            run_id=self.state.id,
+            deferral_token=task.token,
+            run_id=state.id,
             loop_index=task.loop_index,
-            source=self.state.source,
-            inputs=self.state.inputs,
+            source=state.source,
+            inputs=state.inputs,
             logger=_handler_logger(self.logger, node.handler_id),
             triggers=self.gateway,
         )
         try:
-            returned = call_handler(node, context)
+            # Without a timeout the handler is called here: call_handler's thread is for that.
+            if node.retry is None or node.retry.timeout is None:
+                returned = node.handler.execute(context)
+            else:
+                returned = call_handler(node, context)
         except Exception as exc:
             summary = f"{node.handler_id} raised {type(exc).__name__}: {exc}"
             if self.retries.later(node, task, exc, summary):
@@ -384,21 +410,21 @@ class Execution:
             summary = out_of_attempts(node, task, summary)
             self.fail(task, ErrorType.HANDLER, summary, traceback.format_exc())
             return
-        results = {str(k): v if isinstance(v, str) else str(v) for k, v in (returned or {}).items()}
+        results = _texts(returned)
         if due_at is not None:
             results["due_at"] = datetime.fromtimestamp(due_at, UTC).isoformat()
-        self.state.set_results(task, results)
+        state.set_results(task, results)
         if node.defers:
             task.move(TaskStatus.DEFERRED, self.now)
             if due_at is not None:
                 self._schedule_timer(task, due_at)
             if called is not None:
-                child = routines.child_run(self.state, called, parameters, task.id, self.now)
-                self.state.new_runs.append(child)
+                child = routines.child_run(state, called, parameters, task.id, self.now)
+                state.new_runs.append(child)
                 self.budget.rows += 2  # the run and its Root trigger
             self.follow(node, task, node.create_connectors, scope)
         else:
-            if node.handler.behaviour is Behaviour.RETURN and not self._return(task):
+            if behaviour is Behaviour.RETURN and not self._return(task):
                 return
             task.move(TaskStatus.CLOSED, self.now)
             self.follow(node, task, node.complete_connectors, scope)
@@ -461,13 +487,13 @@ class Execution:
     def _arrive_at_join(self, node: Node, came_from: str, loop_index: str) -> None:
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[came_from])
+            task = self.new_task(node, TaskStatus.NEW, None, loop_index, arrived=(came_from,))
             if task is None:
                 return
         elif task.status is not TaskStatus.NEW:
             return  # a join fires once per run and loop index
         if came_from not in task.arrived:
-            task.arrived = [*task.arrived, came_from]
+            task.arrived = (*task.arrived, came_from)
             task.mark_changed()
         self._judge_join(node, task)
 

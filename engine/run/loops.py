@@ -232,11 +232,11 @@ class LoopSteps:
         loop_index = parent_index(iteration)
         task = self.state.latest.get((node.name, loop_index))
         if task is None:
-            task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index, arrived=[iteration])
+            task = self.walk.new_task(node, TaskStatus.NEW, None, loop_index, arrived=(iteration,))
             if task is None:
                 return
         if iteration not in task.arrived:
-            task.arrived = [*task.arrived, iteration]
+            task.arrived = (*task.arrived, iteration)
             task.mark_changed()
         if task.status is TaskStatus.NEW:  # a tail fires once; later arrivals are only recorded
             self.judge_tail(node, task)

@@ -132,4 +132,4 @@ def out_of_attempts(node: Node, task: TaskState, summary: str) -> str:
     return f"{summary} (attempt {task.attempt} of {node.retry.attempts})"
 
 
-__all__ = ["Retries", "call_handler", "out_of_attempts"]
+__all__ = ["Retries", "Returned", "call_handler", "out_of_attempts"]

@@ -28,7 +28,8 @@ How the source data maps, the way the adapter presents it:
 
 Every binding is present, empty when the data has nothing for it, so a missing field reads as
 a missing key (nil under ``missing: nil``) rather than failing on the binding itself. A JSON
-``null`` is left out for the same reason. The bindings are built on first use, once a trigger.
+``null`` is left out for the same reason. The bindings are built on first use, once a run
+(``RunState.source_bindings``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ value and per task, counted cheaply and kept up to date as tasks change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 
 from engine.handlers.handler import SourceInfo
 from engine.records import ROOT_LOOP_INDEX
+from engine.run.source_bindings import SourceBindings
 from engine.statuses import ErrorType, RunStatus, TaskStatus, transition
 from engine.tree.model import Tree
 
@@ -61,7 +63,9 @@ class TaskState:
     status: TaskStatus
     results: dict[str, Any]
     token: str | None
-    arrived: list[str]
+    # Immutable, so that the many tasks nothing arrives at share the empty tuple (no container
+    # of their own for the garbage collector to visit while a batch is held).
+    arrived: tuple[str, ...]
     created_at: float
     updated_at: float
     is_new: bool = False
@@ -196,7 +200,7 @@ class RunState:
                     status=TaskStatus(row["status"]),
                     results=row["results"],
                     token=row["token"],
-                    arrived=list(row["arrived"]),
+                    arrived=tuple(row["arrived"]),
                     created_at=row["created_at"],
                     updated_at=row["updated_at"],
                     completing=row["completing"],
@@ -216,6 +220,12 @@ class RunState:
             self.results[task.node] = task.results
         else:
             self.loop_results.setdefault(task.loop_index, {})[task.node] = task.results
+
+    @functools.cached_property
+    def source_bindings(self) -> SourceBindings:
+        """Request CE's bindings of the source data: built once a run, as the data never changes
+        (a state kept between batches keeps them)."""
+        return SourceBindings(self.source.data)
 
     @property
     def call_tree(self) -> int:

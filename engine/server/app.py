@@ -35,6 +35,7 @@ from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
+from engine.server.trigger_lane import TriggerLane
 
 
 def _version() -> str:
@@ -139,6 +140,8 @@ def create_app(
         app.add_exception_handler(database_error, engine_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, engine_error)
+    # Added before BodyLimit, so inside it: the size and time limits apply to the lane too.
+    app.add_middleware(TriggerLane, routes=trigger_api.LANE_ROUTES, render=error_map.response)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

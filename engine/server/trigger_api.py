@@ -27,7 +27,7 @@ from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.server import formats
-from engine.server.auth import AnyUser
+from engine.server.auth import caller
 from engine.server.deferral_auth import deferral_caller, form_token
 from engine.server.errors import REALM
 from engine.server.forms import FormSpec, openapi_form, optional, read_form
@@ -39,6 +39,7 @@ from engine.server.idempotency import (
     stored_key,
 )
 from engine.server.settings import ServerSettings
+from engine.server.trigger_lane import LaneRoute
 
 PREFIX = "/kineticTask/rest/v1/Trigger"
 TASK3_PREFIX = "/kinetic/rest/v1/Trigger"  # Kinetic Task 3's path for the same calls
@@ -76,8 +77,12 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"description": "The database is unreachable: send again after Retry-After"},
 }
 
-# createDeferred: credentials, or its token alone where deferral-token auth allows it.
-FormTokenCaller = Annotated[User, Depends(deferral_caller(form_token))]
+# createStart: either role; createDeferred: credentials, or its token alone where
+# deferral-token auth allows it. Named, so that engine.server.trigger_lane calls the same ones.
+start_caller = caller()
+deferred_caller = deferral_caller(form_token)
+StartCaller = Annotated[User, Depends(start_caller)]
+FormTokenCaller = Annotated[User, Depends(deferred_caller)]
 # The routes without a prefix, so that engine.server.kinetic_prefixes can serve them under
 # Task 3's path too; ``router`` is them under the seed's.
 routes = APIRouter(tags=["trigger API (seed)"])
@@ -120,7 +125,7 @@ def _openapi(spec: FormSpec) -> dict[str, object]:
     responses=_RESPONSES,
     response_class=Response,
 )
-async def create_start(request: Request, user: AnyUser) -> Response:
+async def create_start(request: Request, user: StartCaller) -> Response:
     simulated = simulation(request)
     if simulated is not None:
         return simulated
@@ -178,9 +183,19 @@ async def create_deferred(request: Request, user: FormTokenCaller) -> Response:
 
 router = APIRouter()
 router.include_router(routes, prefix=PREFIX)
+# The same calls for engine.server.trigger_lane, under both prefixes they are served at.
+LANE_ROUTES = {
+    f"{prefix}/{name}": LaneRoute(call, endpoint)
+    for prefix in (PREFIX, TASK3_PREFIX)
+    for name, call, endpoint in (
+        ("createStart", start_caller, create_start),
+        ("createDeferred", deferred_caller, create_deferred),
+    )
+}
 
 __all__ = [
     "DEFERRED_FORM",
+    "LANE_ROUTES",
     "PREFIX",
     "SIMULATED_ERRORS",
     "START_FORM",
