@@ -278,8 +278,12 @@ def test_a_failing_nodes_error_is_retried_from_the_inbox(browser: WebDriver, ser
     thread = threading.Thread(target=pong.serve_forever, daemon=True)
     thread.start()
     try:
-        browser.find_element(By.LINK_TEXT, "Resolve…").click()  # the row becomes the form
+        # From the keyboard: the row becomes the form, and the focus goes into it (not back
+        # to the top of the page with the link the swap removed).
+        browser.find_element(By.LINK_TEXT, "Resolve…").send_keys(Keys.ENTER)
         wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "tr.resolving"))
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("name") == "action", focused.get_attribute("outerHTML")
         browser.find_element(By.CSS_SELECTOR, "input[name=action][value='Retry Task']").click()
         browser.find_element(By.CSS_SELECTOR, "tr.resolving input[name=message]").send_keys(
             "the service is back"
@@ -347,7 +351,7 @@ def test_a_plain_user_cannot_open_another_users_run(browser: WebDriver, serve: S
     for _ in range(3):
         browser.switch_to.active_element.send_keys(Keys.TAB)
         focused.append(browser.switch_to.active_element.text)
-    assert focused == ["treeflow", "Runs", "Errors"]
+    assert focused == ["treeflow", "Runs", "Deferred"]  # a plain user is offered no Errors
     shoot(browser, "deferred")
     browser.set_window_size(390, 844)  # a phone
     try:
@@ -370,3 +374,23 @@ def test_a_forged_csrf_post_is_refused(browser: WebDriver, serve: Serve) -> None
     assert "The form was refused" in browser.find_element(By.CSS_SELECTOR, ".notice").text
     browser.get(f"{serve.url}/console/runs/{run_id}")
     assert browser.find_element(By.ID, "run-status").text == "Started"
+
+
+def test_the_runs_refresh_keeps_the_keyboards_place(browser: WebDriver, serve: Serve) -> None:
+    # The list is swapped every five seconds: a keyboard user tabbing through the runs was
+    # sent back to the top of the page by each refresh.
+    serve.start("root", REGISTRATION, source_id="browser-keyboard")
+    sign_in(browser, serve, "root")
+    wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#runs tbody a"))
+    browser.execute_script(
+        "window.polls = 0;"
+        "document.body.addEventListener('htmx:beforeRequest', () => { window.polls += 1; });"
+    )
+    for _ in range(40):  # Tab, as a keyboard user would, to the first run's link
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.execute_script("return !!document.activeElement.closest('#runs tbody')"):
+            break
+    link = browser.switch_to.active_element.get_attribute("href")
+    assert link and "/console/runs/" in link
+    wait(browser, lambda b: b.execute_script("return window.polls") >= 2)  # a refresh went by
+    assert browser.switch_to.active_element.get_attribute("href") == link

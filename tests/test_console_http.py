@@ -384,6 +384,21 @@ def test_completing_a_deferral_is_confirmed_then_done(live: Live, ada: httpx.Cli
     assert run.task("Notify").results["output"] == "Ada: Approved"
 
 
+def test_results_xml_that_does_not_parse_is_refused_before_the_confirmation(
+    live: Live, ada: httpx.Client
+) -> None:
+    run_id = start_as(live, "ada", APPROVAL, results=NAME)
+    task = live.engine.get_run(run_id).task("Approve")
+    path = f"/console/runs/{run_id}/deferrals/{task.id}"
+
+    refused = post_confirmed(ada, path, action="Complete", results_xml="<results><result")
+
+    assert refused.status_code == 400  # not a page asking to confirm what cannot be sent
+    assert "results" in page(refused).xpath("//main//p/text()")[0]
+    live.engine.run_until_idle()
+    assert live.engine.get_run(run_id).task("Approve").status is TaskStatus.DEFERRED
+
+
 def test_cancel_records_who(live: Live, root: httpx.Client) -> None:
     run_id = start_as(live, "root", APPROVAL, results=NAME)
     confirm = root.get(f"/console/runs/{run_id}/cancel")
@@ -480,6 +495,21 @@ def test_signing_out_revokes_the_session(live: Live) -> None:
         assert (
             thief.get("/console/runs").status_code == 303
         )  # the token is gone, not just the cookie
+
+
+def test_signing_in_again_ends_the_session_it_replaces(live: Live) -> None:
+    with sign_in(live, "bob") as client:
+        replaced = client.cookies["treeflow_session"]
+        form = client.get("/console/sign-in")
+        again = client.post(
+            "/console/sign-in",
+            data={"username": "ada", "password": PASSWORD, "csrf_token": csrf_of(form)},
+        )
+        assert again.status_code == 303
+        assert client.cookies["treeflow_session"] != replaced
+    with live.client() as other:
+        other.cookies.set("treeflow_session", replaced, path="/console")
+        assert other.get("/console/runs").status_code == 303  # no cookie left holds bob's
 
 
 def test_run_page_shows_the_source_data(live: Live, root: httpx.Client) -> None:
@@ -611,3 +641,262 @@ def test_an_error_is_resolved_in_place_by_htmx(live: Live, root: httpx.Client) -
     assert again.status_code == 409  # htmx shows the error page in the page's main part
     assert again.headers["HX-Retarget"] == "#content"
     assert live.engine.get_error(error_id).resolution_message == "in place"
+
+
+def test_bad_query_values_are_400_pages_naming_the_field(root: httpx.Client) -> None:
+    for path, field in (
+        ("/console/runs?offset=%C2%B2", "offset"),  # "²": a digit to str.isdigit, not to int
+        ("/console/deferred?offset=%C2%B2", "offset"),
+        ("/console/errors?run=%C2%B2", "run"),
+        ("/console/errors?run=99999999999999999999", "run"),  # beyond any run id
+        ("/console/runs?until=9999-12-31", "until"),  # the day after it is past year 9999
+    ):
+        response = root.get(path)
+        assert response.status_code == 400, (path, response.text)
+        assert page(response).xpath("//h1/text()") == ["Not accepted"]
+        assert field in page(response).text_content(), path
+
+
+def test_an_error_id_with_a_nul_is_a_400_page_on_every_database(root: httpx.Client) -> None:
+    # PostgreSQL cannot compare text with a NUL in it: the read itself failed, a 500 page.
+    token = csrf_of(root.get("/console/errors"))
+    for response in (
+        root.get("/console/errors/a%00b/resolve"),
+        post_form(
+            root,
+            "/console/errors/resolve",
+            [("error", "a\x00b"), ("action", "Retry Task"), ("csrf_token", token)],
+        ),
+    ):
+        assert response.status_code == 400, response.text
+        assert "error_id: contains a NUL character" in page(response).text_content()
+
+
+def test_markup_in_tree_node_and_source_names_is_text_in_every_page(
+    live: Live, root: httpx.Client
+) -> None:
+    hostile = '<img src=x onerror="alert(1)">'
+    tree = {"source_name": "Tests", "source_group": "Console", "tree_name": f"Odd\n{hostile}"}
+    live.engine.load_tree(
+        small_tree(
+            tree["tree_name"],
+            {
+                "Start": {"handler": "system_start_v1", "connectors": [{"to": hostile}]},
+                hostile: {"handler": "utilities_echo_v1", "parameters": {"input": hostile}},
+            },
+        )
+        | {"source": tree["source_name"], "group": tree["source_group"]}
+    )
+    run_id = start_as(live, "root", tree, source_id=f"<script>alert({secrets.token_hex(2)})")
+
+    for path in (f"/console/runs/{run_id}", "/console/runs", "/console/trees"):
+        shown = page(root.get(path))
+        assert shown.xpath("//img | //script[not(@src)] | //*[@onerror]") == [], path
+        assert hostile in shown.text_content(), path
+    picture = page(root.get(f"/console/runs/{run_id}")).xpath("//*[@id='picture']")[0]
+    assert len(picture.xpath(".//*[local-name()='svg']")) == 1
+    assert all(href.startswith("#task-") for href in picture.xpath(".//@*[local-name()='href']"))
+
+
+def test_a_bulk_resolution_without_a_known_action_is_a_400_page(
+    live: Live, root: httpx.Client
+) -> None:
+    run_id = start_as(live, "root", EXPLODE)
+    error = live.engine.get_run(run_id).errors[0]
+    token = csrf_of(root.get("/console/errors"))
+    for action in ([], [("action", "")], [("action", "Retry Everything")]):
+        for confirmed in ([], [("confirmed", "yes")]):
+            fields = [("error", error.id), *action, *confirmed, ("csrf_token", token)]
+            refused = post_form(root, "/console/errors/resolve", fields)
+            assert refused.status_code == 400, (action, confirmed, refused.text)
+            assert "action" in page(refused).xpath("//main//p/text()")[0]
+    assert live.engine.get_error(error.id).status == "Active"
+
+
+def test_a_page_past_the_end_of_a_list_says_so_and_links_to_the_first(
+    live: Live, root: httpx.Client
+) -> None:
+    # An "Older" link kept after the list shrank: the lists are not empty, only that page is.
+    start_as(live, "root", EXPLODE)
+    start_as(live, "root", APPROVAL, results=NAME)
+    for path in ("/console/runs", "/console/errors", "/console/deferred", "/console/trees"):
+        shown = page(root.get(f"{path}?offset=1000000"))
+        empty = " ".join(shown.xpath("//div[@class='empty']")[0].text_content().split())
+        assert "past the end" in empty, (path, empty)
+        [first] = shown.xpath("//div[@class='empty']//a/@href")
+        assert first.startswith(path) and "offset" not in first, (path, first)
+
+
+def test_sign_in_goes_nowhere_outside_the_console(live: Live) -> None:
+    for wanted in (
+        "//evil.example/console/runs",
+        "https://evil.example/console/runs",
+        "/console//evil.example",
+        "/console/\\evil.example",
+        "/consolex/runs",
+        "/api/runs",
+        "/console/runs\r\nSet-Cookie: planted=1",
+    ):
+        with live.client() as client:
+            form = client.get("/console/sign-in", params={"next": wanted})
+            signed_in = client.post(
+                "/console/sign-in",
+                data={
+                    "username": "ada",
+                    "password": PASSWORD,
+                    "next": wanted,
+                    "csrf_token": csrf_of(form),
+                },
+            )
+        location = signed_in.headers["location"]
+        assert location.startswith("/console/") and "//" not in location, (wanted, location)
+        assert "\r" not in location and "\n" not in location
+        assert "planted" not in signed_in.headers.get("set-cookie", "")
+
+
+def test_a_plain_user_reaches_another_users_run_by_no_route(live: Live, ada: httpx.Client) -> None:
+    other = start_as(live, "root", APPROVAL, results=NAME)
+    failing = start_as(live, "root", EXPLODE)
+    task = live.engine.get_run(other).task("Approve")
+    error = live.engine.get_run(failing).errors[0]
+    token = csrf_of(ada.get("/console/runs"))
+    htmx = {"HX-Request": "true", "X-CSRF-Token": token}
+    deferral = {"action": "Complete", "name_0": "Status", "value_0": "Approved"}
+    for method, path, data, status in (
+        ("GET", f"/console/runs/{other}/changed?since=0", None, 404),
+        ("POST", f"/console/runs/{other}/deferrals/{task.id}", deferral, 404),
+        (
+            "POST",
+            f"/console/runs/{other}/deferrals/{task.id}",
+            {**deferral, "confirmed": "yes"},
+            404,
+        ),
+        ("POST", f"/console/runs/{other}/cancel", {"confirmed": "yes"}, 403),
+        ("POST", f"/console/runs/{other}/run-again", {"version": "same"}, 403),
+        ("GET", f"/console/errors/{error.id}/resolve", None, 403),
+        ("POST", f"/console/errors/{error.id}/resolve", {"action": "Skip Task"}, 403),
+        ("GET", "/console/health/live", None, 403),
+        ("GET", "/console/trees/versions/1/picture.svg", None, 403),
+    ):
+        response = ada.request(method, path, data=data, headers=htmx)
+        assert response.status_code == status, (method, path, response.text)
+    bulk = [
+        ("error", error.id),
+        ("action", "Skip Task"),
+        ("confirmed", "yes"),
+        ("csrf_token", token),
+    ]
+    assert post_form(ada, "/console/errors/resolve", bulk).status_code == 403
+    for path in (
+        "/console/runs",
+        f"/console/runs?creator=root&source_id={live.engine.get_run(other).source_id}",
+    ):
+        listed = page(ada.get(path, headers={"HX-Request": "true"})).xpath("//tr/@data-run")
+        assert str(other) not in listed and str(failing) not in listed, path
+    waiting = page(ada.get("/console/deferred")).xpath("//section[@class='waiting']/@data-task")
+    assert task.id not in waiting
+    live.engine.run_until_idle()
+    assert live.engine.get_run(other).task("Approve").status is TaskStatus.DEFERRED
+    assert live.engine.get_error(error.id).status == "Active"
+    assert live.engine.get_run(failing).status is not RunStatus.CANCELLED
+
+
+def test_a_deferral_form_with_many_suggested_results_can_be_sent_as_offered(
+    live: Live, root: httpx.Client
+) -> None:
+    # Each result the tree reads is a row of the form: with 20 of them (and the empty rows
+    # after) the form once had more fields than a form may carry, and was refused as sent.
+    reads = [{"to": "Tell", "condition": f"results['Ask']['r{i}'] == 'yes'"} for i in range(20)]
+    many = {"source_name": "Tests", "source_group": "Console", "tree_name": "Many Reads"}
+    live.engine.load_tree(
+        small_tree(
+            many["tree_name"],
+            {
+                "Start": {"handler": "system_start_v1", "connectors": [{"to": "Ask"}]},
+                "Ask": {"handler": "utilities_defer_v1", "defers": True, "connectors": reads},
+                "Tell": {"handler": "utilities_echo_v1", "parameters": {"input": "told"}},
+            },
+        )
+        | {"source": many["source_name"], "group": many["source_group"]}
+    )
+    run_id = start_as(live, "root", many)
+    [form] = page(root.get(f"/console/runs/{run_id}")).xpath("//form[@class='deferral']")
+    suggested = form.xpath(".//input[starts-with(@name, 'name_')]/@value")
+    assert suggested[:3] == ["r0", "r1", "r2"]  # as many as fit; the others go in the XML box
+
+    confirm = root.post(form.get("action"), data=dict(form.form_values()))
+
+    assert confirm.status_code == 200, confirm.text
+    assert "Complete Ask of run" in page(confirm).text_content()
+
+
+def test_a_bulk_resolution_takes_a_whole_page_of_ticked_errors(
+    live: Live, root: httpx.Client
+) -> None:
+    # The inbox ticks up to 50 errors a page; the form parser once stopped at 32 fields.
+    source_id = f"bulk-{secrets.token_hex(4)}"
+    runs = [start_as(live, "root", EXPLODE, source_id=source_id) for _ in range(40)]
+    ticked = [("error", live.engine.get_run(run).errors[0].id) for run in runs]
+    token = csrf_of(root.get("/console/errors"))
+    fields = [*ticked, ("action", "Do Nothing"), ("csrf_token", token)]
+
+    asked = post_form(root, "/console/errors/resolve", fields)
+    assert asked.status_code == 200, asked.text
+    assert "Resolve 40 errors with Do Nothing?" in page(asked).text_content()
+    applied = post_form(root, "/console/errors/resolve", [*fields, ("confirmed", "yes")])
+    assert "40 resolutions accepted" in page(applied).text_content()
+
+
+def test_json_on_the_run_page_reads_as_it_was_given(live: Live, root: httpx.Client) -> None:
+    # Jinja's tojson writes <, > and & as \u003c, \u003e, \u0026 (for script elements): in a
+    # <pre> they showed as those escapes. Escaped as HTML, they read as given.
+    given = "R&D <review> 'now'"
+    escaped = given.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    results = f'<results><result name="Name">{escaped}</result></results>'
+    run_id = start_as(live, "root", APPROVAL, results=results)
+    html = page(root.get(f"/console/runs/{run_id}"))
+    inputs = html.xpath("//h2[text()='Inputs']/following-sibling::pre[1]/text()")[0]
+    assert f'"Name": "{given}"' in inputs
+    assert html.xpath("//pre//*") == []  # text, not markup
+
+
+def test_sign_in_tells_no_name_apart(live: Live) -> None:
+    """A name nobody has, a wrong password and a disabled account's right password are all
+    answered alike: the page does not tell which names exist."""
+    name = f"dora{secrets.token_hex(3)}"
+    live.add_user(name, "user")
+    live.accounts.set_disabled(name, True)
+    answers = set()
+    for username, password in (
+        (f"nobody{secrets.token_hex(3)}", PASSWORD),
+        ("bob", "not the password"),
+        (name, PASSWORD),
+    ):
+        with live.client() as client:
+            form = client.get("/console/sign-in")
+            response = client.post(
+                "/console/sign-in",
+                data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+            )
+        notice = page(response).xpath("//*[contains(@class, 'notice')]/text()")
+        answers.add((response.status_code, tuple(notice)))
+        assert "treeflow_session" not in response.headers.get("set-cookie", "")
+    assert answers == {(401, ("Wrong user name or password.",))}
+
+
+def test_a_run_with_many_inputs_can_be_run_again_as_offered(live: Live, root: httpx.Client) -> None:
+    # One field per input: past 29 inputs the form had more fields than a form could carry.
+    names = [f"Input{i}" for i in range(40)]
+    results = "".join(f'<result name="{name}">{name.lower()}</result>' for name in names)
+    run_id = start_as(live, "root", APPROVAL, results=f"<results>{results}</results>")
+    [form] = page(root.get(f"/console/runs/{run_id}/run-again")).xpath("//main//form")
+    fields = dict(form.form_values())
+    fields["input_Input7"] = "edited"
+
+    again = root.post(form.get("action"), data=fields)
+
+    assert again.status_code == 303, again.text
+    new_run = int(again.headers["location"].split("/runs/")[1].split("?")[0])
+    live.engine.run_until_idle()
+    inputs = live.engine.get_run(new_run).inputs
+    assert inputs["Input7"] == "edited" and inputs["Input8"] == "input8" and len(inputs) == 40

@@ -125,6 +125,20 @@ def test_text_from_the_tree_is_never_graphviz_markup() -> None:
     assert edge["label"] == "\\\\G\\n['\\\\\\\\' != '\"']"
 
 
+def test_a_line_break_in_a_tree_name_cannot_add_to_the_dot_text() -> None:
+    # The tree's key is the DOT text's comment line: a name with a line break once ended the
+    # comment there, and the rest of the name was read as DOT (here a second graph whose
+    # node links to a script), drawn into the console's page beside the tree's own picture.
+    injected = 'Evil\ndigraph x { a [URL="javascript:alert(1)"] }\r// '
+    tree = Engine().load_tree(small_tree(injected, {"Start": {"handler": "system_start_v1"}}))
+
+    svg = render(tree_dot(tree), "svg").decode("utf-8")
+
+    assert svg.count("<svg") == 1
+    assert 'href="javascript:' not in svg  # the name is text (in titles), never a link
+    assert set(nodes_of(layout(tree_dot(tree)))) == {"Start"}
+
+
 def test_svg_is_an_svg_document_of_the_laid_out_size(tmp_path: Path) -> None:
     dot = tree_dot(tree_named("Process Registration"))
 

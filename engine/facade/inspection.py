@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from engine import inputs
 from engine.errors import ErrorNotFound
 from engine.records import Explanation, Run, RunError, Task, Trigger
 from engine.run.explain import explain as explain_run
@@ -21,6 +22,8 @@ from engine.store.database import Database
 from engine.store.deferral_tokens import run_of_deferred_token
 from engine.tree.catalog import TreeCatalog
 from engine.tree.model import Tree
+
+MAX_ERROR_ID = 64  # the longest error id, as Engine.resolve_error checks it
 
 
 class Inspection:
@@ -188,6 +191,9 @@ class Inspection:
         return self.catalog.for_version(version_id)
 
     def get_error(self, error_id: str) -> RunError:
+        """Error ``error_id``; its id is checked as :meth:`Engine.resolve_error` checks it (a
+        NUL would otherwise reach PostgreSQL, which cannot compare such text, and fail there)."""
+        error_id = inputs.text("error_id", error_id, limit=MAX_ERROR_ID)
         with self.database.read() as connection:
             row = resolutions.read_error_row(connection, error_id)
         if row is None:

@@ -41,8 +41,11 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
     """The request's form fields per ``spec``; absent optional fields are left out.
 
     ``max_bytes`` is the body cap: one field may use all of it (Starlette's own per-field
-    default of 1 MiB would refuse a results document the engine accepts).
+    default of 1 MiB would refuse a results document the engine accepts). At most
+    ``MAX_FIELDS`` fields are parsed, or as many as ``spec`` names where it names more (the
+    console's Run Again form has a field per input of the run).
     """
+    max_fields = max(MAX_FIELDS, len(spec.known))
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in FORM_TYPES:
         if not media and not await request.body():
@@ -50,9 +53,9 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
         sent = f"{media!r} is not" if media else "missing: expected"
         raise BadRequest(field="Content-Type", reason=f"{sent} {FORM_TYPES[0]}")
     if media == FORM_TYPES[0]:
-        pairs = urlencoded_pairs(await request.body())
+        pairs = urlencoded_pairs(await request.body(), max_fields)
     else:
-        pairs = await _multipart(request, max_bytes)
+        pairs = await _multipart(request, max_bytes, max_fields)
     fields: dict[str, str] = {}
     for name, value in pairs:
         if name in fields:
@@ -63,21 +66,21 @@ async def read_form(request: Request, spec: FormSpec, *, max_bytes: int) -> dict
     return _checked(fields, spec)
 
 
-def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
+def urlencoded_pairs(body: bytes, max_fields: int = MAX_FIELDS) -> list[tuple[str, str]]:
     """Form pairs from a body that must be UTF-8 (raw or percent-encoded), never Latin-1.
 
     The parse is strict where ``urllib.parse.parse_qsl`` is lenient: a ``%`` not followed by
     two hex digits is refused naming the field, instead of being kept as it was sent (no
     client encodes so; a body with one was cut or built by hand, and its meaning is a guess).
     Like ``parse_qsl`` it splits on ``&`` only, skips empty parts, reads ``name`` without
-    ``=`` as an empty value, ``+`` as a space, and refuses more than ``MAX_FIELDS`` fields
+    ``=`` as an empty value, ``+`` as a space, and refuses more than ``max_fields`` fields
     before decoding any.
     """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(field="form", reason=f"not UTF-8 text: {exc.reason}") from None
-    if text.count("&") >= MAX_FIELDS:
+    if text.count("&") >= max_fields:
         raise BadRequest(field="form", reason="Max number of fields exceeded")
     pairs: list[tuple[str, str]] = []
     for part in text.split("&"):
@@ -105,9 +108,9 @@ def _unquoted(text: str, field: str) -> str:
         raise BadRequest(field="form", reason=f"not UTF-8 text: {exc.reason}") from None
 
 
-async def _multipart(request: Request, max_bytes: int) -> list[tuple[str, str]]:
+async def _multipart(request: Request, max_bytes: int, max_fields: int) -> list[tuple[str, str]]:
     try:
-        form = await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=max_bytes)
+        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_bytes)
     except HTTPException as exc:  # Starlette's parser refused the body (too many fields, ...)
         raise BadRequest(field="form", reason=str(exc.detail)) from None
     pairs: list[tuple[str, str]] = []

@@ -82,8 +82,14 @@ def _connector_label(connector: Connector) -> str:
     return _text(*lines) if lines else ""
 
 
+def _comment(text: str) -> str:
+    """``text`` on one line: DOT's ``//`` comment ends at a line break, and whatever a tree's
+    name held after one would be read as DOT (another graph, a link to a script...)."""
+    return " ".join(text.splitlines())
+
+
 def _digraph(tree: Tree, title: Sequence[str]) -> graphviz.Digraph:
-    graph = graphviz.Digraph(name=_id(tree.key.name), comment=str(tree.key))
+    graph = graphviz.Digraph(name=_id(tree.key.name), comment=_comment(str(tree.key)))
     graph.attr(rankdir="TB", label=_text(*title, _LEGEND), labelloc="t", fontname="Helvetica")
     graph.attr("node", fontname="Helvetica", style="rounded,filled", fillcolor="#f5f5f5")
     graph.attr("edge", fontname="Helvetica", fontsize="10")

@@ -24,13 +24,16 @@ from starlette.responses import Response
 
 from engine.errors import TreeflowError
 from engine.server.console.sessions import console_base, session_token
-from engine.server.forms import FORM_TYPES, MAX_FIELDS, urlencoded_pairs
+from engine.server.forms import FORM_TYPES, urlencoded_pairs
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 PRE_SESSION_COOKIE = "treeflow_console_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY = b"treeflow console csrf"
+# The most fields a console form carries: the Errors inbox's bulk form has one per error ticked
+# (up to 200), Run Again one per input of the run. Each route holds its form to its own fields.
+MAX_FORM_FIELDS = 256
 
 
 class CsrfRefused(TreeflowError):
@@ -89,10 +92,11 @@ async def _form_token(request: Request) -> str | None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if media == FORM_TYPES[0]:
-        return next((v for k, v in urlencoded_pairs(body) if k == CSRF_FIELD), None)
+        pairs = urlencoded_pairs(body, max_fields=MAX_FORM_FIELDS)
+        return next((v for k, v in pairs if k == CSRF_FIELD), None)
     if media == FORM_TYPES[1]:
         max_bytes = request.app.state.settings.max_body_bytes
-        form = await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=max_bytes)
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=max_bytes)
         value = form.get(CSRF_FIELD)
         return value if isinstance(value, str) else None
     return None
@@ -115,6 +119,7 @@ async def check_csrf(request: Request) -> None:
 __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
+    "MAX_FORM_FIELDS",
     "PRE_SESSION_COOKIE",
     "CsrfRefused",
     "check_csrf",

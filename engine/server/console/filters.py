@@ -36,16 +36,25 @@ def day(request: Request, name: str, *, end: bool = False) -> float | None:
         return None
     try:
         moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-    except ValueError:
+        return (moment + timedelta(days=1 if end else 0)).timestamp()
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise BadRequest(field=name, reason=f"{value!r} is not a date (YYYY-MM-DD)") from None
-    return (moment + timedelta(days=1 if end else 0)).timestamp()
 
 
-def offset(request: Request) -> int:
-    value = request.query_params.get("offset") or "0"
-    if not value.isdigit() or int(value) > MAX_OFFSET:
-        raise BadRequest(field="offset", reason=f"{value!r} is not a number of items to skip")
+def number(request: Request, name: str, *, maximum: int, what: str) -> int | None:
+    """A whole number of ASCII digits up to ``maximum`` (``what`` names it in the refusal):
+    ``str.isdigit`` alone accepts "²", which ``int`` refuses, and a number past a column's
+    range would reach the database."""
+    value = request.query_params.get(name) or None
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > maximum:
+        raise BadRequest(field=name, reason=f"{value!r} is not {what}")
     return int(value)
 
 
-__all__ = ["MAX_OFFSET", "PAGE_SIZE", "choice", "day", "offset", "text"]
+def offset(request: Request) -> int:
+    return number(request, "offset", maximum=MAX_OFFSET, what="a number of items to skip") or 0
+
+
+__all__ = ["MAX_OFFSET", "PAGE_SIZE", "choice", "day", "number", "offset", "text"]

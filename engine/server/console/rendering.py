@@ -14,6 +14,7 @@ still says when.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -67,6 +68,22 @@ def when(seconds: float | None) -> Markup:
     return Markup('<time datetime="{0}" title="{1} UTC">{1} UTC</time>').format(iso, text)
 
 
+def json_text(value: object, indent: int | None = None) -> str:
+    """``value`` as JSON text, for a page to show (autoescaped as any text). Jinja's ``tojson``
+    is for JSON inside a script element: it writes ``<``, ``>``, ``&`` and ``'`` as ``\\u003c``
+    and the like, which a ``<pre>`` would show as they are."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
+def inline_svg(svg: bytes) -> Markup:
+    """A picture Graphviz drew (``engine.tree.picture``) as an element of the page, its XML
+    prolog and doctype dropped (they cannot stand inside HTML). Safe to inline: Graphviz
+    escapes every text of the tree in its SVG, ``engine.tree.picture`` never uses HTML-like
+    labels nor lets a name break out of the DOT, and the SVG has no script or style element."""
+    text = svg.decode("utf-8")
+    return Markup(text[text.index("<svg") :])  # noqa: S704 - Graphviz escaped every text
+
+
 def query(params: Mapping[str, object], **changes: object) -> str:
     """``?a=1&b=2``: ``params`` with ``changes`` applied, empty values left out."""
     merged = {**params, **changes}
@@ -86,6 +103,7 @@ def environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["utc"] = utc_text
+    env.filters["json_text"] = json_text
     env.globals["query"] = query
     env.globals["escape"] = escape
     return env
@@ -129,4 +147,14 @@ def render(
     return response
 
 
-__all__ = ["NAV", "environment", "navigation", "query", "render", "utc_text", "when"]
+__all__ = [
+    "NAV",
+    "environment",
+    "inline_svg",
+    "json_text",
+    "navigation",
+    "query",
+    "render",
+    "utc_text",
+    "when",
+]

@@ -21,19 +21,20 @@ from starlette.responses import RedirectResponse, Response
 from engine.errors import BadRequest, TreeflowError
 from engine.records import RunError
 from engine.server.console import filters
-from engine.server.console.csrf import CSRF_FIELD
+from engine.server.console.csrf import CSRF_FIELD, MAX_FORM_FIELDS
 from engine.server.console.forms import read_page_form
 from engine.server.console.pages.sign_in import safe_next
 from engine.server.console.rendering import render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.forms import urlencoded_pairs
 from engine.server.inspection import MAX_ERROR_ID
-from engine.server.paging import app_engine
-from engine.statuses import ErrorStatus, allowed_resolutions
+from engine.server.paging import MAX_ID, app_engine
+from engine.statuses import ErrorStatus, ResolutionAction, allowed_resolutions
 
 router = APIRouter()
 ErrorId = Annotated[str, Path(min_length=1, max_length=MAX_ERROR_ID)]
 STATUSES = tuple(status.value for status in ErrorStatus)
+ACTIONS = tuple(action.value for action in ResolutionAction)
 MAX_BULK = 200
 
 
@@ -44,19 +45,18 @@ def actions_for(error: RunError) -> list[str]:
 @router.get("/errors")
 async def errors_page(request: Request, user: ConsoleAdmin) -> Response:
     status = filters.choice(request, "status", (*STATUSES, "any"))
+    run_id = filters.number(request, "run", maximum=MAX_ID, what="a run id")
     shown = {
         "status": status or ErrorStatus.ACTIVE.value,
         "type": filters.text(request, "type"),
-        "run": request.query_params.get("run") or None,
+        "run": None if run_id is None else str(run_id),
     }
-    if shown["run"] is not None and not str(shown["run"]).isdigit():
-        raise BadRequest(field="run", reason=f"{shown['run']!r} is not a run id")
     offset = filters.offset(request)
     engine = app_engine(request)
     query: dict[str, Any] = {
         "status": None if shown["status"] == "any" else shown["status"],
         "error_type": shown["type"],
-        "run_id": int(shown["run"]) if shown["run"] else None,
+        "run_id": run_id,
     }
 
     def read() -> tuple[int, list[RunError]]:
@@ -109,7 +109,7 @@ async def resolve(request: Request, user: ConsoleAdmin, error_id: ErrorId) -> Re
 @router.post("/errors/resolve")
 async def resolve_many(request: Request, user: ConsoleAdmin) -> Response:
     """Bulk: ``error`` repeated, one per error ticked, with one ``action`` and ``message``."""
-    pairs = urlencoded_pairs(await request.body())
+    pairs = urlencoded_pairs(await request.body(), max_fields=MAX_FORM_FIELDS)
     ids = [value for name, value in pairs if name == "error"]
     fields = {name: value for name, value in pairs if name not in ("error", CSRF_FIELD)}
     unknown = set(fields) - {"action", "message", "confirmed"}
@@ -120,6 +120,8 @@ async def resolve_many(request: Request, user: ConsoleAdmin) -> Response:
     if len(ids) > MAX_BULK:
         raise BadRequest(field="error", reason=f"at most {MAX_BULK} errors at once")
     action = fields.get("action", "")
+    if action not in ACTIONS:  # whether each error's type allows it is the engine's to say
+        raise BadRequest(field="action", reason=f"{action!r} is not one of {', '.join(ACTIONS)}")
     message = fields.get("message") or None
     engine = app_engine(request)
     if fields.get("confirmed") != "yes":

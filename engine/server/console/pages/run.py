@@ -26,11 +26,12 @@ from starlette.responses import RedirectResponse, Response
 
 from engine.errors import BadRequest, GraphvizNotFound
 from engine.records import Run, Task
-from engine.results_xml import write_results
+from engine.results_xml import parse_results, write_results
 from engine.server.console.access import visible_run
 from engine.server.console.forms import read_page_form
-from engine.server.console.rendering import render
+from engine.server.console.rendering import inline_svg, render
 from engine.server.console.sessions import ConsoleAdmin, ConsoleUser, console_base
+from engine.server.forms import MAX_FIELDS
 from engine.server.paging import Id, app_engine
 from engine.statuses import RunStatus, TaskStatus
 from engine.tree.model import Tree
@@ -41,6 +42,10 @@ from engine.tree.reads import results_read
 router = APIRouter()
 TaskId = Annotated[str, Path(min_length=1, max_length=32)]  # tasks.id's length
 RESULT_ROWS = 3  # empty name/value rows a deferral's form offers beside those the tree reads
+# The rows a deferral's form may send: what the form limit (MAX_FIELDS) leaves beside its
+# other fields (the CSRF token, action, message, results XML, confirmed). The suggested rows
+# are cut to leave room for the empty ones; further results go in the XML box.
+MAX_RESULT_ROWS = (MAX_FIELDS - 5) // 2
 TRIGGERS_SHOWN = 100
 OPEN_STATUSES = (RunStatus.STARTED, RunStatus.FAILED, RunStatus.STAGED)
 
@@ -53,11 +58,9 @@ def picture(tree: Tree, run: Run) -> Markup | None:
     """The run's picture as inline SVG (None when Graphviz's dot is not installed)."""
     latest = {task.name: f"#{_anchor(task)}" for task in run.tasks}
     try:
-        svg = draw(run_dot(tree, run, links=latest), "svg").decode("utf-8")
+        return inline_svg(draw(run_dot(tree, run, links=latest), "svg"))
     except GraphvizNotFound:
         return None
-    # Graphviz escapes every label; the XML prolog and DOCTYPE cannot stand inside HTML.
-    return Markup(svg[svg.index("<svg") :])  # noqa: S704 - Graphviz's own escaped SVG
 
 
 def suggested_results(tree: Tree, task: Task) -> list[tuple[str, str]]:
@@ -66,7 +69,7 @@ def suggested_results(tree: Tree, task: Task) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     for read in results_read(tree, task.name):
         found.setdefault(read.result, read.compared_with or "")
-    return list(found.items())
+    return list(found.items())[: MAX_RESULT_ROWS - RESULT_ROWS]  # the rest: the XML box
 
 
 @router.get("/runs/{run_id}")
@@ -106,8 +109,10 @@ async def run_changed(request: Request, user: ConsoleUser, run_id: Id) -> Respon
     return Response(status_code=200, headers={"HX-Refresh": "true"})
 
 
-def _results(fields: dict[str, str]) -> str | None:
-    """Results XML from the form: the XML box as is, else the name/value rows filled in."""
+def _results(fields: dict[str, str], max_bytes: int) -> str | None:
+    """Results XML from the form: the XML box as is, else the name/value rows filled in. The
+    XML is read here, as ``create_deferred`` reads it, so that XML it would refuse is refused
+    before the confirmation page, not after it."""
     xml = (fields.get("results_xml") or "").strip()
     rows = {}
     for index in range(MAX_RESULT_ROWS):
@@ -116,10 +121,10 @@ def _results(fields: dict[str, str]) -> str | None:
             rows[name] = fields.get(f"value_{index}", "")
     if xml and rows:
         raise BadRequest(field="results", reason="give results XML or the rows, not both")
+    parse_results(xml, max_bytes=max_bytes)
     return xml or (write_results(rows) if rows else None)
 
 
-MAX_RESULT_ROWS = 16
 _ROW_FIELDS = tuple(f"{kind}_{i}" for i in range(MAX_RESULT_ROWS) for kind in ("name", "value"))
 _DEFERRAL_FIELDS = ("action", "message", "results_xml", "confirmed", *_ROW_FIELDS)
 
@@ -132,8 +137,8 @@ async def complete_deferral(
     action = fields.get("action") or "Complete"
     if action not in ("Complete", "Update"):
         raise BadRequest(field="action", reason=f"{action!r} is not Complete or Update")
-    results = _results(fields)
     engine = app_engine(request)
+    results = _results(fields, engine.max_results_bytes)
     run = await run_in_threadpool(visible_run, engine, user, run_id)
     task = next((t for t in run.tasks if t.id == task_id and t.token), None)
     if task is None or task.status is not TaskStatus.DEFERRED:

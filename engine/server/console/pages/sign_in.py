@@ -7,9 +7,10 @@ name or password is answered 401 with the form again and one message for both, s
 does not tell which names exist; a throttled sign-in 429 with ``Retry-After``. After signing in
 the browser goes to the page it asked for (``next``, only a path inside the console), or Runs.
 
-``POST /sign-out`` deletes the session's token (another server sharing the database stops
-accepting it within its token cache period) and clears the cookie; ``treeflow users rotate``
-ends every session of the user at once.
+Signing in again from a browser that has a session ends that session (its token is deleted),
+so no token outlives the cookie that held it. ``POST /sign-out`` deletes the session's token
+(another server sharing the database stops accepting it within its token cache period) and
+clears the cookie; ``treeflow users rotate`` ends every session of the user at once.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ async def sign_in(request: Request) -> Response:
             status_code=status,
             headers=headers,
         )
+    replaced = session_token(request)
+    if replaced is not None:  # signing in again (as anyone): the session it replaces ends
+        await run_in_threadpool(accounts.revoke_token, replaced)
     response = RedirectResponse(safe_next(request, next_path), status_code=303)
     set_session(response, request, issued)
     end_pre_session(response, request)  # the session's own token protects the forms now

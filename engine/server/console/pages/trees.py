@@ -25,21 +25,13 @@ from engine.facade.trees import TREE_STATUSES
 from engine.server.console import filters
 from engine.server.console.filters import PAGE_SIZE
 from engine.server.console.pages.listing import pager
-from engine.server.console.rendering import render
+from engine.server.console.rendering import inline_svg, render
 from engine.server.console.sessions import ConsoleAdmin
 from engine.server.paging import Id, app_engine
 from engine.statuses import RunStatus
 
 router = APIRouter()
 RUN_STATUSES = tuple(status.value for status in RunStatus)
-
-
-def inline_svg(svg: bytes) -> Markup:
-    """Graphviz's SVG as an element of the page: its XML prolog and doctype dropped. Safe to
-    inline: every text of the tree is escaped by Graphviz (``engine.tree.picture`` never uses
-    HTML-like labels), and the SVG has no script or style element."""
-    text = svg.decode("utf-8")
-    return Markup(text[text.find("<svg") :])  # noqa: S704 - Graphviz escaped every text
 
 
 @router.get("/trees")
