@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,10 +260,11 @@ def purged_runs(table: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def welcome_run_in_a_file(tmp_path: Path) -> tuple[str, int]:
-    """A SQLite file holding one finished Welcome call tree (for commands run as processes)."""
+def welcome_run_in_a_file(tmp_path: Path, *, age: float = 0.0) -> tuple[str, int]:
+    """A SQLite file holding one finished Welcome call tree (for commands run as processes),
+    finished ``age`` seconds ago by the engine's clock."""
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    with Engine(url) as engine:
+    with Engine(url, clock=lambda: time.time() - age) as engine:
         engine.load_tree(greet())
         engine.load_tree(welcome())
         run = start_small(engine, "Welcome", results=VISITOR)
@@ -319,7 +321,9 @@ def test_an_instance_goes_with_its_run(database_url: str, clock: Clock) -> None:
 
 
 def test_a_worker_given_retain_runs_purges_on_its_own(tmp_path: Path) -> None:
-    url, old = welcome_run_in_a_file(tmp_path)
+    # Finished an hour ago: the worker's first retention pass, which may come within a second
+    # of the run's end on a fast machine, finds it old enough (the next pass is an hour later).
+    url, old = welcome_run_in_a_file(tmp_path, age=3600.0)
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
