@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from engine import BadRequest, Engine, RunStatus, TreeNotFound
 from engine.errors import ScheduleNotFound
 from engine.records import Firing, Schedule
+from engine.schedule.scheduler import JOB_TABLE, LOOKUP_RETRY_SECONDS, JobStore
 
 from .support import race, small_tree, wait_for
 
@@ -427,3 +429,23 @@ def test_concurrent_creations_with_one_key_make_one_schedule(eng: Engine) -> Non
     assert all(isinstance(outcome, Schedule) for outcome in outcomes), outcomes
     assert len({outcome.id for outcome in outcomes}) == 1  # type: ignore[union-attr]
     assert table_count(eng, "schedules") == 1
+
+
+def test_a_job_store_that_cannot_be_read_answers_soon_instead_of_ending_the_loop(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """APScheduler's loop does not catch a failed look-up of the next firing time; the job
+    store turns one (here: a database file that cannot be opened) into "ask again soon"."""
+    unreachable = sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'jobs.db'}")
+    store = JobStore(engine=unreachable, tablename=JOB_TABLE, logger=logging.getLogger("t"))
+    caplog.set_level(logging.WARNING, logger="t")
+    before = datetime.now(UTC)
+    soon = store.get_next_run_time()
+    assert soon is not None
+    assert before + timedelta(seconds=LOOKUP_RETRY_SECONDS - 1) <= soon
+    assert soon <= datetime.now(UTC) + timedelta(seconds=LOOKUP_RETRY_SECONDS)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the scheduler could not read its next firing time (OperationalError); asking again"
+        f" in {LOOKUP_RETRY_SECONDS:g}s"
+    ]
+    unreachable.dispose()

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,12 +95,40 @@ class _FiringExecutor(BaseExecutor):  # type: ignore[misc]
         self._pool.shutdown(wait)
 
 
-class _JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+# How soon APScheduler's loop asks again when the job store could not be read: its own retry
+# interval for a failed look-up of due jobs (``jobstore_retry_interval``'s default).
+LOOKUP_RETRY_SECONDS = 10.0
+
+
+class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
     """APScheduler's SQLAlchemy job store on the engine's own connection pool.
 
     Its ``shutdown`` would dispose of the pool it was given, under the feet of the engine's
     workers: the pool is the engine's, and is disposed of when the engine closes.
+
+    APScheduler's loop survives a failed look-up of the jobs due, but not a failed look-up of
+    the next firing time, which it makes right after: a connection lost at that moment (a
+    database restarting, a backend terminated) ended its thread, and with it every firing in
+    this process until a restart. Here that failure is logged and answered "in a few
+    seconds", so the loop goes on and meets the outage again at its next look-up of due jobs,
+    which it logs and retries.
     """
+
+    def __init__(self, *, logger: logging.Logger, **options: Any) -> None:
+        super().__init__(**options)
+        self.outage_logger = logger
+
+    def get_next_run_time(self) -> datetime | None:
+        try:
+            next_run_time: datetime | None = super().get_next_run_time()
+        except sa.exc.DBAPIError as exc:  # the driver's errors: a lost or refused connection
+            self.outage_logger.warning(
+                "the scheduler could not read its next firing time (%s); asking again in %gs",
+                type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                LOOKUP_RETRY_SECONDS,
+            )
+            return datetime.now(UTC) + timedelta(seconds=LOOKUP_RETRY_SECONDS)
+        return next_run_time
 
     def shutdown(self) -> None:
         pass
@@ -199,7 +227,9 @@ class Scheduler:
         if self.database.memory:
             jobstore: BaseJobStore = MemoryJobStore()
         else:
-            jobstore = _JobStore(engine=self.database.engine, tablename=JOB_TABLE)
+            jobstore = JobStore(
+                engine=self.database.engine, tablename=JOB_TABLE, logger=self.logger
+            )
         aps = BackgroundScheduler(
             jobstores={"default": jobstore},
             executors={"default": _FiringExecutor(self.firer)},
@@ -274,4 +304,4 @@ class Scheduler:
         aps.add_job(fire_job, trigger, args=args, replace_existing=True, **options)
 
 
-__all__ = ["JOB_TABLE", "Scheduler", "fire_job"]
+__all__ = ["JOB_TABLE", "LOOKUP_RETRY_SECONDS", "JobStore", "Scheduler", "fire_job"]
