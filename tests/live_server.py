@@ -7,6 +7,7 @@ port is guessed and none can be taken in between. Clients are real ``httpx`` cli
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -33,6 +34,12 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # Still Argon2id, at a cost a test suite can pay a hundred times (the CLI tests use the default).
 CHEAP_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 FORM = "application/x-www-form-urlencoded"
+
+
+def basic(name: str, secret: str = PASSWORD) -> dict[str, str]:
+    """The ``Authorization`` header of HTTP Basic for ``name`` (Kinetic's clients sign in so)."""
+    value = base64.b64encode(f"{name}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {value}"}
 
 
 class CountingPasswords(Passwords):

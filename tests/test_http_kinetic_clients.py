@@ -11,7 +11,7 @@ import pytest
 
 from engine.auth.access_keys import AccessKeys
 
-from .live_server import DATABASES, PASSWORD, Live, live_server, module_engine
+from .live_server import DATABASES, PASSWORD, Live, basic, live_server, module_engine
 
 ECHO = {
     "source": "Kinetic Request",
@@ -26,11 +26,6 @@ RUN_TREE = "/app/api/v1/run-tree/Kinetic%20Request/Client%20Tests/Echo"
 PREFIXES = ("", "/kinetic-task", "/app/components/task", "/kinetic")
 INVALID = "security token is invalid or has expired"
 MISSING = "security token not provided"
-
-
-def basic(name: str, secret: str) -> dict[str, str]:
-    value = base64.b64encode(f"{name}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {value}"}
 
 
 @pytest.fixture(scope="module", params=DATABASES)

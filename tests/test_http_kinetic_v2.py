@@ -5,7 +5,6 @@ operation of the official document 501 naming itself."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from engine import RunStatus, TaskStatus
 from engine.server.kinetic_v2 import implemented
 from engine.server.kinetic_v2.document import operations
 
-from .live_server import DATABASES, PASSWORD, Live, live_server, module_engine
+from .live_server import DATABASES, Live, basic, live_server, module_engine
 from .support import counts
 
 V2 = "/kinetic-task/app/api/v2"
@@ -36,10 +35,6 @@ BROKEN = {
         },
     },
 }
-
-
-def basic(name: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
 
 
 def title_path(title: str) -> str:

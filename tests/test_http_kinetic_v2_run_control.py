@@ -4,7 +4,6 @@ run, an unfinished run and bad root triggers are refused naming why, with nothin
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from engine import RunStatus, TaskStatus
 from engine.store.tables import errors, runs, tasks, triggers
 
-from .live_server import DATABASES, PASSWORD, Live, live_server, module_engine
+from .live_server import DATABASES, Live, basic, live_server, module_engine
 from .support import counts
 
 V2 = "/kinetic-task/app/api/v2"
@@ -34,10 +33,6 @@ BROKEN = {
         },
     },
 }
-
-
-def basic(name: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
 
 
 @pytest.fixture(scope="module", params=DATABASES)
