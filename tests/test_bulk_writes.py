@@ -1,0 +1,111 @@
+"""The driver-level bulk writes (``engine.store.bulk``) keep every value and refuse as SQL does.
+
+On PostgreSQL a whole-row INSERT of several rows goes as one COPY, below that as executemany; on
+SQLite always as executemany. Each way must store exactly what it was given (JSON text with the
+characters COPY's text format escapes, NULLs, booleans, floats) and, when a row is refused, raise
+``IntegrityError`` with nothing of the batch kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine import Engine
+from engine.store.bulk import COPY_MIN_ROWS, insert_all
+from engine.store.tables import tasks
+
+from .support import TWO_STEPS, TWO_STEPS_KEY
+
+INSERT_TASKS = insert_all(tasks)
+# What COPY's text format must escape, and what JSON must keep: tab, newline, backslash, \N.
+AWKWARD = 'tab\there, line\nbreak, back\\slash, "quoted", \\N, \r, naïve, 日本, 🚀'
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        yield engine
+
+
+def _run_id(engine: Engine) -> int:
+    return engine.create_start(**TWO_STEPS_KEY, source_id="bulk").run_id
+
+
+def _task(run_id: int, number: int, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": f"bulk{number:028d}",
+        "run_id": run_id,
+        "node": f"Node {number}\t{AWKWARD}",
+        "handler_id": "utilities_echo_v1",
+        "loop_index": "/",
+        "status": "Closed",
+        "results": {"output": f"{AWKWARD} {number}", "nested": [1, 2.5, None, True]},
+        "token": None,
+        "arrived": ["Start", AWKWARD],
+        "completing": number % 2 == 0,
+        "attempt": number + 1,
+        "last_error": None if number % 3 else f"error {number}: {AWKWARD}",
+        "created_at": 1_800_000_000.125 + number,
+        "updated_at": 1_800_000_000.5 + number,
+    }
+    return {**row, **changes}
+
+
+def _stored(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    query = sa.select(tasks).where(tasks.c.run_id == run_id, tasks.c.id.like("bulk%"))
+    with engine.database.read() as connection:
+        return [dict(row) for row in connection.execute(query.order_by(tasks.c.id)).mappings()]
+
+
+@pytest.mark.parametrize("count", [1, COPY_MIN_ROWS - 1, COPY_MIN_ROWS, 50])
+def test_rows_written_in_bulk_read_back_as_given(engine: Engine, count: int) -> None:
+    run_id = _run_id(engine)
+    rows = [_task(run_id, number) for number in range(count)]
+    with engine.database.write() as connection:
+        assert INSERT_TASKS.execute(connection, rows) == count
+    assert _stored(engine, run_id) == rows
+
+
+@pytest.mark.parametrize("count", [2, COPY_MIN_ROWS + 2])
+def test_a_duplicate_key_refuses_the_whole_batch(engine: Engine, count: int) -> None:
+    run_id = _run_id(engine)
+    rows = [_task(run_id, number) for number in range(count - 1)]
+    rows.append(_task(run_id, 0, node="the same id again"))
+    with pytest.raises(sa.exc.IntegrityError), engine.database.write() as connection:
+        INSERT_TASKS.execute(connection, rows)
+    assert _stored(engine, run_id) == []
+
+
+@pytest.mark.parametrize("count", [2, COPY_MIN_ROWS + 2])
+def test_a_row_of_a_missing_run_refuses_the_whole_batch(engine: Engine, count: int) -> None:
+    run_id = _run_id(engine)
+    rows = [_task(run_id, number) for number in range(count - 1)]
+    rows.append(_task(run_id + 1000, count))
+    with pytest.raises(sa.exc.IntegrityError), engine.database.write() as connection:
+        INSERT_TASKS.execute(connection, rows)
+    assert _stored(engine, run_id) == []
+    assert _stored(engine, run_id + 1000) == []
+
+
+def test_the_transaction_goes_on_after_a_bulk_write(engine: Engine) -> None:
+    """A COPY leaves the connection in the caller's transaction: later statements see its rows
+    and a rollback takes them back."""
+    run_id = _run_id(engine)
+    rows = [_task(run_id, number) for number in range(COPY_MIN_ROWS + 1)]
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), engine.database.write() as connection:
+        INSERT_TASKS.execute(connection, rows)
+        seen = connection.execute(
+            sa.select(sa.func.count()).where(tasks.c.run_id == run_id, tasks.c.id.like("bulk%"))
+        ).scalar_one()
+        assert seen == len(rows)
+        raise Rollback
+    assert _stored(engine, run_id) == []
