@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 
 
@@ -144,6 +145,14 @@ class BulkStatement:
             found: tuple[Any, ...] | None = cursor.fetchone()
             return found
 
+    def all(self, connection: Connection, row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute with ``row``'s values and return every row it returns (a SELECT, RETURNING)."""
+        compiled = self._compile(connection.dialect)
+        with _driver_cursor(connection, compiled.sql) as cursor:
+            cursor.execute(compiled.sql, compiled.parameters(row))
+            found: list[tuple[Any, ...]] = cursor.fetchall()
+            return found
+
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row in one driver call; returns the rows affected in total."""
         if not rows:
@@ -160,6 +169,102 @@ class BulkStatement:
         with _driver_cursor(connection, compiled.sql) as cursor:
             cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
             return int(cursor.rowcount)
+
+
+class IdListStatement:
+    """A statement over one list of ids, at the driver, with one SQL text whatever their number.
+
+    A worker's batch reads its runs, their tasks and their errors by a list of run ids. With an
+    expanding ``IN`` SQLAlchemy compiles the statement again for each length, processes every
+    value of every row in Python, and costs several times the query; in a batch of a few runs
+    (a worker keeping up with its callers, its batches small) that was the largest share of a
+    step after the nodes themselves. Here the list is one parameter: a JSON array read with
+    ``json_each`` on SQLite, an array compared with ``= ANY`` on PostgreSQL, so the driver's
+    statement cache (and the server's prepared plan) serve every batch.
+
+    ``build`` is given a function making "this column is one of the ids" and returns the
+    statement, a SELECT or an UPDATE; it is built and compiled once per dialect. :meth:`rows`
+    returns a SELECT's rows as dicts by column name, JSON documents decoded and booleans as
+    ``bool``, as SQLAlchemy's own result gives them.
+    """
+
+    def __init__(
+        self,
+        build: Callable[
+            [Callable[[sa.ColumnElement[Any]], sa.ColumnElement[bool]]], sa.Select[Any] | sa.Update
+        ],
+        *,
+        ids: str = "b_ids",
+    ) -> None:
+        self._build = build
+        self._ids = ids
+        self._compiled: dict[str, tuple[BulkStatement, tuple[str, ...], _Converters]] = {}
+
+    def _compile(self, dialect: Dialect) -> tuple[BulkStatement, tuple[str, ...], _Converters]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            statement = self._build(lambda column: _one_of(column, dialect.name, self._ids))
+            described = statement.column_descriptions if isinstance(statement, sa.Select) else []
+            keys = tuple(str(column["name"]) for column in described)
+            types = [column["type"] for column in described]
+            found = (BulkStatement(statement), keys, _converters(types, dialect.name))
+            self._compiled[dialect.name] = found
+        return found
+
+    def _values(
+        self, connection: Connection, ids: Sequence[Any], values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        listed = dumps(list(ids)) if connection.dialect.name == "sqlite" else list(ids)
+        return {**values, self._ids: listed}
+
+    def rows(
+        self, connection: Connection, ids: Sequence[Any], **values: Any
+    ) -> list[dict[str, Any]]:
+        """The SELECT's rows for ``ids`` (and any other parameters it binds, by name)."""
+        statement, keys, converters = self._compile(connection.dialect)
+        found = statement.all(connection, self._values(connection, ids, values))
+        if not converters:
+            return [dict(zip(keys, row, strict=True)) for row in found]
+        rows = []
+        for row in found:
+            converted = list(row)
+            for index, convert in converters:
+                if converted[index] is not None:
+                    converted[index] = convert(converted[index])
+            rows.append(dict(zip(keys, converted, strict=True)))
+        return rows
+
+    def execute(self, connection: Connection, ids: Sequence[Any], **values: Any) -> None:
+        """Execute the statement (an UPDATE) for ``ids`` and any other parameters, by name."""
+        statement = self._compile(connection.dialect)[0]
+        statement.execute(connection, [self._values(connection, ids, values)])
+
+
+_Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+def _one_of(column: sa.ColumnElement[Any], dialect: str, name: str) -> sa.ColumnElement[bool]:
+    """``column`` is one of the ids bound (as one parameter) as ``name``."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    listed: sa.Select[Any] = sa.select(sa.literal_column("value")).select_from(
+        sa.func.json_each(sa.bindparam(name))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+def _converters(types: Sequence[Any], dialect: str) -> _Converters:
+    """What SQLAlchemy's result processing does to these columns' values on ``dialect``: on
+    SQLite, JSON text decoded and 0 / 1 made booleans; psycopg already returns both as such."""
+    if dialect != "sqlite":
+        return ()
+    found: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, kind in enumerate(types):
+        if isinstance(kind, sa.JSON):
+            found.append((index, orjson.loads))
+        elif isinstance(kind, sa.Boolean):
+            found.append((index, bool))
+    return tuple(found)
 
 
 @contextmanager
@@ -198,4 +303,4 @@ def insert_all(
     return BulkStatement(statement, json_names, copy_into=None if returning_id else table)
 
 
-__all__ = ["BulkStatement", "dumps", "insert_all"]
+__all__ = ["COPY_MIN_ROWS", "BulkStatement", "IdListStatement", "dumps", "insert_all"]

@@ -14,7 +14,7 @@ same claim, so a worker that lost its lease cannot commit over the one that took
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.statuses import TriggerStatus
-from engine.store.bulk import BulkStatement
+from engine.store.bulk import BulkStatement, IdListStatement
 from engine.store.tables import runs, tasks, triggers
 
 NEW = TriggerStatus.NEW.value
@@ -100,16 +100,23 @@ _CLAIM = {
     for dialect in ("sqlite", "postgresql")
     for selected in (False, True)
 }
+# Without labels a claim binds no list: it goes to the driver directly.
+_CLAIM_ANY = {
+    dialect: BulkStatement(_CLAIM[dialect, False]) for dialect in ("sqlite", "postgresql")
+}
 # Whether a claim would find anything: read only, so an idle worker's poll writes nothing. Asked
 # after every step, so without labels (no expanding list) it goes to the driver directly.
 _DUE_ANY = BulkStatement(_candidates(selected=False).limit(sa.literal_column("1")))
 _DUE_SELECTED = _candidates(selected=True).limit(1)
-_LEASE_RUNS = (
-    runs.update()
-    .where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
-    .values(lease_owner=sa.bindparam("claim_id"), lease_until=sa.bindparam("until"))
+_LEASE_RUNS = IdListStatement(
+    lambda one_of: (
+        runs.update()
+        .where(one_of(runs.c.id))
+        .values(lease_owner=sa.bindparam("claim_id"), lease_until=sa.bindparam("until"))
+    )
 )
-_RESERVE = (
+# Every createDeferred runs these two: at the driver (engine.store.bulk).
+_RESERVE = BulkStatement(
     tasks.update()
     .where(
         tasks.c.token == sa.bindparam("b_token"),
@@ -120,7 +127,7 @@ _RESERVE = (
     .returning(tasks.c.id, tasks.c.run_id)
 )
 # A Complete accepted changes the task a worker may hold in memory (engine.processing.run_cache).
-_BUMP_REVISION = (
+_BUMP_REVISION = BulkStatement(
     runs.update().where(runs.c.id == sa.bindparam("run_id")).values(revision=runs.c.revision + 1)
 )
 _BY_KEY = sa.select(triggers.c.id, triggers.c.run_id).where(
@@ -149,14 +156,17 @@ def claim(
         "claim_id": claim_id,
         "until": until,
     }
-    if selection is not None:
+    if selection is None:  # no list of labels: one SQL text, at the driver
+        rows: Iterable[Sequence[Any]] = _CLAIM_ANY[connection.dialect.name].all(
+            connection, parameters
+        )
+    else:
         parameters["labels"] = list(selection)
-    statement = _CLAIM[connection.dialect.name, selection is not None]
-    rows = connection.execute(statement, parameters)
+        rows = connection.execute(_CLAIM[connection.dialect.name, True], parameters)
     claimed = sorted((ClaimedTrigger(*row) for row in rows), key=lambda c: c.id)
     if claimed:
         run_ids = sorted({c.run_id for c in claimed})
-        connection.execute(_LEASE_RUNS, {"run_ids": run_ids, "claim_id": claim_id, "until": until})
+        _LEASE_RUNS.execute(connection, run_ids, claim_id=claim_id, until=until)
     return claimed
 
 
@@ -238,11 +248,11 @@ def reserve_token(connection: Connection, *, token: str, complete: bool) -> tupl
     The conditional UPDATE takes the task's row lock, so concurrent Completes and Updates on one
     token are serialized: exactly one Complete wins, and no Update is accepted after it.
     """
-    row = connection.execute(_RESERVE, {"b_token": token, "b_complete": complete}).first()
+    row = _RESERVE.first(connection, {"b_token": token, "b_complete": complete})
     if row is None:
         return None
     if complete:
-        connection.execute(_BUMP_REVISION, {"run_id": row[1]})
+        _BUMP_REVISION.execute(connection, [{"run_id": row[1]}])
     return (row[0], row[1])
 
 

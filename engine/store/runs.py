@@ -16,14 +16,25 @@ from engine.errors import RunNotFound, TriggerNotFound
 from engine.records import Run, RunError, RunLink, Task, Trigger
 from engine.rows import RowValues
 from engine.statuses import ErrorStatus, RunStatus, TaskStatus, TriggerAction, TriggerStatus
-from engine.store.bulk import insert_all
+from engine.store.bulk import IdListStatement, insert_all
 from engine.store.inspection import run_filters
 from engine.store.tables import errors, runs, tasks, tree_versions, triggers
 from engine.store.trigger_rows import insert_triggers
 
 _INSERT_RUN = insert_all(runs, returning_id=True)
 _INSERT_TRIGGER = insert_triggers(returning_id=True)
-_RUNS_BY_ID = sa.select(runs).where(runs.c.id.in_(sa.bindparam("run_ids", expanding=True)))
+# A batch's reads, by its list of run ids in one parameter (engine.store.bulk.IdListStatement).
+_RUNS_BY_ID = IdListStatement(lambda one_of: sa.select(runs).where(one_of(runs.c.id)))
+_TASKS_OF_RUNS = IdListStatement(
+    lambda one_of: sa.select(tasks).where(one_of(tasks.c.run_id)).order_by(tasks.c.id)
+)
+_ACTIVE_ERRORS = IdListStatement(
+    lambda one_of: (
+        sa.select(errors.c.run_id, errors.c.node, errors.c.type, sa.func.count())
+        .where(one_of(errors.c.run_id), errors.c.status == ErrorStatus.ACTIVE.value)
+        .group_by(errors.c.run_id, errors.c.node, errors.c.type)
+    )
+)
 
 
 def insert_run(connection: Connection, row: Mapping[str, Any]) -> int:
@@ -38,15 +49,15 @@ def insert_trigger(connection: Connection, row: Mapping[str, Any]) -> int:
 
 
 def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, RowValues]:
-    rows = connection.execute(_RUNS_BY_ID, {"run_ids": list(run_ids)}).mappings()
-    return {row["id"]: row for row in rows}
+    if not run_ids:
+        return {}
+    return {row["id"]: row for row in _RUNS_BY_ID.rows(connection, run_ids)}
 
 
 def load_tasks(connection: Connection, run_ids: Sequence[int]) -> dict[int, list[RowValues]]:
     by_run: dict[int, list[RowValues]] = {run_id: [] for run_id in run_ids}
     if run_ids:
-        statement = sa.select(tasks).where(tasks.c.run_id.in_(run_ids)).order_by(tasks.c.id)
-        for row in connection.execute(statement).mappings():
+        for row in _TASKS_OF_RUNS.rows(connection, run_ids):
             by_run[row["run_id"]].append(row)
     return by_run
 
@@ -72,13 +83,9 @@ def active_errors(
     """
     if not run_ids:
         return {}
-    statement = (
-        sa.select(errors.c.run_id, errors.c.node, errors.c.type, sa.func.count())
-        .where(errors.c.run_id.in_(run_ids), errors.c.status == ErrorStatus.ACTIVE.value)
-        .group_by(errors.c.run_id, errors.c.node, errors.c.type)
-    )
     found: dict[int, dict[tuple[str, str], int]] = {}
-    for run_id, node, kind, count in connection.execute(statement):
+    for row in _ACTIVE_ERRORS.rows(connection, run_ids):
+        run_id, node, kind, count = row.values()
         found.setdefault(run_id, {})[(node, kind)] = count
     return found
 

@@ -1,9 +1,13 @@
-"""The driver-level bulk writes (``engine.store.bulk``) keep every value and refuse as SQL does.
+"""The driver-level statements (``engine.store.bulk``) keep every value and refuse as SQL does.
 
-On PostgreSQL a whole-row INSERT of several rows goes as one COPY, below that as executemany; on
-SQLite always as executemany. Each way must store exactly what it was given (JSON text with the
-characters COPY's text format escapes, NULLs, booleans, floats) and, when a row is refused, raise
-``IntegrityError`` with nothing of the batch kept.
+Writes: on PostgreSQL a whole-row INSERT of several rows goes as one COPY, below that as
+executemany; on SQLite always as executemany. Each way must store exactly what it was given (JSON
+text with the characters COPY's text format escapes, NULLs, booleans, floats) and, when a row is
+refused, raise ``IntegrityError`` with nothing of the batch kept.
+
+Reads by a list of ids (``IdListStatement``: one parameter, a JSON array on SQLite, an array on
+PostgreSQL) must return what SQLAlchemy's own ``IN`` query returns, value for value, for any
+number of ids, including more than SQLite allows as separate parameters.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine
-from engine.store.bulk import COPY_MIN_ROWS, insert_all
+from engine.store.bulk import COPY_MIN_ROWS, IdListStatement, insert_all
 from engine.store.tables import tasks
 
 from .support import TWO_STEPS, TWO_STEPS_KEY
 
 INSERT_TASKS = insert_all(tasks)
+TASKS_OF_RUNS = IdListStatement(
+    lambda one_of: sa.select(tasks).where(one_of(tasks.c.run_id)).order_by(tasks.c.id)
+)
 # What COPY's text format must escape, and what JSON must keep: tab, newline, backslash, \N.
 AWKWARD = 'tab\there, line\nbreak, back\\slash, "quoted", \\N, \r, naïve, 日本, 🚀'
 
@@ -109,3 +116,38 @@ def test_the_transaction_goes_on_after_a_bulk_write(engine: Engine) -> None:
         assert seen == len(rows)
         raise Rollback
     assert _stored(engine, run_id) == []
+
+
+def _runs_with_tasks(engine: Engine, count: int) -> list[int]:
+    run_ids = [_run_id(engine) for _ in range(count)]
+    rows = [_task(run_id, 10 * index + n) for index, run_id in enumerate(run_ids) for n in range(3)]
+    with engine.database.write() as connection:
+        INSERT_TASKS.execute(connection, rows)
+    return run_ids
+
+
+@pytest.mark.parametrize("asked", [0, 1, 3, 7])
+def test_rows_read_by_a_list_of_ids_are_what_sqlalchemy_reads(engine: Engine, asked: int) -> None:
+    run_ids = _runs_with_tasks(engine, 7)
+    wanted = run_ids[:asked]
+    with engine.database.read() as connection:
+        found = TASKS_OF_RUNS.rows(connection, wanted)
+        expected = [
+            dict(row)
+            for row in connection.execute(
+                sa.select(tasks).where(tasks.c.run_id.in_(wanted)).order_by(tasks.c.id)
+            ).mappings()
+        ]
+    assert found == expected
+    assert len(found) == 3 * asked
+    assert {type(row["completing"]) for row in found} <= {bool}
+    assert all(row["results"]["nested"] == [1, 2.5, None, True] for row in found)
+
+
+def test_a_list_of_ids_may_be_longer_than_sqlites_parameter_limit(engine: Engine) -> None:
+    run_ids = _runs_with_tasks(engine, 2)
+    asked = [*range(-40_000, 0), run_ids[1], run_ids[1], 10**9]  # unknown ids, a repeat
+    with engine.database.read() as connection:
+        found = TASKS_OF_RUNS.rows(connection, asked)
+    assert {row["run_id"] for row in found} == {run_ids[1]}
+    assert len(found) == 3
