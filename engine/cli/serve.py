@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 
+from engine.cli.heap import freeze_start_up_heap
 from engine.cli.purge import retention_option
 from engine.cli.support import DEFAULT_DATABASE, engine_options, err_console, open_engine
 from engine.cli.worker import limit_options, processing_options, processing_settings, worker
@@ -327,6 +328,7 @@ def serve(
             supervisor = _worker_processes(
                 engine, database, trees, processes, workers, settings.shutdown_seconds, processing
             )
+        freeze_start_up_heap()
         try:
             _run_until_signalled(server)
         finally:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
+from engine.cli.heap import freeze_start_up_heap
 from engine.cli.purge import retention_option
 from engine.cli.support import engine_options, in_use, made_engine, trees_path
 from engine.engine import DEFAULT_BUDGETS, RUN_CACHE_BYTES, RUN_CACHE_RUNS, Engine
@@ -288,6 +289,7 @@ def worker(
             if opened is None:  # stopped while the database was away
                 return
             engine = stack.enter_context(in_use(opened))
+            freeze_start_up_heap()
             engine.start(workers, schedules=scheduler)
             logger.info(
                 "worker %s started: %d threads, selection %s, batch %d, lease %gs, poll %gs,"
