@@ -24,6 +24,8 @@ _LEASED = sa.text("lease_owner IS NOT NULL")
 _TOKEN = sa.text("token IS NOT NULL")
 _KEYED = sa.text("idempotency_key IS NOT NULL")
 _CALLED = sa.text("root_run_id IS NOT NULL")
+_CHILD = sa.text("parent_run_id IS NOT NULL")
+_AGAIN = sa.text("again_of IS NOT NULL")
 
 
 def _json(**kwargs: Any) -> Any:
@@ -60,6 +62,12 @@ class RunRow(SQLModel, table=True):
         sa.Index(
             "ix_runs_root_run_id", "root_run_id", sqlite_where=_CALLED, postgresql_where=_CALLED
         ),
+        # The runs a run called, by their caller: top-level runs (most) stay out of it too.
+        sa.Index(
+            "ix_runs_parent_run_id", "parent_run_id", sqlite_where=_CHILD, postgresql_where=_CHILD
+        ),
+        # Runs run again from a run: its foreign key check when a run is purged looks here.
+        sa.Index("ix_runs_again_of", "again_of", sqlite_where=_AGAIN, postgresql_where=_AGAIN),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -73,7 +81,7 @@ class RunRow(SQLModel, table=True):
     values: dict[str, Any] = _json()
     source_data: dict[str, Any] = _json()
     # A routine's run: the run and task that called it, and how deep calls nest (0: not called).
-    parent_run_id: int | None = Field(default=None, foreign_key="runs.id", index=True)
+    parent_run_id: int | None = Field(default=None, foreign_key="runs.id")
     parent_task_id: str | None = Field(default=None, max_length=32)
     call_depth: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The top-level run of a routine run's call tree (None: this run is one), see CallTreeRow.
