@@ -44,6 +44,7 @@ from .support import wait_for
 pytestmark = pytest.mark.fault
 
 REVIEWS, JOINS, PLANTED_RUNS = 700, 350, 5  # 2,110 accepted triggers, and 350 timers
+MIN_KILLS = 4  # workers killed with a claim in flight, at least
 DEFERRING = (REVIEW, JOIN)
 
 
@@ -57,7 +58,7 @@ class Submitted:
     tokens: set[str] = field(default_factory=set)
 
 
-def _start_all(engine: Engine, submitted: Submitted, complete_ready: object) -> None:
+def _start_all(engine: Engine, submitted: Submitted, complete_ready: object, pace: object) -> None:
     rng = random.Random(11)
     plan = [REVIEW] * REVIEWS + [JOIN] * JOINS + [PLANTED] * PLANTED_RUNS
     rng.shuffle(plan)
@@ -74,7 +75,7 @@ def _start_all(engine: Engine, submitted: Submitted, complete_ready: object) -> 
         submitted.kind[trigger.run_id] = tree
         if number % 60 == 59:
             complete_ready()  # type: ignore[operator]
-            time.sleep(0.15)  # spread the work over the chaos
+            pace()  # type: ignore[operator]
 
 
 def _complete_ready(engine: Engine, submitted: Submitted) -> int:
@@ -102,6 +103,13 @@ def _complete_ready(engine: Engine, submitted: Submitted) -> int:
         submitted.decision[run_id] = f"{source_id} {status}"
         done += 1
     return done
+
+
+def _open_triggers(engine: Engine) -> int:
+    """Triggers not closed yet: New (timers not due included) or Work In Progress."""
+    return _scalar(
+        engine, "SELECT count(*) FROM triggers WHERE status IN ('New', 'Work In Progress')"
+    )
 
 
 def _scalar(engine: Engine, sql: str) -> int:
@@ -227,9 +235,27 @@ def test_workers_killed_and_cut_off_lose_nothing_and_repeat_nothing(
                 return bool(connection.execute(busy).scalar_one())
 
         chaos = Chaos(workers, terminate, claimed)
+
+        def pace() -> None:
+            """Spread the work over the chaos; until it has killed MIN_KILLS workers with a
+            claim in flight, hold the next batch back until it kills one or this batch's work
+            is all done (fast workers can drain a batch before the chaos comes round, and a
+            kill needs a claim in flight to count)."""
+            if chaos.kills >= MIN_KILLS:
+                time.sleep(0.15)
+                return
+            kills = chaos.kills
+            wait_for(
+                lambda: (
+                    chaos.kills > kills
+                    or (_complete_ready(engine, submitted) == 0 and _open_triggers(engine) == 0)
+                ),
+                timeout=180,
+            )
+
         chaos.start()
         try:
-            _start_all(engine, submitted, lambda: _complete_ready(engine, submitted))
+            _start_all(engine, submitted, lambda: _complete_ready(engine, submitted), pace)
             wait_for(
                 lambda: (
                     _complete_ready(engine, submitted) == 0
@@ -238,7 +264,9 @@ def test_workers_killed_and_cut_off_lose_nothing_and_repeat_nothing(
                 timeout=360,
             )
             wait_for(
-                lambda: chaos.kills >= 4 and chaos.rounds_terminating >= (3 if postgres else 0),
+                lambda: (
+                    chaos.kills >= MIN_KILLS and chaos.rounds_terminating >= (3 if postgres else 0)
+                ),
                 timeout=120,
             )
             chaos.stop()
