@@ -30,7 +30,7 @@ _TASKS_OF_RUNS = IdListStatement(
 )
 _ACTIVE_ERRORS = IdListStatement(
     lambda one_of: (
-        sa.select(errors.c.run_id, errors.c.node, errors.c.type, sa.func.count())
+        sa.select(errors.c.run_id, errors.c.node, errors.c.type, sa.func.count().label("count"))
         .where(one_of(errors.c.run_id), errors.c.status == ErrorStatus.ACTIVE.value)
         .group_by(errors.c.run_id, errors.c.node, errors.c.type)
     )
@@ -85,8 +85,7 @@ def active_errors(
         return {}
     found: dict[int, dict[tuple[str, str], int]] = {}
     for row in _ACTIVE_ERRORS.rows(connection, run_ids):
-        run_id, node, kind, count = row.values()
-        found.setdefault(run_id, {})[(node, kind)] = count
+        found.setdefault(row["run_id"], {})[(row["node"], row["type"])] = row["count"]
     return found
 
 
