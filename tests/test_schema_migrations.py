@@ -161,6 +161,50 @@ def test_revisions_from_nothing_build_the_declared_tables(database_url: str) -> 
         assert "WITHOUT ROWID" in ddl
 
 
+def _index_predicates(database: Database, table: str) -> dict[str, str | None]:
+    """Each index of ``table`` and its WHERE clause (None: not partial), as the database has it.
+
+    The drift check (Alembic's comparison) does not compare predicates, so a revision that built
+    a partial index as a full one would pass it."""
+    with database.read() as connection:
+        if database.is_postgresql:
+            rows = connection.execute(
+                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :table"),
+                {"table": table},
+            ).all()
+        else:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :table"
+                    " AND sql IS NOT NULL"
+                ),
+                {"table": table},
+            ).all()
+    found: dict[str, str | None] = {}
+    for name, ddl in rows:
+        where = ddl.partition(" WHERE ")[2]
+        found[name] = where.strip().strip("()") or None
+    return found
+
+
+@pytest.mark.parametrize("made_by", ["revisions", "create_all"])
+def test_runs_references_to_runs_are_indexed_partially(database_url: str, made_by: str) -> None:
+    """Revision 0015 and the declared tables agree: only runs that have a parent, or were run
+    again from a run, are in those indexes."""
+    database = Database(database_url)
+    try:
+        if made_by == "revisions":
+            schema.upgrade_schema(database, target="head")
+        else:
+            schema.prepare(database)
+        predicates = _index_predicates(database, "runs")
+    finally:
+        database.dispose()
+    assert predicates["ix_runs_parent_run_id"] == "parent_run_id IS NOT NULL"
+    assert predicates["ix_runs_again_of"] == "again_of IS NOT NULL"
+    assert predicates["ix_runs_root_run_id"] == "root_run_id IS NOT NULL"
+
+
 def test_the_drift_check_sees_a_column_without_a_revision(database_url: str) -> None:
     """What keeps a schema change without a revision out of CI: the comparison names it."""
     Engine(database_url).close()
