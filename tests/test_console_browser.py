@@ -282,8 +282,8 @@ def test_a_failing_nodes_error_is_retried_from_the_inbox(browser: WebDriver, ser
         # to the top of the page with the link the swap removed).
         browser.find_element(By.LINK_TEXT, "Resolve…").send_keys(Keys.ENTER)
         wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "tr.resolving"))
-        # The script moves the focus once htmx has settled the swap, a moment after the row
-        # is in the page: wait for it rather than read it at once.
+        # htmx focuses the form's autofocus field once it has settled the swap, a moment after
+        # the row is in the page: wait for it rather than read it at once.
         wait(browser, lambda b: b.switch_to.active_element.get_attribute("name") == "action")
         focused = browser.switch_to.active_element
         assert focused.get_attribute("name") == "action", focused.get_attribute("outerHTML")

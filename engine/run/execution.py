@@ -372,7 +372,6 @@ class Execution:
         parameters = self.render(node, task, scope)
         if parameters is None:
             return
-        returned: Returned
         behaviour = node.handler.behaviour
         due_at = None
         if behaviour is Behaviour.WAIT:
@@ -398,11 +397,7 @@ class Execution:
             triggers=self.gateway,
         )
         try:
-            # Without a timeout the handler is called here: call_handler's thread is for that.
-            if node.retry is None or node.retry.timeout is None:
-                returned = node.handler.execute(context)
-            else:
-                returned = call_handler(node, context)
+            returned = call_handler(node, context)
         except Exception as exc:
             summary = f"{node.handler_id} raised {type(exc).__name__}: {exc}"
             if self.retries.later(node, task, exc, summary):

@@ -95,14 +95,13 @@ def _claim_statement(dialect: str, *, selected: bool) -> sa.Update:
 
 
 # Built once: hot statements are executed with parameters, never rebuilt per call.
-_CLAIM = {
-    (dialect, selected): _claim_statement(dialect, selected=selected)
-    for dialect in ("sqlite", "postgresql")
-    for selected in (False, True)
-}
 # Without labels a claim binds no list: it goes to the driver directly.
 _CLAIM_ANY = {
-    dialect: BulkStatement(_CLAIM[dialect, False]) for dialect in ("sqlite", "postgresql")
+    dialect: BulkStatement(_claim_statement(dialect, selected=False))
+    for dialect in ("sqlite", "postgresql")
+}
+_CLAIM_SELECTED = {
+    dialect: _claim_statement(dialect, selected=True) for dialect in ("sqlite", "postgresql")
 }
 # Whether a claim would find anything: read only, so an idle worker's poll writes nothing. Asked
 # after every step, so without labels (no expanding list) it goes to the driver directly.
@@ -162,7 +161,7 @@ def claim(
         )
     else:
         parameters["labels"] = list(selection)
-        rows = connection.execute(_CLAIM[connection.dialect.name, True], parameters)
+        rows = connection.execute(_CLAIM_SELECTED[connection.dialect.name], parameters)
     claimed = sorted((ClaimedTrigger(*row) for row in rows), key=lambda c: c.id)
     if claimed:
         run_ids = sorted({c.run_id for c in claimed})
