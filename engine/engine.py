@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine import ids, inputs
-from engine.errors import BadAction, Problem, TreeError
+from engine.errors import BadAction, Problem, TreeError, TreeflowError
 from engine.facade.health import HealthReads
 from engine.facade.inspection import Inspection
 from engine.facade.kianda import Kianda
@@ -29,13 +29,13 @@ from engine.json_input import check_json
 from engine.kianda.instances import InstanceBook
 from engine.kianda.processes import ProcessShelf
 from engine.processing.hand_off import HandOff
-from engine.processing.intake import TriggerIntake
+from engine.processing.intake import StartRequest, TriggerIntake
 from engine.processing.observers import CloseObserver
 from engine.processing.outage import Outage, is_database_error
 from engine.processing.run_cache import DEFAULT_BYTES, DEFAULT_RUNS, RunCache
 from engine.processing.runner import Runner
 from engine.processing.workers import WorkerPool
-from engine.records import TreeKey, Trigger
+from engine.records import StartCall, TreeKey, Trigger
 from engine.results_xml import MAX_RESULTS_BYTES, parse_results
 from engine.run.budgets import Budgets
 from engine.schedule.firing import Firer
@@ -370,33 +370,70 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
         stored with the key, and a later call with the key but another fingerprint raises
         IdempotencyKeyReused and writes nothing.
         """
-        key = TreeKey(
-            inputs.text("source_name", source_name),
-            inputs.text("source_group", source_group),
-            inputs.text("tree_name", tree_name),
-        )
-        source_id = inputs.text("source_id", source_id, required=False)
-        message = inputs.optional("message", message, inputs.MAX_MESSAGE)
-        idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
-        fingerprint = inputs.optional("fingerprint", fingerprint, inputs.MAX_FINGERPRINT)
-        if source_data is not None:
-            source_data = dict(source_data)
-            check_json(source_data, field="source_data")
-        start_inputs = parse_results(results, max_bytes=self.max_results_bytes)
-        raw_results = results.decode() if isinstance(results, bytes) else results
-        if idempotency_key is not None:
-            earlier = self.intake.keyed(idempotency_key, fingerprint)
-            if earlier is not None:
-                return earlier
         return self.intake.start(
+            self._start_request(
+                StartCall(
+                    source_name=source_name,
+                    source_group=source_group,
+                    tree_name=tree_name,
+                    source_id=source_id,
+                    results=results,
+                    message=message,
+                    idempotency_key=idempotency_key,
+                    source_data=source_data,
+                    created_by=created_by,
+                    fingerprint=fingerprint,
+                )
+            )
+        )
+
+    def create_starts(self, calls: Iterable[StartCall]) -> list[Trigger | Exception]:
+        """Accept many runs in one transaction (group commit): one commit for all of them.
+
+        For a host that takes starts in bulk (a queue consumer's batch of messages, a server's
+        concurrent requests): each call is what ``create_start`` takes, checked as it checks
+        it, and the answer is each call's outcome in order, its trigger or the exception that
+        refused it (a ``TreeflowError``; nothing of that call is written, the others are). Every
+        accepted start is durable when this returns; a database error raises, and then nothing
+        of any call is written. A refused call costs the others nothing: refusals are found
+        before a call writes (its fields, its results, its tree, its idempotency key).
+        """
+        requests: list[StartRequest] = []
+        refusals: list[Exception | None] = []
+        for call in calls:
+            try:
+                requests.append(self._start_request(call))
+                refusals.append(None)
+            except TreeflowError as exc:
+                refusals.append(exc)
+        accepted = iter(self.intake.start_all(requests) if requests else ())
+        return [next(accepted) if refusal is None else refusal for refusal in refusals]
+
+    def _start_request(self, call: StartCall) -> StartRequest:
+        """``call`` checked: its fields, source data and results; TreeflowError names a bad one."""
+        key = TreeKey(
+            inputs.text("source_name", call.source_name),
+            inputs.text("source_group", call.source_group),
+            inputs.text("tree_name", call.tree_name),
+        )
+        source_id = inputs.text("source_id", call.source_id, required=False)
+        message = inputs.optional("message", call.message, inputs.MAX_MESSAGE)
+        idempotency_key = inputs.optional("idempotency_key", call.idempotency_key, inputs.MAX_TEXT)
+        fingerprint = inputs.optional("fingerprint", call.fingerprint, inputs.MAX_FINGERPRINT)
+        source_data = None
+        if call.source_data is not None:
+            source_data = dict(call.source_data)
+            check_json(source_data, field="source_data")
+        results = call.results
+        return StartRequest(
             key=key,
             source_id=source_id,
-            inputs=start_inputs,
-            raw_results=raw_results,
+            inputs=parse_results(results, max_bytes=self.max_results_bytes),
+            raw_results=results.decode() if isinstance(results, bytes) else results,
             message=message,
             idempotency_key=idempotency_key,
             source_data=source_data,
-            created_by=created_by,
+            created_by=call.created_by,
             fingerprint=fingerprint,
         )
 

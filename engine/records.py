@@ -1,4 +1,5 @@
-"""What the engine hands back to callers: plain, frozen snapshots of rows, and the names of things.
+"""What the engine hands back to callers: plain, frozen snapshots of rows, and the names of things
+(and a start as a value, for the calls that take many).
 
 They are read models, not live objects: reading a run twice gives two snapshots, and nothing a
 caller does to one changes the database. Every layer may use them (the store builds them from
@@ -171,6 +172,22 @@ class Trigger:
     node: str | None = None  # where a Manual trigger resumes its run
 
 
+@dataclass(frozen=True)
+class StartCall:
+    """One start for ``Engine.create_starts``: the arguments ``Engine.create_start`` takes."""
+
+    source_name: str
+    source_group: str
+    tree_name: str
+    source_id: str = ""
+    results: str | bytes | None = None
+    message: str | None = None
+    idempotency_key: str | None = None
+    source_data: Mapping[str, Any] | None = None
+    created_by: str | None = None
+    fingerprint: str | None = None
+
+
 def job_id(schedule_id: int, revision: int) -> str:
     """The scheduler's job for one revision of a schedule: a stale job shows in its id alone."""
     return f"schedule-{schedule_id}-r{revision}"
@@ -292,6 +309,7 @@ __all__ = [
     "RunLink",
     "Schedule",
     "SignInAttempts",
+    "StartCall",
     "StoredAccessKey",
     "StoredToken",
     "StoredUser",

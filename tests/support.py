@@ -244,3 +244,18 @@ class ExplodePlugin:
     @hookimpl
     def treeflow_node_handlers(self) -> list[Handler]:
         return [Handler("tests_explode_v1", explode, parameters=(Parameter("to"),))]
+
+
+def refused_creator(engine: Engine) -> str:
+    """A creator id the database refuses to store: longer than PostgreSQL's column; on SQLite,
+    which keeps any length of text, one a trigger on the table refuses."""
+    if engine.database.is_postgresql:
+        return "x" * 37
+    with engine.database.write() as connection:
+        connection.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_creator BEFORE INSERT ON run_creators "
+                "WHEN NEW.user_id = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    return "refused"

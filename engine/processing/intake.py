@@ -4,25 +4,29 @@ The facade (``engine.engine``) checks what the caller gave and this writes it, s
 API reads as what it accepts while how acceptance is made durable stays in one place: each trigger
 is written in one transaction (a Root trigger with its run: :func:`insert_start`, which the
 instance API's creations go through too), a repeated idempotency key returns the trigger the first
-call was given (``Database.write_once``: a concurrent call with the same key loses the unique index
-and returns the winner's), and the workers are woken once the trigger is committed. A keyed call
-may carry a ``fingerprint`` of what it asks (``engine.store.request_keys``): stored with its
-trigger, and a later call with the key but another fingerprint is refused
-(``IdempotencyKeyReused``) instead of being answered with the first call's trigger.
+call was given (looked up in the writing transaction; a concurrent call with the same key loses
+the unique index, rolls back, looks again and returns the winner's), and the workers are woken
+once the trigger is committed. A keyed call may carry a ``fingerprint`` of what it asks
+(``engine.store.request_keys``): stored with its trigger, and a later call with the key but
+another fingerprint is refused (``IdempotencyKeyReused``) instead of being answered with the
+first call's trigger.
 
 A start this process is ready to process itself is written already claimed and handed over in
 memory (``engine.processing.hand_off``), which saves its consumer a claim and a read.
 
-Group commit (concurrent starts sharing one transaction, each caller answered once it commits)
-was built and measured, and left out: with host threads it accepted fewer starts per second on
-both databases (SQLite's commit costs little next to a start's Python and its write lock already
-serializes writers; PostgreSQL's pooled connections commit in parallel and the server already
-flushes concurrent commits together), so each accept is its own transaction.
+Starts can be accepted many at a time (``TriggerIntake.start_all``, behind
+``Engine.create_starts``): one transaction, one commit, each request still answered with its
+own outcome. The server's start routes gather concurrent requests into such batches
+(``engine.server.start_batch``). Host threads calling ``create_start`` each get a transaction of
+their own: measured with a combining scheme for them, it accepted fewer starts per second
+(SQLite's write lock already serializes writers and a start's Python costs more than its
+commit; PostgreSQL's pooled connections commit in parallel and the server flushes concurrent
+commits together), so batching is the caller's choice, made where the starts arrive together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +34,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine import rows
-from engine.errors import ErrorAlreadyResolved, RunCancelled, RunNotOpen, TokenNotFound
-from engine.processing.hand_off import HandOff
+from engine.errors import (
+    ErrorAlreadyResolved,
+    RunCancelled,
+    RunNotOpen,
+    TokenNotFound,
+    TreeflowError,
+)
+from engine.processing.hand_off import HandOff, Reservation
 from engine.processing.runner import Claim
 from engine.records import TreeKey, Trigger
 from engine.statuses import RunStatus, TriggerAction
@@ -141,6 +151,21 @@ def _keyed_trigger(
 
 
 @dataclass(frozen=True)
+class StartRequest:
+    """A createStart the facade has checked: what :meth:`TriggerIntake.start_all` writes."""
+
+    key: TreeKey
+    source_id: str
+    inputs: Mapping[str, Any]
+    raw_results: str | None
+    message: str | None
+    idempotency_key: str | None
+    source_data: Mapping[str, Any] | None
+    created_by: str | None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
 class TriggerIntake:
     """The durable half of ``create_start``, ``create_deferred`` and ``resolve_error``."""
 
@@ -155,25 +180,7 @@ class TriggerIntake:
     lease_seconds: float = 30.0
     serves: Callable[[int], bool] = lambda _version_id: True
 
-    def keyed(self, idempotency_key: str, fingerprint: str | None) -> Trigger | None:
-        """The trigger an earlier call with the key was given, read before any check: a repeat
-        is answered as the first call was even when the tree has since been made inactive."""
-        with self.database.read() as connection:
-            return _keyed_trigger(idempotency_key, fingerprint)(connection)
-
-    def start(
-        self,
-        *,
-        key: TreeKey,
-        source_id: str,
-        inputs: Mapping[str, Any],
-        raw_results: str | None,
-        message: str | None,
-        idempotency_key: str | None,
-        source_data: Mapping[str, Any] | None,
-        created_by: str | None,
-        fingerprint: str | None = None,
-    ) -> Trigger:
+    def start(self, request: StartRequest) -> Trigger:
         """Write a run of the tree's current version and its Root trigger (or find the keyed one).
 
         The version is the one current when the run is written, read in the same transaction
@@ -183,52 +190,132 @@ class TriggerIntake:
         rows are written claimed for it and the claim is handed over once committed; a repeat
         of a keyed call, or a start that raises, hands nothing over.
         """
-        now = self.clock()
-        reservation = self.hand_off.reserve() if self.hand_off is not None else None
-        claims: list[Claim] = []  # the one written under the reservation, if it was
+        outcome = self.start_all([request])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        def write(connection: Connection) -> Trigger:
-            claims.clear()  # a second attempt (write_once) writes anew
-            version_id = self.current_version(connection, key).id
-            run = rows.run_row(
-                tree_version_id=version_id,
-                key=key,
-                source_id=source_id,
-                inputs=inputs,
-                source_data=source_data,
-                now=now,
-            )
-            lease = None
-            if reservation is not None and self.serves(version_id):
-                lease = (reservation.claim_id, now + self.lease_seconds)
-            trigger = insert_start(
-                connection,
-                run,
-                created_by=created_by,
-                results=raw_results,
-                message=message,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-                lease=lease,
-            )
-            if lease is not None:
-                run["id"] = trigger["run_id"]
-                claims.append(_handed_off(lease, run, trigger))
-            return run_store.trigger_record(trigger)
+    def start_all(self, requests: Sequence[StartRequest]) -> list[Trigger | Exception]:
+        """Accept every start of ``requests`` in one transaction: group commit.
 
+        Each request's outcome, in order: its trigger (the one written, or the one an earlier
+        call with its idempotency key was given; two requests of the batch with one key are
+        one start, as two calls would be) or the ``TreeflowError`` that refused it
+        (TreeNotFound, IdempotencyKeyReused). A refusal is found while the request is read,
+        before it writes anything, so the others still commit. Every start is durable when this
+        returns; a database error raises and nothing of the batch is kept. A unique-key
+        conflict (a keyed start racing another process's with the same key) rolls the batch
+        back, and each request is written again in a transaction of its own, where the repeat
+        finds the winner's trigger; a conflict then is that request's outcome.
+        """
         try:
-            trigger, written = self.database.write_once(
-                idempotency_key, find=_keyed_trigger(idempotency_key, fingerprint), write=write
-            )
+            return self._write_starts(requests)
+        except sa.exc.IntegrityError:
+            if all(request.idempotency_key is None for request in requests):
+                raise
+        outcomes: list[Trigger | Exception] = []
+        for request in requests:
+            try:
+                outcomes.extend(self._write_starts([request]))
+            except sa.exc.IntegrityError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _reserve(self, count: int) -> list[Reservation | None]:
+        """A hand-off reservation for as many of ``count`` starts as consumers are ready; a
+        thread's own ``run_until_idle`` takes one start, the first."""
+        reservations: list[Reservation | None] = []
+        while self.hand_off is not None and len(reservations) < count:
+            reservation = self.hand_off.reserve()
+            if reservation is None:
+                break
+            reservations.append(reservation)
+            if not reservation.for_workers:
+                break
+        return reservations + [None] * (count - len(reservations))
+
+    def _write_starts(self, requests: Sequence[StartRequest]) -> list[Trigger | Exception]:
+        now = self.clock()
+        reservations = self._reserve(len(requests))
+        claims: list[Claim | None] = [None] * len(requests)
+        outcomes: list[Trigger | Exception] = []
+        written = False
+        try:
+            with self.database.write() as connection:
+                for index, request in enumerate(requests):
+                    read = self._read_start(connection, request)
+                    if not isinstance(read, int):  # found by its key, or refused
+                        outcomes.append(read)
+                        continue
+                    trigger, claims[index] = self._insert_start(
+                        connection, request, read, reservations[index], now
+                    )
+                    outcomes.append(trigger)
+                    written = True
         except BaseException:
-            if reservation is not None and self.hand_off is not None:
-                self.hand_off.deliver(reservation, None)
+            self._deliver(reservations, [None] * len(reservations))
             raise
-        if reservation is not None and self.hand_off is not None:
-            self.hand_off.deliver(reservation, claims[0] if written and claims else None)
+        self._deliver(reservations, claims)
         if written:
             self.wake()
-        return trigger
+        return outcomes
+
+    def _read_start(
+        self, connection: Connection, request: StartRequest
+    ) -> Trigger | int | Exception:
+        """What an earlier call with the request's key was given, or the version its run starts
+        on, or the refusal: reads only, so a refused request has written nothing."""
+        try:
+            found = _keyed_trigger(request.idempotency_key, request.fingerprint)(connection)
+            return found if found is not None else self.current_version(connection, request.key).id
+        except TreeflowError as exc:
+            return exc
+
+    def _insert_start(
+        self,
+        connection: Connection,
+        request: StartRequest,
+        version_id: int,
+        reservation: Reservation | None,
+        now: float,
+    ) -> tuple[Trigger, Claim | None]:
+        """Write the request's run and Root trigger, claimed for ``reservation`` when there is
+        one and this process's selection serves the version; the trigger and that claim."""
+        run = rows.run_row(
+            tree_version_id=version_id,
+            key=request.key,
+            source_id=request.source_id,
+            inputs=request.inputs,
+            source_data=request.source_data,
+            now=now,
+        )
+        lease = None
+        if reservation is not None and self.serves(version_id):
+            lease = (reservation.claim_id, now + self.lease_seconds)
+        trigger = insert_start(
+            connection,
+            run,
+            created_by=request.created_by,
+            results=request.raw_results,
+            message=request.message,
+            idempotency_key=request.idempotency_key,
+            fingerprint=request.fingerprint,
+            lease=lease,
+        )
+        if lease is None:
+            return run_store.trigger_record(trigger), None
+        run["id"] = trigger["run_id"]
+        return run_store.trigger_record(trigger), _handed_off(lease, run, trigger)
+
+    def _deliver(
+        self, reservations: Sequence[Reservation | None], claims: Sequence[Claim | None]
+    ) -> None:
+        """Hand each reserved consumer its claim, or nothing (the start was not written so)."""
+        if self.hand_off is None:
+            return
+        for reservation, claim in zip(reservations, claims, strict=True):
+            if reservation is not None:
+                self.hand_off.deliver(reservation, claim)
 
     def deferred(
         self,
@@ -300,4 +387,4 @@ class TriggerIntake:
         return run_store.trigger_record(trigger)
 
 
-__all__ = ["TriggerIntake", "insert_start", "keyed_trigger_id"]
+__all__ = ["StartRequest", "TriggerIntake", "insert_start", "keyed_trigger_id"]
