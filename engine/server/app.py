@@ -35,6 +35,7 @@ from engine.server.limits import BodyLimit
 from engine.server.metrics import OPENAPI_RESPONSES, Metrics, metrics
 from engine.server.security import SecurityEvents
 from engine.server.settings import ServerSettings
+from engine.server.start_batch import StartBatcher
 from engine.server.trigger_lane import TriggerLane
 
 
@@ -83,6 +84,7 @@ def create_app(
     )
     error_map = ErrorMap()
     app_metrics = Metrics(engine)
+    start_batcher = StartBatcher(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -92,6 +94,7 @@ def create_app(
         try:
             yield
         finally:
+            await run_in_threadpool(start_batcher.close)
             if settings.workers:
                 await run_in_threadpool(engine.stop, settings.shutdown_seconds)
             engine.remove_close_observer(app_metrics.observe)
@@ -106,6 +109,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.start_batcher = start_batcher
     app.state.accounts = accounts
     app.state.basic = BasicCredentials(accounts, AccessKeys(engine, clock=clock))
     app.state.error_map = error_map

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -95,8 +95,13 @@ def request_key(request: Request, user: User, body: object) -> RequestKey | None
 
 async def keyed_call(key: RequestKey | None, call: Callable[[], _T]) -> _T:
     """Run an engine call in the thread pool; a reused key is refused naming the header's key."""
+    return await keyed_answer(key, run_in_threadpool(call))
+
+
+async def keyed_answer(key: RequestKey | None, answer: Awaitable[_T]) -> _T:
+    """Await an engine call's answer; a reused key is refused naming the header's key."""
     try:
-        return await run_in_threadpool(call)
+        return await answer
     except IdempotencyKeyReused:
         if key is None:  # pragma: no cover - only keyed calls can reuse a key
             raise
@@ -117,6 +122,7 @@ __all__ = [
     "OPENAPI_HEADER",
     "RequestKey",
     "fingerprint",
+    "keyed_answer",
     "keyed_call",
     "request_key",
     "stored_key",

@@ -32,6 +32,7 @@ from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
 from engine.json_input import parse_json
+from engine.records import StartCall
 from engine.results_xml import write_results
 from engine.server import formats
 from engine.server.auth import AnyUser
@@ -40,11 +41,13 @@ from engine.server.forms import urlencoded_pairs
 from engine.server.idempotency import (
     OPENAPI_HEADER,
     fingerprint,
+    keyed_answer,
     keyed_call,
     request_key,
     stored_key,
 )
 from engine.server.read_models import ErrorBody
+from engine.server.start_batch import start_batcher
 
 PREFIX = "/app/api/v1"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -228,20 +231,20 @@ async def run_tree(
     source_id: Annotated[str, Query(alias="sourceId")] = "",
 ) -> Response:
     data = await _source_data(request)
-    engine: Engine = request.app.state.engine
     key = request_key(request, user, data)
-    trigger = await keyed_call(
+    trigger = await keyed_answer(
         key,
-        partial(
-            engine.create_start,
-            source_name=source,
-            source_group=group,
-            tree_name=tree,
-            source_id=source_id,
-            source_data=data,
-            created_by=user.id,
-            idempotency_key=stored_key(key),
-            fingerprint=fingerprint(key),
+        start_batcher(request).create_start(
+            StartCall(
+                source_name=source,
+                source_group=group,
+                tree_name=tree,
+                source_id=source_id,
+                source_data=data,
+                created_by=user.id,
+                idempotency_key=stored_key(key),
+                fingerprint=fingerprint(key),
+            )
         ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from engine.auth import User
 from engine.engine import Engine
 from engine.errors import BadRequest
+from engine.records import StartCall
 from engine.server import formats
 from engine.server.auth import caller
 from engine.server.deferral_auth import deferral_caller, form_token
@@ -34,11 +35,13 @@ from engine.server.forms import FormSpec, openapi_form, optional, read_form
 from engine.server.idempotency import (
     OPENAPI_HEADER,
     fingerprint,
+    keyed_answer,
     keyed_call,
     request_key,
     stored_key,
 )
 from engine.server.settings import ServerSettings
+from engine.server.start_batch import start_batcher
 from engine.server.trigger_lane import LaneRoute
 
 PREFIX = "/kineticTask/rest/v1/Trigger"
@@ -129,22 +132,23 @@ async def create_start(request: Request, user: StartCaller) -> Response:
     simulated = simulation(request)
     if simulated is not None:
         return simulated
-    engine, settings = _context(request)
+    _engine, settings = _context(request)
     fields = await read_form(request, START_FORM, max_bytes=settings.max_body_bytes)
     key = request_key(request, user, fields)
-    trigger = await keyed_call(
+    trigger = await keyed_answer(
         key,
-        partial(
-            engine.create_start,
-            source_name=fields["source_name"],
-            source_group=fields["source_group"],
-            tree_name=fields["tree_name"],
-            source_id=fields.get("source_id", ""),
-            results=optional(fields, "results"),
-            message=optional(fields, "message"),
-            created_by=user.id,
-            idempotency_key=stored_key(key),
-            fingerprint=fingerprint(key),
+        start_batcher(request).create_start(
+            StartCall(
+                source_name=fields["source_name"],
+                source_group=fields["source_group"],
+                tree_name=fields["tree_name"],
+                source_id=fields.get("source_id", ""),
+                results=optional(fields, "results"),
+                message=optional(fields, "message"),
+                created_by=user.id,
+                idempotency_key=stored_key(key),
+                fingerprint=fingerprint(key),
+            )
         ),
     )
     request.app.state.metrics.accepted.labels(trigger.action.value).inc()

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from engine.auth import User
 from engine.errors import BadRequest, ItemNotFound
 from engine.json_input import parse_json
-from engine.records import Run
+from engine.records import Run, StartCall
 from engine.server.auth import AnyUser
 from engine.server.deferral_auth import deferral_caller, path_token
 from engine.server.kinetic_v2.shapes import (
@@ -36,6 +36,7 @@ from engine.server.kinetic_v2.shapes import (
     task_shape,
 )
 from engine.server.paging import MAX_ID, app_engine
+from engine.server.start_batch import start_batcher
 
 router = APIRouter()
 TokenCaller = Annotated[User, Depends(deferral_caller(path_token))]
@@ -175,9 +176,8 @@ async def create_run(
 ) -> Response:
     data = json_object(await request.body(), required=False)
     engine = app_engine(request)
-    trigger = await run_in_threadpool(
-        partial(
-            engine.create_start,
+    trigger = await start_batcher(request).create_start(
+        StartCall(
             source_name=source_name,
             source_group=source_group,
             tree_name=name,
