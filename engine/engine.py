@@ -208,6 +208,7 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
             current_version=self.catalog.current,
             hand_off=self.hand_off,
             lease_seconds=lease_seconds,
+            hand_off_limit=batch_size,
             serves=self._serves,
         )
         self.instances = InstanceBook(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import Engine, RunStatus, TriggerStatus
+from engine import Engine, RunStatus, StartCall, Trigger, TriggerStatus
 
 from .conftest import postgres_schema_url
 from .fault_support import Workers
@@ -125,6 +125,23 @@ def test_create_start_then_run_until_idle_commits_twice_and_claims_nothing(
             assert run.task("Two").results == {"output": f"R{number}-1-2"}
         closed = engine.get_trigger(trigger.id)
         assert (closed.status, closed.engine) == (TriggerStatus.CLOSED, engine.name)
+
+
+def test_starts_accepted_together_are_handed_over_as_one_claim(database_url: str) -> None:
+    with Engine(database_url) as engine:
+        engine.load_tree(TWO_STEPS)
+        engine.run_until_idle()  # this thread processes what it accepts from now on
+        with watched(engine) as traffic:
+            outcomes = engine.create_starts(
+                [StartCall(**KEY, source_id=f"B{number}") for number in range(5)]
+            )
+            assert engine.run_until_idle() == 5
+        # One transaction accepts the five, claimed for this thread; one step processes them.
+        assert traffic.commits == 2, traffic.statements
+        assert traffic.writes == []  # no claim: the accept wrote it
+        run_ids = [outcome.run_id for outcome in outcomes if isinstance(outcome, Trigger)]
+        assert len(run_ids) == 5
+        assert_completed_once(engine, run_ids)
 
 
 def test_run_until_idle_with_nothing_due_writes_nothing(database_url: str) -> None:

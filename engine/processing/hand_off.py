@@ -23,11 +23,15 @@ process while others could take it:
 - an **idle worker thread** of this process (``Engine.start``): one hand-off per worker
   waiting, so a burst is handed to the idle workers and the rest is accepted New, to be claimed
   in batches as before;
-- the **thread that runs** ``run_until_idle``: once a thread has called it, the next start it
-  accepts (one at a time) is claimed for it, and its next ``run_until_idle`` processes it
-  first. A thread that never calls ``run_until_idle`` (a server's request threads, an
-  accept-only process) never claims on accept. Worker threads started later take such a claim
-  over, so it never waits for a thread that does not process again.
+- the **thread that runs** ``run_until_idle``: once a thread has called it, the next accept it
+  makes is claimed for it, and its next ``run_until_idle`` processes it first. A thread that
+  never calls ``run_until_idle`` (a server's request threads, an accept-only process) never
+  claims on accept. Worker threads started later take such a claim over, so it never waits for
+  a thread that does not process again.
+
+A hand-off is what one accept wrote: one start, or the starts accepted together in one
+transaction (``Engine.create_starts``, the server's batches), up to a claim's size, as one
+claim; processed in one step, they commit together as a claimed batch does.
 
 A claim handed over after its lease ran out (its consumer came back late) is handed back, not
 processed: another worker may hold its triggers by then.

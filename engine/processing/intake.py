@@ -41,7 +41,7 @@ from engine.errors import (
     TokenNotFound,
     TreeflowError,
 )
-from engine.processing.hand_off import HandOff, Reservation
+from engine.processing.hand_off import HandOff
 from engine.processing.runner import Claim
 from engine.records import TreeKey, Trigger
 from engine.statuses import RunStatus, TriggerAction
@@ -120,11 +120,9 @@ def keyed_trigger_id(
     return existing
 
 
-def _handed_off(
-    lease: tuple[str, float], run: Mapping[str, Any], trigger: Mapping[str, Any]
-) -> Claim:
-    """The claim an accept wrote for its own process: what a claim of the trigger would return."""
-    claimed = ClaimedTrigger(
+def _claimed(trigger: Mapping[str, Any]) -> ClaimedTrigger:
+    """A trigger an accept wrote claimed, as a claim of it would return it."""
+    return ClaimedTrigger(
         id=trigger["id"],
         action=trigger["action"],
         run_id=trigger["run_id"],
@@ -135,7 +133,6 @@ def _handed_off(
         attempts=trigger["attempts"],
         created_at=trigger["created_at"],
     )
-    return Claim(lease[0], [claimed], runs={run["id"]: run}, until=lease[1])
 
 
 def _keyed_trigger(
@@ -178,6 +175,7 @@ class TriggerIntake:
     # under the runner's lease, when its selection serves the version (by id).
     hand_off: HandOff | None = None
     lease_seconds: float = 30.0
+    hand_off_limit: int = 64  # starts of one batch handed to one consumer: a claim's size
     serves: Callable[[int], bool] = lambda _version_id: True
 
     def start(self, request: StartRequest) -> Trigger:
@@ -221,41 +219,45 @@ class TriggerIntake:
                 outcomes.append(exc)
         return outcomes
 
-    def _reserve(self, count: int) -> list[Reservation | None]:
-        """A hand-off reservation for as many of ``count`` starts as consumers are ready; a
-        thread's own ``run_until_idle`` takes one start, the first."""
-        reservations: list[Reservation | None] = []
-        while self.hand_off is not None and len(reservations) < count:
-            reservation = self.hand_off.reserve()
-            if reservation is None:
-                break
-            reservations.append(reservation)
-            if not reservation.for_workers:
-                break
-        return reservations + [None] * (count - len(reservations))
-
     def _write_starts(self, requests: Sequence[StartRequest]) -> list[Trigger | Exception]:
         now = self.clock()
-        reservations = self._reserve(len(requests))
-        claims: list[Claim | None] = [None] * len(requests)
+        # One consumer, if one is ready, takes the batch's starts (up to a claim's size), as
+        # one claim would: one step, one commit, for what was accepted together.
+        reservation = self.hand_off.reserve() if self.hand_off is not None else None
+        lease = None if reservation is None else (reservation.claim_id, now + self.lease_seconds)
+        claimed: list[ClaimedTrigger] = []
+        claimed_runs: dict[int, Mapping[str, Any]] = {}
         outcomes: list[Trigger | Exception] = []
         written = False
         try:
             with self.database.write() as connection:
-                for index, request in enumerate(requests):
+                for request in requests:
                     read = self._read_start(connection, request)
                     if not isinstance(read, int):  # found by its key, or refused
                         outcomes.append(read)
                         continue
-                    trigger, claims[index] = self._insert_start(
-                        connection, request, read, reservations[index], now
+                    claim_it = (
+                        lease is not None
+                        and len(claimed) < self.hand_off_limit
+                        and self.serves(read)
                     )
-                    outcomes.append(trigger)
+                    run, trigger = self._insert_start(
+                        connection, request, read, lease if claim_it else None, now
+                    )
+                    if claim_it:
+                        claimed.append(_claimed(trigger))
+                        claimed_runs[run["id"]] = run
+                    outcomes.append(run_store.trigger_record(trigger))
                     written = True
         except BaseException:
-            self._deliver(reservations, [None] * len(reservations))
+            if reservation is not None and self.hand_off is not None:
+                self.hand_off.deliver(reservation, None)
             raise
-        self._deliver(reservations, claims)
+        if reservation is not None and self.hand_off is not None:
+            claim = None
+            if lease is not None and claimed:
+                claim = Claim(lease[0], claimed, runs=claimed_runs, until=lease[1])
+            self.hand_off.deliver(reservation, claim)
         if written:
             self.wake()
         return outcomes
@@ -267,7 +269,9 @@ class TriggerIntake:
         on, or the refusal: reads only, so a refused request has written nothing."""
         try:
             found = _keyed_trigger(request.idempotency_key, request.fingerprint)(connection)
-            return found if found is not None else self.current_version(connection, request.key).id
+            if found is not None:
+                return found
+            return self.current_version(connection, request.key).id
         except TreeflowError as exc:
             return exc
 
@@ -276,11 +280,10 @@ class TriggerIntake:
         connection: Connection,
         request: StartRequest,
         version_id: int,
-        reservation: Reservation | None,
+        lease: tuple[str, float] | None,
         now: float,
-    ) -> tuple[Trigger, Claim | None]:
-        """Write the request's run and Root trigger, claimed for ``reservation`` when there is
-        one and this process's selection serves the version; the trigger and that claim."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the request's run and Root trigger, claimed under ``lease`` if given; the rows."""
         run = rows.run_row(
             tree_version_id=version_id,
             key=request.key,
@@ -289,9 +292,6 @@ class TriggerIntake:
             source_data=request.source_data,
             now=now,
         )
-        lease = None
-        if reservation is not None and self.serves(version_id):
-            lease = (reservation.claim_id, now + self.lease_seconds)
         trigger = insert_start(
             connection,
             run,
@@ -302,20 +302,8 @@ class TriggerIntake:
             fingerprint=request.fingerprint,
             lease=lease,
         )
-        if lease is None:
-            return run_store.trigger_record(trigger), None
         run["id"] = trigger["run_id"]
-        return run_store.trigger_record(trigger), _handed_off(lease, run, trigger)
-
-    def _deliver(
-        self, reservations: Sequence[Reservation | None], claims: Sequence[Claim | None]
-    ) -> None:
-        """Hand each reserved consumer its claim, or nothing (the start was not written so)."""
-        if self.hand_off is None:
-            return
-        for reservation, claim in zip(reservations, claims, strict=True):
-            if reservation is not None:
-                self.hand_off.deliver(reservation, claim)
+        return run, trigger
 
     def deferred(
         self,
