@@ -373,18 +373,16 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
         """
         return self.intake.start(
             self._start_request(
-                StartCall(
-                    source_name=source_name,
-                    source_group=source_group,
-                    tree_name=tree_name,
-                    source_id=source_id,
-                    results=results,
-                    message=message,
-                    idempotency_key=idempotency_key,
-                    source_data=source_data,
-                    created_by=created_by,
-                    fingerprint=fingerprint,
-                )
+                source_name,
+                source_group,
+                tree_name,
+                source_id,
+                results,
+                message,
+                idempotency_key,
+                source_data,
+                created_by,
+                fingerprint,
             )
         )
 
@@ -403,39 +401,63 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
         refusals: list[Exception | None] = []
         for call in calls:
             try:
-                requests.append(self._start_request(call))
+                requests.append(
+                    self._start_request(
+                        call.source_name,
+                        call.source_group,
+                        call.tree_name,
+                        call.source_id,
+                        call.results,
+                        call.message,
+                        call.idempotency_key,
+                        call.source_data,
+                        call.created_by,
+                        call.fingerprint,
+                    )
+                )
                 refusals.append(None)
             except TreeflowError as exc:
                 refusals.append(exc)
         accepted = iter(self.intake.start_all(requests) if requests else ())
         return [next(accepted) if refusal is None else refusal for refusal in refusals]
 
-    def _start_request(self, call: StartCall) -> StartRequest:
-        """``call`` checked: its fields, source data and results; TreeflowError names a bad one."""
+    def _start_request(
+        self,
+        source_name: str,
+        source_group: str,
+        tree_name: str,
+        source_id: str,
+        results: str | bytes | None,
+        message: str | None,
+        idempotency_key: str | None,
+        source_data: Mapping[str, Any] | None,
+        created_by: str | None,
+        fingerprint: str | None,
+    ) -> StartRequest:
+        """A start's arguments checked: its fields, source data and results; a TreeflowError
+        names a bad one. Positional, as the hot path calls it (``create_start``)."""
         key = TreeKey(
-            inputs.text("source_name", call.source_name),
-            inputs.text("source_group", call.source_group),
-            inputs.text("tree_name", call.tree_name),
+            inputs.text("source_name", source_name),
+            inputs.text("source_group", source_group),
+            inputs.text("tree_name", tree_name),
         )
-        source_id = inputs.text("source_id", call.source_id, required=False)
-        message = inputs.optional("message", call.message, inputs.MAX_MESSAGE)
-        idempotency_key = inputs.optional("idempotency_key", call.idempotency_key, inputs.MAX_TEXT)
-        fingerprint = inputs.optional("fingerprint", call.fingerprint, inputs.MAX_FINGERPRINT)
-        source_data = None
-        if call.source_data is not None:
-            source_data = dict(call.source_data)
+        source_id = inputs.text("source_id", source_id, required=False)
+        message = inputs.optional("message", message, inputs.MAX_MESSAGE)
+        idempotency_key = inputs.optional("idempotency_key", idempotency_key, inputs.MAX_TEXT)
+        fingerprint = inputs.optional("fingerprint", fingerprint, inputs.MAX_FINGERPRINT)
+        if source_data is not None:
+            source_data = dict(source_data)
             check_json(source_data, field="source_data")
-        results = call.results
         return StartRequest(
-            key=key,
-            source_id=source_id,
-            inputs=parse_results(results, max_bytes=self.max_results_bytes),
-            raw_results=results.decode() if isinstance(results, bytes) else results,
-            message=message,
-            idempotency_key=idempotency_key,
-            source_data=source_data,
-            created_by=call.created_by,
-            fingerprint=fingerprint,
+            key,
+            source_id,
+            parse_results(results, max_bytes=self.max_results_bytes),
+            results.decode() if isinstance(results, bytes) else results,
+            message,
+            idempotency_key,
+            source_data,
+            created_by,
+            fingerprint,
         )
 
     def create_deferred(
