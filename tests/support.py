@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from engine import Engine, Handler, Parameter, hookimpl
+from engine import Engine, Handler, Parameter, StartCall, hookimpl
 
 REGISTRATION = {
     "source_name": "Kinetic Request",
@@ -49,6 +49,15 @@ def counts(engine: Engine) -> dict[str, int]:
             table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in ("runs", "triggers", "tasks", "errors")
         }
+
+
+def runs_stored(engine: Engine) -> int:
+    return counts(engine)["runs"]
+
+
+def registration_call(source_id: str, **more: object) -> StartCall:
+    """A start of the registration tree for ``Engine.create_starts``."""
+    return StartCall(**REGISTRATION, source_id=source_id, **more)  # type: ignore[arg-type]
 
 
 def small_tree(name: str, nodes: dict[str, object]) -> dict[str, object]:

@@ -23,31 +23,30 @@ from engine import (
 from engine.statuses import TriggerAction, TriggerStatus
 from engine.store.request_keys import request_keys
 
-from .support import REGISTRATION, TWO_STEPS, TWO_STEPS_KEY, race, refused_creator
+from .support import (
+    REGISTRATION,
+    TWO_STEPS,
+    TWO_STEPS_KEY,
+    race,
+    refused_creator,
+    registration_call,
+    runs_stored,
+)
 
 UNKNOWN = {**REGISTRATION, "tree_name": "No Such Tree"}
 
 
-def registration(source_id: str, **more: object) -> StartCall:
-    return StartCall(**REGISTRATION, source_id=source_id, **more)  # type: ignore[arg-type]
-
-
-def run_count(engine: Engine) -> int:
-    with engine.database.read() as connection:
-        return int(connection.execute(sa.text("SELECT count(*) FROM runs")).scalar_one())
-
-
 def test_each_call_gets_its_own_outcome_and_a_refused_one_writes_nothing(engine: Engine) -> None:
-    before = run_count(engine)
+    before = runs_stored(engine)
     outcomes = engine.create_starts(
         [
-            registration("first"),
+            registration_call("first"),
             StartCall(**UNKNOWN, source_id="unknown"),  # type: ignore[arg-type]
             StartCall(source_name="", source_group="G", tree_name="T"),
-            registration("keyed", idempotency_key="batch-key"),
-            registration("keyed again", idempotency_key="batch-key"),
-            registration("bad results", results="<results><result name="),
-            registration("last", message="the last one"),
+            registration_call("keyed", idempotency_key="batch-key"),
+            registration_call("keyed again", idempotency_key="batch-key"),
+            registration_call("bad results", results="<results><result name="),
+            registration_call("last", message="the last one"),
         ]
     )
 
@@ -58,7 +57,7 @@ def test_each_call_gets_its_own_outcome_and_a_refused_one_writes_nothing(engine:
     assert isinstance(bad_results, BadResults)
     assert keyed_again == keyed  # one key in one batch is one start, as two calls would be
     assert len({first.id, keyed.id, last.id}) == 3
-    assert run_count(engine) == before + 3
+    assert runs_stored(engine) == before + 3
     for trigger, source_id in ((first, "first"), (keyed, "keyed"), (last, "last")):
         assert (trigger.action, trigger.status) == (TriggerAction.ROOT, TriggerStatus.NEW)
         assert engine.get_run(trigger.run_id).source_id == source_id
@@ -69,20 +68,20 @@ def test_a_key_reused_for_another_request_refuses_that_call_alone(engine: Engine
     earlier = engine.create_start(
         **REGISTRATION, source_id="earlier", idempotency_key="used", fingerprint="request-1"
     )
-    before = run_count(engine)
+    before = runs_stored(engine)
 
     reused, repeat, other = engine.create_starts(
         [
-            registration("changed", idempotency_key="used", fingerprint="request-2"),
-            registration("earlier", idempotency_key="used", fingerprint="request-1"),
-            registration("other"),
+            registration_call("changed", idempotency_key="used", fingerprint="request-2"),
+            registration_call("earlier", idempotency_key="used", fingerprint="request-1"),
+            registration_call("other"),
         ]
     )
 
     assert isinstance(reused, IdempotencyKeyReused)
     assert repeat == earlier
     assert isinstance(other, Trigger)
-    assert run_count(engine) == before + 1
+    assert runs_stored(engine) == before + 1
 
 
 def test_a_database_refusal_rolls_the_batch_back_and_writes_the_calls_one_by_one(
@@ -97,19 +96,19 @@ def test_a_database_refusal_rolls_the_batch_back_and_writes_the_calls_one_by_one
                 idempotency_key="orphan", fingerprint="f", trigger_id=planted.id, created_at=0.0
             )
         )
-    before = run_count(engine)
+    before = runs_stored(engine)
 
     written, refused, also_written = engine.create_starts(
         [
-            registration("before it"),
-            registration("refused", idempotency_key="orphan", fingerprint="f"),
-            registration("after it", idempotency_key="fine", fingerprint="g"),
+            registration_call("before it"),
+            registration_call("refused", idempotency_key="orphan", fingerprint="f"),
+            registration_call("after it", idempotency_key="fine", fingerprint="g"),
         ]
     )
 
     assert isinstance(refused, sa.exc.IntegrityError)
     assert isinstance(written, Trigger) and isinstance(also_written, Trigger)
-    assert run_count(engine) == before + 2  # each once: the rolled-back batch kept nothing
+    assert runs_stored(engine) == before + 2  # each once: the rolled-back batch kept nothing
     assert {engine.get_run(t.run_id).source_id for t in (written, also_written)} == {
         "before it",
         "after it",
@@ -120,23 +119,26 @@ def test_a_database_refusal_in_a_batch_without_keys_raises_and_keeps_nothing(
     engine: Engine,
 ) -> None:
     creator = refused_creator(engine)
-    before = run_count(engine)
+    before = runs_stored(engine)
 
     with pytest.raises(sa.exc.DBAPIError):
         engine.create_starts(
-            [registration("kept?", created_by="fine"), registration("no", created_by=creator)]
+            [
+                registration_call("kept?", created_by="fine"),
+                registration_call("no", created_by=creator),
+            ]
         )
 
-    assert run_count(engine) == before
+    assert runs_stored(engine) == before
 
 
 def test_racing_batches_with_shared_keys_start_each_run_once(engine: Engine) -> None:
-    before = run_count(engine)
+    before = runs_stored(engine)
     keys = [f"shared-{number}" for number in range(10)]
 
     def batch() -> list[int]:
         outcomes = engine.create_starts(
-            [registration(key, idempotency_key=key, fingerprint=key) for key in keys]
+            [registration_call(key, idempotency_key=key, fingerprint=key) for key in keys]
         )
         assert all(isinstance(outcome, Trigger) for outcome in outcomes), outcomes
         return [outcome.id for outcome in outcomes if isinstance(outcome, Trigger)]
@@ -145,7 +147,7 @@ def test_racing_batches_with_shared_keys_start_each_run_once(engine: Engine) -> 
 
     assert all(isinstance(answer, list) for answer in answers), answers
     assert len({tuple(answer) for answer in answers}) == 1  # type: ignore[arg-type]
-    assert run_count(engine) == before + 10
+    assert runs_stored(engine) == before + 10
 
 
 def test_starts_accepted_together_are_processed_by_the_workers(database_url: str) -> None:

@@ -19,7 +19,7 @@ from engine.server.start_batch import StartBatcher
 
 from .conftest import TREES
 from .live_server import DATABASES, FORM, Live, live_server, module_engine
-from .support import REGISTRATION, race, refused_creator
+from .support import REGISTRATION, race, refused_creator, registration_call, runs_stored
 
 START_URL = "/kineticTask/rest/v1/Trigger/createStart"
 
@@ -33,15 +33,6 @@ class TickingClock:
     def __call__(self) -> float:
         self.now += 1.0
         return self.now
-
-
-def registration(source_id: str, **more: object) -> StartCall:
-    return StartCall(**REGISTRATION, source_id=source_id, **more)  # type: ignore[arg-type]
-
-
-def run_count(engine: Engine) -> int:
-    with engine.database.read() as connection:
-        return int(connection.execute(sa.text("SELECT count(*) FROM runs")).scalar_one())
 
 
 def gathered(batcher: StartBatcher, calls: list[StartCall]) -> list[Trigger | BaseException]:
@@ -66,7 +57,7 @@ def ticking(database_url: str) -> Iterator[Engine]:
 
 def test_starts_awaited_together_are_written_a_batch_at_a_time(ticking: Engine) -> None:
     answers = gathered(
-        StartBatcher(ticking, max_batch=4), [registration(f"s{n}") for n in range(10)]
+        StartBatcher(ticking, max_batch=4), [registration_call(f"s{n}") for n in range(10)]
     )
 
     assert all(isinstance(answer, Trigger) for answer in answers), answers
@@ -79,43 +70,43 @@ def test_starts_awaited_together_are_written_a_batch_at_a_time(ticking: Engine) 
 
 
 def test_a_refused_start_is_answered_alone_and_the_others_commit(ticking: Engine) -> None:
-    before = run_count(ticking)
+    before = runs_stored(ticking)
     unknown = StartCall(source_name="Nowhere", source_group="None", tree_name="Missing")
 
     first, refused, last = gathered(
-        StartBatcher(ticking), [registration("a"), unknown, registration("b")]
+        StartBatcher(ticking), [registration_call("a"), unknown, registration_call("b")]
     )
 
     assert isinstance(refused, TreeNotFound) and "Missing" in str(refused)
     assert isinstance(first, Trigger) and isinstance(last, Trigger)
     assert first.created_at == last.created_at  # one transaction
-    assert run_count(ticking) == before + 2
+    assert runs_stored(ticking) == before + 2
 
 
 def test_a_failed_batch_fails_each_of_its_requests_and_keeps_nothing(ticking: Engine) -> None:
     creator = refused_creator(ticking)
-    before = run_count(ticking)
+    before = runs_stored(ticking)
 
     answers = gathered(
         StartBatcher(ticking),
-        [registration("a", created_by="fine"), registration("b", created_by=creator)],
+        [registration_call("a", created_by="fine"), registration_call("b", created_by=creator)],
     )
 
     assert [type(answer) for answer in answers] == [type(answers[0])] * 2
     assert all(isinstance(answer, sa.exc.DBAPIError) for answer in answers), answers
-    assert run_count(ticking) == before
+    assert runs_stored(ticking) == before
 
 
 def test_a_start_whose_client_went_away_is_kept(ticking: Engine) -> None:
     batcher = StartBatcher(ticking)
-    before = run_count(ticking)
+    before = runs_stored(ticking)
 
     async def abandon_one() -> Trigger:
-        abandoned = asyncio.ensure_future(batcher.create_start(registration("abandoned")))
+        abandoned = asyncio.ensure_future(batcher.create_start(registration_call("abandoned")))
         await asyncio.sleep(0)  # it waits for its batch
         await asyncio.sleep(0)  # its batch is in the accepting thread
         abandoned.cancel()
-        return await batcher.create_start(registration("next"))  # after that batch
+        return await batcher.create_start(registration_call("next"))  # after that batch
 
     try:
         answered = asyncio.run(abandon_one())
@@ -123,7 +114,7 @@ def test_a_start_whose_client_went_away_is_kept(ticking: Engine) -> None:
         batcher.close()
 
     assert ticking.get_run(answered.run_id).source_id == "next"
-    assert run_count(ticking) == before + 2
+    assert runs_stored(ticking) == before + 2
     with ticking.database.read() as connection:
         source_ids = connection.execute(sa.text("SELECT source_id FROM runs")).scalars().all()
     assert "abandoned" in source_ids
@@ -140,7 +131,7 @@ def live(
 
 def test_concurrent_create_starts_are_each_answered_as_if_alone(live: Live) -> None:
     token = live.token("ada")
-    before = run_count(live.engine)
+    before = runs_stored(live.engine)
     numbers = itertools.count()
 
     def call() -> tuple[int, str, str]:
@@ -162,7 +153,7 @@ def test_concurrent_create_starts_are_each_answered_as_if_alone(live: Live) -> N
         source_id: int(json.loads(text)["result"]["id"]) for _, text, source_id in accepted
     }
     assert len(set(trigger_ids.values())) == 18
-    assert run_count(live.engine) == before + 18
+    assert runs_stored(live.engine) == before + 18
     for source_id, trigger_id in trigger_ids.items():
         assert (
             live.engine.get_run(live.engine.get_trigger(trigger_id).run_id).source_id == source_id

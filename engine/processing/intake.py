@@ -263,11 +263,12 @@ class TriggerIntake:
         claimed: list[ClaimedTrigger] = []
         claimed_runs: dict[int, Mapping[str, Any]] = {}
         outcomes: list[Trigger | Exception] = []
+        versions: dict[TreeKey, int] = {}  # read once a batch: one transaction, one answer
         written = False
         try:
             with self.database.write() as connection:
                 for request in requests:
-                    read = self._read_start(connection, request)
+                    read = self._read_start(connection, request, versions)
                     if not isinstance(read, int):  # found by its key, or refused
                         outcomes.append(read)
                         continue
@@ -298,15 +299,21 @@ class TriggerIntake:
         return outcomes
 
     def _read_start(
-        self, connection: Connection, request: StartRequest
+        self, connection: Connection, request: StartRequest, versions: dict[TreeKey, int]
     ) -> Trigger | int | Exception:
         """What an earlier call with the request's key was given, or the version its run starts
-        on, or the refusal: reads only, so a refused request has written nothing."""
+        on (from ``versions``, the ones this batch has read), or the refusal: reads only, so a
+        refused request has written nothing."""
         try:
             found = _keyed_trigger(request.idempotency_key, request.fingerprint)(connection)
             if found is not None:
                 return found
-            return self.current_version(connection, request.key).id
+            version_id = versions.get(request.key)
+            if version_id is None:
+                version_id = versions[request.key] = self.current_version(
+                    connection, request.key
+                ).id
+            return version_id
         except TreeflowError as exc:
             return exc
 
