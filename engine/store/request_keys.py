@@ -10,6 +10,9 @@ path, body and caller).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
@@ -43,6 +46,12 @@ def record(
     )
 
 
+def record_all(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store many keys' fingerprints (rows as :func:`record` takes them), in one statement."""
+    if rows:
+        connection.execute(request_keys.insert(), [dict(row) for row in rows])
+
+
 def check(connection: Connection, *, key: str, fingerprint: str) -> None:
     """Refuse a request sent with ``key`` unless it is the one that first used it.
 
@@ -54,4 +63,4 @@ def check(connection: Connection, *, key: str, fingerprint: str) -> None:
         raise IdempotencyKeyReused(key=key)
 
 
-__all__ = ["RequestKeyRow", "check", "record", "request_keys"]
+__all__ = ["RequestKeyRow", "check", "record", "record_all", "request_keys"]

@@ -48,6 +48,16 @@ def insert_trigger(connection: Connection, row: Mapping[str, Any]) -> int:
     return int(_INSERT_TRIGGER.scalar(connection, row))
 
 
+def insert_run_rows(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert many run rows; their ids, in order (one round trip on PostgreSQL)."""
+    return [int(run_id) for run_id in _INSERT_RUN.each(connection, rows)]
+
+
+def insert_trigger_rows(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert many trigger rows; their ids, in order (one round trip on PostgreSQL)."""
+    return [int(trigger_id) for trigger_id in _INSERT_TRIGGER.each(connection, rows)]
+
+
 def load_runs(connection: Connection, run_ids: Sequence[int]) -> dict[int, RowValues]:
     if not run_ids:
         return {}
@@ -301,7 +311,9 @@ __all__ = [
     "count_deferred_tasks",
     "error_record",
     "insert_run",
+    "insert_run_rows",
     "insert_trigger",
+    "insert_trigger_rows",
     "list_deferred_tasks",
     "list_runs",
     "load_runs",

@@ -118,6 +118,11 @@ def insert_run_creator(connection: Connection, *, run_id: int, user_id: str) -> 
     _INSERT_RUN_CREATOR.execute(connection, [{"run_id": run_id, "user_id": user_id}])
 
 
+def insert_run_creators(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record who created each of many runs (rows of ``run_id`` and ``user_id``), in one call."""
+    _INSERT_RUN_CREATOR.execute(connection, rows)
+
+
 def run_creator(connection: Connection, run_id: int) -> str | None:
     """The id of the user who created the run through the API, if one did; for a routine's
     run, the creator of the top-level run of its call tree (which started it)."""
@@ -286,6 +291,7 @@ __all__ = [
     "delete_expired_tokens",
     "delete_user",
     "insert_run_creator",
+    "insert_run_creators",
     "insert_token",
     "insert_user",
     "list_users",
