@@ -19,12 +19,18 @@ import pytest
 import sqlalchemy as sa
 
 from engine import Engine
-from engine.store.bulk import COPY_MIN_ROWS, IdListStatement, insert_all
+from engine.store.bulk import COPY_MIN_ROWS, BulkStatement, IdListStatement, insert_all
 from engine.store.tables import tasks
 
 from .support import TWO_STEPS, TWO_STEPS_KEY
 
 INSERT_TASKS = insert_all(tasks)
+INSERT_TASKS_RETURNING = BulkStatement(
+    tasks.insert()
+    .values({column.name: sa.bindparam(column.name) for column in tasks.columns})
+    .returning(tasks.c.id),
+    json_names=[c.name for c in tasks.columns if isinstance(c.type, sa.JSON)],
+)
 TASKS_OF_RUNS = IdListStatement(
     lambda one_of: sa.select(tasks).where(one_of(tasks.c.run_id)).order_by(tasks.c.id)
 )
@@ -151,3 +157,23 @@ def test_a_list_of_ids_may_be_longer_than_sqlites_parameter_limit(engine: Engine
         found = TASKS_OF_RUNS.rows(connection, asked)
     assert {row["run_id"] for row in found} == {run_ids[1]}
     assert len(found) == 3
+
+
+@pytest.mark.parametrize("count", [1, 2, 40])
+def test_rows_inserted_each_return_their_ids_in_order(engine: Engine, count: int) -> None:
+    """``BulkStatement.each``: the first RETURNING column for each row given, in the order
+    given (on PostgreSQL a pipelined executemany, one round trip)."""
+    run_id = _run_id(engine)
+    rows = [_task(run_id, number) for number in reversed(range(count))]
+
+    with engine.database.write() as connection:
+        returned = INSERT_TASKS_RETURNING.each(connection, rows)
+
+    assert returned == [row["id"] for row in rows]
+    with engine.database.read() as connection:
+        stored = connection.execute(
+            sa.select(tasks.c.id, tasks.c.node, tasks.c.results).where(tasks.c.run_id == run_id)
+        ).all()
+    assert {row.id: (row.node, row.results) for row in stored if row.id.startswith("bulk")} == {
+        row["id"]: (row["node"], row["results"]) for row in rows
+    }
