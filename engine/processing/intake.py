@@ -165,6 +165,18 @@ class StartRequest:
     fingerprint: str | None = None
 
 
+def _run_row(request: StartRequest, version_id: int, now: float) -> dict[str, Any]:
+    """The new run a start request writes, on ``version_id``."""
+    return rows.run_row(
+        tree_version_id=version_id,
+        key=request.key,
+        source_id=request.source_id,
+        inputs=request.inputs,
+        source_data=request.source_data,
+        now=now,
+    )
+
+
 @dataclass(frozen=True)
 class _PendingStart:
     """A start of a batch read and not yet written: where its outcome goes, its version, and
@@ -341,14 +353,7 @@ class TriggerIntake:
         written: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for start in starts:
             request = start.request
-            run = rows.run_row(
-                tree_version_id=start.version_id,
-                key=request.key,
-                source_id=request.source_id,
-                inputs=request.inputs,
-                source_data=request.source_data,
-                now=now,
-            )
+            run = _run_row(request, start.version_id, now)
             trigger = rows.trigger_row(
                 TriggerAction.ROOT,
                 run_id=0,  # set once the run has its id
@@ -414,14 +419,7 @@ class TriggerIntake:
         now: float,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Write the request's run and Root trigger, claimed under ``lease`` if given; the rows."""
-        run = rows.run_row(
-            tree_version_id=version_id,
-            key=request.key,
-            source_id=request.source_id,
-            inputs=request.inputs,
-            source_data=request.source_data,
-            now=now,
-        )
+        run = _run_row(request, version_id, now)
         trigger = insert_start(
             connection,
             run,
