@@ -132,7 +132,7 @@ async def create_start(request: Request, user: StartCaller) -> Response:
     simulated = simulation(request)
     if simulated is not None:
         return simulated
-    _engine, settings = _context(request)
+    settings: ServerSettings = request.app.state.settings
     fields = await read_form(request, START_FORM, max_bytes=settings.max_body_bytes)
     key = request_key(request, user, fields)
     trigger = await keyed_answer(

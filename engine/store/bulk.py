@@ -158,11 +158,11 @@ class BulkStatement:
         (RETURNING), in order. On PostgreSQL it is one driver call, pipelined: psycopg sends
         every statement before it reads a result, so a batch costs one round trip to the
         server instead of one per row (measured: 22 against 140 µs a row on loopback)."""
+        if connection.dialect.name != "postgresql":  # in process: nothing to save
+            return [self.scalar(connection, row) for row in rows]
         if not rows:
             return []
         compiled = self._compile(connection.dialect)
-        if connection.dialect.name != "postgresql":  # in process: nothing to save
-            return [self.scalar(connection, row) for row in rows]
         with _driver_cursor(connection, compiled.sql) as cursor:
             parameters = [compiled.parameters(row) for row in rows]
             cursor.executemany(compiled.sql, parameters, returning=True)

@@ -39,17 +39,23 @@ def record(
     connection: Connection, *, key: str, fingerprint: str, trigger_id: int, now: float
 ) -> None:
     """Store ``fingerprint`` for the trigger ``key`` made, in the caller's transaction."""
-    connection.execute(
-        request_keys.insert().values(
-            idempotency_key=key, fingerprint=fingerprint, trigger_id=trigger_id, created_at=now
-        )
+    record_all(
+        connection,
+        [
+            {
+                "idempotency_key": key,
+                "fingerprint": fingerprint,
+                "trigger_id": trigger_id,
+                "created_at": now,
+            }
+        ],
     )
 
 
 def record_all(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Store many keys' fingerprints (rows as :func:`record` takes them), in one statement."""
+    """Store many keys' fingerprints (rows of the table's columns), in one statement."""
     if rows:
-        connection.execute(request_keys.insert(), [dict(row) for row in rows])
+        connection.execute(request_keys.insert(), list(rows))
 
 
 def check(connection: Connection, *, key: str, fingerprint: str) -> None:
