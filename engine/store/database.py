@@ -5,7 +5,8 @@ disciplined: every connection runs in WAL mode with a busy timeout, write transa
 with ``BEGIN IMMEDIATE`` so they take the write lock before reading, and within one process a
 lock lets one writer at a time through, so threads queue in Python instead of spinning on the
 busy handler. ``synchronous=NORMAL`` survives any crash of the process (WAL); pass
-``?synchronous=FULL`` in the URL to survive power loss too.
+``?synchronous=FULL`` in the URL to survive power loss too. The log's checkpoints run in a
+thread beside the writers (``checkpoints.py``), not inside their commits.
 
 An in-memory SQLite database (``Engine()`` with no URL) lives in one connection, shared by all
 threads under the same lock.
@@ -31,6 +32,7 @@ from engine.store import request_keys as _request_keys  # noqa: F401  (registers
 from engine.store import schedules as _schedules  # noqa: F401  (registers its tables)
 from engine.store import tables as _tables  # noqa: F401  (registers the tables)
 from engine.store.bulk import dumps
+from engine.store.checkpoints import FALLBACK_PAGES, Checkpointer
 
 _T = TypeVar("_T")
 MEMORY_URL = "sqlite://"
@@ -60,6 +62,16 @@ class Database:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._read_lock = self._write_lock if self.memory else None
         self._writer: Connection | None = None  # SQLite: the one writer, kept open
+        self._checkpointer = (
+            Checkpointer(self.engine.raw_connection, write_lock=self._write_lock)
+            if self.dialect == "sqlite" and not self.memory
+            else None
+        )
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The thread that checkpoints a SQLite file's log; None for memory and PostgreSQL."""
+        return self._checkpointer
 
     @property
     def memory(self) -> bool:
@@ -91,6 +103,7 @@ class Database:
             cursor = dbapi_connection.cursor()
             if not self.memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -163,6 +176,8 @@ class Database:
                     writer.close()
                     self._writer = None
                 raise
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def write_once(
         self,
@@ -204,6 +219,8 @@ class Database:
             yield connection
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._write_lock is not None:
             with self._write_lock:
                 if self._writer is not None:
