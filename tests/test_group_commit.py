@@ -6,7 +6,8 @@ import sqlalchemy as sa
 
 from engine import Engine, RunStatus, TriggerStatus
 
-from .support import APPROVED, TWO_STEPS, TWO_STEPS_KEY, small_tree
+from .conftest import TREES
+from .support import APPROVED, TWO_STEPS, TWO_STEPS_KEY, small_tree, start
 
 KEY = TWO_STEPS_KEY
 
@@ -102,3 +103,29 @@ def test_update_and_complete_of_one_token_in_one_batch_apply_in_order(database_u
         assert run.status is RunStatus.COMPLETED
         assert run.task("Noted").results == {"output": "noted"}
         assert run.task("Done").results == {"output": "Approved"}
+
+
+def test_a_settled_run_with_a_trigger_accepted_meanwhile_stays_started_in_a_batch(
+    database_url: str,
+) -> None:
+    """A run whose step ends it, but which was sent another trigger while the batch ran, stays
+    Started until that trigger is processed; the batch's other runs settle as they end."""
+    with Engine(database_url, trees=TREES, batch_size=64) as engine:
+        first, second = (start(engine, source_id=f"REG-{n}") for n in (1, 2))
+        tokens = [engine.get_run(run_id).task("Review").token for run_id in (first, second)]
+        for token in tokens:
+            engine.create_deferred(token=token, action="Complete", results=APPROVED)
+        claim = engine.runner.claim(64)
+        assert len(claim.triggers) == 2
+        late = engine.manual_trigger(
+            first, "Notify Reviewer", results=APPROVED, reason="late", by="admin"
+        )
+
+        assert engine.runner.process(claim) == 2
+        assert engine.get_run(first).status is RunStatus.STARTED  # its Update is still open
+        assert engine.get_run(second).status is RunStatus.COMPLETED
+        assert engine.get_trigger(late.id).status is TriggerStatus.NEW
+
+        engine.run_until_idle()
+        assert engine.get_trigger(late.id).status is not TriggerStatus.NEW
+        assert engine.get_run(first).status is RunStatus.COMPLETED

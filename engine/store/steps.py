@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from engine import rows
 from engine.statuses import ErrorStatus, RunStatus, TriggerAction, TriggerStatus
 from engine.store import cancels
-from engine.store.bulk import BulkStatement, insert_all
+from engine.store.bulk import BulkStatement, IdListStatement, insert_all
 from engine.store.call_trees import count_calls
 from engine.store.runs import insert_run, insert_trigger
 from engine.store.tables import (
@@ -208,23 +208,16 @@ _HOLD_RUNS = BulkStatement(
     .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_owner == sa.bindparam("b_claim"))
     .values(updated_at=sa.bindparam("b_now"), revision=runs.c.revision + sa.literal_column("1"))
 )
-_OPEN_RUNS = (
-    sa.select(triggers.c.run_id)
-    .where(
-        triggers.c.run_id.in_(sa.bindparam("run_ids", expanding=True)),
-        triggers.c.status.in_(OPEN_TRIGGER_STATUSES),
-    )
-    .distinct()
+# Which of a batch's settled runs have another open trigger (one accepted while the step ran):
+# those stay Started. By the batch's list of run ids, in one parameter.
+_OPEN = triggers.c.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_TRIGGER_STATUSES])
+_OPEN_RUNS = IdListStatement(
+    lambda one_of: sa.select(triggers.c.run_id).where(one_of(triggers.c.run_id), _OPEN).distinct()
 )
-# The same for one run, the usual case of a step: at the driver, without an expanding list.
+# The same for one run, the usual case of a step, without the list.
 _OPEN_RUN = BulkStatement(
     sa.select(triggers.c.run_id)
-    .where(
-        triggers.c.run_id == sa.bindparam("b_run"),
-        triggers.c.status.in_(
-            [sa.literal_column(f"'{status}'") for status in OPEN_TRIGGER_STATUSES]
-        ),
-    )
+    .where(triggers.c.run_id == sa.bindparam("b_run"), _OPEN)
     .limit(sa.literal_column("1"))
 )
 _RELEASE_RUNS = (
@@ -364,7 +357,7 @@ def commit(
                 set(run_ids) if _OPEN_RUN.first(connection, {"b_run": run_ids[0]}) else set()
             )
         else:
-            still_open = set(connection.execute(_OPEN_RUNS, {"run_ids": run_ids}).scalars())
+            still_open = {row["run_id"] for row in _OPEN_RUNS.rows(connection, run_ids)}
     updates = []
     for w in writes:
         if w.status is not None and not w.hold:
