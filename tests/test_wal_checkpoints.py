@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +103,45 @@ def test_the_thread_ends_when_idle_and_the_next_commit_starts_it_again(tmp_path:
         checkpointer.close()
         writer.close()
     assert not checkpointer.running
+
+
+def test_a_forked_child_checkpoints_with_a_thread_and_connection_of_its_own(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fork.db"
+    opened: list[tuple[int, sqlite3.Connection]] = []
+
+    def connect() -> sqlite3.Connection:
+        opened.append((os.getpid(), sqlite3.connect(path, isolation_level=None)))
+        return opened[-1][1]
+
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (n INTEGER)")
+    writer.close()
+    checkpointer = Checkpointer(connect)
+    checkpointer.committed()
+    wait_for(lambda: checkpointer.checkpoints == 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking with threads
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's thread and connection did not come with it
+        code = 1
+        try:
+            child_writer = sqlite3.connect(path, isolation_level=None)
+            child_writer.execute("INSERT INTO t VALUES (1)")
+            checkpointer.committed()
+            wait_for(lambda: checkpointer.checkpoints == 2)
+            code = 0 if opened[-1][0] == os.getpid() else 2
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        checkpointer.committed()  # the parent's checkpoints go on as before
+        wait_for(lambda: checkpointer.checkpoints == 2)
+    finally:
+        checkpointer.close()
 
 
 def test_dispose_stops_the_thread_and_a_disposed_database_starts_none(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ falls behind and for writers in other processes, which the write lock does not h
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -50,7 +52,10 @@ class Checkpointer:
     ``connect`` gives the thread a DB-API connection of its own in autocommit mode, opened
     when a commit wakes the thread and closed when the thread ends: at ``close``, or after
     ``idle`` seconds without a commit. ``write_lock`` is the lock this process's writers hold
-    while they write (``Database.write``).
+    while they write (``Database.write``). A process forked from one whose thread was running
+    (a server that opens its engine before forking its workers) starts a thread of its own
+    at its first commit, with a connection of its own: threads do not survive a fork, and
+    the parent's connection stays the parent's.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class Checkpointer:
         self._start_lock = threading.Lock()
         self._connection: Any = None
         self.checkpoints = 0  # checkpoints run, as tests watch them
+        _live.add(self)
 
     @property
     def running(self) -> bool:
@@ -98,6 +104,17 @@ class Checkpointer:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+
+    def _forked(self) -> None:
+        """In a forked child: forget the parent's thread and connection, and its locks' state."""
+        closing = self._closing.is_set()
+        self._thread = None
+        self._connection = None  # not closed: the parent's, still in use there
+        self._start_lock = threading.Lock()
+        self._grown = threading.Event()
+        self._closing = threading.Event()
+        if closing:
+            self._closing.set()
 
     def _start(self) -> None:
         with self._start_lock:
@@ -158,5 +175,17 @@ class Checkpointer:
         self.checkpoints += 1
         return int(pages)
 
+
+# Every checkpointer of this process, for the fork hook below.
+_live: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the checkpointers but none of their threads."""
+    for checkpointer in list(_live):
+        checkpointer._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = ["FALLBACK_PAGES", "IDLE_S", "INTERVAL_S", "RESTART_PAGES", "Checkpointer"]
