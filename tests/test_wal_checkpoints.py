@@ -37,6 +37,20 @@ def insert_blob(database: Database, size: int) -> None:
         )
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A plain connection in autocommit mode, usable from any thread (the checkpointer's)."""
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def wal_writer(path: Path, *, own_checkpoints: bool = True) -> sqlite3.Connection:
+    """A writer on a WAL file; without ``own_checkpoints`` no commit of it copies the log."""
+    writer = connect(path)
+    writer.execute("PRAGMA journal_mode=WAL")
+    if not own_checkpoints:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+    return writer
+
+
 def checkpointer_threads() -> int:
     return sum(thread.name == THREAD_NAME for thread in threading.enumerate())
 
@@ -45,12 +59,8 @@ def test_committed_pages_reach_the_database_file_without_a_commit_checkpointing(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "wal.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")  # no commit copies anything itself
-    checkpointer = Checkpointer(
-        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    )
+    writer = wal_writer(path, own_checkpoints=False)  # no commit copies anything itself
+    checkpointer = Checkpointer(lambda: connect(path))
     try:
         writer.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)")
         for _ in range(20):
@@ -78,15 +88,14 @@ def test_a_database_checkpoints_after_its_commits(database: Database) -> None:
 
 def test_the_thread_ends_when_idle_and_the_next_commit_starts_it_again(tmp_path: Path) -> None:
     path = tmp_path / "idle.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
+    writer = wal_writer(path)
     opened: list[sqlite3.Connection] = []
 
-    def connect() -> sqlite3.Connection:
-        opened.append(sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+    def open_one() -> sqlite3.Connection:
+        opened.append(connect(path))
         return opened[-1]
 
-    checkpointer = Checkpointer(connect, interval=0.01, idle=0.05)
+    checkpointer = Checkpointer(open_one, interval=0.01, idle=0.05)
     try:
         writer.execute("CREATE TABLE t (n INTEGER)")
         checkpointer.committed()
@@ -111,15 +120,14 @@ def test_a_forked_child_checkpoints_with_a_thread_and_connection_of_its_own(
     path = tmp_path / "fork.db"
     opened: list[tuple[int, sqlite3.Connection]] = []
 
-    def connect() -> sqlite3.Connection:
-        opened.append((os.getpid(), sqlite3.connect(path, isolation_level=None)))
+    def open_one() -> sqlite3.Connection:
+        opened.append((os.getpid(), connect(path)))
         return opened[-1][1]
 
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
+    writer = wal_writer(path)
     writer.execute("CREATE TABLE t (n INTEGER)")
     writer.close()
-    checkpointer = Checkpointer(connect)
+    checkpointer = Checkpointer(open_one)
     checkpointer.committed()
     wait_for(lambda: checkpointer.checkpoints == 1)
     with warnings.catch_warnings():
@@ -128,7 +136,7 @@ def test_a_forked_child_checkpoints_with_a_thread_and_connection_of_its_own(
     if pid == 0:  # the child: the parent's thread and connection did not come with it
         code = 1
         try:
-            child_writer = sqlite3.connect(path, isolation_level=None)
+            child_writer = connect(path)
             child_writer.execute("INSERT INTO t VALUES (1)")
             checkpointer.committed()
             wait_for(lambda: checkpointer.checkpoints == 2)
@@ -177,15 +185,10 @@ def test_the_log_starts_again_while_commits_keep_coming(tmp_path: Path) -> None:
     """
     path = tmp_path / "busy.db"
     page = 4096
-    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer = wal_writer(path, own_checkpoints=False)
     writer.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)")
     write_lock = threading.Lock()
-    checkpointer = Checkpointer(
-        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False),
-        write_lock=write_lock,
-    )
+    checkpointer = Checkpointer(lambda: connect(path), write_lock=write_lock)
     log = tmp_path / "busy.db-wal"
     largest = 0
     try:

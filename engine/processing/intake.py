@@ -74,6 +74,28 @@ def insert_start(
     (``queue.lease_on_insert``, which sets the lease in ``run`` too), for this process's own
     consumer (``engine.processing.hand_off``).
     """
+    trigger = _root_trigger_row(
+        run, results=results, message=message, idempotency_key=idempotency_key, lease=lease
+    )
+    run_id = run_store.insert_run(connection, run)
+    if created_by is not None:
+        user_store.insert_run_creator(connection, run_id=run_id, user_id=created_by)
+    trigger["run_id"] = run_id
+    trigger["id"] = run_store.insert_trigger(connection, trigger)
+    _record_fingerprint(connection, trigger, fingerprint)
+    return trigger
+
+
+def _root_trigger_row(
+    run: dict[str, Any],
+    *,
+    results: str | None,
+    message: str | None,
+    idempotency_key: str | None,
+    lease: tuple[str, float] | None,
+) -> dict[str, Any]:
+    """The Root trigger row of a start's ``run``, not yet inserted; leased with the run if
+    ``lease`` is given."""
     trigger = rows.trigger_row(
         TriggerAction.ROOT,
         run_id=0,  # set once the run has its id
@@ -84,27 +106,28 @@ def insert_start(
     )
     if lease is not None:
         queue.lease_on_insert(run, trigger, claim_id=lease[0], until=lease[1])
-    run_id = run_store.insert_run(connection, run)
-    if created_by is not None:
-        user_store.insert_run_creator(connection, run_id=run_id, user_id=created_by)
-    trigger["run_id"] = run_id
-    trigger["id"] = run_store.insert_trigger(connection, trigger)
-    _record_fingerprint(connection, trigger, fingerprint)
     return trigger
+
+
+def _fingerprint_row(trigger: Mapping[str, Any], fingerprint: str | None) -> dict[str, Any] | None:
+    """The request_keys row for an inserted keyed ``trigger``; None if there is none to keep."""
+    key = trigger["idempotency_key"]
+    if key is None or fingerprint is None:
+        return None
+    return {
+        "idempotency_key": key,
+        "fingerprint": fingerprint,
+        "trigger_id": trigger["id"],
+        "created_at": trigger["created_at"],
+    }
 
 
 def _record_fingerprint(
     connection: Connection, trigger: Mapping[str, Any], fingerprint: str | None
 ) -> None:
-    key = trigger["idempotency_key"]
-    if key is not None and fingerprint is not None:
-        request_keys.record(
-            connection,
-            key=key,
-            fingerprint=fingerprint,
-            trigger_id=trigger["id"],
-            now=trigger["created_at"],
-        )
+    row = _fingerprint_row(trigger, fingerprint)
+    if row is not None:
+        request_keys.record_all(connection, [row])
 
 
 def keyed_trigger_id(
@@ -347,16 +370,13 @@ class TriggerIntake:
         for start in starts:
             request = start.request
             run = _run_row(request, start.version_id, now)
-            trigger = rows.trigger_row(
-                TriggerAction.ROOT,
-                run_id=0,  # set once the run has its id
-                now=run["created_at"],
+            trigger = _root_trigger_row(
+                run,
                 results=request.raw_results,
                 message=request.message,
                 idempotency_key=request.idempotency_key,
+                lease=start.lease,
             )
-            if start.lease is not None:
-                queue.lease_on_insert(run, trigger, claim_id=start.lease[0], until=start.lease[1])
             written.append((run, trigger))
         if not written:
             return written
@@ -372,15 +392,9 @@ class TriggerIntake:
         fingerprints = []
         for (_run, trigger), trigger_id, start in zip(written, trigger_ids, starts, strict=True):
             trigger["id"] = trigger_id
-            if trigger["idempotency_key"] is not None and start.request.fingerprint is not None:
-                fingerprints.append(
-                    {
-                        "idempotency_key": trigger["idempotency_key"],
-                        "fingerprint": start.request.fingerprint,
-                        "trigger_id": trigger_id,
-                        "created_at": trigger["created_at"],
-                    }
-                )
+            row = _fingerprint_row(trigger, start.request.fingerprint)
+            if row is not None:
+                fingerprints.append(row)
         request_keys.record_all(connection, fingerprints)
         return written
 

@@ -35,23 +35,6 @@ _FINGERPRINT = sa.select(request_keys.c.fingerprint).where(
 )
 
 
-def record(
-    connection: Connection, *, key: str, fingerprint: str, trigger_id: int, now: float
-) -> None:
-    """Store ``fingerprint`` for the trigger ``key`` made, in the caller's transaction."""
-    record_all(
-        connection,
-        [
-            {
-                "idempotency_key": key,
-                "fingerprint": fingerprint,
-                "trigger_id": trigger_id,
-                "created_at": now,
-            }
-        ],
-    )
-
-
 def record_all(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Store many keys' fingerprints (rows of the table's columns), in one statement."""
     if rows:
@@ -69,4 +52,4 @@ def check(connection: Connection, *, key: str, fingerprint: str) -> None:
         raise IdempotencyKeyReused(key=key)
 
 
-__all__ = ["RequestKeyRow", "check", "record", "record_all", "request_keys"]
+__all__ = ["RequestKeyRow", "check", "record_all", "request_keys"]

@@ -214,7 +214,7 @@ _OPEN = triggers.c.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_TRIGGER
 _OPEN_RUNS = IdListStatement(
     lambda one_of: sa.select(triggers.c.run_id).where(one_of(triggers.c.run_id), _OPEN).distinct()
 )
-# The same for one run, the usual case of a step, without the list.
+# The same for one run, the usual case of a step, without the list (3.6 against 7.3 µs).
 _OPEN_RUN = BulkStatement(
     sa.select(triggers.c.run_id)
     .where(triggers.c.run_id == sa.bindparam("b_run"), _OPEN)
