@@ -193,7 +193,8 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
             run_cache=run_cache,
             budgets=budgets,
         )
-        self.hand_off = HandOff()  # starts claimed by their accept (engine.processing.hand_off)
+        # Starts claimed by their accept (engine.processing.hand_off), a claim's size at most.
+        self.hand_off = HandOff(limit=batch_size)
         self.workers = WorkerPool(
             self.runner,
             batch_size=batch_size,
@@ -208,7 +209,6 @@ class Engine(Inspection, RunControl, Kianda, TreeReads, HealthReads):
             current_version=self.catalog.current,
             hand_off=self.hand_off,
             lease_seconds=lease_seconds,
-            hand_off_limit=batch_size,
             serves=self._serves,
         )
         self.instances = InstanceBook(

@@ -18,11 +18,23 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import Engine, RunStatus, StartCall, Trigger, TriggerStatus
+from engine import (
+    Engine,
+    Handler,
+    HandlerContext,
+    RunStatus,
+    StartCall,
+    Trigger,
+    TriggerStatus,
+    hookimpl,
+)
+from engine.processing.hand_off import HandOff
+from engine.processing.runner import Claim
+from engine.store.queue import ClaimedTrigger
 
 from .conftest import postgres_schema_url
 from .fault_support import Workers
-from .support import TWO_STEPS, TWO_STEPS_KEY, wait_for
+from .support import TWO_STEPS, TWO_STEPS_KEY, FixedClock, small_tree, wait_for
 
 KEY = TWO_STEPS_KEY
 TWO_STEPS_YAML = """source: Tests
@@ -39,6 +51,31 @@ nodes:
     parameters: {input: "{{ results['One']['output'] }}-2"}
 """
 LATER = 3600.0  # past any lease these tests take
+GATED_KEY = {"source_name": "Tests", "source_group": "Semantics", "tree_name": "Gated"}
+GATED = small_tree(
+    "Gated",
+    {
+        "Start": {"handler": "system_start_v1", "connectors": [{"to": "Gate"}]},
+        "Gate": {"handler": "tests_gate_v1"},
+    },
+)
+
+
+class Gate:
+    """A node handler that holds its worker until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def _hold(self, _context: HandlerContext) -> dict[str, str]:
+        self.entered.set()
+        assert self.opened.wait(60), "the test never opened the gate"
+        return {}
+
+    @hookimpl
+    def treeflow_node_handlers(self) -> list[Handler]:
+        return [Handler("tests_gate_v1", self._hold)]
 
 
 @dataclass
@@ -256,6 +293,117 @@ def test_idle_workers_are_handed_the_starts_of_several_threads(database_url: str
         engine.stop()
         assert_completed_once(engine, run_ids)
         assert {row[4] for row in trigger_rows(engine)} == {engine.name}
+
+
+def busy_engine(url: str, gate: Gate, **options: Any) -> Engine:
+    """An engine whose one worker is held in the gate by a run of Gated, so it is busy."""
+    engine = Engine(url, plugins=[gate], poll_interval=30, **options)  # no poll: hand-offs only
+    engine.load_tree(TWO_STEPS)
+    engine.load_tree(GATED)
+    engine.start(workers=1, schedules=False)
+    engine.create_start(**GATED_KEY, source_id="held")
+    assert gate.entered.wait(60)
+    return engine
+
+
+def test_starts_accepted_while_every_worker_is_busy_are_gathered_into_one_claim(
+    database_url: str,
+) -> None:
+    gate = Gate()
+    engine = busy_engine(database_url, gate, batch_size=4)
+    try:
+        run_ids = [engine.create_start(**KEY, source_id=f"G{n}").run_id for n in range(6)]
+        rows = trigger_rows(engine)[1:]  # after the held run's
+        # A claim's size of them claimed together for the next worker, under one claim id;
+        # the rest accepted New, to be claimed from the queue.
+        owners = {row[3] for row in rows[:4]}
+        assert len(owners) == 1 and None not in owners
+        assert [row[1:3] for row in rows[:4]] == [("Work In Progress", 1)] * 4
+        assert [row[1:4] for row in rows[4:]] == [("New", 0, None)] * 2
+        gate.opened.set()
+        wait_for(lambda: engine.count_open_triggers() == 0)
+        with engine.database.read() as connection:
+            closes = connection.execute(
+                sa.text("SELECT closed_at, attempts FROM triggers WHERE id > 1 ORDER BY id")
+            ).all()
+        # The gathering is one step (its closes committed together, at one time) on its first
+        # attempt; the two New ones were claimed (their first attempt) and processed after it.
+        assert len({row[0] for row in closes[:4]}) == 1
+        assert closes[4][0] > closes[0][0] and closes[5][0] > closes[0][0]
+        assert [row[1] for row in closes] == [1] * 6
+        assert {engine.get_run(r).status for r in run_ids} == {RunStatus.COMPLETED}
+        assert engine.get_run(run_ids[3]).task("Two").results == {"output": "G3-1-2"}
+    finally:
+        gate.opened.set()
+        engine.close()
+
+
+def test_a_gathering_no_worker_takes_in_time_is_handed_back_to_the_queue(
+    database_url: str,
+) -> None:
+    gate = Gate()
+    clock = FixedClock()
+    # A lease of 3 s: the heartbeat looks every second, and hands back a gathering whose first
+    # start is more than a second old by the engine's clock, long before its lease runs out.
+    engine = busy_engine(database_url, gate, lease_seconds=3, clock=clock)
+    try:
+        run_ids = [engine.create_start(**KEY, source_id=f"S{n}").run_id for n in range(2)]
+        assert [row[1] for row in trigger_rows(engine)[1:]] == ["Work In Progress"] * 2
+        clock.now += 1.5  # the worker is still in the gate; the leases hold for 1.5 s more
+        wait_for(lambda: [row[1:4] for row in trigger_rows(engine)[1:]] == [("New", 1, None)] * 2)
+        with Engine(database_url, clock=clock) as other:
+            other.load_tree(TWO_STEPS)
+            assert other.run_until_idle() == 2
+            assert {other.get_run(r).status for r in run_ids} == {RunStatus.COMPLETED}
+            # Claimed by the other engine: the second attempt, as for any claim handed back.
+            assert [(row[1], row[2], row[4]) for row in trigger_rows(other)[1:]] == [
+                ("Closed", 2, other.name)
+            ] * 2
+    finally:
+        gate.opened.set()
+        engine.close()
+
+
+def claim_of(claim_id: str, run_id: int, until: float) -> Claim:
+    trigger = ClaimedTrigger(run_id, "Root", run_id, None, None, None, None, 1)
+    return Claim(claim_id, [trigger], runs={run_id: {"id": run_id}}, until=until)
+
+
+def test_a_worker_taking_a_gathering_waits_for_the_accepts_still_writing_under_it() -> None:
+    hand_off = HandOff(limit=8)
+    hand_off.workers_started()  # no worker idle: every accept joins the gathering
+    first, second = hand_off.reserve(), hand_off.reserve()
+    assert first is not None and second is not None
+    assert first.claim_id == second.claim_id and first.for_workers
+    hand_off.deliver(first, claim_of(first.claim_id, 1, until=20.0))
+    taken: list[Claim | None] = []
+    worker = threading.Thread(target=lambda: taken.append(hand_off.for_worker()))
+    worker.start()
+    worker.join(0.2)  # a moment for it to reach the wait; a worker still waiting is the point
+    assert taken == []  # the second accept has not delivered
+    later = hand_off.reserve()  # the gathering is sealed: a new one begins
+    assert later is not None and later.claim_id != first.claim_id
+    hand_off.deliver(second, claim_of(second.claim_id, 2, until=10.0))
+    worker.join(60)
+    claim = taken[0]
+    assert claim is not None and claim.id == first.claim_id
+    assert [t.run_id for t in claim.triggers] == [1, 2] and set(claim.runs or {}) == {1, 2}
+    assert claim.until == 10.0  # the earliest lease of its starts
+    hand_off.deliver(later, None)  # refused: nothing to take
+    assert hand_off.for_worker() is None
+
+
+def test_a_gathering_holds_at_most_a_claims_size_of_starts() -> None:
+    hand_off = HandOff(limit=5)
+    hand_off.workers_started()
+    batch = hand_off.reserve(4)
+    single = hand_off.reserve()
+    assert batch is not None and single is not None
+    assert (batch.room, single.room) == (4, 1)
+    assert hand_off.reserve() is None  # full: accepted New
+    hand_off.deliver(batch, claim_of(batch.claim_id, 1, until=20.0))  # one of its four claimed
+    again = hand_off.reserve(10)
+    assert again is not None and again.room == 3  # 5 less the one delivered and one promised
 
 
 @pytest.fixture

@@ -224,7 +224,6 @@ class TriggerIntake:
     # under the runner's lease, when its selection serves the version (by id).
     hand_off: HandOff | None = None
     lease_seconds: float = 30.0
-    hand_off_limit: int = 64  # starts of one batch handed to one consumer: a claim's size
     serves: Callable[[int], bool] = lambda _version_id: True
 
     def start(self, request: StartRequest) -> Trigger:
@@ -302,7 +301,7 @@ class TriggerIntake:
         now = self.clock()
         # One consumer, if one is ready, takes the batch's starts (up to a claim's size), as
         # one claim would: one step, one commit, for what was accepted together.
-        reservation = self.hand_off.reserve() if self.hand_off is not None else None
+        reservation = self.hand_off.reserve(len(requests)) if self.hand_off is not None else None
         lease = None if reservation is None else (reservation.claim_id, now + self.lease_seconds)
         claimed: list[ClaimedTrigger] = []
         claimed_runs: dict[int, Mapping[str, Any]] = {}
@@ -337,7 +336,8 @@ class TriggerIntake:
                         continue
                     claim_it = (
                         lease is not None
-                        and len(claimed) + len(pending) < self.hand_off_limit
+                        and reservation is not None
+                        and len(claimed) + len(pending) < reservation.room
                         and self.serves(read)
                     )
                     pending.append(

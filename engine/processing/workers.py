@@ -1,13 +1,15 @@
 """Background worker threads and the heartbeat that keeps their leases alive.
 
-Each worker loops: take a start this process handed to it (``engine.processing.hand_off``: claimed
-by its accept, so no claim and no read), or else claim a batch, process it, and when nothing is
+Each worker loops: take a start this process handed to it, or the starts gathered while it was
+busy (``engine.processing.hand_off``: claimed by their accept, so no claim and no read), or else
+claim a batch, process it, and when nothing is
 due wait for a wake-up (an in-process createStart or createDeferred) or the poll interval,
 whichever comes first. Whether anything is due is first asked read-only (``queue.due``) unless the
 step it committed said more is due (it asks in its own transaction), so an idle worker's poll, or
 the question after a hand-off, writes nothing. A
 heartbeat renews the leases of every claim being processed at a third of the lease time, so a
-long handler does not lose its trigger; a dead process renews nothing, and its leases run out.
+long handler does not lose its trigger, and hands back a gathering no worker took meanwhile; a
+dead process renews nothing, and its leases run out.
 
 A worker does not die because the database went away (a restart, a terminated backend): the failed
 transaction was rolled back, so the claim's triggers are either committed or not touched; the worker
@@ -171,6 +173,11 @@ class WorkerPool:
     def _heartbeat(self) -> None:
         interval = self.runner.lease_seconds / 3
         while not self._finished.wait(interval):
+            stale = self.hand_off.stale(
+                until_before=self.runner.clock() + self.runner.lease_seconds - interval
+            )
+            if stale is not None:  # gathered while a slow step ran: any process may take it
+                self._hand_back(stale)
             with self._active_lock:
                 active = sorted(self._active)
             if not active:
