@@ -303,6 +303,7 @@ class TriggerIntake:
         # one claim would: one step, one commit, for what was accepted together.
         reservation = self.hand_off.reserve(len(requests)) if self.hand_off is not None else None
         lease = None if reservation is None else (reservation.claim_id, now + self.lease_seconds)
+        room = 0 if reservation is None else reservation.room  # starts the lease may take
         claimed: list[ClaimedTrigger] = []
         claimed_runs: dict[int, Mapping[str, Any]] = {}
         outcomes: list[Trigger | Exception | None] = []
@@ -334,12 +335,7 @@ class TriggerIntake:
                     if not isinstance(read, int):  # found by its key, or refused
                         outcomes.append(read)
                         continue
-                    claim_it = (
-                        lease is not None
-                        and reservation is not None
-                        and len(claimed) + len(pending) < reservation.room
-                        and self.serves(read)
-                    )
+                    claim_it = len(claimed) + len(pending) < room and self.serves(read)
                     pending.append(
                         _PendingStart(len(outcomes), request, read, lease if claim_it else None)
                     )
