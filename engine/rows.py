@@ -26,6 +26,11 @@ from engine.statuses import ErrorStatus, ErrorType, RunStatus, TriggerAction, Tr
 # the run layer without a copy and without it importing SQLAlchemy.
 RowValues = Mapping[Any, Any]
 
+# The statuses new rows start in, as text: an enum member's ``.value`` is a property, and these
+# are written with every createStart.
+_STAGED = str(RunStatus.STAGED)
+_NEW = str(TriggerStatus.NEW)
+
 
 def run_row(
     *,
@@ -53,7 +58,7 @@ def run_row(
         "source_group": key.source_group,
         "tree_name": key.name,
         "source_id": source_id,
-        "status": RunStatus.STAGED.value,
+        "status": _STAGED,
         "inputs": dict(inputs),
         "values": dict(values or {}),
         "source_data": dict(source_data or {}),
@@ -90,8 +95,8 @@ def trigger_row(
     label, which the store's insert copies from the run (``engine.store.trigger_rows``).
     """
     return {
-        "action": action.value,
-        "status": TriggerStatus.NEW.value,
+        "action": str(action),  # a StrEnum: str() is its value, without the slow property
+        "status": _NEW,
         "run_id": run_id,
         "task_id": task_id,
         "token": token,

@@ -101,7 +101,7 @@ class TaskState:
             "node": self.node,
             "handler_id": self.handler_id,
             "loop_index": self.loop_index,
-            "status": self.status.value,
+            "status": str(self.status),  # a StrEnum: str() is its value, without the slow property
             "results": self.results,
             "token": self.token,
             "arrived": self.arrived,
@@ -276,7 +276,7 @@ class RunState:
             updates.append(
                 {
                     "b_id": task.id,
-                    "b_status": task.status.value,
+                    "b_status": str(task.status),
                     "b_results": task.results,
                     "b_arrived": task.arrived,
                     "b_attempt": task.attempt,

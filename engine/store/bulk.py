@@ -62,16 +62,19 @@ class _Compiled:
     defaults: Mapping[str, Any]
     copy: _Copy | None = None  # PostgreSQL, whole-row INSERTs: the same rows as one COPY
 
-    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = self.take({**self.defaults, **row} if self.defaults else row)
-        if len(self.names) == 1:
-            values = (values,)
+    def parameters(self, row: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """The driver's parameters for ``row``: a sequence (a tuple, or a list once JSON values
+        were serialized into it, which sqlite3 takes as well) or a dict by name. Called for
+        every row of every statement a createStart or a step makes, so it does the least."""
+        taken = self.take({**self.defaults, **row} if self.defaults else row)
+        values: Sequence[Any] = (taken,) if len(self.names) == 1 else taken
         if self.json_at:
-            values = list(values)
+            serialized = list(values)
             for index in self.json_at:
-                values[index] = dumps(values[index])
+                serialized[index] = orjson.dumps(serialized[index]).decode()
+            values = serialized
         if self.positional:
-            return tuple(values)
+            return values
         return dict(zip(self.names, values, strict=True))
 
 

@@ -290,7 +290,7 @@ def commit(
         {
             "b_id": close.trigger_id,
             "b_claim": claim_id,
-            "b_status": close.status.value,
+            "b_status": str(close.status),  # a StrEnum: str() is its value, faster than .value
             "b_now": now,
             "b_engine": engine,
             "b_error": close.error,
@@ -366,7 +366,7 @@ def commit(
                 {
                     "b_id": w.run_id,
                     "b_claim": claim_id,
-                    "b_status": w.written_status.value,
+                    "b_status": str(w.written_status),
                     "b_now": now,
                 }
             )
