@@ -71,7 +71,7 @@ class _Compiled:
         if self.json_at:
             serialized = list(values)
             for index in self.json_at:
-                serialized[index] = orjson.dumps(serialized[index]).decode()
+                serialized[index] = dumps(serialized[index])
             values = serialized
         if self.positional:
             return values
