@@ -71,8 +71,8 @@ def test_concurrent_password_checks_never_exceed_the_bound(shared_engine: Engine
         ]
         for client in clients:
             client.start()
-        for released in range(12):  # one check at a time, whenever one is waiting
-            wait_for(lambda released=released: passwords.calls > released)
+        for released in range(12):  # one check at a time, once the bound's two are held
+            wait_for(lambda left=12 - released: passwords.in_flight >= min(2, left))
             passwords.let_through()
         for client in clients:
             client.join()
