@@ -93,8 +93,12 @@ class Traffic:
 
 @contextmanager
 def watched(engine: Engine) -> Iterator[Traffic]:
+    """Count what the engine sends its database: on SQLite at the driver (every connection's
+    statement trace: its writes begin and commit there, not through SQLAlchemy), on PostgreSQL
+    through SQLAlchemy's transaction events; the statements SQLAlchemy runs, on both."""
     traffic = Traffic()
     lock = threading.Lock()
+    sqlite = engine.database.dialect == "sqlite"
 
     def commit(_connection: Any) -> None:
         with lock:
@@ -109,8 +113,31 @@ def watched(engine: Engine) -> Iterator[Traffic]:
         with lock:
             traffic.statements.append(text.strip())
 
-    target = engine.database.engine
-    listeners = (("commit", commit), ("begin", begin), ("before_cursor_execute", statement))
+    def traced(sql: str) -> None:
+        word = sql.split(None, 1)[0].upper()
+        with lock:
+            if word == "COMMIT":
+                traffic.commits += 1
+            elif sql.upper().startswith("BEGIN IMMEDIATE"):
+                traffic.write_transactions += 1
+
+    drivers: list[Any] = []
+
+    def trace(driver: Any, *_args: Any) -> None:
+        driver.set_trace_callback(traced)
+        drivers.append(driver)
+
+    if sqlite:
+        with engine.database.write() as connection:  # the one writer, kept open
+            writer = connection.connection.driver_connection
+        trace(writer)
+        listeners: tuple[tuple[str, Any], ...] = (
+            ("checkout", trace),
+            ("before_cursor_execute", statement),
+        )
+    else:
+        listeners = (("commit", commit), ("begin", begin), ("before_cursor_execute", statement))
+    target = engine.database.engine  # its pool's events too ("checkout")
     for name, listener in listeners:
         sa.event.listen(target, name, listener)
     try:
@@ -118,6 +145,8 @@ def watched(engine: Engine) -> Iterator[Traffic]:
     finally:
         for name, listener in listeners:
             sa.event.remove(target, name, listener)
+        for driver in drivers:
+            driver.set_trace_callback(None)
 
 
 def trigger_rows(engine: Engine) -> list[tuple[Any, ...]]:

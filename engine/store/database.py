@@ -16,9 +16,10 @@ PostgreSQL needs none of this: row locks and ``SKIP LOCKED`` do the work (see ``
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 
 import orjson
@@ -111,8 +112,10 @@ class Database:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
-            write = connection.get_execution_options().get("treeflow_write", False)
             driver: Any = connection.connection.driver_connection  # sqlite3's own connection
+            if driver.in_transaction:  # write() began it at the driver; SQLAlchemy joins it
+                return
+            write = connection.get_execution_options().get("treeflow_write", False)
             driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
@@ -159,6 +162,12 @@ class Database:
         On SQLite only one transaction writes at a time anyway, so the process keeps a single
         writer connection open under the write lock instead of checking one out per
         transaction; a connection that failed is discarded and the next write opens a new one.
+        Its transaction is begun and ended at the driver (``BEGIN IMMEDIATE``, ``COMMIT``):
+        SQLAlchemy's transaction object, its events and its bookkeeping cost about as much as
+        the two statements themselves, on every createStart and every step. A statement run
+        through SQLAlchemy inside the block joins the driver's transaction (``_begin``), and
+        the block's end commits or rolls back through SQLAlchemy then, so that its
+        connection's state stays true.
         """
         if self._write_lock is None:
             with self.engine.connect() as connection, connection.begin():
@@ -168,10 +177,13 @@ class Database:
             if self._writer is None or self._writer.invalidated or self._writer.closed:
                 self._writer = self.engine.connect().execution_options(treeflow_write=True)
             writer = self._writer
+            driver: Any = writer.connection.driver_connection
             try:
-                with writer.begin():
-                    yield writer
-            except BaseException:
+                _at_driver(driver.execute, "BEGIN IMMEDIATE")
+                yield writer
+                _end(writer, driver, commit=True)
+            except BaseException:  # the block's error, or the commit's: nothing is kept
+                _end(writer, driver, commit=False)
                 if writer.invalidated:
                     writer.close()
                     self._writer = None
@@ -227,6 +239,32 @@ class Database:
                     self._writer.close()
                     self._writer = None
         self.engine.dispose()
+
+
+def _at_driver(call: Callable[[str], Any], sql: str) -> None:
+    """Run a transaction statement on the driver, its error raised as SQLAlchemy's (as a
+    statement run through SQLAlchemy raises it), so that callers catch one kind."""
+    try:
+        call(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+def _end(writer: Connection, driver: Any, *, commit: bool) -> None:
+    """Commit or roll back a write begun at the driver: through SQLAlchemy if a statement run
+    through it joined the transaction (it then holds the transaction's state), else at the
+    driver. A rollback that fails leaves the original error to be raised."""
+    if writer.in_transaction():
+        if commit:
+            writer.commit()
+        else:
+            with suppress(sa.exc.SQLAlchemyError):
+                writer.rollback()
+    elif commit:
+        _at_driver(lambda _sql: driver.commit(), "COMMIT")
+    elif driver.in_transaction:
+        with suppress(sqlite3.Error):
+            driver.rollback()
 
 
 __all__ = ["MEMORY_URL", "Database"]
