@@ -98,7 +98,6 @@ def watched(engine: Engine) -> Iterator[Traffic]:
     through SQLAlchemy's transaction events; the statements SQLAlchemy runs, on both."""
     traffic = Traffic()
     lock = threading.Lock()
-    sqlite = engine.database.dialect == "sqlite"
 
     def commit(_connection: Any) -> None:
         with lock:
@@ -114,11 +113,11 @@ def watched(engine: Engine) -> Iterator[Traffic]:
             traffic.statements.append(text.strip())
 
     def traced(sql: str) -> None:
-        word = sql.split(None, 1)[0].upper()
+        said = sql.upper()
         with lock:
-            if word == "COMMIT":
+            if said.startswith("COMMIT"):
                 traffic.commits += 1
-            elif sql.upper().startswith("BEGIN IMMEDIATE"):
+            elif said.startswith("BEGIN IMMEDIATE"):
                 traffic.write_transactions += 1
 
     drivers: list[Any] = []
@@ -127,7 +126,7 @@ def watched(engine: Engine) -> Iterator[Traffic]:
         driver.set_trace_callback(traced)
         drivers.append(driver)
 
-    if sqlite:
+    if engine.database.dialect == "sqlite":
         with engine.database.write() as connection:  # the one writer, kept open
             writer = connection.connection.driver_connection
         trace(writer)
