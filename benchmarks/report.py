@@ -184,8 +184,8 @@ class Goal:
     ``reference``, where there is one, gives the figure of the same invocation that explains
     the target's on this machine (what it is not expected to pass, or what it is when the
     cause of a gap is taken away), named, from that database's figures of every workload
-    measured; ``None`` when the workload it needs was not run. A target not met is then read
-    beside what limits it rather than as a bare gap.
+    measured; ``None`` when the workload it needs was not run. It is shown whether the target
+    is met or not, so that a gap is read beside what limits it rather than as a bare number.
     """
 
     label: str
@@ -235,12 +235,12 @@ def _latency_goal(path: str, at_most: float) -> Callable[..., Any]:
 def _peer_ratio(name: str, treeflow: str) -> Callable[[ByWorkload], str | None]:
     """``name`` and its linear10 ratio to the peer (``treeflow`` over ``peer.runs_per_s``)."""
 
-    def bound(by_workload: ByWorkload) -> str | None:
+    def reference(by_workload: ByWorkload) -> str | None:
         figures = by_workload.get("linear10") or {}
         value = _lookup(figures.get("ratios"), Row("", treeflow, "peer.runs_per_s"))
         return None if value is None else f"{name} {_ratio(value)}"
 
-    return bound
+    return reference
 
 
 def _paced_latency(by_workload: ByWorkload) -> str | None:
