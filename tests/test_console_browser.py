@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -177,12 +177,29 @@ def browser(serve: Serve) -> Iterator[WebDriver]:
         driver.quit()
 
 
-def wait(browser: WebDriver, condition: object, timeout: float = WAIT) -> object:
-    """Until ``condition(browser)`` holds; an element htmx swapped out meanwhile is no failure."""
+# What Chromium answers, instead of a stale element, for an element of a document that a
+# navigation (a form posted) is replacing just then.
+NODE_OF_A_GONE_DOCUMENT = "does not belong to the document"
+
+
+def wait(
+    browser: WebDriver, condition: Callable[[WebDriver], object], timeout: float = WAIT
+) -> object:
+    """Until ``condition(browser)`` holds; an element htmx swapped out meanwhile, or one of the
+    page a navigation is replacing, is no failure: the condition is asked again."""
+
+    def holds(driver: WebDriver) -> object:
+        try:
+            return condition(driver)
+        except WebDriverException as exc:
+            if NODE_OF_A_GONE_DOCUMENT in (exc.msg or ""):
+                return False
+            raise
+
     waiting = WebDriverWait(
         browser, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
     )
-    return waiting.until(condition)  # type: ignore[arg-type]
+    return waiting.until(holds)
 
 
 def sign_in(browser: WebDriver, serve: Serve, user: str) -> None:
